@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""Compare two MLP activations across seeds: is B's difference from A real?
+
+    python tools/compare.py relu2 asqu sweeps/ab1/
+    python tools/compare.py relu2 asqu logs/*.txt --json
+
+For each BPB figure (post-EMA, int6 roundtrip, sliding window) and for the sliding
+val_loss it prints the means, B - A, and Welch's t-test (scipy.stats.ttest_ind with
+equal_var=False): the two-sided p-value and the one-sided p-value for "B is lower than
+A". With fewer than 2 runs on a side the test is "n/a". It also prints the quantization
+gap (int6 roundtrip BPB minus post-EMA BPB) per activation and the step-time ratio B/A.
+
+The challenge's record criterion is stated as met or not met: B must beat A by at least
+0.005 nats, i.e. mean sliding val_loss of A minus that of B >= 0.005, with p < 0.01 in a
+ONE-SIDED Welch test of "mean B < mean A". For information a stricter p is also shown:
+the one-sided Welch test of "mean A - mean B > 0.005" (the margin itself significant).
+
+Only runs that finished (have a final ``_exact`` line) are compared.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import runlog  # noqa: E402
+from runlog import RunLog  # noqa: E402
+
+METRICS = [
+    ("post_ema_val_bpb", "post-EMA BPB"),
+    ("roundtrip_val_bpb", "int6 roundtrip BPB"),
+    ("sliding_val_bpb", "sliding-window BPB"),
+    ("sliding_val_loss", "sliding val_loss (nats)"),
+]
+RECORD_MARGIN_NATS = 0.005
+RECORD_ALPHA = 0.01
+
+
+class ToolError(Exception):
+    """An error the user can fix; printed as one line, exit status 2."""
+
+
+@dataclass
+class Welch:
+    t: float | None
+    p_two_sided: float | None
+    p_b_lower: float | None  # one-sided: H1 mean(B) < mean(A)
+
+
+def welch_test(a: list[float], b: list[float]) -> Welch:
+    """Welch's t-test of B against A; all None ("n/a") with < 2 values a side or no variance."""
+    if len(a) < 2 or len(b) < 2:
+        return Welch(None, None, None)
+    with warnings.catch_warnings():  # identical values: scipy warns, then returns nan
+        warnings.simplefilter("ignore", RuntimeWarning)
+        two = scipy_stats.ttest_ind(b, a, equal_var=False)
+        less = scipy_stats.ttest_ind(b, a, equal_var=False, alternative="less")
+    t, p2, p1 = float(two.statistic), float(two.pvalue), float(less.pvalue)
+    if not (math.isfinite(t) and math.isfinite(p2) and math.isfinite(p1)):
+        return Welch(None, None, None)
+    return Welch(t, p2, p1)
+
+
+@dataclass
+class MetricComparison:
+    metric: str
+    n_a: int
+    n_b: int
+    mean_a: float | None
+    mean_b: float | None
+    std_a: float | None
+    std_b: float | None
+    diff_b_minus_a: float | None
+    t: float | None
+    p_two_sided: float | None
+    p_one_sided_b_lower: float | None
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) >= 2 else None)
+
+
+def compare_metric(runs_a: list[RunLog], runs_b: list[RunLog], attr: str) -> MetricComparison:
+    a = runlog.finite(getattr(r, attr) for r in runs_a)
+    b = runlog.finite(getattr(r, attr) for r in runs_b)
+    mean_a, std_a = _mean_std(a)
+    mean_b, std_b = _mean_std(b)
+    diff = mean_b - mean_a if mean_a is not None and mean_b is not None else None
+    w = welch_test(a, b)
+    return MetricComparison(attr, len(a), len(b), mean_a, mean_b, std_a, std_b, diff, w.t,
+                            w.p_two_sided, w.p_b_lower)
+
+
+@dataclass
+class Criterion:
+    met: bool
+    metric: str
+    improvement: float | None  # mean A - mean B (positive = B better)
+    p_one_sided: float | None
+    p_margin: float | None  # one-sided p of "improvement > margin"
+    margin: float
+    alpha: float
+    reason: str
+
+
+def record_criterion(runs_a: list[RunLog], runs_b: list[RunLog], attr: str = "sliding_val_loss",
+                     margin: float = RECORD_MARGIN_NATS, alpha: float = RECORD_ALPHA) -> Criterion:
+    """The challenge's bar: mean(A) - mean(B) >= margin nats and one-sided Welch p < alpha."""
+    a = runlog.finite(getattr(r, attr) for r in runs_a)
+    b = runlog.finite(getattr(r, attr) for r in runs_b)
+    improvement = float(np.mean(a) - np.mean(b)) if a and b else None
+    w = welch_test(a, b)
+    p_margin = None
+    if w.p_b_lower is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            shifted = scipy_stats.ttest_ind(b, np.asarray(a) - margin, equal_var=False, alternative="less")
+        p_margin = float(shifted.pvalue) if math.isfinite(shifted.pvalue) else None
+    if len(a) < 2 or len(b) < 2:
+        return Criterion(False, attr, improvement, None, None, margin, alpha,
+                         f"cannot be assessed: needs at least 2 runs per side with {attr} "
+                         f"(have {len(a)} and {len(b)})")
+    if w.p_b_lower is None:
+        return Criterion(False, attr, improvement, None, None, margin, alpha,
+                         "cannot be assessed: the runs have no variance, so Welch's test is undefined")
+    reasons = []
+    if improvement < margin:
+        reasons.append(f"improvement {improvement:+.5f} nats is below {margin}")
+    if w.p_b_lower >= alpha:
+        reasons.append(f"one-sided p = {w.p_b_lower:.3g} is not below {alpha}")
+    met = not reasons
+    reason = (f"improvement {improvement:+.5f} nats >= {margin} and one-sided p = {w.p_b_lower:.3g} < {alpha}"
+              if met else "; ".join(reasons))
+    return Criterion(met, attr, improvement, w.p_b_lower, p_margin, margin, alpha, reason)
+
+
+def compare(runs: list[RunLog], act_a: str, act_b: str, margin: float = RECORD_MARGIN_NATS,
+            alpha: float = RECORD_ALPHA, criterion_metric: str = "sliding_val_loss") -> dict:
+    """All figures of the A/B comparison as a JSON-ready dict."""
+    if act_a == act_b:
+        raise ToolError("A and B must be different activations")
+    finished = sorted((r for r in runs if r.has_final), key=lambda r: (r.seed is None, r.seed or 0, str(r.path)))
+    runs_a = [r for r in finished if r.mlp_activation == act_a]
+    runs_b = [r for r in finished if r.mlp_activation == act_b]
+    found = runlog.activation_order(finished)
+    for act, side in ((act_a, runs_a), (act_b, runs_b)):
+        if not side:
+            raise ToolError(f"no finished runs with mlp_activation {act} (found: {', '.join(found) or 'none'})")
+    gap_a = _mean_std(runlog.finite(r.quant_gap_bpb for r in runs_a))
+    gap_b = _mean_std(runlog.finite(r.quant_gap_bpb for r in runs_b))
+    step_a = _mean_std(runlog.finite(r.step_avg_ms for r in runs_a))[0]
+    step_b = _mean_std(runlog.finite(r.step_avg_ms for r in runs_b))[0]
+    steps_a = _mean_std(runlog.finite(r.steps for r in runs_a))[0]
+    steps_b = _mean_std(runlog.finite(r.steps for r in runs_b))[0]
+    return {
+        "a": {"activation": act_a, "seeds": [r.seed for r in runs_a], "logs": [str(r.path) for r in runs_a]},
+        "b": {"activation": act_b, "seeds": [r.seed for r in runs_b], "logs": [str(r.path) for r in runs_b]},
+        "skipped_unfinished": [str(r.path) for r in runs if not r.has_final
+                               and r.mlp_activation in (act_a, act_b)],
+        "metrics": [asdict(compare_metric(runs_a, runs_b, attr)) for attr, _ in METRICS],
+        "quant_gap_bpb": {
+            act_a: {"mean": gap_a[0], "std": gap_a[1]},
+            act_b: {"mean": gap_b[0], "std": gap_b[1]},
+        },
+        "step_avg_ms": {act_a: step_a, act_b: step_b},
+        "steps": {act_a: steps_a, act_b: steps_b},
+        "step_time_ratio_b_over_a": (step_b / step_a) if step_a and step_b else None,
+        "criterion": asdict(record_criterion(runs_a, runs_b, criterion_metric, margin, alpha)),
+    }
+
+
+def _f(value, fmt: str = "{:.5f}") -> str:
+    return "n/a" if value is None else fmt.format(value)
+
+
+def render(result: dict) -> str:
+    a, b = result["a"]["activation"], result["b"]["activation"]
+    lines = [
+        f"A = {a}: {len(result['a']['seeds'])} runs (seeds {', '.join(map(str, result['a']['seeds']))})",
+        f"B = {b}: {len(result['b']['seeds'])} runs (seeds {', '.join(map(str, result['b']['seeds']))})",
+    ]
+    if result["skipped_unfinished"]:
+        lines.append("not compared (no final lines): " + ", ".join(result["skipped_unfinished"]))
+    header = ["figure", "n A", "n B", f"mean {a}", f"mean {b}", "B - A", "Welch t", "p two-sided", "p one-sided (B<A)"]
+    labels = dict(METRICS)
+    rows = []
+    for m in result["metrics"]:
+        rows.append([
+            labels[m["metric"]], str(m["n_a"]), str(m["n_b"]), _f(m["mean_a"], "{:.5f}"),
+            _f(m["mean_b"], "{:.5f}"), _f(m["diff_b_minus_a"], "{:+.5f}"), _f(m["t"], "{:.3f}"),
+            _f(m["p_two_sided"], "{:.3g}"), _f(m["p_one_sided_b_lower"], "{:.3g}"),
+        ])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    lines.append("")
+    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines.append("")
+    gaps = result["quant_gap_bpb"]
+    for act in (a, b):
+        g = gaps[act]
+        lines.append(f"quant gap (int6 roundtrip - post-EMA BPB) {act}: {_f(g['mean'], '{:+.5f}')}"
+                     f" (std {_f(g['std'], '{:.5f}')})")
+    sa, sb = result["step_avg_ms"][a], result["step_avg_ms"][b]
+    ratio = result["step_time_ratio_b_over_a"]
+    lines.append(f"step time: {a} {_f(sa, '{:.2f}')} ms, {b} {_f(sb, '{:.2f}')} ms, ratio {b}/{a} "
+                 f"{_f(ratio, '{:.4f}')}" + (f" ({(ratio - 1) * 100:+.1f}%)" if ratio else ""))
+    st = result["steps"]
+    lines.append(f"steps reached (mean): {a} {_f(st[a], '{:.1f}')}, {b} {_f(st[b], '{:.1f}')}")
+    c = result["criterion"]
+    lines.append("")
+    lines.append(f"Record criterion ({b} beats {a} by >= {c['margin']} nats in mean {c['metric']}, "
+                 f"one-sided Welch p < {c['alpha']}): {'MET' if c['met'] else 'NOT MET'}")
+    lines.append(f"  {c['reason']}")
+    if c["p_margin"] is not None:
+        lines.append(f"  stricter one-sided p that the improvement exceeds {c['margin']} nats: {c['p_margin']:.3g}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Compare activation B against A across seeds (Welch t-tests, record criterion).",
+    )
+    parser.add_argument("a", metavar="A", help="baseline activation, e.g. relu2")
+    parser.add_argument("b", metavar="B", help="candidate activation, e.g. asqu")
+    parser.add_argument("paths", nargs="+", metavar="LOG_OR_DIR", help="run log files or folders")
+    parser.add_argument("--margin", type=float, default=RECORD_MARGIN_NATS,
+                        help="required improvement in nats (default %(default)s)")
+    parser.add_argument("--alpha", type=float, default=RECORD_ALPHA,
+                        help="significance level, one-sided (default %(default)s)")
+    parser.add_argument("--metric", default="sliding_val_loss",
+                        choices=["sliding_val_loss", "roundtrip_val_loss", "post_ema_val_loss"],
+                        help="val_loss figure the criterion uses (default %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        try:
+            runs = runlog.collect_runs(args.paths)
+        except runlog.LogError as exc:
+            raise ToolError(str(exc)) from exc
+        result = compare(runs, args.a, args.b, args.margin, args.alpha, args.metric)
+    except ToolError as exc:
+        print(f"compare: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2) if args.json else render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
