@@ -548,7 +548,8 @@ class AsquFunction(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             if ctx.beta_grad_scale:
                 m = h.clamp(max=0)
-                dbeta = (g * m * m).reshape(-1, h.size(-1)).sum(0, dtype=torch.float32) * ctx.beta_grad_scale
+                acc = torch.promote_types(h.dtype, torch.float32)  # bf16 products, fp32 (or fp64) sums
+                dbeta = (g * m * m).reshape(-1, h.size(-1)).sum(0, dtype=acc) * ctx.beta_grad_scale
             else:  # a zero gradient, not None, so DDP's reducer sees every parameter
                 dbeta = torch.zeros(h.size(-1), dtype=torch.float32, device=h.device)
         return dh, dbeta, None

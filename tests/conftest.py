@@ -1,0 +1,59 @@
+"""Shared fixtures: the offline sample dataset and a runner for tiny train_gpt.py runs."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "data"))
+
+# A small configuration of the record's architecture: every feature on, seconds per run on CPU.
+TINY_ENV = {
+    "VOCAB_SIZE": "1024", "NUM_LAYERS": "4", "MODEL_DIM": "64", "NUM_HEADS": "4", "NUM_KV_HEADS": "2",
+    "MLP_MULT": "2", "ROPE_DIMS": "8", "TRAIN_SEQ_LEN": "128", "EVAL_SEQ_LEN": "128", "TRAIN_BATCH_TOKENS": "2048",
+    "ITERATIONS": "6", "WARMDOWN_ITERS": "3", "WARMUP_STEPS": "0", "VAL_LOSS_EVERY": "3", "TRAIN_LOG_EVERY": "1",
+    "MAX_WALLCLOCK_SECONDS": "0", "XSA_LAST_N": "2", "VE_LAYERS": "2,3", "BIGRAM_VOCAB_SIZE": "256",
+    "BIGRAM_DIM": "32", "VE_DIM": "32", "EVAL_STRIDE": "64", "SEED": "7",
+}
+
+
+def real_tokenizer_path() -> Path:
+    env = os.environ.get("ASQU_GOLF_REAL_TOKENIZER")
+    return Path(env) if env else REPO.parent / "shared" / "data" / "fineweb_1024_bpe.model"
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory) -> dict:
+    """The offline sample (vocab 1024) built once per test session."""
+    from build_sample import build_sample
+
+    root = tmp_path_factory.mktemp("sample")
+    info = build_sample(root / "ds", root / "tok", vocab_size=1024)
+    return {"data_path": str(info["out_dir"]), "tokenizer": str(info["tokenizer"])}
+
+
+@pytest.fixture
+def run_train(sample_data, tmp_path):
+    """Run train_gpt.py in tmp_path (or cwd=...) with TINY_ENV plus overrides; nproc > 1 uses torchrun."""
+
+    def run(nproc: int = 1, cwd: Path | None = None, check: bool = True, timeout: int = 300, **overrides):
+        env = {k: v for k, v in os.environ.items() if k not in TINY_ENV}
+        env.update(TINY_ENV, DATA_PATH=sample_data["data_path"], TOKENIZER_PATH=sample_data["tokenizer"],
+                   OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+        env.update({k: str(v) for k, v in overrides.items()})
+        script = str(REPO / "train_gpt.py")
+        if nproc > 1:
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", script]
+        else:
+            cmd = [sys.executable, script]
+        proc = subprocess.run(cmd, cwd=cwd or tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"train_gpt.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        return proc
+
+    return run

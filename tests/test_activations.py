@@ -1,0 +1,137 @@
+"""ASQU and its relatives (SPEC section 2): identities, float64 gradient checks, the beta gradient."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import train_gpt as tg
+
+C = 12
+
+
+def asqu_reference(h: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """The definition, written independently with where(): h^2 for h > 0, beta_c h^2 otherwise."""
+    return torch.where(h > 0, h * h, beta * h * h)
+
+
+def asqu(h, beta, scale=1.0):
+    return tg.AsquFunction.apply(h, beta, scale)
+
+
+@pytest.fixture
+def h():
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, C, dtype=torch.float64)
+    x[0, 0, :3] = 0.0  # exact zeros take the negative branch (h <= 0)
+    return x
+
+
+def test_beta_zero_is_relu2(h):
+    assert torch.equal(asqu(h, torch.zeros(C, dtype=h.dtype)), torch.relu(h).square())
+
+
+def test_beta_s_squared_is_leaky2(h):
+    for s in (0.5, 0.3):
+        beta = torch.full((C,), s * s, dtype=h.dtype)
+        torch.testing.assert_close(asqu(h, beta), F.leaky_relu(h, s).square(), rtol=1e-12, atol=0)
+
+
+def test_default_init_starts_at_leaky2_half(monkeypatch):
+    for k in list(tg.os.environ):
+        if k in ("MLP_ACTIVATION", "ASQU_BETA_INIT", "ASQU_SIGMOID_BETA"):
+            monkeypatch.delenv(k)
+    args = tg.Hyperparameters()
+    assert args.mlp_activation == "asqu"
+    mod = tg.ASQU(C, args.asqu_beta_init, args.asqu_sigmoid_beta)
+    x = torch.randn(4, C)
+    torch.testing.assert_close(mod(x), F.leaky_relu(x, 0.5).square())
+
+
+def test_forward_matches_definition_per_channel(h):
+    beta = torch.linspace(-0.7, 1.6, C, dtype=h.dtype)  # negative and > 1 betas occur in training
+    torch.testing.assert_close(asqu(h, beta), asqu_reference(h, beta), rtol=1e-12, atol=0)
+
+
+def test_gradcheck_float64_including_beta(h):
+    beta = torch.linspace(-0.5, 1.2, C, dtype=torch.float64)
+    h = h.clone().requires_grad_()
+    beta.requires_grad_()
+    # gradcheck needs points away from the kink at 0
+    with torch.no_grad():
+        h[h.abs() < 1e-3] = 0.5
+    assert torch.autograd.gradcheck(lambda a, b: asqu(a, b), (h, beta), eps=1e-6, atol=1e-7)
+
+
+def test_gradients_equal_closed_form(h):
+    beta = torch.linspace(-0.5, 1.2, C, dtype=torch.float64, requires_grad=True)
+    h = h.clone().requires_grad_()
+    g = torch.randn_like(h)
+    (asqu(h, beta) * g).sum().backward()
+    neg = h.detach() <= 0
+    hd = h.detach()
+    torch.testing.assert_close(h.grad, torch.where(neg, 2 * beta.detach() * hd, 2 * hd) * g)
+    torch.testing.assert_close(beta.grad, (g * hd * hd * neg).sum(dim=(0, 1)))
+
+
+def test_matches_autograd_of_reference(h):
+    beta = torch.linspace(-0.5, 1.2, C, dtype=torch.float64)
+    g = torch.randn_like(h)
+    grads = []
+    for fn in (asqu, asqu_reference):
+        hh, bb = h.clone().requires_grad_(), beta.clone().requires_grad_()
+        (fn(hh, bb) * g).sum().backward()
+        grads.append((hh.grad, bb.grad))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    torch.testing.assert_close(grads[0][1], grads[1][1])
+
+
+def test_beta_grad_scale_k_and_skip(h):
+    beta = torch.full((C,), 0.25, dtype=torch.float64)
+    g = torch.randn_like(h)
+    out = {}
+    for scale in (1.0, 4.0, 0.0):
+        hh, bb = h.clone().requires_grad_(), beta.clone().requires_grad_()
+        (asqu(hh, bb, scale) * g).sum().backward()
+        out[scale] = (hh.grad, bb.grad)
+    assert torch.equal(out[1.0][0], out[4.0][0]) and torch.equal(out[1.0][0], out[0.0][0])  # dh unaffected
+    torch.testing.assert_close(out[4.0][1], 4 * out[1.0][1])
+    assert torch.equal(out[0.0][1], torch.zeros(C, dtype=torch.float64))
+
+
+def test_beta_stays_fp32_and_grad_accumulates_in_fp32():
+    beta = torch.nn.Parameter(torch.full((C,), 0.25))
+    h = torch.randn(64, C, dtype=torch.bfloat16, requires_grad=True)
+    y = asqu(h, beta)
+    assert y.dtype == torch.bfloat16
+    y.float().sum().backward()
+    assert beta.grad.dtype == torch.float32 and h.grad.dtype == torch.bfloat16
+    expect = (h.detach().float().clamp(max=0) ** 2).sum(0)
+    torch.testing.assert_close(beta.grad, expect, rtol=2e-2, atol=1e-2)
+
+
+def test_sigmoid_beta_parameterisation():
+    mod = tg.ASQU(C, 0.25, sigmoid_beta=True)
+    torch.testing.assert_close(mod.effective_beta(), torch.full((C,), 0.25))
+    x = torch.randn(8, C, dtype=torch.float32)
+    torch.testing.assert_close(mod(x), F.leaky_relu(x, 0.5).square())
+    mod(x).sum().backward()
+    # chain rule through the sigmoid: d beta_eff / d param = b (1 - b)
+    expect = (x.clamp(max=0) ** 2).sum(0) * 0.25 * 0.75
+    torch.testing.assert_close(mod.beta.grad, expect)
+
+
+def test_mlp_activation_switch(monkeypatch):
+    monkeypatch.setenv("MODEL_DIM", "64")
+    monkeypatch.setenv("NUM_HEADS", "4")
+    monkeypatch.setenv("NUM_KV_HEADS", "2")
+    x = torch.randn(2, 3, 64)
+    outs = {}
+    for act in ("relu2", "leaky2", "asqu"):
+        monkeypatch.setenv("MLP_ACTIVATION", act)
+        torch.manual_seed(0)
+        mlp = tg.MLP(64, 128, tg.Hyperparameters())
+        torch.nn.init.normal_(mlp.proj.weight)
+        outs[act] = mlp(x)
+    torch.testing.assert_close(outs["asqu"], outs["leaky2"])  # beta 0.25 = leaky2(0.5)
+    assert not torch.allclose(outs["relu2"], outs["leaky2"])
