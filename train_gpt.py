@@ -460,13 +460,15 @@ def count_bytes(prev: Tensor, tgt: Tensor, luts) -> Tensor:
 # -----------------------------
 
 class CastedLinear(nn.Linear):
-    """fp32 weights cast to the compute dtype; late QAT fake-quantizes them to the export's int6 grid
-    (row-max scale in fp16, codes in [-31, 31]) with a straight-through gradient."""
-    qat = False
+    """fp32 weights cast to the compute dtype. Late QAT fake-quantizes the matrices the export stores
+    as int6 (int6 = True: attention and MLP) to that grid (row-max scale in fp16, codes in [-31, 31])
+    with a straight-through gradient."""
+    qat = False  # switched on for all layers once the LR scale falls below LATE_QAT_THRESHOLD
+    int6 = False
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.weight
-        if CastedLinear.qat and self.training:
+        if CastedLinear.qat and self.int6 and self.training:
             with torch.no_grad():
                 scale = int6_scale(w.float().abs().amax(dim=1))
                 w_q = quantize_rows(w.float(), scale, 31) * scale[:, None].float()
@@ -505,6 +507,8 @@ class CausalSelfAttention(nn.Module):
         self.c_v = CastedLinear(dim, kv_dim, bias=False)
         self.proj = CastedLinear(dim, dim, bias=False)
         self.proj._zero_init = True
+        for m in (self.c_q, self.c_k, self.c_v, self.proj):
+            m.int6 = True
         self.q_gain = nn.Parameter(torch.full((num_heads,), qk_gain_init, dtype=torch.float32))
         self.xsa = xsa
 
@@ -579,6 +583,7 @@ class MLP(nn.Module):
         self.fc = CastedLinear(dim, hidden, bias=False)
         self.proj = CastedLinear(hidden, dim, bias=False)
         self.proj._zero_init = True
+        self.fc.int6 = self.proj.int6 = True
         if self.activation == "asqu":
             self.asqu = ASQU(hidden, args.asqu_beta_init, args.asqu_sigmoid_beta)
 
@@ -825,9 +830,9 @@ def eval_val_sliding(args: Hyperparameters, model: nn.Module, rank: int, world_s
 # -----------------------------
 # EXPORT: GPTQ-LITE INT6 / INT8 ARTIFACT
 # -----------------------------
-# Attention and MLP matrices: int6 per row, the clip percentile with least error chosen per row.
-# Embedding tables and other large floats: int8 per row. Control tensors (incl. ASQU beta): fp32,
-# checked first. Other small floats (<= 65,536 elements): fp16.
+# Rules in order: control tensors (incl. ASQU beta) fp32; attention and MLP matrices int6 per row,
+# the clip percentile with least error chosen per row; other small floats (<= 65,536 elements) fp16;
+# embedding tables and other large floats int8 per row.
 
 SMALL_TENSOR_NUMEL = 65_536
 INT8_CLIP_Q = 0.9999984
@@ -882,7 +887,7 @@ def quantize_int8(w: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def is_int6_matrix(name: str, t: Tensor) -> bool:
-    return t.ndim == 2 and (".attn." in name or ".mlp." in name)
+    return t.ndim == 2 and name.startswith("blocks.") and (".attn." in name or ".mlp." in name)
 
 
 def quantize_state_dict(sd: dict[str, Tensor], percentiles: list[float]) -> tuple[dict, dict[str, float]]:
@@ -894,11 +899,11 @@ def quantize_state_dict(sd: dict[str, Tensor], percentiles: list[float]) -> tupl
             tensors[name], meta[name] = t.cpu(), "raw"
         elif is_control(name):
             tensors[name], meta[name] = t.float().cpu(), "fp32"
-        elif t.numel() <= SMALL_TENSOR_NUMEL:
-            tensors[name], meta[name] = t.half().cpu(), "fp16"
         elif is_int6_matrix(name, t):
             q, s, mse[name] = quantize_int6(t, percentiles)
             tensors[name + ".q"], tensors[name + ".scale"], meta[name] = q.cpu(), s.cpu(), "int6"
+        elif t.numel() <= SMALL_TENSOR_NUMEL:
+            tensors[name], meta[name] = t.half().cpu(), "fp16"
         else:
             q, s = quantize_int8(t)
             tensors[name + ".q"], tensors[name + ".scale"], meta[name] = q.cpu(), s.cpu(), "int8"

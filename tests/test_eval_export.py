@@ -1,0 +1,256 @@
+"""Bits per byte, the sliding-window eval and the int6 artifact (SPEC sections 5 and 6)."""
+from __future__ import annotations
+
+import io
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sentencepiece as spm
+import torch
+
+import train_gpt as tg
+from conftest import REPO, TINY_ENV, real_tokenizer_path
+
+CPU = torch.device("cpu")
+
+
+# ---------------------------------------------------------------- byte accounting
+
+@pytest.fixture(scope="module")
+def real_sp():
+    path = real_tokenizer_path()
+    if not path.exists():
+        pytest.skip(f"published tokenizer not found at {path} (set ASQU_GOLF_REAL_TOKENIZER)")
+    return spm.SentencePieceProcessor(model_file=str(path))
+
+
+def test_byte_tables_match_sentencepiece_decoding(real_sp):
+    """Table byte total == bytes of the text SentencePiece decodes, run by run between boundary tokens
+    (BOS, <unk>): an independent count, on real text with characters outside the vocabulary."""
+    import pydoc_data.topics as topics
+
+    docs = [topics.topics[k] for k in sorted(topics.topics)[:40]]
+    docs.append("naïve café — 東京 ☃ {x} 12345 ok\ttab  two spaces\n\nnew paragraph ½ ﬁ")
+    stream = []
+    for d in docs:
+        stream += [1] + real_sp.encode(d)
+    assert 3 in stream  # <unk> really occurs
+    luts = tg.build_byte_luts(real_sp, 1024, CPU)
+    x, y = torch.tensor(stream[:-1]), torch.tensor(stream[1:])
+    table_total = tg.count_bytes(x, y, luts).sum().item()
+    boundary = lambda i: real_sp.is_control(i) or real_sp.is_unknown(i) or real_sp.is_unused(i)  # noqa: E731
+    independent, run = 0, []
+    for tok in stream[1:] + [1]:
+        if boundary(tok):
+            independent += len(real_sp.decode(run).encode("utf-8")) if run else 0
+            run = []
+        else:
+            run.append(tok)
+    assert table_total == independent
+    # the leading-space +1 is counted once (issue #1719's bug would add ~17%)
+    words = real_sp.encode(" the cat sat")
+    assert tg.count_bytes(torch.tensor([1] + words[:-1]), torch.tensor(words), luts).sum().item() == len("the cat sat")
+
+
+# ---------------------------------------------------------------- sliding windows
+
+@pytest.mark.parametrize("n,L,stride", [(1024, 128, 64), (1000, 128, 64), (1000, 128, 48), (128, 128, 64),
+                                        (512, 128, 128), (777, 100, 1)])
+def test_sliding_windows_score_every_target_once(n, L, stride):
+    starts, scored = tg.sliding_windows(n, L, stride)
+    counts = np.zeros(n, dtype=int)
+    for s, c in zip(starts.tolist(), scored.tolist()):
+        assert s >= 0 and s + L <= n and 0 < c <= L  # full-length windows only
+        counts[s + L - c: s + L] += 1
+    assert (counts == 1).all()
+
+
+class Capture:
+    """Replaces _finish_bpb to record the raw float64 sums of an eval."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        orig = tg._finish_bpb
+        monkeypatch.setattr(tg, "_finish_bpb", lambda a, b, c: (self.calls.append((a.item(), b.item(), c.item())), orig(a, b, c))[1])
+
+
+@pytest.fixture(scope="module")
+def tiny(sample_data):
+    env = dict(TINY_ENV, EVAL_BATCH_SEQS="7", VAL_BATCH_SIZE="4096", MLP_ACTIVATION="asqu")
+    saved = {k: tg.os.environ.get(k) for k in env}
+    tg.os.environ.update(env)
+    try:
+        args = tg.Hyperparameters()
+    finally:
+        for k, v in saved.items():
+            tg.os.environ.pop(k) if v is None else tg.os.environ.__setitem__(k, v)
+    torch.manual_seed(0)
+    model = tg.GPT(args)
+    with torch.no_grad():  # non-trivial weights everywhere, as after training
+        for name, p in model.named_parameters():
+            p.add_(torch.randn_like(p) * (0.05 if p.ndim == 2 else 0.2))
+    sp = tg.load_tokenizer(sample_data["tokenizer"], 1024)
+    val = tg.load_validation_tokens(tg.find_shards(sample_data["data_path"], "val"), args.eval_seq_len)[: 40 * 128 + 1]
+    return args, model, val, tg.build_byte_luts(sp, 1024, CPU)
+
+
+def test_sliding_totals_equal_plain_eval(tiny, monkeypatch):
+    args, model, val, luts = tiny
+    cap = Capture(monkeypatch)
+    plain = tg.eval_val(args, model, 0, 1, CPU, val, luts)
+    slide = tg.eval_val_sliding(args, model, 0, 1, CPU, val, luts)
+    (_, tok_a, bytes_a), (_, tok_b, bytes_b) = cap.calls
+    assert tok_a == tok_b == val.numel() - 1 and bytes_a == bytes_b
+
+
+def test_stride_equal_to_window_is_the_plain_eval(tiny, monkeypatch):
+    args, model, val, luts = tiny
+    monkeypatch.setattr(args, "eval_stride", args.eval_seq_len)
+    plain = tg.eval_val(args, model, 0, 1, CPU, val, luts)
+    slide = tg.eval_val_sliding(args, model, 0, 1, CPU, val, luts)
+    assert slide[0] == pytest.approx(plain[0], rel=1e-6) and slide[1] == pytest.approx(plain[1], rel=1e-6)
+
+
+@pytest.mark.parametrize("fn", ["eval_val", "eval_val_sliding"])
+def test_two_ranks_sum_to_one(tiny, monkeypatch, fn):
+    """The ranks' shares partition the work: their sums add up to the single-process sums."""
+    args, model, val, luts = tiny
+    cap = Capture(monkeypatch)
+    getattr(tg, fn)(args, model, 0, 1, CPU, val, luts)
+    getattr(tg, fn)(args, model, 0, 2, CPU, val, luts)
+    getattr(tg, fn)(args, model, 1, 2, CPU, val, luts)
+    one, r0, r1 = cap.calls
+    assert r0[1] > 0 and r1[1] > 0
+    assert r0[1] + r1[1] == one[1] and r0[2] + r1[2] == one[2]
+    assert r0[0] + r1[0] == pytest.approx(one[0], rel=1e-9)
+
+
+# ---------------------------------------------------------------- quantization
+
+def heavy_tailed(rows, cols, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(rows, cols, generator=g) * 0.05
+    w[torch.rand(rows, cols, generator=g) < 0.002] *= 25  # outliers: where clipping pays
+    return w
+
+
+def test_int6_codes_scales_and_clip_choice():
+    w = heavy_tailed(96, 512)
+    q, s, mse = tg.quantize_int6(w, [0.999, 0.9995, 0.9999, 0.99999, 1.0])
+    assert q.dtype == torch.int8 and int(q.min()) >= -31 and int(q.max()) <= 31
+    assert s.dtype == torch.float16 and s.shape == (96,)
+    err_rows = ((q.float() * s.float()[:, None]) - w).square().sum(1)
+    q1, s1, mse1 = tg.quantize_int6(w, [1.0])  # plain row-max clip
+    err1_rows = ((q1.float() * s1.float()[:, None]) - w).square().sum(1)
+    assert torch.all(err_rows <= err1_rows) and mse < mse1  # never worse per row, better overall
+    assert mse == pytest.approx(err_rows.sum().item() / w.numel(), rel=1e-6)
+
+
+def test_row_quantiles_match_torch_quantile():
+    a = torch.rand(7, 333)
+    qs = [0.5, 0.999, 0.9999984, 1.0]
+    torch.testing.assert_close(tg.row_quantiles(a, qs), torch.quantile(a, torch.tensor(qs), dim=1))
+
+
+def test_int8_embeddings():
+    w = heavy_tailed(300, 256, seed=1)
+    q, s = tg.quantize_int8(w)
+    assert q.dtype == torch.int8 and int(q.abs().max()) <= 127 and s.dtype == torch.float16
+    assert ((q.float() * s.float()[:, None]) - w).abs().max() < 0.05
+
+
+def test_zero_rows_quantize_to_zero():
+    w = torch.zeros(4, 128)
+    q, s, _ = tg.quantize_int6(w, [0.999, 1.0])
+    assert torch.count_nonzero(q) == 0 and torch.all(s > 0)
+
+
+def test_roundtrip_keeps_control_tensors_bit_exact_and_output_close(tiny, tmp_path):
+    args, model, val, luts = tiny
+    sd = model.state_dict()
+    payload, mse = tg.quantize_state_dict(sd, args.clip_percentiles)
+    kinds = {k: v["kind"] for k, v in payload["meta"].items()}
+    for k in sd:
+        if tg.is_control(k):
+            assert kinds[k] == "fp32", k
+    assert {k for k in sd if k.endswith("asqu.beta")} and all(kinds[k] == "fp32" for k in sd if "asqu.beta" in k)
+    # fp16 cannot hold these betas: passthrough must be fp32 (the record's order stored them in fp16)
+    assert any(not torch.equal(sd[k], sd[k].half().float()) for k in sd if "asqu.beta" in k)
+    blob, method = tg.compress(_save(payload))
+    path = tmp_path / "a.ptz"
+    path.write_bytes(blob)
+    deq = tg.dequantize_state_dict(tg.read_artifact(path))
+    for k in sd:
+        assert deq[k].dtype == sd[k].dtype and deq[k].shape == sd[k].shape
+        if tg.is_control(k):
+            assert torch.equal(deq[k], sd[k]), k
+    assert set(mse) == {k for k in sd if kinds[k] == "int6"} and len(mse) == 6 * args.num_layers
+    fresh = tg.GPT(args)
+    fresh.load_state_dict(deq, strict=True)
+    x = val[: 2 * 128].reshape(2, 128)
+    with torch.no_grad():
+        a, b = model(x), fresh(x)
+    assert (a - b).abs().mean() < 0.05 * a.abs().mean()
+
+
+def _save(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def test_corrupt_or_truncated_artifact_is_a_clear_error(tiny, tmp_path):
+    args, model, _, _ = tiny
+    blob, _ = tg.compress(_save(tg.quantize_state_dict(model.state_dict(), [1.0])[0]))
+    for name, data in [("trunc.ptz", blob[: len(blob) // 2]), ("junk.ptz", b"\x00" * 100),
+                       ("other.ptz", tg.compress(_save({"x": torch.zeros(2)}))[0])]:
+        p = tmp_path / name
+        p.write_bytes(data)
+        with pytest.raises(RuntimeError, match=re.escape(str(p))):
+            tg.read_artifact(p)
+
+
+def test_zlib_fallback_roundtrip(monkeypatch, tiny, tmp_path):
+    args, model, _, _ = tiny
+    payload = tg.quantize_state_dict(model.state_dict(), [1.0])[0]
+    monkeypatch.setattr(tg, "zstandard", None)
+    blob, method = tg.compress(_save(payload))
+    assert method == "zlib" and blob[:1] == b"\x78"
+    p = tmp_path / "z.ptz"
+    p.write_bytes(blob)
+    deq = tg.dequantize_state_dict(tg.read_artifact(p))
+    assert torch.equal(deq["blocks.0.mlp.asqu.beta"], model.state_dict()["blocks.0.mlp.asqu.beta"])
+
+
+def test_export_size_accounting_and_over_limit_warning(tiny, tmp_path, monkeypatch):
+    args, model, val, luts = tiny
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tg, "SIZE_LIMIT", 1000)
+    lines = []
+    code = "print('code')\n# é\n"
+    tg.export_and_evaluate(args, model, code, lambda msg, console=True: lines.append(msg), True, False, 0, 1, CPU,
+                           val, luts, diag_bpb=3.0)
+    blob_bytes = (tmp_path / "final_model.int6.ptz").stat().st_size
+    total = int(re.search(r"^Total submission size int6\+zstd: (\d+) bytes$", "\n".join(lines), re.M).group(1))
+    assert total == blob_bytes + len(code.encode("utf-8"))
+    assert any(ln.startswith(f"WARNING: submission size {total} bytes exceeds the 1,000-byte limit") for ln in lines)
+    assert (tmp_path / "final_model.pt").exists()  # files kept
+    assert any(ln.startswith("final_int6_sliding_window_exact") for ln in lines)
+    assert any(ln.startswith("quant_gap val_bpb:") for ln in lines)
+    assert sum(ln.startswith("quant_mse blocks.") for ln in lines) == 6 * args.num_layers
+
+
+def test_run_without_zstandard_says_so(run_train, tmp_path):
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "zstandard.py").write_text("raise ImportError('zstandard hidden for this test')\n")
+    proc = run_train(PYTHONPATH=str(blocker), ITERATIONS=1, VAL_LOSS_EVERY=0, EVAL_STRIDE=0, RUN_ID="z")
+    log = (tmp_path / "logs/z.txt").read_text()
+    assert "falling back to zlib level 9" in log
+    blob = (tmp_path / "final_model.int6.ptz").stat().st_size
+    code = len((REPO / "train_gpt.py").read_bytes())
+    assert f"Serialized model int6+zlib: {blob} bytes" in log
+    assert f"Total submission size int6+zlib: {blob + code} bytes" in log
