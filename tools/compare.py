@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as scipy_stats
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+_TOOLS_DIR = str(Path(__file__).resolve().parent)
+if _TOOLS_DIR not in sys.path:  # sibling modules (runlog, ...) also under `python -m tools.X`
+    sys.path.insert(0, _TOOLS_DIR)
 import runlog  # noqa: E402
 from runlog import RunLog  # noqa: E402
 

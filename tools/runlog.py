@@ -54,8 +54,9 @@ _PATTERNS = {
     "late_qat": re.compile(rf"late_qat:enabled step:{_I} scale:{_F}"),
     # stopping_early: wallclock_cap train_time:600036ms step:7096/20000
     "stop": re.compile(rf"stopping_early: wallclock_cap train_time:{_I}ms step:{_I}/{_I}"),
-    # DIAGNOSTIC post_ema val_loss:1.9222 val_bpb:1.1385 eval_time:1960ms
-    "post_ema": re.compile(rf"DIAGNOSTIC post_ema val_loss:{_F} val_bpb:{_F} eval_time:{_I}ms"),
+    # DIAGNOSTIC post_ema val_loss:1.9222 val_bpb:1.1385 eval_time:1960ms  (post_swa / post_raw
+    # when FINAL_WEIGHTS chose other final weights; kept in the post_ema_* fields)
+    "post_ema": re.compile(rf"DIAGNOSTIC post_([a-z]+) val_loss:{_F} val_bpb:{_F} eval_time:{_I}ms"),
     "code_size": re.compile(rf"Code size: {_I} bytes"),
     # Serialized model int6+zstd: 15487414 bytes
     "serialized": re.compile(rf"Serialized model int6\+(zstd|zlib): {_I} bytes"),
@@ -132,6 +133,7 @@ class RunLog:
     stopped_early: bool = False
     stop_train_time_ms: int | None = None
     stop_step: int | None = None
+    final_weights: str | None = None  # the X of "DIAGNOSTIC post_X": ema (record), swa or raw
     post_ema_val_loss: float | None = None
     post_ema_val_bpb: float | None = None
     code_bytes: int | None = None
@@ -246,6 +248,7 @@ class RunLog:
             "train_time_ms": self.train_time_ms,
             "step_avg_ms": self.step_avg_ms,
             "stopped_early": self.stopped_early,
+            "final_weights": self.final_weights,
             "post_ema_val_loss": self.post_ema_val_loss,
             "post_ema_val_bpb": self.post_ema_val_bpb,
             "roundtrip_val_loss": self.roundtrip_val_loss,
@@ -351,7 +354,8 @@ def _apply(run: RunLog, kind: str, g: tuple[str, ...], last_step: int | None) ->
         run.stop_train_time_ms, run.stop_step, run.iterations = int(g[0]), int(g[1]), int(g[2])
         return run.stop_step
     elif kind == "post_ema":
-        run.post_ema_val_loss, run.post_ema_val_bpb = _num(g[0]), _num(g[1])
+        run.final_weights = g[0]
+        run.post_ema_val_loss, run.post_ema_val_bpb = _num(g[1]), _num(g[2])
     elif kind == "code_size":
         run.code_bytes = int(g[0])
     elif kind == "serialized":

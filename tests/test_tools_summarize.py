@@ -1,0 +1,96 @@
+"""Tests of tools/summarize.py (table and --json) and the tools' command lines."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures" / "logs"
+sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(FIXTURES))
+
+import summarize  # noqa: E402
+from synth_log import make_log, sliding_pair  # noqa: E402
+
+REQUIRED_KEYS = {"log", "seed", "mlp_activation", "steps", "step_avg_ms", "post_ema_val_bpb",
+                 "roundtrip_val_bpb", "sliding_val_bpb", "submission_bytes"}
+
+
+def run_json(capsys, *paths) -> list[dict]:
+    assert summarize.main(["--json", *map(str, paths)]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_json_values_for_the_stored_fixtures(capsys):
+    rows = run_json(capsys, FIXTURES / "asqu_seed1337_full.txt", FIXTURES / "relu2_seed42_crashed.txt",
+                    FIXTURES / "legacy_seed2024.log")
+    assert all(REQUIRED_KEYS <= set(row) for row in rows)
+    full, crashed, legacy = rows
+    assert full["log"].endswith("asqu_seed1337_full.txt")
+    assert {k: full[k] for k in REQUIRED_KEYS - {"log"}} == {
+        "seed": 1337, "mlp_activation": "asqu", "steps": 1200, "step_avg_ms": 84.56,
+        "post_ema_val_bpb": 1.1385, "roundtrip_val_bpb": 1.1465625, "sliding_val_bpb": 1.12278022,
+        "submission_bytes": 15555017,
+    }
+    assert isinstance(full["seed"], int) and isinstance(full["steps"], int)
+    assert isinstance(full["submission_bytes"], int)
+    assert full["finished"] is True and full["missing_final_lines"] == []
+    assert full["sliding_val_loss"] == 1.89576235
+    assert crashed["seed"] == 42 and crashed["steps"] == 300 and crashed["finished"] is False
+    for key in ("post_ema_val_bpb", "roundtrip_val_bpb", "sliding_val_bpb", "submission_bytes"):
+        assert crashed[key] is None
+    assert legacy["mlp_activation"] == "relu2" and legacy["mlp_activation_logged"] is False
+    assert legacy["sliding_val_bpb"] is None and legacy["roundtrip_val_bpb"] == 1.1465625
+
+
+def test_table_has_rows_and_mean_std_per_activation(tmp_path, capsys):
+    losses = {"relu2": [1.8960, 1.8971, 1.8955], "asqu": [1.8901, 1.8893, 1.8910]}
+    for act, values in losses.items():
+        for seed, loss in zip((1337, 42, 2024), values):
+            (tmp_path / f"{act}_seed{seed}.log").write_text(
+                make_log(seed=seed, activation=act, sliding=sliding_pair(loss), steps=300,
+                         val_every=100, train_every=100))
+    (tmp_path / "asqu_seed7.log").write_text(make_log(seed=7, activation="asqu", steps=300, crash_at_step=150))
+    assert summarize.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:3] == ["activation", "seed", "steps"]
+    run_rows = [line for line in out[1:] if line.split()[1].isdigit()]
+    assert len(run_rows) == 7
+    assert sum("truncated" in line for line in run_rows) == 1
+    for act, values in losses.items():
+        mean_row = next(line for line in out if line.startswith(f"{act} mean"))
+        std_row = next(line for line in out if line.startswith(f"{act} std"))
+        assert f"{np.mean(values):.8f}" in mean_row.split()
+        assert f"{np.std(values, ddof=1):.8f}" in std_row.split()
+    assert "n=3 of 4" in next(line for line in out if line.startswith("asqu mean"))
+    # relu2 rows come before asqu rows
+    assert out.index(next(line for line in out if line.startswith("relu2 mean"))) < out.index(
+        next(line for line in out if line.startswith("asqu mean")))
+
+
+def test_missing_path_and_empty_folder_are_clear_errors(tmp_path, capsys):
+    assert summarize.main([str(tmp_path / "nope.txt")]) == 2
+    assert "no such log file or folder" in capsys.readouterr().err
+    assert summarize.main([str(tmp_path)]) == 2
+    assert "no run logs found" in capsys.readouterr().err
+
+
+def test_cli_script_json():
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "summarize.py"), "--json",
+                           str(FIXTURES / "asqu_seed1337_full.txt")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert rows[0]["sliding_val_bpb"] == 1.12278022 and rows[0]["seed"] == 1337
+
+
+@pytest.mark.parametrize("tool", ["summarize", "compare", "plots", "sweep", "package"])
+def test_every_tool_has_help(tool):
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / f"{tool}.py"), "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage:")

@@ -1,0 +1,408 @@
+#!/usr/bin/env python3
+"""Run train_gpt.py over activations x seeds, one run at a time, resumably.
+
+    python tools/sweep.py --activations relu2,asqu --seeds 1337,42,2024 --out sweeps/ab1 \\
+        --nproc 8 --wallclock 600
+    python tools/sweep.py --activations relu2,leaky2,asqu --seeds 1337,42 --out sweeps/debug \\
+        --nproc 1 --fixed-steps 2000 --env VAL_LOSS_EVERY=0
+
+Each run gets its own working directory ``OUT/<activation>_seed<seed>/`` and the
+environment ``MLP_ACTIVATION``, ``SEED`` and ``RUN_ID=<activation>_seed<seed>`` on top of
+the shared settings (``--env``, ``--fixed-steps`` = ITERATIONS=N MAX_WALLCLOCK_SECONDS=0,
+``--wallclock`` = MAX_WALLCLOCK_SECONDS=S). train_gpt.py writes ``logs/<RUN_ID>.txt``,
+``train_seed<SEED>.log`` and the model files there; its console output goes to
+``console.out`` in the same folder (``--echo`` also shows it here). Relative DATA_PATH /
+TOKENIZER_PATH are made absolute; when unset they point at the repository's
+``data/datasets/fineweb10B_sp1024`` and ``data/tokenizers/fineweb_1024_bpe.model``.
+
+Launcher: ``torchrun --standalone --nproc_per_node=N`` (run as ``python -m
+torch.distributed.run``) when N > 1 or a GPU is present, else plain ``python``;
+``--launcher`` overrides the choice.
+
+Order: seed-major (every activation of the first seed, then the next seed), so that an
+A/B pair is available early. Resuming: a run whose log already has a final
+``final_int6_roundtrip_exact`` or ``final_int6_sliding_window_exact`` line is skipped; a
+run that crashed is run again after its old files are moved to ``crashed-<k>/`` in its
+folder. The shared settings are stored in ``OUT/sweep.json``; resuming with different
+ones is refused (mixing settings would spoil the comparison) unless ``--force``.
+
+The sweep stops at the first failed run, naming its log. At the end it prints the
+summary (``summary.json`` is written too), compares every other activation with the
+first one, and writes the plots to ``OUT/plots/``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_TOOLS_DIR = str(Path(__file__).resolve().parent)
+if _TOOLS_DIR not in sys.path:  # sibling modules (runlog, ...) also under `python -m tools.X`
+    sys.path.insert(0, _TOOLS_DIR)
+import runlog  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SCRIPT = REPO_ROOT / "train_gpt.py"
+RESERVED_ENV = ("MLP_ACTIVATION", "SEED", "RUN_ID")
+PATH_ENV_DEFAULTS = {
+    "DATA_PATH": Path("data/datasets/fineweb10B_sp1024"),
+    "TOKENIZER_PATH": Path("data/tokenizers/fineweb_1024_bpe.model"),
+}
+# Files a run writes into its folder; set aside before a re-run.
+RUN_OUTPUTS = ("logs/{run_id}.txt", "train_seed{seed}.log", "train.log", "console.out",
+               "final_model.pt", "final_model.int6.ptz")
+NAME_OK = re.compile(r"[A-Za-z0-9_]+")
+
+
+class SweepError(Exception):
+    """A problem that stops the sweep; printed as one message, non-zero exit."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Run:
+    index: int
+    total: int
+    activation: str
+    seed: int
+    out: Path
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.activation}_seed{self.seed}"
+
+    @property
+    def folder(self) -> Path:
+        return self.out / self.run_id
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / "logs" / f"{self.run_id}.txt"
+
+    @property
+    def seed_log_path(self) -> Path:
+        return self.folder / f"train_seed{self.seed}.log"
+
+    @property
+    def console_path(self) -> Path:
+        return self.folder / "console.out"
+
+    def finished_log(self) -> Path | None:
+        """The run's log when it already reached a final line, else None."""
+        for path in (self.log_path, self.seed_log_path):
+            if path.is_file() and runlog.parse_log(path).has_final:
+                return path
+        return None
+
+    def outputs(self) -> list[Path]:
+        return [self.folder / p.format(run_id=self.run_id, seed=self.seed) for p in RUN_OUTPUTS]
+
+
+def _split_list(text: str, what: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise SweepError(f"--{what} needs at least one value")
+    if len(set(items)) != len(items):
+        raise SweepError(f"--{what} lists a value twice: {text}")
+    return items
+
+
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise SweepError(f"--env takes KEY=VALUE, got {pair!r}")
+        if key in RESERVED_ENV:
+            raise SweepError(f"--env {key}=... is set per run by the sweep; use --activations / --seeds")
+        env[key] = value
+    return env
+
+
+def shared_settings(args: argparse.Namespace, script: Path) -> dict[str, str]:
+    """The environment every run shares (beyond the caller's own environment)."""
+    env = parse_env(args.env)
+    if args.fixed_steps is not None:
+        if "ITERATIONS" in env or "MAX_WALLCLOCK_SECONDS" in env:
+            raise SweepError("--fixed-steps sets ITERATIONS and MAX_WALLCLOCK_SECONDS; do not also pass them with --env")
+        env["ITERATIONS"] = str(args.fixed_steps)
+        env["MAX_WALLCLOCK_SECONDS"] = "0"
+    if args.wallclock is not None:
+        if "MAX_WALLCLOCK_SECONDS" in env:
+            raise SweepError("--wallclock sets MAX_WALLCLOCK_SECONDS; do not also pass it with --env")
+        env["MAX_WALLCLOCK_SECONDS"] = f"{args.wallclock:g}"
+    for key, default in PATH_ENV_DEFAULTS.items():
+        value = env.get(key, os.environ.get(key))
+        if value is None:
+            env[key] = str(script.parent / default)
+        elif not os.path.isabs(value):
+            env[key] = os.path.abspath(value)
+        else:
+            env[key] = value
+    return env
+
+
+def gpu_count() -> int:
+    try:
+        import torch
+
+        return int(torch.cuda.device_count())
+    except Exception:  # noqa: BLE001 - no torch / no driver means no GPU
+        return 0
+
+
+def launch_command(script: Path, nproc: int, launcher: str) -> list[str]:
+    if launcher == "auto":
+        launcher = "torchrun" if nproc > 1 or gpu_count() > 0 else "python"
+    if launcher == "python":
+        if nproc > 1:
+            raise SweepError("--launcher python runs one process; use torchrun for --nproc > 1")
+        return [sys.executable, str(script)]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={nproc}", str(script)]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_sweep_record(out: Path, record: dict, force: bool) -> None:
+    """Refuse to resume a sweep whose shared settings differ; then store the settings."""
+    path = out / "sweep.json"
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SweepError(f"{path} is unreadable ({exc}); move it away to start afresh") from exc
+        changed = [k for k in ("env", "nproc") if old.get(k) != record[k]]
+        if changed and not force:
+            diff = []
+            old_env, new_env = old.get("env", {}), record["env"]
+            for key in sorted(set(old_env) | set(new_env)):
+                if old_env.get(key) != new_env.get(key):
+                    diff.append(f"{key}: {old_env.get(key)!r} -> {new_env.get(key)!r}")
+            if old.get("nproc") != record["nproc"]:
+                diff.append(f"nproc: {old.get('nproc')} -> {record['nproc']}")
+            raise SweepError(
+                f"{out} was started with other shared settings ({'; '.join(diff)}); runs with "
+                "different settings must not be compared. Use a new --out, or --force to go on anyway."
+            )
+        if old.get("train_script_sha256") != record["train_script_sha256"]:
+            print(f"sweep: warning: {record['train_script']} changed since this sweep started; "
+                  "finished runs used the old version", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def set_aside(run: Run) -> Path | None:
+    """Move an earlier attempt's files into crashed-<k>/; return that folder (None if none)."""
+    present = [p for p in run.outputs() if p.exists()]
+    if not present:
+        return None
+    k = 1
+    while (run.folder / f"crashed-{k}").exists():
+        k += 1
+    target = run.folder / f"crashed-{k}"
+    for path in present:
+        dest = target / path.relative_to(run.folder)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(path), str(dest))
+    return target
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def execute(run: Run, command: list[str], env: dict[str, str], echo: bool) -> int:
+    """Run one training process in the run's folder; return its exit status."""
+    run.folder.mkdir(parents=True, exist_ok=True)
+    (run.folder / "logs").mkdir(exist_ok=True)
+    with open(run.console_path, "w", encoding="utf-8") as console:
+        proc = subprocess.Popen(
+            command, cwd=run.folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, errors="replace", bufsize=1, start_new_session=True,
+        )
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                console.write(line)
+                console.flush()
+                if echo:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+            return proc.wait()
+        except KeyboardInterrupt:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
+
+
+def plan_runs(activations: list[str], seeds: list[int], out: Path) -> list[Run]:
+    pairs = [(act, seed) for seed, act in itertools.product(seeds, activations)]
+    return [Run(i + 1, len(pairs), act, seed, out) for i, (act, seed) in enumerate(pairs)]
+
+
+def report(out: Path, runs: list[Run], activations: list[str], plots: bool) -> None:
+    """Summary table, comparisons against the first activation, plots."""
+    import compare
+    import summarize
+
+    logs = [r.finished_log() for r in runs]
+    parsed = [runlog.parse_log(p) for p in logs if p is not None]
+    print()
+    print(summarize.render_table(parsed))
+    (out / "summary.json").write_text(json.dumps(summarize.summary_json(parsed), indent=2) + "\n",
+                                      encoding="utf-8")
+    for other in activations[1:]:
+        print()
+        print(f"--- {other} against {activations[0]} ---")
+        try:
+            print(compare.render(compare.compare(parsed, activations[0], other)))
+        except compare.ToolError as exc:
+            print(f"(no comparison: {exc})")
+    if plots:
+        import plots as plotting
+
+        written = plotting.write_plots(parsed, out / "plots")
+        print()
+        print(f"plots: {', '.join(str(p) for p in written) if written else 'none (no data)'}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Run train_gpt.py over activations x seeds, one run at a time, resumably.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Example: python tools/sweep.py --activations relu2,asqu --seeds 1337,42,2024 "
+               "--out sweeps/ab1 --nproc 8 --wallclock 600",
+    )
+    parser.add_argument("--activations", required=True, help="comma-separated, e.g. relu2,asqu (first = baseline)")
+    parser.add_argument("--seeds", required=True, help="comma-separated integers, e.g. 1337,42,2024")
+    parser.add_argument("--out", required=True, help="sweep folder (created; one subfolder per run)")
+    parser.add_argument("--nproc", type=int, default=1, help="processes per run (torchrun --nproc_per_node)")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="shared environment setting for every run (repeatable)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--fixed-steps", type=int, metavar="N",
+                        help="ITERATIONS=N and MAX_WALLCLOCK_SECONDS=0 (fixed-step regime)")
+    budget.add_argument("--wallclock", type=float, metavar="S", help="MAX_WALLCLOCK_SECONDS=S")
+    parser.add_argument("--train-script", default=str(DEFAULT_SCRIPT),
+                        help="training script (default: the repository's train_gpt.py)")
+    parser.add_argument("--launcher", choices=["auto", "python", "torchrun"], default="auto",
+                        help="how to start a run (default auto: torchrun when nproc > 1 or a GPU is present)")
+    parser.add_argument("--echo", action="store_true", help="also show each run's console output")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and commands, run nothing")
+    parser.add_argument("--no-plots", action="store_true", help="skip the plots at the end")
+    parser.add_argument("--force", action="store_true", help="resume even if the shared settings changed")
+    return parser
+
+
+def sweep(args: argparse.Namespace) -> int:
+    script = Path(args.train_script).resolve()
+    if not script.is_file():
+        raise SweepError(f"training script not found: {script}")
+    activations = _split_list(args.activations, "activations")
+    for act in activations:
+        if not NAME_OK.fullmatch(act):
+            raise SweepError(f"bad activation name {act!r}")
+    try:
+        seeds = [int(s) for s in _split_list(args.seeds, "seeds")]
+    except ValueError as exc:
+        raise SweepError(f"--seeds takes comma-separated integers, got {args.seeds!r}") from exc
+    if args.nproc < 1:
+        raise SweepError("--nproc must be at least 1")
+    if args.fixed_steps is not None and args.fixed_steps < 1:
+        raise SweepError("--fixed-steps must be at least 1")
+    out = Path(args.out).resolve()
+    settings = shared_settings(args, script)
+    command = launch_command(script, args.nproc, args.launcher)
+    runs = plan_runs(activations, seeds, out)
+
+    print(f"sweep: {len(runs)} runs ({', '.join(activations)} x seeds {', '.join(map(str, seeds))}) in {out}")
+    print(f"sweep: command: {shlex.join(command)}")
+    print("sweep: shared settings: " + " ".join(f"{k}={v}" for k, v in sorted(settings.items())))
+    if args.dry_run:
+        for run in runs:
+            state = "done, would skip" if run.finished_log() else "would run"
+            print(f"[{run.index}/{run.total}] {run.run_id}: {state} in {run.folder} "
+                  f"(MLP_ACTIVATION={run.activation} SEED={run.seed} RUN_ID={run.run_id})")
+        return 0
+
+    record = {"train_script": str(script), "train_script_sha256": _sha256(script), "env": settings,
+              "nproc": args.nproc, "command": command}
+    check_sweep_record(out, record, args.force)
+    base_env = {**os.environ, **settings}
+    started = time.monotonic()
+    for run in runs:
+        done = run.finished_log()
+        if done is not None:
+            print(f"[{run.index}/{run.total}] {run.run_id}: already finished ({done}), skipped")
+            continue
+        aside = set_aside(run)
+        if aside is not None:
+            print(f"[{run.index}/{run.total}] {run.run_id}: earlier unfinished attempt kept in {aside}")
+        print(f"[{run.index}/{run.total}] {run.run_id}: running (sweep elapsed {_clock(time.monotonic() - started)}); "
+              f"console: {run.console_path}", flush=True)
+        env = {**base_env, "MLP_ACTIVATION": run.activation, "SEED": str(run.seed), "RUN_ID": run.run_id}
+        t0 = time.monotonic()
+        status = execute(run, command, env, args.echo)
+        took = time.monotonic() - t0
+        log = run.log_path if run.log_path.is_file() else run.seed_log_path
+        parsed = runlog.parse_log(log) if log.is_file() else None
+        if status != 0 or parsed is None or not parsed.has_final:
+            why = f"exit status {status}" if status != 0 else "it ended without a final_int6_*_exact line"
+            where = f"its log: {log}" if log.is_file() else f"it wrote no log (expected {run.log_path})"
+            tail = _tail(run.console_path)
+            raise SweepError(
+                f"run {run.index}/{run.total} {run.run_id} failed ({why}) after {took:.1f} s; {where}; "
+                f"console output: {run.console_path}" + (f"\n--- last console lines ---\n{tail}" if tail else ""),
+                code=1,
+            )
+        figure = parsed.sliding_val_bpb if parsed.sliding_val_bpb is not None else parsed.roundtrip_val_bpb
+        print(f"[{run.index}/{run.total}] {run.run_id}: done in {took:.1f} s "
+              f"(steps {parsed.steps}, final BPB {figure}; sweep elapsed {_clock(time.monotonic() - started)})",
+              flush=True)
+    report(out, runs, activations, plots=not args.no_plots)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return sweep(args)
+    except SweepError as exc:
+        print(f"sweep: error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("sweep: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
