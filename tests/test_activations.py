@@ -135,3 +135,37 @@ def test_mlp_activation_switch(monkeypatch):
         outs[act] = mlp(x)
     torch.testing.assert_close(outs["asqu"], outs["leaky2"])  # beta 0.25 = leaky2(0.5)
     assert not torch.allclose(outs["relu2"], outs["leaky2"])
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_beta_grad_every_k_micro_steps(monkeypatch, k):
+    """Accumulating 4 micro-batches as the training loop does: beta's gradient is k times the sum over
+    micro-steps 0, k, 2k, ...; every other parameter's gradient is untouched; k = 1 is the plain gradient."""
+    monkeypatch.setenv("MLP_ACTIVATION", "asqu")
+    args = tg.Hyperparameters()
+    torch.manual_seed(0)
+    mlp = tg.MLP(16, 32, args)
+    torch.nn.init.normal_(mlp.proj.weight)
+    batches = [torch.randn(3, 5, 16) for _ in range(4)]
+    per_batch = []
+    for x in batches:
+        mlp.zero_grad()
+        monkeypatch.setattr(tg.ASQU, "beta_grad_scale", 1.0)
+        mlp(x).square().sum().backward()
+        per_batch.append({n: p.grad.clone() for n, p in mlp.named_parameters()})
+    mlp.zero_grad()
+    for i, x in enumerate(batches):
+        monkeypatch.setattr(tg.ASQU, "beta_grad_scale", tg.beta_grad_scale(i, k))
+        mlp(x).square().sum().backward()
+    expect_beta = k * sum(per_batch[i]["asqu.beta"] for i in range(0, 4, k))
+    torch.testing.assert_close(mlp.asqu.beta.grad, expect_beta)
+    for name in ("fc.weight", "proj.weight"):
+        torch.testing.assert_close(dict(mlp.named_parameters())[name].grad, sum(b[name] for b in per_batch))
+    if k == 1:  # exactly the plain autograd gradient of the definition
+        ref = mlp.asqu.beta.detach().clone().requires_grad_()
+        total = 0
+        for x in batches:
+            h = mlp.fc(x).detach()
+            total = total + mlp.proj(torch.where(h > 0, h * h, ref * h * h)).square().sum()
+        total.backward()
+        torch.testing.assert_close(mlp.asqu.beta.grad, ref.grad, rtol=1e-5, atol=1e-4)
