@@ -6,7 +6,6 @@ line, and the published tokenizer is exercised when it is available.
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -17,13 +16,9 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 
-REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = REPO / "data"
-if str(DATA_DIR) not in sys.path:
-    sys.path.insert(0, str(DATA_DIR))
-
-import build_sample as bs  # noqa: E402
-from shard_io import BOS_ID, read_header, read_shard  # noqa: E402
+import build_sample as bs
+from conftest import REPO, real_tokenizer_path
+from shard_io import BOS_ID, read_header, read_shard
 
 SMALL_VOCAB = 512
 SHARD_TOKENS = 75_000
@@ -32,11 +27,6 @@ WORD_BOUNDARY = "\u2581"  # SentencePiece's "▁"
 
 
 # ------------------------------------------------------------------------ helpers
-
-
-def real_tokenizer_path() -> Path:
-    env = os.environ.get("ASQU_GOLF_REAL_TOKENIZER")
-    return Path(env) if env else REPO.parent / "shared" / "data" / "fineweb_1024_bpe.model"
 
 
 def split_at_bos(tokens) -> list[np.ndarray]:

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import io
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,8 +98,8 @@ def tiny(sample_data):
 def test_sliding_totals_equal_plain_eval(tiny, monkeypatch):
     args, model, val, luts = tiny
     cap = Capture(monkeypatch)
-    plain = tg.eval_val(args, model, 0, 1, CPU, val, luts)
-    slide = tg.eval_val_sliding(args, model, 0, 1, CPU, val, luts)
+    tg.eval_val(args, model, 0, 1, CPU, val, luts)
+    tg.eval_val_sliding(args, model, 0, 1, CPU, val, luts)
     (_, tok_a, bytes_a), (_, tok_b, bytes_b) = cap.calls
     assert tok_a == tok_b == val.numel() - 1 and bytes_a == bytes_b
 
@@ -247,7 +245,7 @@ def test_run_without_zstandard_says_so(run_train, tmp_path):
     blocker = tmp_path / "block"
     blocker.mkdir()
     (blocker / "zstandard.py").write_text("raise ImportError('zstandard hidden for this test')\n")
-    proc = run_train(PYTHONPATH=str(blocker), ITERATIONS=1, VAL_LOSS_EVERY=0, EVAL_STRIDE=0, RUN_ID="z")
+    run_train(PYTHONPATH=str(blocker), ITERATIONS=1, VAL_LOSS_EVERY=0, EVAL_STRIDE=0, RUN_ID="z")
     log = (tmp_path / "logs/z.txt").read_text()
     assert "falling back to zlib level 9" in log
     blob = (tmp_path / "final_model.int6.ptz").stat().st_size

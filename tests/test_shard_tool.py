@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import sys
 import unicodedata
@@ -22,13 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "data"
-if str(DATA) not in sys.path:
-    sys.path.insert(0, str(DATA))
-
-import shard_tool  # noqa: E402
-from shard_io import BOS_ID, HEADER_BYTES, read_header, read_shard, write_shard  # noqa: E402
+import shard_tool
+from conftest import REPO, real_tokenizer_path
+from shard_io import BOS_ID, HEADER_BYTES, read_header, read_shard, write_shard
 
 VOCAB = 1024
 TINY_VOCAB = 256
@@ -371,7 +366,7 @@ def test_the_offline_sample_passes_validate(tmp_path, tiny_tokenizer, capsys):
     """build_sample.py's output (shards of real text, with a given tokenizer) is a valid dataset."""
     import subprocess
 
-    builder = DATA / "build_sample.py"
+    builder = REPO / "data" / "build_sample.py"
     if not builder.is_file():
         pytest.skip("data/build_sample.py is not there yet")
     out = tmp_path / "sample_tiny"
@@ -389,13 +384,11 @@ def test_the_offline_sample_passes_validate(tmp_path, tiny_tokenizer, capsys):
 # --------------------------------------------------------------------------- the real published tokenizer
 
 
-def real_tokenizer_path() -> Path:
-    """The published tokenizer: $ASQU_GOLF_REAL_TOKENIZER if set, else <repo>/../shared/data/; skip if absent."""
-    configured = os.environ.get("ASQU_GOLF_REAL_TOKENIZER")
-    path = Path(configured) if configured else REPO.parent / "shared" / "data" / "fineweb_1024_bpe.model"
+def published_tokenizer() -> Path:
+    """The published tokenizer (conftest.real_tokenizer_path); skip if absent."""
+    path = real_tokenizer_path()
     if not path.is_file():
-        source = "ASQU_GOLF_REAL_TOKENIZER" if configured else "the default location (ASQU_GOLF_REAL_TOKENIZER unset)"
-        pytest.skip(f"the published tokenizer fineweb_1024_bpe.model is absent: {path} from {source} does not exist")
+        pytest.skip(f"the published tokenizer is absent at {path} (set ASQU_GOLF_REAL_TOKENIZER)")
     return path
 
 
@@ -408,7 +401,7 @@ HANDWRITTEN = [
 @pytest.fixture(scope="module")
 def real_set(tmp_path_factory):
     """Real text encoded with the published tokenizer into val + train shards (documents span shards)."""
-    model = real_tokenizer_path()
+    model = published_tokenizer()
     from pydoc_data.topics import topics
 
     texts = HANDWRITTEN + [t for _, t in sorted(topics.items())]
@@ -479,7 +472,7 @@ def space_ids(sp) -> np.ndarray:
 
 
 def test_real_tokenizer_tables_equal_decoding_without_unk(tmp_path):
-    model = real_tokenizer_path()
+    model = published_tokenizer()
     texts = [HANDWRITTEN[1], "It was the best of times, it was the worst of times; it was 1859.",
              "Numbers split into digits: 2024 and 3.14159, and A-B testing."]
     folder, sp = encoded_dataset(tmp_path / "clean_sp1024", model, texts[:1], texts[1:], 50)
