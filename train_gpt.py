@@ -46,6 +46,10 @@ class ConfigError(ValueError):
     """Bad user input: printed as one line, exit code 2."""
 
 
+class RunError(RuntimeError):
+    """A run that cannot go on (diverged, missing SWA snapshots, unreadable artifact): one line, exit code 1."""
+
+
 def _env(name: str, default, kind=float):
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
@@ -55,9 +59,14 @@ def _env(name: str, default, kind=float):
             if raw.strip() not in ("0", "1"):
                 raise ValueError
             return raw.strip() == "1"
-        return kind(raw) if kind is str else kind(raw.strip())
+        if kind is str:
+            return raw
+        value = kind(raw.strip())
+        if not math.isfinite(value):
+            raise ValueError
+        return value
     except ValueError:
-        what = "0 or 1" if kind is bool else f"a number ({kind.__name__})"
+        what = "0 or 1" if kind is bool else f"a finite number ({kind.__name__})"
         raise ConfigError(f"{name}={raw!r} is not {what}; set it to e.g. {default!r} or unset it") from None
 
 
@@ -183,6 +192,10 @@ class Hyperparameters:
             raise ConfigError(f"EVAL_STRIDE={self.eval_stride} exceeds EVAL_SEQ_LEN={self.eval_seq_len}")
         if self.asqu_sigmoid_beta and not 0.0 < self.asqu_beta_init < 1.0:
             raise ConfigError(f"ASQU_BETA_INIT={self.asqu_beta_init} must be in (0, 1) with ASQU_SIGMOID_BETA=1")
+        if self.mlp_mult <= 0 or self.mlp_hidden < 1:
+            raise ConfigError(f"MLP_MULT={self.mlp_mult} must be positive")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"EMA_DECAY={self.ema_decay} must be in [0, 1)")
         if self.logit_softcap <= 0:
             raise ConfigError(f"LOGIT_SOFTCAP={self.logit_softcap} must be positive")
         if self.final_weights == "swa" and self.warmdown_iters == 0:
@@ -309,7 +322,10 @@ class Muon(torch.optim.Optimizer):
             offset = 0
             for i, p in enumerate(params):
                 if i % world_size == rank and p.grad is not None:
-                    buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad))
+                    state = self.state[p]
+                    if "momentum_buffer" not in state:
+                        state["momentum_buffer"] = torch.zeros_like(p.grad)
+                    buf = state["momentum_buffer"]
                     buf.mul_(momentum).add_(p.grad)
                     g = zeropower_via_newtonschulz5(p.grad.add(buf, alpha=momentum), steps=group["backend_steps"])
                     g *= max(1, g.size(0) / g.size(1)) ** 0.5
@@ -351,6 +367,7 @@ def load_shard(path: Path) -> np.ndarray:
 
 
 def find_shards(data_path: str, split: str) -> list[Path]:
+    """The split's shards, every one's header and size checked; at least one token in all."""
     folder = Path(data_path)
     files = sorted(folder.glob(f"fineweb_{split}_*.bin"))
     if not files:
@@ -358,8 +375,8 @@ def find_shards(data_path: str, split: str) -> list[Path]:
             f"DATA_PATH={data_path}: no fineweb_{split}_*.bin shards found. Download the data with "
             "`python3 data/cached_challenge_fineweb.py --variant sp1024`, or build the offline sample with "
             "`python3 data/build_sample.py` and set DATA_PATH=./data/datasets/sample_sp1024")
-    for f in files:
-        shard_token_count(f)
+    if sum(shard_token_count(f) for f in files) == 0:
+        raise ConfigError(f"DATA_PATH={data_path}: the fineweb_{split}_*.bin shards hold no tokens; rebuild or re-download them")
     return files
 
 
@@ -468,7 +485,7 @@ class CastedLinear(nn.Linear):
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.weight
-        if CastedLinear.qat and self.int6 and self.training:
+        if self.training and self.int6 and CastedLinear.qat:  # this order keeps eval graphs free of QAT guards
             with torch.no_grad():
                 scale = int6_scale(w.float().abs().amax(dim=1))
                 w_q = quantize_rows(w.float(), scale, 31) * scale[:, None].float()
@@ -587,7 +604,7 @@ class ASQU(nn.Module):
         return torch.sigmoid(self.beta) if self.sigmoid_beta else self.beta
 
     def forward(self, h: Tensor) -> Tensor:
-        return AsquFunction.apply(h, self.effective_beta(), ASQU.beta_grad_scale)
+        return AsquFunction.apply(h, self.effective_beta(), ASQU.beta_grad_scale if self.training else 1.0)
 
 
 class MLP(nn.Module):
@@ -755,16 +772,12 @@ def is_control(name: str) -> bool:
 
 
 def build_model(args: Hyperparameters, device: torch.device) -> GPT:
-    """On CUDA: bf16 embeddings, fp32 linear weights and control tensors (the record's layout)."""
+    """On CUDA: bf16 embedding tables, everything else fp32 (the record's layout)."""
     model = GPT(args).to(device)
     if device.type == "cuda":
-        model.bfloat16()
         for m in model.modules():
-            if isinstance(m, CastedLinear):
-                m.float()
-        for name, p in model.named_parameters():
-            if is_control(name) or p.ndim < 2:
-                p.data = p.data.float()
+            if isinstance(m, nn.Embedding):
+                m.bfloat16()
     return model
 
 
@@ -777,6 +790,8 @@ def _finish_bpb(loss_sum: Tensor, tokens: Tensor, nbytes: Tensor) -> tuple[float
         for t in (loss_sum, tokens, nbytes):
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
     val_loss = (loss_sum / tokens).item()
+    if not math.isfinite(val_loss):  # fail loudly rather than report a score (PR #769)
+        raise RunError(f"non-finite validation loss ({val_loss}); the weights diverged or the eval is broken")
     return val_loss, val_loss / math.log(2.0) * tokens.item() / nbytes.item()
 
 
@@ -944,7 +959,9 @@ def compress(raw: bytes) -> tuple[bytes, str]:
 
 
 def read_artifact(path: Path) -> dict:
-    """Load an artifact written by write_artifact; a corrupt or truncated file is a clear error."""
+    """Load an artifact; a missing, corrupt or truncated file is a clear error naming it."""
+    if not Path(path).is_file():
+        raise RunError(f"artifact {path} does not exist")
     blob = Path(path).read_bytes()
     try:
         if blob[:4] == b"\x28\xb5\x2f\xfd":  # zstd frame magic
@@ -957,7 +974,7 @@ def read_artifact(path: Path) -> dict:
         if not isinstance(payload, dict) or payload.get("format") != ARTIFACT_FORMAT:
             raise RuntimeError(f"it is not a {ARTIFACT_FORMAT} payload")
     except Exception as exc:
-        raise RuntimeError(f"artifact {path} is corrupt or truncated: {exc}") from None
+        raise RunError(f"artifact {path} is corrupt or truncated: {exc}") from None
     return payload
 
 
@@ -1080,10 +1097,6 @@ def beta_grad_scale(micro_step: int, every: int) -> float:
     return float(every) if micro_step % every == 0 else 0.0
 
 
-class TrainingDiverged(RuntimeError):
-    pass
-
-
 def main() -> None:
     args = Hyperparameters()
     code = Path(__file__).read_text(encoding="utf-8")
@@ -1154,6 +1167,10 @@ def main() -> None:
         f"max_wallclock_seconds:{args.max_wallclock_seconds:.3f}")
     log(f"final_weights:{args.final_weights} ema_decay:{args.ema_decay} late_qat_threshold:{args.late_qat_threshold}")
     log(f"seed:{args.seed}")
+    if args.mlp_activation == "asqu" and grad_accum_steps % args.asqu_beta_grad_every:
+        log(f"WARNING: ASQU_BETA_GRAD_EVERY={args.asqu_beta_grad_every} does not divide the {grad_accum_steps} "
+            "micro-steps of a step: some steps update beta from no gradient, and AdamW normalises the k-scaling "
+            "away, so beta learns more slowly (about 1/sqrt(k)) than with 1 process")
     if args.max_wallclock_seconds <= 0 and args.warmdown_iters > args.iterations:
         log(f"WARNING: WARMDOWN_ITERS={args.warmdown_iters} > ITERATIONS={args.iterations}: the LR decays from "
             f"step 0 (scale starts at {args.iterations / args.warmdown_iters:.3f})")
@@ -1161,6 +1178,10 @@ def main() -> None:
     global zeropower_via_newtonschulz5
     compiled_model = base_model
     if args.compile:
+        # One cache serves every variant of GPT.forward: train/eval, QAT on/off, a partial last eval batch,
+        # logits for the sliding eval, the scorer model, beta-grad skipping. Past the limit fullgraph fails.
+        limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+        setattr(torch._dynamo.config, limit, 64)
         zeropower_via_newtonschulz5 = torch.compile(zeropower_via_newtonschulz5)
         compiled_model = torch.compile(base_model, dynamic=False, fullgraph=True)
     model = DDP(compiled_model, device_ids=[local_rank] if device.type == "cuda" else None,
@@ -1212,7 +1233,7 @@ def main() -> None:
     ema = {k: v.detach().float().clone() for k, v in base_model.state_dict().items()}
     swa, swa_count = None, 0
     max_ms = 1000.0 * args.max_wallclock_seconds if args.max_wallclock_seconds > 0 else None
-    training_ms, stop_after, step = 0.0, None, 0
+    training_ms, stop_after, step, synced_ms = 0.0, None, 0, 0.0
     sync(device)
     t0 = time.perf_counter()
     while True:
@@ -1232,7 +1253,7 @@ def main() -> None:
                 log(f"stopping_early: wallclock_cap train_time:{training_ms:.0f}ms step:{step}/{args.iterations}")
             break
 
-        scale = lr_scale(args, step, training_ms + 1000.0 * (time.perf_counter() - t0))
+        scale = lr_scale(args, step, synced_ms)  # the ranks' mean clock: every rank takes the same LR and QAT switch
         if args.late_qat_threshold > 0 and scale < args.late_qat_threshold and not CastedLinear.qat:
             CastedLinear.qat = True
             log(f"late_qat:enabled step:{step} scale:{scale:.4f}")
@@ -1253,16 +1274,16 @@ def main() -> None:
                     swa[k] += v.float()
             swa_count += 1
         approx_ms = training_ms + 1000.0 * (time.perf_counter() - t0)
-        # One small all-reduce per step: mean train loss across ranks and the wall-clock stop decision.
+        # One small all-reduce per step: the mean train loss, the stop decision and the clock, across ranks.
         status = torch.stack([train_loss.float(), torch.tensor(float(max_ms is not None and approx_ms >= max_ms),
-                                                                  device=device)])
+                                                                  device=device), torch.tensor(approx_ms, device=device)])
         if distributed:
             dist.all_reduce(status, op=dist.ReduceOp.SUM)
-        mean_loss, reached_cap = status[0].item() / world_size, status[1].item() > 0
+        mean_loss, reached_cap, synced_ms = status[0].item() / world_size, status[1].item() > 0, status[2].item() / world_size
         if not math.isfinite(mean_loss):
             log(f"stopping: non-finite train_loss ({mean_loss}) at step:{step}/{args.iterations}; the log is kept "
                 f"at {log.path if master else 'rank 0'}. Lower the learning rates or check the data.")
-            raise TrainingDiverged(f"non-finite train_loss at step {step}")
+            raise RunError(f"non-finite train_loss at step {step}")
         if args.train_log_every > 0 and (step <= 10 or step % args.train_log_every == 0 or stop_after is not None):
             log(f"step:{step}/{args.iterations} train_loss:{mean_loss:.4f} "
                 f"train_time:{approx_ms:.0f}ms step_avg:{approx_ms / step:.2f}ms")
@@ -1278,7 +1299,7 @@ def main() -> None:
         final = ema
     elif args.final_weights == "swa":
         if swa is None:
-            raise TrainingDiverged("FINAL_WEIGHTS=swa but no SWA snapshot was taken (the LR scale never fell below "
+            raise RunError("FINAL_WEIGHTS=swa but no SWA snapshot was taken (the LR scale never fell below "
                                    "0.2 on a multiple of SWA_EVERY); run longer or use FINAL_WEIGHTS=ema")
         final = {k: v / swa_count for k, v in swa.items()}
         log(f"swa:applying {swa_count} snapshots")
@@ -1361,7 +1382,7 @@ def export_and_evaluate(args, base_model, code, log, master, distributed, rank, 
 if __name__ == "__main__":
     try:
         main()
-    except (ConfigError, TrainingDiverged) as exc:
+    except (ConfigError, RunError) as exc:
         if int(os.environ.get("RANK", 0)) == 0:
             print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2 if isinstance(exc, ConfigError) else 1)

@@ -19,7 +19,7 @@ def check_refused(proc, tmp_path, *needles, code=2):
 
 @pytest.mark.parametrize("env,needles", [
     ({"MLP_ACTIVATION": "gelu"}, ["MLP_ACTIVATION='gelu'", "relu2, leaky2, asqu"]),
-    ({"ITERATIONS": "lots"}, ["ITERATIONS='lots'", "not a number"]),
+    ({"ITERATIONS": "lots"}, ["ITERATIONS='lots'", "not a finite number"]),
     ({"MATRIX_LR": "0.0.1"}, ["MATRIX_LR"]),
     ({"LN_SCALE": "yes"}, ["LN_SCALE", "0 or 1"]),
     ({"TRAIN_BATCH_TOKENS": "2000"}, ["TRAIN_BATCH_TOKENS=2000", "divisible"]),
@@ -32,6 +32,8 @@ def check_refused(proc, tmp_path, *needles, code=2):
     ({"DATA_PATH": "/nonexistent/data"}, ["DATA_PATH=/nonexistent/data", "fineweb_train_*.bin", "build_sample.py"]),
     ({"EVAL_SEQ_LEN": "1000000"}, ["validation split", "EVAL_SEQ_LEN=1000000"]),
     ({"INT6_CLIP_PERCENTILES": "0.99,1.5"}, ["INT6_CLIP_PERCENTILES"]),
+    ({"MAX_WALLCLOCK_SECONDS": "nan"}, ["MAX_WALLCLOCK_SECONDS='nan'", "finite"]),
+    ({"EMA_DECAY": "1.5"}, ["EMA_DECAY=1.5"]),
 ])
 def test_config_errors(run_train, tmp_path, env, needles):
     check_refused(run_train(check=False, **env), tmp_path, *needles)
@@ -71,3 +73,11 @@ def test_bad_input_keeps_earlier_logs(run_train, tmp_path):
     assert proc.returncode == 2
     assert (tmp_path / "train_seed7.log").read_text() == "earlier\n"
     assert not (tmp_path / "train_seed7.log.1").exists()
+
+
+def test_train_split_without_tokens(run_train, tmp_path, data_copy):
+    from shard_io import write_shard
+
+    for shard in data_copy.glob("fineweb_train_*.bin"):
+        write_shard(shard, [])
+    check_refused(run_train(check=False, DATA_PATH=data_copy), tmp_path, f"DATA_PATH={data_copy}", "hold no tokens")

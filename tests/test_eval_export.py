@@ -209,6 +209,8 @@ def test_corrupt_or_truncated_artifact_is_a_clear_error(tiny, tmp_path):
         p.write_bytes(data)
         with pytest.raises(RuntimeError, match=re.escape(str(p))):
             tg.read_artifact(p)
+    with pytest.raises(tg.RunError, match="does not exist"):
+        tg.read_artifact(tmp_path / "missing.ptz")
 
 
 def test_zlib_fallback_roundtrip(monkeypatch, tiny, tmp_path):
