@@ -224,9 +224,12 @@ try:
     from flash_attn_interface import flash_attn_func as _fa3  # FlashAttention 3 (Hopper)
 except ImportError:
     _fa3 = None
-try:
+try:  # FlashAttention 2 before 2.6 is not a torch.library op: it would break fullgraph compile
+    import flash_attn
     from flash_attn import flash_attn_func as _fa2
-except ImportError:
+    if tuple(int(x) for x in flash_attn.__version__.split(".")[:2]) < (2, 6):
+        _fa2 = None
+except (ImportError, ValueError, AttributeError):
     _fa2 = None
 
 
