@@ -218,7 +218,8 @@ class Hyperparameters:
 # -----------------------------
 # RUNTIME: CUDA VS CPU
 # -----------------------------
-# The only places that differ by device: dtype/autocast, attention kernel, compile, process group.
+# What differs by device: attention kernel and autocast here; device, compile and process group in
+# main(); bf16 embedding tables in build_model().
 
 try:
     from flash_attn_interface import flash_attn_func as _fa3  # FlashAttention 3 (Hopper)
