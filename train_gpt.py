@@ -143,6 +143,9 @@ class Hyperparameters:
         self.final_weights = e("FINAL_WEIGHTS", "ema", str).strip().lower()  # ema | swa | raw, exported
         self.late_qat_threshold = e("LATE_QAT_THRESHOLD", 0.15)  # fake-quantize once scale < this (0 = off)
         self.int6_clip_percentiles = e("INT6_CLIP_PERCENTILES", "0.999,0.9995,0.9999,0.99999,1.0", str)
+        # Row clips below this are raised to it (scale >= floor/31 for int6, /127 for int8; also in QAT).
+        # 1.0 is the record's clamp_min(1/31): coarser codes for small rows, a smaller artifact. 0 = none.
+        self.quant_scale_floor = e("QUANT_SCALE_FLOOR", 1.0)
         # Runtime: torch.compile (default on for CUDA, off for CPU).
         self.compile = e("COMPILE", None, bool)
         self.validate()
@@ -186,6 +189,8 @@ class Hyperparameters:
             self.clip_percentiles = [float(s) for s in self.int6_clip_percentiles.split(",") if s.strip()]
         except ValueError:
             raise ConfigError(f"INT6_CLIP_PERCENTILES={self.int6_clip_percentiles!r} must be comma-separated numbers") from None
+        if self.quant_scale_floor < 0:
+            raise ConfigError(f"QUANT_SCALE_FLOOR={self.quant_scale_floor} must be >= 0")
         if not self.clip_percentiles or not all(0.0 < p <= 1.0 for p in self.clip_percentiles):
             raise ConfigError(f"INT6_CLIP_PERCENTILES={self.int6_clip_percentiles!r}: need values in (0, 1]")
         if self.eval_stride > self.eval_seq_len:
@@ -485,13 +490,14 @@ class CastedLinear(nn.Linear):
     as int6 (int6 = True: attention and MLP) to that grid (row-max scale in fp16, codes in [-31, 31])
     with a straight-through gradient."""
     qat = False  # switched on for all layers once the LR scale falls below LATE_QAT_THRESHOLD
+    scale_floor = 1.0  # QUANT_SCALE_FLOOR, set by main()
     int6 = False
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.weight
         if self.training and self.int6 and CastedLinear.qat:  # this order keeps eval graphs free of QAT guards
             with torch.no_grad():
-                scale = int6_scale(w.float().abs().amax(dim=1))
+                scale = quant_scale(w.float().abs().amax(dim=1), 31, CastedLinear.scale_floor)
                 w_q = quantize_rows(w.float(), scale, 31) * scale[:, None].float()
             w = w + (w_q - w).detach()
         return F.linear(x, w.to(x.dtype))
@@ -873,8 +879,9 @@ ARTIFACT_FORMAT = "asqu-golf-int6-v1"
 FP16_TINY = 2.0 ** -24  # smallest fp16 subnormal: keeps scales non-zero for all-zero rows
 
 
-def int6_scale(row_clip: Tensor, qmax: int = 31) -> Tensor:
-    return (row_clip / qmax).clamp_min(FP16_TINY).to(torch.float16)
+def quant_scale(row_clip: Tensor, qmax: int, floor: float) -> Tensor:
+    """fp16 per-row scales for codes in [-qmax, qmax]; clips below floor are raised to it."""
+    return (row_clip.clamp_min(floor) / qmax).clamp_min(FP16_TINY).to(torch.float16)
 
 
 def quantize_rows(w: Tensor, scale: Tensor, qmax: int) -> Tensor:
@@ -893,13 +900,13 @@ def row_quantiles(a: Tensor, qs: list[float]) -> Tensor:
     return torch.stack(out)
 
 
-def quantize_int6(w: Tensor, percentiles: list[float]) -> tuple[Tensor, Tensor, float]:
+def quantize_int6(w: Tensor, percentiles: list[float], floor: float) -> tuple[Tensor, Tensor, float]:
     """Per-row int6 with the least-squared-error clip among the candidates; returns codes, fp16 scales, MSE."""
     w = w.float()
     clips = row_quantiles(w.abs(), percentiles)  # (C, rows)
     best_q = best_s = best_err = None
     for clip in clips:
-        s = int6_scale(clip)
+        s = quant_scale(clip, 31, floor)
         q = quantize_rows(w, s, 31)
         err = (q * s.float()[:, None] - w).square().sum(dim=1)
         if best_q is None:
@@ -911,11 +918,11 @@ def quantize_int6(w: Tensor, percentiles: list[float]) -> tuple[Tensor, Tensor, 
     return best_q.to(torch.int8), best_s, best_err.sum().item() / w.numel()
 
 
-def quantize_int8(w: Tensor) -> tuple[Tensor, Tensor]:
+def quantize_int8(w: Tensor, floor: float) -> tuple[Tensor, Tensor]:
     w = w.float()
     if w.ndim == 1:
         w = w[None]
-    s = (row_quantiles(w.abs(), [INT8_CLIP_Q])[0] / 127).clamp_min(FP16_TINY).to(torch.float16)
+    s = quant_scale(row_quantiles(w.abs(), [INT8_CLIP_Q])[0], 127, floor)
     return quantize_rows(w, s, 127).to(torch.int8), s
 
 
@@ -923,7 +930,7 @@ def is_int6_matrix(name: str, t: Tensor) -> bool:
     return t.ndim == 2 and name.startswith("blocks.") and (".attn." in name or ".mlp." in name)
 
 
-def quantize_state_dict(sd: dict[str, Tensor], percentiles: list[float]) -> tuple[dict, dict[str, float]]:
+def quantize_state_dict(sd: dict[str, Tensor], percentiles: list[float], floor: float) -> tuple[dict, dict[str, float]]:
     """Returns the artifact payload and the int6 MSE of each quantized matrix."""
     tensors, meta, mse = {}, {}, {}
     for name, t in sd.items():
@@ -933,12 +940,12 @@ def quantize_state_dict(sd: dict[str, Tensor], percentiles: list[float]) -> tupl
         elif is_control(name):
             tensors[name], meta[name] = t.float().cpu(), "fp32"
         elif is_int6_matrix(name, t):
-            q, s, mse[name] = quantize_int6(t, percentiles)
+            q, s, mse[name] = quantize_int6(t, percentiles, floor)
             tensors[name + ".q"], tensors[name + ".scale"], meta[name] = q.cpu(), s.cpu(), "int6"
         elif t.numel() <= SMALL_TENSOR_NUMEL:
             tensors[name], meta[name] = t.half().cpu(), "fp16"
         else:
-            q, s = quantize_int8(t)
+            q, s = quantize_int8(t, floor)
             tensors[name + ".q"], tensors[name + ".scale"], meta[name] = q.cpu(), s.cpu(), "int8"
         meta[name] = {"kind": meta[name], "dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape)}
     return {"format": ARTIFACT_FORMAT, "tensors": tensors, "meta": meta}, mse
@@ -1149,6 +1156,7 @@ def main() -> None:
     for line in log.kept:
         log(line)
 
+    CastedLinear.scale_floor = args.quant_scale_floor
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -1169,7 +1177,8 @@ def main() -> None:
     log(f"train_batch_tokens:{args.train_batch_tokens} train_seq_len:{args.train_seq_len} "
         f"iterations:{args.iterations} warmup_steps:{args.warmup_steps} "
         f"max_wallclock_seconds:{args.max_wallclock_seconds:.3f}")
-    log(f"final_weights:{args.final_weights} ema_decay:{args.ema_decay} late_qat_threshold:{args.late_qat_threshold}")
+    log(f"final_weights:{args.final_weights} ema_decay:{args.ema_decay} late_qat_threshold:{args.late_qat_threshold} "
+        f"quant_scale_floor:{args.quant_scale_floor}")
     log(f"seed:{args.seed}")
     if args.mlp_activation == "asqu" and grad_accum_steps % args.asqu_beta_grad_every:
         log(f"WARNING: ASQU_BETA_GRAD_EVERY={args.asqu_beta_grad_every} does not divide the {grad_accum_steps} "
@@ -1344,7 +1353,7 @@ def export_and_evaluate(args, base_model, code, log, master, distributed, rank, 
         torch.save(sd, buf)
         atomic_write(raw_path, buf.getvalue())
         t_q = time.perf_counter()
-        payload, mse = quantize_state_dict(base_model.state_dict(), args.clip_percentiles)
+        payload, mse = quantize_state_dict(base_model.state_dict(), args.clip_percentiles, args.quant_scale_floor)
         buf = io.BytesIO()
         torch.save(payload, buf)
         blob, method = compress(buf.getvalue())

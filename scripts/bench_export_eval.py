@@ -48,7 +48,7 @@ def bench_export() -> None:
     torch.manual_seed(0)
     model = trained_like(tg.GPT(args))
     t0 = time.perf_counter()
-    payload, mse = tg.quantize_state_dict(model.state_dict(), args.clip_percentiles)
+    payload, mse = tg.quantize_state_dict(model.state_dict(), args.clip_percentiles, args.quant_scale_floor)
     t_quant = time.perf_counter() - t0
     buf = io.BytesIO()
     torch.save(payload, buf)

@@ -137,11 +137,11 @@ def heavy_tailed(rows, cols, seed=0):
 
 def test_int6_codes_scales_and_clip_choice():
     w = heavy_tailed(96, 512)
-    q, s, mse = tg.quantize_int6(w, [0.999, 0.9995, 0.9999, 0.99999, 1.0])
+    q, s, mse = tg.quantize_int6(w, [0.999, 0.9995, 0.9999, 0.99999, 1.0], floor=0.0)
     assert q.dtype == torch.int8 and int(q.min()) >= -31 and int(q.max()) <= 31
     assert s.dtype == torch.float16 and s.shape == (96,)
     err_rows = ((q.float() * s.float()[:, None]) - w).square().sum(1)
-    q1, s1, mse1 = tg.quantize_int6(w, [1.0])  # plain row-max clip
+    q1, s1, mse1 = tg.quantize_int6(w, [1.0], floor=0.0)  # plain row-max clip
     err1_rows = ((q1.float() * s1.float()[:, None]) - w).square().sum(1)
     assert torch.all(err_rows <= err1_rows) and mse < mse1  # never worse per row, better overall
     assert mse == pytest.approx(err_rows.sum().item() / w.numel(), rel=1e-6)
@@ -155,21 +155,43 @@ def test_row_quantiles_match_torch_quantile():
 
 def test_int8_embeddings():
     w = heavy_tailed(300, 256, seed=1)
-    q, s = tg.quantize_int8(w)
-    assert q.dtype == torch.int8 and int(q.abs().max()) <= 127 and s.dtype == torch.float16
-    assert ((q.float() * s.float()[:, None]) - w).abs().max() < 0.05
+    for floor in (0.0, 1.0):
+        q, s = tg.quantize_int8(w, floor)
+        assert q.dtype == torch.int8 and int(q.abs().max()) <= 127 and s.dtype == torch.float16
+        assert ((q.float() * s.float()[:, None]) - w).abs().max() <= s.float().max() / 2 + 1e-6
 
 
 def test_zero_rows_quantize_to_zero():
     w = torch.zeros(4, 128)
-    q, s, _ = tg.quantize_int6(w, [0.999, 1.0])
-    assert torch.count_nonzero(q) == 0 and torch.all(s > 0)
+    for floor in (0.0, 1.0):
+        q, s, _ = tg.quantize_int6(w, [0.999, 1.0], floor)
+        assert torch.count_nonzero(q) == 0 and torch.all(s > 0)
+
+
+def test_scale_floor_is_the_records_clamp_and_qat_uses_it(monkeypatch):
+    """QUANT_SCALE_FLOOR=1 (default): rows with clip < 1 get the record's scale 1/31; larger rows clip/31."""
+    w = torch.randn(6, 256) * 0.05
+    w[3] *= 60  # this row's max is well above 1
+    q, s, _ = tg.quantize_int6(w, [1.0], floor=1.0)
+    small = torch.tensor([i != 3 for i in range(6)])
+    assert torch.all(s[small] == torch.tensor(1 / 31, dtype=torch.float16))
+    assert s[3] == (w[3].abs().max() / 31).half()
+    assert int(q[small].abs().max()) < 31  # small rows use only part of the code range
+    # late QAT fake-quantizes to that same grid
+    lin = tg.CastedLinear(256, 6, bias=False)
+    lin.int6 = True
+    with torch.no_grad():
+        lin.weight.copy_(w)
+    monkeypatch.setattr(tg.CastedLinear, "qat", True)
+    monkeypatch.setattr(tg.CastedLinear, "scale_floor", 1.0)
+    x = torch.eye(256)
+    torch.testing.assert_close(lin(x).T, q.float() * s.float()[:, None])
 
 
 def test_roundtrip_keeps_control_tensors_bit_exact_and_output_close(tiny, tmp_path):
     args, model, val, luts = tiny
     sd = model.state_dict()
-    payload, mse = tg.quantize_state_dict(sd, args.clip_percentiles)
+    payload, mse = tg.quantize_state_dict(sd, args.clip_percentiles, floor=0.0)
     kinds = {k: v["kind"] for k, v in payload["meta"].items()}
     for k in sd:
         if tg.is_control(k):
@@ -202,7 +224,7 @@ def _save(obj) -> bytes:
 
 def test_corrupt_or_truncated_artifact_is_a_clear_error(tiny, tmp_path):
     args, model, _, _ = tiny
-    blob, _ = tg.compress(_save(tg.quantize_state_dict(model.state_dict(), [1.0])[0]))
+    blob, _ = tg.compress(_save(tg.quantize_state_dict(model.state_dict(), [1.0], 1.0)[0]))
     for name, data in [("trunc.ptz", blob[: len(blob) // 2]), ("junk.ptz", b"\x00" * 100),
                        ("other.ptz", tg.compress(_save({"x": torch.zeros(2)}))[0])]:
         p = tmp_path / name
@@ -215,7 +237,7 @@ def test_corrupt_or_truncated_artifact_is_a_clear_error(tiny, tmp_path):
 
 def test_zlib_fallback_roundtrip(monkeypatch, tiny, tmp_path):
     args, model, _, _ = tiny
-    payload = tg.quantize_state_dict(model.state_dict(), [1.0])[0]
+    payload = tg.quantize_state_dict(model.state_dict(), [1.0], 1.0)[0]
     monkeypatch.setattr(tg, "zstandard", None)
     blob, method = tg.compress(_save(payload))
     assert method == "zlib" and blob[:1] == b"\x78"
