@@ -149,3 +149,15 @@ def test_unfinished_runs_are_left_out_and_missing_activation_is_an_error(tmp_pat
     assert [Path(p).name for p in result["skipped_unfinished"]] == ["asqu_seed99.log"]
     assert compare.main(["relu2", "leaky2", str(tmp_path)]) == 2
     assert "no finished runs with mlp_activation leaky2" in capsys.readouterr().err
+
+
+def test_leaky_relu2_alias_is_accepted(tmp_path, capsys):
+    # train_gpt.py accepts MLP_ACTIVATION=leaky_relu2 and the parser stores it as leaky2,
+    # so compare (and sweep's report, which passes --activations through) must accept the alias.
+    write_runs(tmp_path, "relu2", [1.8960, 1.8966])
+    write_runs(tmp_path, "leaky_relu2", [1.8950, 1.8953])
+    assert compare.main(["relu2", "leaky_relu2", str(tmp_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["b"]["activation"] == "leaky2" and sorted(result["b"]["seeds"]) == [42, 1337]
+    assert compare.main(["leaky2", "leaky_relu2", str(tmp_path)]) == 2
+    assert "different activations" in capsys.readouterr().err

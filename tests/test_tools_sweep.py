@@ -32,19 +32,21 @@ keys = ["MLP_ACTIVATION", "SEED", "RUN_ID", "ITERATIONS", "MAX_WALLCLOCK_SECONDS
 with open("env.json", "w") as f:
     json.dump({{**{{k: os.environ.get(k) for k in keys}}, "cwd": os.getcwd()}}, f)
 crash = os.environ.get("FAKE_CRASH") == run_id
+nosliding = crash and os.environ.get("FAKE_CRASH_MODE") == "nosliding"  # killed during the sliding eval
 if crash and os.environ.get("FAKE_CRASH_MODE") == "early":
     print("error: DATA_PATH has no fineweb_train_*.bin shards", file=sys.stderr)
     sys.exit(2)
 steps = int(os.environ.get("ITERATIONS", "40"))
 loss = 1.8960 - (0.006 if act == "asqu" else 0.0) + (seed % 7) * 1e-4
 text = make_log(seed=seed, activation=act, steps=steps, iterations=steps, val_every=20, train_every=10,
-                stopped_early=False, sliding=sliding_pair(loss), crash_at_step=steps // 2 if crash else None)
+                stopped_early=False, sliding=None if nosliding else sliding_pair(loss),
+                crash_at_step=steps // 2 if crash and not nosliding else None)
 os.makedirs("logs", exist_ok=True)
 for name in (f"logs/{{run_id}}.txt", f"train_seed{{seed}}.log"):
     with open(name, "a") as f:
         f.write(text)
 print(f"fake training of {{run_id}} done", flush=True)
-if crash and os.environ.get("FAKE_CRASH_MODE") != "silent":
+if crash and os.environ.get("FAKE_CRASH_MODE") not in ("silent", "nosliding"):
     print("Traceback (most recent call last):\nRuntimeError: boom", file=sys.stderr)
     sys.exit(1)
 '''
@@ -146,6 +148,33 @@ def test_run_that_exits_zero_without_final_lines_is_a_failure(fake, capsys, monk
     assert sweep.main(sweep_args(script, out, "--no-plots")) == 1
     err = capsys.readouterr().err
     assert "relu2_seed1337 failed (it ended without a final_int6_*_exact line)" in err
+
+
+def test_run_without_the_sliding_line_is_not_finished(fake, capsys, monkeypatch):
+    # A run killed during the sliding-window eval has final_int6_roundtrip_exact but not the
+    # sliding line: it is a failure, and a resume runs it again instead of skipping it.
+    script, calls, out = fake
+    monkeypatch.setenv("FAKE_CRASH", "relu2_seed1337")
+    monkeypatch.setenv("FAKE_CRASH_MODE", "nosliding")
+    assert sweep.main(sweep_args(script, out, "--no-plots")) == 1
+    err = capsys.readouterr().err
+    assert "relu2_seed1337 failed (it ended without the final_int6_sliding_window_exact line" in err
+    monkeypatch.delenv("FAKE_CRASH")
+    assert sweep.main(sweep_args(script, out, "--no-plots")) == 0
+    text = capsys.readouterr().out
+    assert "already finished" not in text
+    assert calls_of(calls) == ["relu2_seed1337", "relu2_seed1337", "asqu_seed1337", "relu2_seed42", "asqu_seed42"]
+
+
+def test_eval_stride_zero_needs_only_the_roundtrip_line(fake, capsys, monkeypatch):
+    script, calls, out = fake
+    monkeypatch.setenv("FAKE_CRASH", "relu2_seed1337")
+    monkeypatch.setenv("FAKE_CRASH_MODE", "nosliding")
+    args = sweep_args(script, out, "--no-plots", "--env", "EVAL_STRIDE=0")
+    assert sweep.main(args) == 0
+    assert sweep.main(args) == 0
+    assert capsys.readouterr().out.count("already finished") == 4
+    assert calls_of(calls) == ["relu2_seed1337", "asqu_seed1337", "relu2_seed42", "asqu_seed42"]
 
 
 def test_run_that_fails_before_writing_a_log(fake, capsys, monkeypatch):

@@ -149,6 +149,9 @@ def record_criterion(runs_a: list[RunLog], runs_b: list[RunLog], attr: str = "sl
 def compare(runs: list[RunLog], act_a: str, act_b: str, margin: float = RECORD_MARGIN_NATS,
             alpha: float = RECORD_ALPHA, criterion_metric: str = "sliding_val_loss") -> dict:
     """All figures of the A/B comparison as a JSON-ready dict."""
+    # the parser stores leaky_relu2 (train_gpt.py's alias) as leaky2; accept the alias here too
+    act_a = runlog.ACTIVATION_ALIASES.get(act_a, act_a)
+    act_b = runlog.ACTIVATION_ALIASES.get(act_b, act_b)
     if act_a == act_b:
         raise ToolError("A and B must be different activations")
     finished = sorted((r for r in runs if r.has_final), key=lambda r: (r.seed is None, r.seed or 0, str(r.path)))

@@ -20,8 +20,8 @@ torch.distributed.run``) when N > 1 or a GPU is present, else plain ``python``;
 ``--launcher`` overrides the choice.
 
 Order: seed-major (every activation of the first seed, then the next seed), so that an
-A/B pair is available early. Resuming: a run whose log already has a final
-``final_int6_roundtrip_exact`` or ``final_int6_sliding_window_exact`` line is skipped; a
+A/B pair is available early. Resuming: a run whose log already has its last final line
+(``final_int6_sliding_window_exact``; ``final_int6_roundtrip_exact`` when EVAL_STRIDE=0) is skipped; a
 run that crashed is run again after its old files are moved to ``crashed-<k>/`` in its
 folder. The shared settings are stored in ``OUT/sweep.json``; resuming with different
 ones is refused (mixing settings would spoil the comparison) unless ``--force``.
@@ -80,6 +80,7 @@ class Run:
     activation: str
     seed: int
     out: Path
+    needs_sliding: bool = True  # False when EVAL_STRIDE <= 0 (train_gpt.py then skips the sliding eval)
 
     @property
     def run_id(self) -> str:
@@ -101,10 +102,15 @@ class Run:
     def console_path(self) -> Path:
         return self.folder / "console.out"
 
+    def is_done(self, parsed: runlog.RunLog) -> bool:
+        """The log reached the run's last final line: the sliding-window one unless EVAL_STRIDE <= 0
+        (a run killed during the sliding eval has only the roundtrip line and must run again)."""
+        return parsed.sliding_exact if self.needs_sliding else parsed.has_final
+
     def finished_log(self) -> Path | None:
-        """The run's log when it already reached a final line, else None."""
+        """The run's log when it already reached its last final line, else None."""
         for path in (self.log_path, self.seed_log_path):
-            if path.is_file() and runlog.parse_log(path).has_final:
+            if path.is_file() and self.is_done(runlog.parse_log(path)):
                 return path
         return None
 
@@ -264,9 +270,18 @@ def execute(run: Run, command: list[str], env: dict[str, str], echo: bool) -> in
             raise
 
 
-def plan_runs(activations: list[str], seeds: list[int], out: Path) -> list[Run]:
+def needs_sliding(settings: dict[str, str]) -> bool:
+    """Whether train_gpt.py will run the sliding-window eval (EVAL_STRIDE, default 64, > 0)."""
+    value = settings.get("EVAL_STRIDE", os.environ.get("EVAL_STRIDE", "")).strip()
+    try:
+        return not value or int(value) > 0
+    except ValueError:
+        return True  # train_gpt.py refuses it; the run fails and says why
+
+
+def plan_runs(activations: list[str], seeds: list[int], out: Path, sliding: bool = True) -> list[Run]:
     pairs = [(act, seed) for seed, act in itertools.product(seeds, activations)]
-    return [Run(i + 1, len(pairs), act, seed, out) for i, (act, seed) in enumerate(pairs)]
+    return [Run(i + 1, len(pairs), act, seed, out, sliding) for i, (act, seed) in enumerate(pairs)]
 
 
 def report(out: Path, runs: list[Run], activations: list[str], plots: bool) -> None:
@@ -342,7 +357,7 @@ def sweep(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     settings = shared_settings(args, script)
     command = launch_command(script, args.nproc, args.launcher)
-    runs = plan_runs(activations, seeds, out)
+    runs = plan_runs(activations, seeds, out, needs_sliding(settings))
 
     print(f"sweep: {len(runs)} runs ({', '.join(activations)} x seeds {', '.join(map(str, seeds))}) in {out}")
     print(f"sweep: command: {shlex.join(command)}")
@@ -375,8 +390,10 @@ def sweep(args: argparse.Namespace) -> int:
         took = time.monotonic() - t0
         log = run.log_path if run.log_path.is_file() else run.seed_log_path
         parsed = runlog.parse_log(log) if log.is_file() else None
-        if status != 0 or parsed is None or not parsed.has_final:
+        if status != 0 or parsed is None or not run.is_done(parsed):
             why = f"exit status {status}" if status != 0 else "it ended without a final_int6_*_exact line"
+            if status == 0 and parsed is not None and parsed.has_final:
+                why = "it ended without the final_int6_sliding_window_exact line (EVAL_STRIDE > 0)"
             where = f"its log: {log}" if log.is_file() else f"it wrote no log (expected {run.log_path})"
             tail = _tail(run.console_path)
             raise SweepError(
