@@ -5,6 +5,7 @@ export, sliding-window BPB) with an MLP activation switch: relu2 | leaky2 | asqu
 
     torchrun --standalone --nproc_per_node=8 train_gpt.py      # the record regime (8xH100, 600 s)
     python3 train_gpt.py                                        # one process, CPU or one GPU
+    python3 train_gpt.py --help                                 # every setting, its default and meaning
 
 All configuration is environment variables (see Hyperparameters). Everything a submission counts
 lives in this file; tools, tests and data scripts live beside it.
@@ -13,14 +14,21 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
+import hashlib
 import io
 import math
 import os
 import random
+import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +47,8 @@ except ImportError:  # the artifact falls back to zlib level 9 (said in the log)
 # -----------------------------
 # HYPERPARAMETERS
 # -----------------------------
-# Every variable, its default and meaning. Defaults reproduce the March 22 record.
+# Every variable, its default and meaning, in one place: `python3 train_gpt.py --help` prints this block.
+# Defaults reproduce the March 22 record.
 
 
 class ConfigError(ValueError):
@@ -47,108 +56,125 @@ class ConfigError(ValueError):
 
 
 class RunError(RuntimeError):
-    """A run that cannot go on (diverged, missing SWA snapshots, unreadable artifact): one line, exit code 1."""
-
-
-def _env(name: str, default, kind=float):
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        if kind is bool:
-            if raw.strip() not in ("0", "1"):
-                raise ValueError
-            return raw.strip() == "1"
-        if kind is str:
-            return raw
-        value = kind(raw.strip())
-        if not math.isfinite(value):
-            raise ValueError
-        return value
-    except ValueError:
-        what = "0 or 1" if kind is bool else f"a finite number ({kind.__name__})"
-        raise ConfigError(f"{name}={raw!r} is not {what}; set it to e.g. {default!r} or unset it") from None
+    """A run that cannot go on (diverged, unwritable output, unreadable artifact): one line, exit code 1."""
 
 
 ACTIVATIONS = ("relu2", "leaky2", "asqu")
+# Variables that do not change results: left out of config_fingerprint.
+NOT_FINGERPRINTED = ("SEED", "RUN_ID", "DATA_PATH", "TOKENIZER_PATH", "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY",
+                     "COMPILE", "ATTENTION")
 
 
 class Hyperparameters:
-    def __init__(self):
-        e = _env
+    """Reads every setting from the environment (attribute = NAME.lower()), then validate() checks them."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None):
+        self._environ = os.environ if environ is None else environ
+        self._vars: list[tuple[str, object, str]] = []  # (NAME, default, meaning), in this order
+        self._set: dict[str, str] = {}  # NAME -> raw value, for settings away from their default
+        v = self._var
         # Data and run identity.
-        self.data_path = e("DATA_PATH", "./data/datasets/fineweb10B_sp1024", str)  # folder of *.bin shards
-        self.tokenizer_path = e("TOKENIZER_PATH", "./data/tokenizers/fineweb_1024_bpe.model", str)
-        self.seed = e("SEED", 1337, int)
-        self.mlp_activation = e("MLP_ACTIVATION", "asqu", str).strip().lower()  # relu2 | leaky2 | asqu
-        self.run_id = e("RUN_ID", f"{self.mlp_activation}_seed{self.seed}_{time.strftime('%Y%m%d-%H%M%S')}", str)
-        # Schedule. Wall-clock cap in seconds (0 = off: fixed ITERATIONS steps).
-        self.iterations = e("ITERATIONS", 20000, int)
-        self.max_wallclock_seconds = e("MAX_WALLCLOCK_SECONDS", 600.0)
-        self.warmdown_iters = e("WARMDOWN_ITERS", 3500, int)  # linear LR decay length (steps; wall-clock based when capped)
-        self.warmup_steps = e("WARMUP_STEPS", 20, int)  # compile warm-up steps, then weights/optimizers/data reset
-        self.train_batch_tokens = e("TRAIN_BATCH_TOKENS", 786_432, int)  # global tokens per step
-        self.train_seq_len = e("TRAIN_SEQ_LEN", 2048, int)
-        self.train_log_every = e("TRAIN_LOG_EVERY", 500, int)
-        self.val_loss_every = e("VAL_LOSS_EVERY", 4000, int)  # 0 = validate only at the end
+        self.data_path = v("DATA_PATH", "./data/datasets/fineweb10B_sp1024", str, "folder of fineweb_{train,val}_*.bin shards")
+        self.tokenizer_path = v("TOKENIZER_PATH", "./data/tokenizers/fineweb_1024_bpe.model", str,
+                                "SentencePiece model; its vocabulary must equal VOCAB_SIZE")
+        self.seed = v("SEED", 1337, int, "seed of init and everything random, 0..2**32-1")
+        self.mlp_activation = v("MLP_ACTIVATION", "asqu", str, "relu2 | leaky2 (alias leaky_relu2) | asqu").strip().lower()
+        self.run_id = v("RUN_ID", None, str, "names logs/<RUN_ID>.txt and runs/<RUN_ID>/ (default <activation>_seed<SEED>_<time>)")
+        # Schedule.
+        self.iterations = v("ITERATIONS", 20000, int, "step limit; the schedule's length in fixed-step mode")
+        self.max_wallclock_seconds = v("MAX_WALLCLOCK_SECONDS", 600.0, float, "training-time cap in seconds (0 = off: fixed-step mode)")
+        self.warmdown_iters = v("WARMDOWN_ITERS", 3500, int, "linear LR decay over the last N steps, wall-clock based when capped (0 = off)")
+        self.warmup_steps = v("WARMUP_STEPS", 20, int, "compile warm-up steps before the clock; weights, optimizers and data are then reset")
+        self.train_batch_tokens = v("TRAIN_BATCH_TOKENS", 786_432, int, "global tokens per optimizer step")
+        self.train_seq_len = v("TRAIN_SEQ_LEN", 2048, int, "training sequence length")
+        self.train_log_every = v("TRAIN_LOG_EVERY", 500, int, "train-loss line every N steps and the first 10 (0 = off)")
+        self.val_loss_every = v("VAL_LOSS_EVERY", 4000, int, "validation every N steps (0 = only at the end)")
         # Evaluation.
-        self.val_batch_size = e("VAL_BATCH_SIZE", 524_288, int)  # tokens per validation batch, all ranks
-        self.eval_seq_len = e("EVAL_SEQ_LEN", 2048, int)
-        self.eval_stride = e("EVAL_STRIDE", 64, int)  # sliding-window stride (0 = no sliding eval)
-        self.eval_batch_seqs = e("EVAL_BATCH_SEQS", 32, int)  # windows per sliding-eval batch
+        self.val_batch_size = v("VAL_BATCH_SIZE", 524_288, int, "validation tokens per batch, all ranks")
+        self.eval_seq_len = v("EVAL_SEQ_LEN", 2048, int, "evaluation window length")
+        self.eval_stride = v("EVAL_STRIDE", 64, int, "sliding-window stride of the final eval (0 = no sliding eval)")
+        self.eval_batch_seqs = v("EVAL_BATCH_SEQS", 32, int, "windows per sliding-eval batch")
         # Model.
-        self.vocab_size = e("VOCAB_SIZE", 1024, int)
-        self.num_layers = e("NUM_LAYERS", 11, int)
-        self.model_dim = e("MODEL_DIM", 512, int)
-        self.num_heads = e("NUM_HEADS", 8, int)
-        self.num_kv_heads = e("NUM_KV_HEADS", 4, int)  # GQA
-        self.mlp_mult = e("MLP_MULT", 3.0)  # hidden = MLP_MULT * MODEL_DIM
-        self.mlp_leaky_slope = e("MLP_LEAKY_SLOPE", 0.5)  # leaky2: f(h<=0) = (s h)^2
-        self.asqu_beta_init = e("ASQU_BETA_INIT", 0.25)  # asqu: f(h<=0) = beta_i h^2; 0.25 = leaky2(0.5)
-        self.asqu_sigmoid_beta = e("ASQU_SIGMOID_BETA", False, bool)  # beta = sigmoid(param), in (0, 1)
-        self.tie_embeddings = e("TIE_EMBEDDINGS", True, bool)
-        self.tied_embed_init_std = e("TIED_EMBED_INIT_STD", 0.005)
-        self.logit_softcap = e("LOGIT_SOFTCAP", 30.0)
-        self.rope_base = e("ROPE_BASE", 10000.0)
-        self.rope_dims = e("ROPE_DIMS", 16, int)  # RoPE on the first ROPE_DIMS of each head (0 = all)
-        self.qk_gain_init = e("QK_GAIN_INIT", 1.5)
-        self.xsa_last_n = e("XSA_LAST_N", 4, int)  # XSA on the last N layers
-        self.ln_scale = e("LN_SCALE", True, bool)  # scale normed block inputs by 1/sqrt(layer+1)
-        self.bigram_vocab_size = e("BIGRAM_VOCAB_SIZE", 2048, int)
-        self.bigram_dim = e("BIGRAM_DIM", 128, int)
-        self.ve_dim = e("VE_DIM", 128, int)
-        self.ve_layers = e("VE_LAYERS", "9,10", str)  # layers that get value embeddings ("" = none)
+        self.vocab_size = v("VOCAB_SIZE", 1024, int, "vocabulary size")
+        self.num_layers = v("NUM_LAYERS", 11, int, "transformer blocks (first half encoders, the rest decoders with U-Net skips)")
+        self.model_dim = v("MODEL_DIM", 512, int, "model width")
+        self.num_heads = v("NUM_HEADS", 8, int, "query heads")
+        self.num_kv_heads = v("NUM_KV_HEADS", 4, int, "key/value heads (GQA)")
+        self.mlp_mult = v("MLP_MULT", 3.0, float, "MLP hidden width = MLP_MULT x MODEL_DIM")
+        self.mlp_leaky_slope = v("MLP_LEAKY_SLOPE", 0.5, float, "leaky2: f(h<=0) = (s h)^2")
+        self.asqu_beta_init = v("ASQU_BETA_INIT", 0.25, float, "asqu: f(h<=0) = beta_i h^2, initial beta (0.25 = leaky2(0.5))")
+        self.asqu_sigmoid_beta = v("ASQU_SIGMOID_BETA", False, bool, "1: beta = sigmoid(parameter), in (0, 1)")
+        self.tie_embeddings = v("TIE_EMBEDDINGS", True, bool, "output head tied to the token embedding")
+        self.tied_embed_init_std = v("TIED_EMBED_INIT_STD", 0.005, float, "std of the token-embedding init")
+        self.logit_softcap = v("LOGIT_SOFTCAP", 30.0, float, "logits = c tanh(z / c)")
+        self.rope_base = v("ROPE_BASE", 10000.0, float, "RoPE base (NTK-scaled beyond 1024 tokens)")
+        self.rope_dims = v("ROPE_DIMS", 16, int, "RoPE on the first N dims of each head (0 = all)")
+        self.qk_gain_init = v("QK_GAIN_INIT", 1.5, float, "initial per-head query gain")
+        self.xsa_last_n = v("XSA_LAST_N", 4, int, "XSA on the last N layers (0 = off)")
+        self.ln_scale = v("LN_SCALE", True, bool, "scale normed block inputs by 1/sqrt(layer+1)")
+        self.bigram_vocab_size = v("BIGRAM_VOCAB_SIZE", 2048, int, "BigramHash buckets (0 = off)")
+        self.bigram_dim = v("BIGRAM_DIM", 128, int, "BigramHash embedding width")
+        self.ve_dim = v("VE_DIM", 128, int, "value-embedding width")
+        self.ve_layers = v("VE_LAYERS", None, str, "layers with value embeddings, e.g. 9,10 (default: the last two; 'none' = off)")
         # Optimisers. LRs are multiplied by the schedule's scale.
-        self.matrix_lr = e("MATRIX_LR", 0.025)  # Muon
-        self.muon_momentum = e("MUON_MOMENTUM", 0.99)
-        self.muon_momentum_warmup_start = e("MUON_MOMENTUM_WARMUP_START", 0.92)
-        self.muon_momentum_warmup_steps = e("MUON_MOMENTUM_WARMUP_STEPS", 1500, int)
-        self.muon_backend_steps = e("MUON_BACKEND_STEPS", 5, int)  # Newton-Schulz iterations
-        self.muon_wd = e("MUON_WD", 0.04)
-        self.tied_embed_lr = e("TIED_EMBED_LR", 0.035)  # AdamW: embeddings
-        self.embed_lr = e("EMBED_LR", 0.6)  # AdamW: tok_emb when TIE_EMBEDDINGS=0
-        self.head_lr = e("HEAD_LR", 0.008)  # Adam: lm_head when TIE_EMBEDDINGS=0
-        self.scalar_lr = e("SCALAR_LR", 0.025)  # AdamW: scalars and control tensors
-        self.asqu_lr = e("ASQU_LR", 0.001)  # AdamW: ASQU beta, its own group
-        self.asqu_wd = e("ASQU_WD", 0.0)  # weight decay on beta (decays toward relu2)
-        self.asqu_beta_grad_every = e("ASQU_BETA_GRAD_EVERY", 1, int)  # beta grad every k micro-steps, times k
-        self.adam_wd = e("ADAM_WD", 0.04)
-        self.beta1 = e("BETA1", 0.9)
-        self.beta2 = e("BETA2", 0.95)
-        self.adam_eps = e("ADAM_EPS", 1e-8)
-        self.grad_clip_norm = e("GRAD_CLIP_NORM", 0.3)  # 0 = off
+        self.matrix_lr = v("MATRIX_LR", 0.025, float, "Muon LR (block matrices, bigram.proj, ve_shared.proj)")
+        self.muon_momentum = v("MUON_MOMENTUM", 0.99, float, "Muon momentum after its warm-up")
+        self.muon_momentum_warmup_start = v("MUON_MOMENTUM_WARMUP_START", 0.92, float, "Muon momentum at step 0")
+        self.muon_momentum_warmup_steps = v("MUON_MOMENTUM_WARMUP_STEPS", 1500, int, "steps of the momentum warm-up")
+        self.muon_backend_steps = v("MUON_BACKEND_STEPS", 5, int, "Newton-Schulz iterations")
+        self.muon_wd = v("MUON_WD", 0.04, float, "Muon decoupled weight decay")
+        self.tied_embed_lr = v("TIED_EMBED_LR", 0.035, float, "AdamW LR of the embedding tables")
+        self.embed_lr = v("EMBED_LR", 0.6, float, "AdamW LR of tok_emb when TIE_EMBEDDINGS=0")
+        self.head_lr = v("HEAD_LR", 0.008, float, "Adam LR of lm_head when TIE_EMBEDDINGS=0")
+        self.scalar_lr = v("SCALAR_LR", 0.025, float, "AdamW LR of scalars and control tensors")
+        self.asqu_lr = v("ASQU_LR", 0.001, float, "AdamW LR of ASQU beta, its own group")
+        self.asqu_wd = v("ASQU_WD", 0.0, float, "weight decay on beta (it decays toward relu2)")
+        self.asqu_beta_grad_every = v("ASQU_BETA_GRAD_EVERY", 1, int, "beta's gradient on every k-th micro-step only, times k")
+        self.adam_wd = v("ADAM_WD", 0.04, float, "AdamW weight decay (embeddings, scalars)")
+        self.beta1 = v("BETA1", 0.9, float, "Adam beta1")
+        self.beta2 = v("BETA2", 0.95, float, "Adam beta2")
+        self.adam_eps = v("ADAM_EPS", 1e-8, float, "Adam epsilon")
+        self.grad_clip_norm = v("GRAD_CLIP_NORM", 0.3, float, "global gradient-norm clip (0 = off)")
         # Weight averaging, QAT and export.
-        self.ema_decay = e("EMA_DECAY", 0.997)
-        self.swa_every = e("SWA_EVERY", 50, int)  # FINAL_WEIGHTS=swa: snapshot every N steps once scale < 0.2
-        self.final_weights = e("FINAL_WEIGHTS", "ema", str).strip().lower()  # ema | swa | raw, exported
-        self.late_qat_threshold = e("LATE_QAT_THRESHOLD", 0.15)  # fake-quantize once scale < this (0 = off)
-        self.int6_clip_percentiles = e("INT6_CLIP_PERCENTILES", "0.999,0.9995,0.9999,0.99999,1.0", str)
+        self.ema_decay = v("EMA_DECAY", 0.997, float, "EMA of all weights, every step")
+        self.final_weights = v("FINAL_WEIGHTS", "ema", str, "weights exported and scored: ema | swa | raw").strip().lower()
+        self.swa_every = v("SWA_EVERY", 50, int, "FINAL_WEIGHTS=swa: snapshot every N steps once the LR scale < 0.2")
+        self.late_qat_threshold = v("LATE_QAT_THRESHOLD", 0.15, float, "fake-quantize int6 matrices once the LR scale < this (0 = off)")
+        self.int6_clip_percentiles = v("INT6_CLIP_PERCENTILES", "0.999,0.9995,0.9999,0.99999,1.0", str,
+                                       "candidate row clips of the GPTQ-lite int6 export")
         # Row clips below this are raised to it (scale >= floor/31 for int6, /127 for int8; also in QAT).
-        # 1.0 is the record's clamp_min(1/31): coarser codes for small rows, a smaller artifact. 0 = none.
-        self.quant_scale_floor = e("QUANT_SCALE_FLOOR", 1.0)
-        # Runtime: torch.compile (default on for CUDA, off for CPU).
-        self.compile = e("COMPILE", None, bool)
+        # 1.0 is the record's clamp_min(1/31): coarser codes for small rows, a smaller artifact.
+        self.quant_scale_floor = v("QUANT_SCALE_FLOOR", 1.0, float, "floor of int6/int8 row clips, export and QAT (0 = none)")
+        # Runtime.
+        self.compile = v("COMPILE", None, bool, "torch.compile(fullgraph=True) the model (default: 1 on CUDA, 0 on CPU)")
+        self.attention = v("ATTENTION", "auto", str, "auto | flash_attn_3 | flash_attn_2 | sdpa (auto: FA3, FA2 >= 2.6, SDPA)").strip().lower()
+        self.cpu_bf16 = v("CPU_BF16", False, bool, "on CPU, the CUDA numerics: bf16 autocast and bf16 embedding tables")
         self.validate()
+
+    def _var(self, name: str, default, kind, doc: str):
+        self._vars.append((name, default, doc))
+        raw = self._environ.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        raw = raw.strip()
+        example = "1" if default is None else default
+        try:
+            if kind is bool and raw not in ("0", "1"):
+                raise ValueError
+            value = raw == "1" if kind is bool else kind(raw)
+            if kind is float and not math.isfinite(value):
+                raise ValueError
+        except ValueError:
+            what = {bool: "0 or 1", int: "a whole number", float: "a finite number", str: "text"}[kind]
+            raise ConfigError(f"{name}={raw!r} is not {what}; set it to e.g. {name}={example} or unset it") from None
+        if value != default:
+            self._set[name] = raw
+        return value
+
+    @classmethod
+    def variables(cls) -> list[tuple[str, object, str]]:
+        """(NAME, default, meaning) of every setting, in the order above."""
+        return cls({})._vars
 
     def validate(self) -> None:
         if self.mlp_activation == "leaky_relu2":  # the seed PR's name
@@ -157,58 +183,88 @@ class Hyperparameters:
             raise ConfigError(f"MLP_ACTIVATION={self.mlp_activation!r} is not one of {', '.join(ACTIVATIONS)}")
         if self.final_weights not in ("ema", "swa", "raw"):
             raise ConfigError(f"FINAL_WEIGHTS={self.final_weights!r} is not one of ema, swa, raw")
-        positive = ("ITERATIONS", "TRAIN_BATCH_TOKENS", "TRAIN_SEQ_LEN", "EVAL_SEQ_LEN", "VOCAB_SIZE",
-                    "NUM_LAYERS", "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "EVAL_BATCH_SEQS",
-                    "ASQU_BETA_GRAD_EVERY", "VAL_BATCH_SIZE")
+        if self.attention not in ("auto", "flash_attn_3", "flash_attn_2", "sdpa"):
+            raise ConfigError(f"ATTENTION={self.attention!r} is not one of auto, flash_attn_3, flash_attn_2, sdpa")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"SEED={self.seed} must be in 0..{2**32 - 1}, e.g. SEED=1337")
+        if self.run_id is None:
+            self.run_id = f"{self.mlp_activation}_seed{self.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
+        if self.run_id in (".", "..") or any(c in self.run_id for c in "/\\\0") or self.run_id != self.run_id.strip():
+            raise ConfigError(f"RUN_ID={self.run_id!r} names a file: no path separators or surrounding spaces, e.g. RUN_ID=exp_run1")
+        positive = ("ITERATIONS", "TRAIN_BATCH_TOKENS", "TRAIN_SEQ_LEN", "EVAL_SEQ_LEN", "VOCAB_SIZE", "NUM_LAYERS",
+                    "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "EVAL_BATCH_SEQS", "ASQU_BETA_GRAD_EVERY",
+                    "VAL_BATCH_SIZE", "SWA_EVERY", "VE_DIM", "BIGRAM_DIM", "MUON_BACKEND_STEPS")
         for name in positive:
             if getattr(self, name.lower()) <= 0:
-                raise ConfigError(f"{name}={getattr(self, name.lower())} must be positive")
+                raise ConfigError(f"{name}={getattr(self, name.lower())} must be positive, e.g. {name}="
+                                  f"{dict((n, d) for n, d, _ in self._vars)[name]}")
         for name in ("WARMUP_STEPS", "WARMDOWN_ITERS", "MAX_WALLCLOCK_SECONDS", "EVAL_STRIDE", "XSA_LAST_N",
-                     "BIGRAM_VOCAB_SIZE", "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY", "ROPE_DIMS", "SWA_EVERY"):
+                     "BIGRAM_VOCAB_SIZE", "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY", "ROPE_DIMS", "GRAD_CLIP_NORM",
+                     "MUON_MOMENTUM_WARMUP_STEPS", "LATE_QAT_THRESHOLD", "QUANT_SCALE_FLOOR"):
             if getattr(self, name.lower()) < 0:
-                raise ConfigError(f"{name}={getattr(self, name.lower())} must be >= 0")
+                raise ConfigError(f"{name}={getattr(self, name.lower())} must be >= 0 (0 = off where the help says so)")
         if self.model_dim % self.num_heads or self.num_heads % self.num_kv_heads:
             raise ConfigError(f"MODEL_DIM={self.model_dim} must divide by NUM_HEADS={self.num_heads}, "
-                              f"and NUM_HEADS by NUM_KV_HEADS={self.num_kv_heads}")
+                              f"and NUM_HEADS by NUM_KV_HEADS={self.num_kv_heads}, e.g. 512, 8, 4")
         head_dim = self.model_dim // self.num_heads
         rd = self.rope_dims or head_dim
         if rd % 2 or rd > head_dim or rd < 4:
             raise ConfigError(f"ROPE_DIMS={self.rope_dims} must be even, >= 4 and <= head_dim={head_dim}")
         if self.xsa_last_n > self.num_layers:
             raise ConfigError(f"XSA_LAST_N={self.xsa_last_n} exceeds NUM_LAYERS={self.num_layers}")
+        if self.ve_layers is None:  # the record's 9,10 at 11 layers
+            self.ve_layers = ",".join(str(i) for i in range(max(0, self.num_layers - 2), self.num_layers))
+        if self.ve_layers.strip().lower() == "none":
+            self.ve_layers = ""
         try:
             self.ve_layer_list = [int(s) for s in self.ve_layers.split(",") if s.strip()]
         except ValueError:
-            raise ConfigError(f"VE_LAYERS={self.ve_layers!r} must be comma-separated layer indices, e.g. 9,10") from None
+            raise ConfigError(f"VE_LAYERS={self.ve_layers!r} must be comma-separated layer indices, e.g. VE_LAYERS=9,10") from None
         bad = [i for i in self.ve_layer_list if not 0 <= i < self.num_layers]
         if bad or len(set(self.ve_layer_list)) != len(self.ve_layer_list):
             raise ConfigError(f"VE_LAYERS={self.ve_layers!r}: indices must be distinct and in 0..{self.num_layers - 1}")
         if self.bigram_vocab_size == 1:
-            raise ConfigError("BIGRAM_VOCAB_SIZE must be 0 (off) or >= 2")
+            raise ConfigError("BIGRAM_VOCAB_SIZE must be 0 (off) or >= 2, e.g. BIGRAM_VOCAB_SIZE=2048")
         try:
             self.clip_percentiles = [float(s) for s in self.int6_clip_percentiles.split(",") if s.strip()]
         except ValueError:
-            raise ConfigError(f"INT6_CLIP_PERCENTILES={self.int6_clip_percentiles!r} must be comma-separated numbers") from None
-        if self.quant_scale_floor < 0:
-            raise ConfigError(f"QUANT_SCALE_FLOOR={self.quant_scale_floor} must be >= 0")
+            self.clip_percentiles = []
         if not self.clip_percentiles or not all(0.0 < p <= 1.0 for p in self.clip_percentiles):
-            raise ConfigError(f"INT6_CLIP_PERCENTILES={self.int6_clip_percentiles!r}: need values in (0, 1]")
+            raise ConfigError(f"INT6_CLIP_PERCENTILES={self.int6_clip_percentiles!r} must be comma-separated values "
+                              "in (0, 1], e.g. INT6_CLIP_PERCENTILES=0.999,0.9999,1.0")
         if self.eval_stride > self.eval_seq_len:
             raise ConfigError(f"EVAL_STRIDE={self.eval_stride} exceeds EVAL_SEQ_LEN={self.eval_seq_len}")
         if self.asqu_sigmoid_beta and not 0.0 < self.asqu_beta_init < 1.0:
             raise ConfigError(f"ASQU_BETA_INIT={self.asqu_beta_init} must be in (0, 1) with ASQU_SIGMOID_BETA=1")
         if self.mlp_mult <= 0 or self.mlp_hidden < 1:
-            raise ConfigError(f"MLP_MULT={self.mlp_mult} must be positive")
+            raise ConfigError(f"MLP_MULT={self.mlp_mult} gives an MLP hidden width of {max(self.mlp_hidden, 0)} with "
+                              f"MODEL_DIM={self.model_dim}: it needs MLP_MULT x MODEL_DIM >= 1, e.g. MLP_MULT=3.0")
         if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"EMA_DECAY={self.ema_decay} must be in [0, 1)")
+            raise ConfigError(f"EMA_DECAY={self.ema_decay} must be in [0, 1), e.g. EMA_DECAY=0.997")
         if self.logit_softcap <= 0:
-            raise ConfigError(f"LOGIT_SOFTCAP={self.logit_softcap} must be positive")
-        if self.final_weights == "swa" and self.warmdown_iters == 0:
-            raise ConfigError("FINAL_WEIGHTS=swa needs WARMDOWN_ITERS > 0 (snapshots start once the LR scale < 0.2)")
+            raise ConfigError(f"LOGIT_SOFTCAP={self.logit_softcap} must be positive, e.g. LOGIT_SOFTCAP=30")
+        if self.final_weights == "swa" and self.max_wallclock_seconds <= 0 and self.swa_snapshots() == 0:
+            raise ConfigError(f"FINAL_WEIGHTS=swa takes no snapshot with ITERATIONS={self.iterations}, "
+                              f"WARMDOWN_ITERS={self.warmdown_iters}, SWA_EVERY={self.swa_every} (snapshots start "
+                              "once the LR scale < 0.2); lower SWA_EVERY, raise WARMDOWN_ITERS or use FINAL_WEIGHTS=ema")
+
+    def swa_snapshots(self) -> int:
+        """SWA snapshots a fixed-step run takes: steps s+1 on a multiple of SWA_EVERY with scale(s) < 0.2."""
+        return sum(1 for s in range(max(0, self.iterations - self.warmdown_iters), self.iterations)
+                   if (s + 1) % self.swa_every == 0 and lr_scale(self, s, 0.0) < 0.2)
 
     @property
     def mlp_hidden(self) -> int:
         return int(self.mlp_mult * self.model_dim)
+
+    def config_line(self) -> str:
+        """config:NAME=value ... for every setting away from its default (paste it to rerun)."""
+        return "config:" + " ".join(f"{n}={shlex.quote(self._set[n])}" for n, _, _ in self._vars if n in self._set)
+
+    def fingerprint(self) -> str:
+        """12 hex digits of the effective settings that change results (not SEED, paths, logging knobs)."""
+        text = "\n".join(f"{n}={getattr(self, n.lower())!r}" for n, _, _ in self._vars if n not in NOT_FINGERPRINTED)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def activation_summary(self) -> str:
         if self.mlp_activation == "leaky2":
@@ -220,23 +276,123 @@ class Hyperparameters:
         return "mlp_activation:relu2"
 
 
+# Environment names that are never settings of this script (torchrun, CUDA, threads): not checked for typos.
+FOREIGN_PREFIXES = ("CUDA", "NCCL", "TORCH", "OMP_", "MKL_", "KMP_", "PYTHON", "MASTER_", "LOCAL_", "GROUP_",
+                    "ROLE_", "WORLD_", "RANK", "HF_", "LC_", "XDG_")
+
+
+def close_variable_warnings(environ: Mapping[str, str]) -> list[str]:
+    """WARNING lines for environment names close to a setting's name but not one (NUM_LAYER, EMA_DECAYS)."""
+    known = [n for n, _, _ in Hyperparameters.variables()]
+    lines = []
+    for name in sorted(environ):
+        if name in known or name.startswith(FOREIGN_PREFIXES):
+            continue
+        match = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.85)
+        if match:
+            lines.append(f"WARNING: {name} is not a setting of train_gpt.py and is ignored; did you mean {match[0]}?")
+    return lines
+
+
+def print_help() -> None:
+    print(__doc__.strip() + "\n\nSettings (environment variables), default, meaning:")
+    for name, default, doc in Hyperparameters.variables():
+        shown = "auto" if default is None else int(default) if isinstance(default, bool) else default
+        print(f"  {name:<28} {str(shown):<34} {doc}")
 # -----------------------------
 # RUNTIME: CUDA VS CPU
 # -----------------------------
-# What differs by device: attention kernel and autocast here; device, compile and process group in
-# main(); bf16 embedding tables in build_model().
+# Everything that differs by device is here: device and process group (runtime_from_env, init_distributed),
+# attention kernel, autocast, and the bf16 parameter layout (build_model). CPU_BF16=1 gives a CPU the CUDA
+# numerics, so tests rehearse the production path except kernels and NCCL.
 
-try:
-    from flash_attn_interface import flash_attn_func as _fa3  # FlashAttention 3 (Hopper)
-except ImportError:
-    _fa3 = None
-try:  # FlashAttention 2 before 2.6 is not a torch.library op: it would break fullgraph compile
-    import flash_attn
-    from flash_attn import flash_attn_func as _fa2
-    if tuple(int(x) for x in flash_attn.__version__.split(".")[:2]) < (2, 6):
-        _fa2 = None
-except (ImportError, ValueError, AttributeError):
-    _fa2 = None
+@dataclass
+class Runtime:
+    rank: int
+    world_size: int
+    local_rank: int
+    distributed: bool
+    device: torch.device
+    bf16: bool  # bf16 autocast and bf16 embedding tables (CUDA, or CPU_BF16=1)
+    compile: bool
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def grad_accum_steps(self) -> int:
+        return max(1, 8 // self.world_size)  # the same global batch for 1, 2, 8 or 16 processes
+
+
+def runtime_from_env(args: Hyperparameters) -> Runtime:
+    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    compile_model = device.type == "cuda" if args.compile is None else args.compile
+    rt = Runtime(rank, world_size, local_rank, "RANK" in os.environ and "WORLD_SIZE" in os.environ, device,
+                 device.type == "cuda" or args.cpu_bf16, compile_model)
+    micro = world_size * rt.grad_accum_steps * args.train_seq_len
+    if args.train_batch_tokens % micro:
+        raise ConfigError(f"TRAIN_BATCH_TOKENS={args.train_batch_tokens} must be divisible by world_size ({world_size}) "
+                          f"x gradient accumulation ({rt.grad_accum_steps}) x TRAIN_SEQ_LEN ({args.train_seq_len}) = "
+                          f"{micro}, e.g. TRAIN_BATCH_TOKENS={max(1, round(args.train_batch_tokens / micro)) * micro}")
+    return rt
+
+
+def init_distributed(rt: Runtime) -> None:
+    """CUDA + NCCL when a GPU is present, else CPU + gloo."""
+    if rt.device.type == "cuda":
+        torch.cuda.set_device(rt.device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if rt.distributed:
+        dist.init_process_group(backend="nccl" if rt.device.type == "cuda" else "gloo",
+                                device_id=rt.device if rt.device.type == "cuda" else None)
+
+
+ATTN_BACKEND = "sdpa"  # set by pick_attention_backend()
+_fa3 = _fa2 = None
+
+
+def _import_fa3():
+    try:
+        from flash_attn_interface import flash_attn_func  # FlashAttention 3 (Hopper)
+        return flash_attn_func
+    except ImportError:
+        return None
+
+
+def _import_fa2():
+    try:  # FlashAttention 2 before 2.6 is not a torch.library op: it would break fullgraph compile
+        import flash_attn
+        from flash_attn import flash_attn_func
+        return flash_attn_func if tuple(int(x) for x in flash_attn.__version__.split(".")[:2]) >= (2, 6) else None
+    except (ImportError, ValueError, AttributeError):
+        return None
+
+
+def pick_attention_backend(choice: str, device: torch.device) -> str | None:
+    """ATTENTION=auto: FA3, else FA2 >= 2.6, else SDPA on CUDA (returns a WARNING line); SDPA on CPU.
+    A named backend is used as named on any device, or is an error when it cannot be imported."""
+    global ATTN_BACKEND, _fa3, _fa2
+    warning = None
+    if choice == "auto":
+        _fa3 = _import_fa3() if device.type == "cuda" else None
+        _fa2 = _import_fa2() if device.type == "cuda" and _fa3 is None else None
+        choice = "flash_attn_3" if _fa3 else "flash_attn_2" if _fa2 else "sdpa"
+        if device.type == "cuda" and choice == "sdpa":
+            warning = ("WARNING: neither FlashAttention 3 (flash_attn_interface) nor FlashAttention 2 >= 2.6 imports: "
+                       "attention runs on PyTorch SDPA, slower, so fewer steps fit in the cap. Install FlashAttention 3 "
+                       "(the hopper/ package of github.com/Dao-AILab/flash-attention) as the record did")
+    elif choice == "flash_attn_3" and (_fa3 := _import_fa3()) is None:
+        raise ConfigError("ATTENTION=flash_attn_3 but flash_attn_interface cannot be imported; install FlashAttention 3 "
+                          "or set ATTENTION=auto")
+    elif choice == "flash_attn_2" and (_fa2 := _import_fa2()) is None:
+        raise ConfigError("ATTENTION=flash_attn_2 but flash_attn >= 2.6 cannot be imported; pip install 'flash-attn>=2.6' "
+                          "or set ATTENTION=auto")
+    ATTN_BACKEND = choice
+    return warning
 
 
 def _sdpa_has_gqa() -> bool:
@@ -249,26 +405,14 @@ def _sdpa_has_gqa() -> bool:
         return False
 
 
-ATTN_BACKEND = "sdpa"  # set by pick_attention_backend()
 _SDPA_GQA = _sdpa_has_gqa()
-
-
-def pick_attention_backend(device: torch.device) -> str:
-    global ATTN_BACKEND
-    if device.type == "cuda" and _fa3 is not None:
-        ATTN_BACKEND = "flash_attn_3"
-    elif device.type == "cuda" and _fa2 is not None:
-        ATTN_BACKEND = "flash_attn_2"
-    else:
-        ATTN_BACKEND = "sdpa"
-    return ATTN_BACKEND
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     """Causal attention on (B, T, H, D) q and (B, T, Hkv, D) k, v; returns (B, T, H, D)."""
     if ATTN_BACKEND == "flash_attn_3":
         y = _fa3(q, k, v, causal=True)
-        return y[0] if isinstance(y, tuple) else y
+        return y[0] if isinstance(y, tuple) else y  # some FA3 builds return (out, lse)
     if ATTN_BACKEND == "flash_attn_2":
         return _fa2(q, k, v, causal=True)
     q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
@@ -280,10 +424,10 @@ def attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     return y.transpose(1, 2)
 
 
-def autocast_ctx(device: torch.device):
-    """bf16 autocast on CUDA (the record); plain fp32 on CPU."""
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+def autocast_ctx(rt: Runtime):
+    """bf16 autocast on CUDA (the record) or with CPU_BF16=1; plain fp32 otherwise."""
+    if rt.bf16:
+        return torch.autocast(device_type=rt.device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -371,8 +515,14 @@ def shard_token_count(path: Path) -> int:
     return n
 
 
-def load_shard(path: Path) -> np.ndarray:
-    return np.memmap(path, dtype="<u2", mode="r", offset=HEADER_BYTES, shape=(shard_token_count(path),))
+def load_shard(path: Path, vocab_size: int) -> np.ndarray:
+    """The shard's tokens (memory-mapped), every id checked against VOCAB_SIZE (one cheap max)."""
+    tokens = np.memmap(path, dtype="<u2", mode="r", offset=HEADER_BYTES, shape=(shard_token_count(path),))
+    top = int(tokens.max()) if tokens.size else 0
+    if top >= vocab_size:
+        raise ConfigError(f"{path}: token id {top} >= VOCAB_SIZE={vocab_size}; the shard was made with another "
+                          "tokenizer: set VOCAB_SIZE and TOKENIZER_PATH to match it, or rebuild the shard")
+    return tokens
 
 
 def find_shards(data_path: str, split: str) -> list[Path]:
@@ -392,16 +542,16 @@ def find_shards(data_path: str, split: str) -> list[Path]:
 class TokenStream:
     """Reads shards in order, wrapping around; take(n) returns the next n tokens."""
 
-    def __init__(self, files: list[Path]):
-        self.files, self.file_idx, self.pos = files, 0, 0
-        self.tokens = load_shard(files[0])
+    def __init__(self, files: list[Path], vocab_size: int):
+        self.files, self.vocab_size, self.file_idx, self.pos = files, vocab_size, 0, 0
+        self.tokens = load_shard(files[0], vocab_size)
 
     def take(self, n: int) -> np.ndarray:
         chunks = []
         while n > 0:
             if self.pos >= len(self.tokens):
                 self.file_idx = (self.file_idx + 1) % len(self.files)
-                self.tokens, self.pos = load_shard(self.files[self.file_idx]), 0
+                self.tokens, self.pos = load_shard(self.files[self.file_idx], self.vocab_size), 0
                 continue
             k = min(n, len(self.tokens) - self.pos)
             chunks.append(self.tokens[self.pos:self.pos + k])
@@ -413,9 +563,9 @@ class DistributedTokenLoader:
     """Each micro-step takes the next contiguous span of world_size * (local_tokens + 1) tokens;
     rank r takes slice r. So 1 process x 8 micro-steps sees the same data as 2 x 4 or 8 x 1."""
 
-    def __init__(self, files: list[Path], rank: int, world_size: int, device: torch.device):
-        self.rank, self.world_size, self.device = rank, world_size, device
-        self.stream = TokenStream(files)
+    def __init__(self, files: list[Path], vocab_size: int, rt: Runtime):
+        self.rank, self.world_size, self.device = rt.rank, rt.world_size, rt.device
+        self.stream = TokenStream(files, vocab_size)
 
     def next_batch(self, global_tokens: int, seq_len: int, grad_accum_steps: int) -> tuple[Tensor, Tensor]:
         span = global_tokens // (self.world_size * grad_accum_steps) + 1
@@ -425,19 +575,24 @@ class DistributedTokenLoader:
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
-def load_validation_tokens(files: list[Path], seq_len: int) -> Tensor:
-    tokens = np.concatenate([load_shard(f) for f in files])
+def load_validation_tokens(files: list[Path], seq_len: int, vocab_size: int) -> np.ndarray:
+    """All val shards, truncated to a multiple of seq_len (+1 for the last target)."""
+    tokens = np.concatenate([load_shard(f, vocab_size) for f in files])
     usable = ((tokens.size - 1) // seq_len) * seq_len
     if usable <= 0:
         raise ConfigError(f"validation split ({tokens.size} tokens in {len(files)} fineweb_val_*.bin) is too "
                           f"short for EVAL_SEQ_LEN={seq_len}: it needs at least {seq_len + 1} tokens; "
                           "lower EVAL_SEQ_LEN or use a larger validation shard")
-    return torch.from_numpy(tokens[:usable + 1].astype(np.int64))
+    return tokens[:usable + 1]
 
 
 # -----------------------------
 # TOKENIZER AND BYTE ACCOUNTING
 # -----------------------------
+# BPB divides by the UTF-8 bytes of the text. Each target token adds: 0 for boundary pieces (control /
+# unknown / unused), 1 per byte piece, else the piece's UTF-8 length without a leading '▁', plus 1 for that
+# space unless the previous token is a boundary. A space that the vocabulary can only spell as the byte
+# pieces E2 96 81 ('▁' in UTF-8) adds 1 in all, not 3 (upstream issue #897).
 
 def load_tokenizer(path: str, vocab_size: int) -> spm.SentencePieceProcessor:
     if not path.endswith(".model"):
@@ -455,30 +610,62 @@ def load_tokenizer(path: str, vocab_size: int) -> spm.SentencePieceProcessor:
     return sp
 
 
-def build_byte_luts(sp: spm.SentencePieceProcessor, vocab_size: int, device: torch.device):
-    """Per-token byte counts: boundary tokens (control/unknown/unused) count 0, byte pieces 1, others
-    the UTF-8 length without the leading '▁'; that space adds 1 unless the previous token is a boundary."""
-    base = np.zeros(vocab_size, dtype=np.int16)
-    leading_space = np.zeros(vocab_size, dtype=np.bool_)
-    boundary = np.ones(vocab_size, dtype=np.bool_)
+@dataclass
+class ByteTables:
+    base: np.ndarray  # int16: bytes of the piece without its leading '▁' (byte pieces 1, boundaries 0)
+    leading_space: np.ndarray  # bool: the piece starts with '▁'
+    boundary: np.ndarray  # bool: control, unknown or unused piece
+    byte_value: np.ndarray  # int16: the byte of a <0xNN> piece, else -1
+
+
+def build_byte_luts(sp: spm.SentencePieceProcessor, vocab_size: int) -> ByteTables:
+    t = ByteTables(np.zeros(vocab_size, np.int16), np.zeros(vocab_size, np.bool_), np.ones(vocab_size, np.bool_),
+                   np.full(vocab_size, -1, np.int16))
     for i in range(int(sp.vocab_size())):
         if sp.is_control(i) or sp.is_unknown(i) or sp.is_unused(i):
             continue
-        boundary[i] = False
-        if sp.is_byte(i):
-            base[i] = 1
-            continue
+        t.boundary[i] = False
         piece = sp.id_to_piece(i)
+        if sp.is_byte(i):
+            t.base[i], t.byte_value[i] = 1, int(piece[1:-1], 16)  # "<0xE2>"
+            continue
         if piece.startswith("▁"):
-            leading_space[i], piece = True, piece[1:]
-        base[i] = len(piece.encode("utf-8"))
-    to = lambda a: torch.tensor(a, device=device)  # noqa: E731
-    return to(base), to(leading_space), to(boundary)
+            t.leading_space[i], piece = True, piece[1:]
+        t.base[i] = len(piece.encode("utf-8"))
+    return t
 
 
-def count_bytes(prev: Tensor, tgt: Tensor, luts) -> Tensor:
-    base, leading_space, boundary = luts
-    return base[tgt].to(torch.float64) + (leading_space[tgt] & ~boundary[prev]).to(torch.float64)
+def stream_bytes(tokens: np.ndarray, t: ByteTables) -> np.ndarray:
+    """Bytes each position's token adds to the text, given the previous token (position 0 follows a boundary)."""
+    tok = np.asarray(tokens).astype(np.int64)
+    prev_boundary = np.concatenate(([True], t.boundary[tok[:-1]]))
+    out = t.base[tok].astype(np.float64) + (t.leading_space[tok] & ~prev_boundary)
+    b = t.byte_value[tok]
+    space = np.flatnonzero((b[:-2] == 0xE2) & (b[1:-1] == 0x96) & (b[2:] == 0x81))
+    out[space + 1] = out[space + 2] = 0.0
+    return out
+
+
+# Probe strings for check_byte_tables: spaces, newlines, tabs, digits, punctuation, accents, CJK, emoji.
+BYTE_PROBES = ("Hello world", "a b", "two  spaces", "line one\nline two", "tab\there", "digits 0123456789 3.14",
+               "Punctuation: (a), [b]; {c}! \"q\" 'x' - ok?", "caf\u00e9 na\u00efve fa\u00e7ade", "\u65e5\u672c\u8a9e\u306e\u6587\u7ae0",
+               "emoji \U0001f642 ok", "x y z", "end ")
+
+
+def check_byte_tables(sp: spm.SentencePieceProcessor, t: ByteTables, path: str) -> int:
+    """Byte tables against the tokenizer's own decoded (normalized) text; returns the probes checked."""
+    checked = 0
+    for text in BYTE_PROBES:
+        ids = sp.encode(text)
+        if any(sp.is_unknown(i) for i in ids):  # unknown pieces count 0 bytes by the challenge's rule
+            continue
+        expect = len(sp.decode(ids).encode("utf-8"))
+        got = int(stream_bytes(np.array(ids, dtype=np.int64), t).sum())
+        if got != expect:
+            raise ConfigError(f"TOKENIZER_PATH={path}: the byte tables count {got} bytes for {text!r}, whose "
+                              f"normalized text has {expect}; BPB would be wrong with this tokenizer")
+        checked += 1
+    return checked
 
 
 # -----------------------------
@@ -488,14 +675,14 @@ def count_bytes(prev: Tensor, tgt: Tensor, luts) -> Tensor:
 class CastedLinear(nn.Linear):
     """fp32 weights cast to the compute dtype. Late QAT fake-quantizes the matrices the export stores
     as int6 (int6 = True: attention and MLP) to that grid (row-max scale in fp16, codes in [-31, 31])
-    with a straight-through gradient."""
-    qat = False  # switched on for all layers once the LR scale falls below LATE_QAT_THRESHOLD
+    with a straight-through gradient. qat is an argument, not a global flag: torch.compile specializes on it
+    on every version (a class attribute was constant-folded by some versions and recompiled by others)."""
     scale_floor = 1.0  # QUANT_SCALE_FLOOR, set by main()
     int6 = False
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, qat: bool = False) -> Tensor:
         w = self.weight
-        if self.training and self.int6 and CastedLinear.qat:  # this order keeps eval graphs free of QAT guards
+        if qat and self.int6 and self.training:
             with torch.no_grad():
                 scale = quant_scale(w.float().abs().amax(dim=1), 31, CastedLinear.scale_floor)
                 w_q = quantize_rows(w.float(), scale, 31) * scale[:, None].float()
@@ -539,11 +726,11 @@ class CausalSelfAttention(nn.Module):
         self.q_gain = nn.Parameter(torch.full((num_heads,), qk_gain_init, dtype=torch.float32))
         self.xsa = xsa
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, v_embed: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, v_embed: Tensor | None, qat: bool) -> Tensor:
         B, T, D = x.shape
-        q = self.c_q(x).reshape(B, T, self.num_heads, self.head_dim)
-        k = self.c_k(x).reshape(B, T, self.num_kv_heads, self.head_dim)
-        v = self.c_v(x)
+        q = self.c_q(x, qat).reshape(B, T, self.num_heads, self.head_dim)
+        k = self.c_k(x, qat).reshape(B, T, self.num_kv_heads, self.head_dim)
+        v = self.c_v(x, qat)
         if v_embed is not None:
             v = v + v_embed
         v = v.reshape(B, T, self.num_kv_heads, self.head_dim)
@@ -554,7 +741,7 @@ class CausalSelfAttention(nn.Module):
             y = y.reshape(B, T, self.num_kv_heads, -1, self.head_dim)
             vn = F.normalize(v, dim=-1).unsqueeze(-2)
             y = y - (y * vn).sum(-1, keepdim=True) * vn
-        return self.proj(y.reshape(B, T, D))
+        return self.proj(y.reshape(B, T, D), qat)
 
 
 class AsquFunction(torch.autograd.Function):
@@ -601,20 +788,22 @@ class AsquFunction(torch.autograd.Function):
 
 
 class ASQU(nn.Module):
-    """Asymmetric Squared Unit: one learned negative-side coefficient beta per hidden channel."""
-    beta_grad_scale = 1.0  # set per micro-step by the training loop (ASQU_BETA_GRAD_EVERY)
+    """Asymmetric Squared Unit: one learned negative-side coefficient beta per hidden channel.
+    beta_grad=False skips beta's gradient on this micro-step; with ASQU_BETA_GRAD_EVERY=k the training
+    loop passes True every k-th micro-step, and that gradient is scaled by k (the same expectation)."""
 
-    def __init__(self, hidden: int, beta_init: float, sigmoid_beta: bool):
+    def __init__(self, hidden: int, beta_init: float, sigmoid_beta: bool, beta_grad_every: int = 1):
         super().__init__()
-        self.sigmoid_beta = sigmoid_beta
+        self.sigmoid_beta, self.beta_grad_every = sigmoid_beta, beta_grad_every
         init = math.log(beta_init / (1 - beta_init)) if sigmoid_beta else beta_init
         self.beta = nn.Parameter(torch.full((hidden,), init, dtype=torch.float32))
 
     def effective_beta(self) -> Tensor:
         return torch.sigmoid(self.beta) if self.sigmoid_beta else self.beta
 
-    def forward(self, h: Tensor) -> Tensor:
-        return AsquFunction.apply(h, self.effective_beta(), ASQU.beta_grad_scale if self.training else 1.0)
+    def forward(self, h: Tensor, beta_grad: bool = True) -> Tensor:
+        scale = float(self.beta_grad_every) if beta_grad else 0.0
+        return AsquFunction.apply(h, self.effective_beta(), scale if self.training else 1.0)
 
 
 class MLP(nn.Module):
@@ -626,17 +815,17 @@ class MLP(nn.Module):
         self.proj._zero_init = True
         self.fc.int6 = self.proj.int6 = True
         if self.activation == "asqu":
-            self.asqu = ASQU(hidden, args.asqu_beta_init, args.asqu_sigmoid_beta)
+            self.asqu = ASQU(hidden, args.asqu_beta_init, args.asqu_sigmoid_beta, args.asqu_beta_grad_every)
 
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.fc(x)
+    def forward(self, x: Tensor, qat: bool = False, beta_grad: bool = True) -> Tensor:
+        h = self.fc(x, qat)
         if self.activation == "relu2":
             h = torch.relu(h).square()
         elif self.activation == "leaky2":
             h = F.leaky_relu(h, self.slope).square()
         else:
-            h = self.asqu(h)
-        return self.proj(h)
+            h = self.asqu(h, beta_grad)
+        return self.proj(h, qat)
 
 
 class Block(nn.Module):
@@ -651,11 +840,12 @@ class Block(nn.Module):
         self.resid_mix = nn.Parameter(torch.stack((torch.ones(dim), torch.zeros(dim))).float())
         self.norm_scale = 1.0 / math.sqrt(layer_idx + 1) if args.ln_scale else 1.0
 
-    def forward(self, x: Tensor, x0: Tensor, cos: Tensor, sin: Tensor, v_embed: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, x0: Tensor, cos: Tensor, sin: Tensor, v_embed: Tensor | None, qat: bool,
+                beta_grad: bool) -> Tensor:
         mix = self.resid_mix.to(x.dtype)
         x = mix[0] * x + mix[1] * x0
-        x = x + self.attn_scale.to(x.dtype) * self.attn(rms_norm(x) * self.norm_scale, cos, sin, v_embed)
-        return x + self.mlp_scale.to(x.dtype) * self.mlp(rms_norm(x) * self.norm_scale)
+        x = x + self.attn_scale.to(x.dtype) * self.attn(rms_norm(x) * self.norm_scale, cos, sin, v_embed, qat)
+        return x + self.mlp_scale.to(x.dtype) * self.mlp(rms_norm(x) * self.norm_scale, qat, beta_grad)
 
 
 class SmearGate(nn.Module):
@@ -745,8 +935,9 @@ class GPT(nn.Module):
                     with torch.no_grad():
                         m.weight.mul_(1.0 / math.sqrt(2 * args.num_layers))
 
-    def forward(self, ids: Tensor, targets: Tensor | None = None) -> Tensor:
-        """Mean cross-entropy when targets are given, else soft-capped logits (B, T, V)."""
+    def forward(self, ids: Tensor, targets: Tensor | None = None, qat: bool = False, beta_grad: bool = True) -> Tensor:
+        """Mean cross-entropy when targets are given, else soft-capped logits (B, T, V). qat and beta_grad
+        are the training loop's per-step switches (late QAT, ASQU_BETA_GRAD_EVERY)."""
         x = self.tok_emb(ids)
         if self.bigram is not None:
             x = x + self.bigram(ids)
@@ -761,7 +952,7 @@ class GPT(nn.Module):
             v_embed = None
             if i in self.ve_layers:
                 v_embed = ve * self.ve_layer_scales[self.ve_layers.index(i)].to(ve.dtype)
-            x = block(x, x0, cos, sin, v_embed)
+            x = block(x, x0, cos, sin, v_embed, qat, beta_grad)
             if i < self.num_encoder_layers:
                 skips.append(x)
         x = rms_norm(x)
@@ -781,13 +972,18 @@ def is_control(name: str) -> bool:
     return any(p in name for p in CONTROL_PATTERNS)
 
 
-def build_model(args: Hyperparameters, device: torch.device) -> GPT:
-    """On CUDA: bf16 embedding tables, everything else fp32 (the record's layout)."""
-    model = GPT(args).to(device)
-    if device.type == "cuda":
+def build_model(args: Hyperparameters, rt: Runtime) -> GPT:
+    """With bf16 (CUDA, CPU_BF16=1) the record's layout: the whole model cast to bf16, then linear weights and
+    low-dimensional / control parameters back to fp32 (so rounded through bf16); embedding tables stay bf16."""
+    model = GPT(args).to(rt.device)
+    if rt.bf16:
+        model.bfloat16()
         for m in model.modules():
-            if isinstance(m, nn.Embedding):
-                m.bfloat16()
+            if isinstance(m, CastedLinear):
+                m.float()
+        for name, p in model.named_parameters():
+            if p.ndim < 2 or is_control(name):
+                p.data = p.data.float()
     return model
 
 
@@ -795,38 +991,27 @@ def build_model(args: Hyperparameters, device: torch.device) -> GPT:
 # EVALUATION: BITS PER BYTE
 # -----------------------------
 
-def _finish_bpb(loss_sum: Tensor, tokens: Tensor, nbytes: Tensor) -> tuple[float, float]:
-    if dist.is_available() and dist.is_initialized():
-        for t in (loss_sum, tokens, nbytes):
-            dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    val_loss = (loss_sum / tokens).item()
-    if not math.isfinite(val_loss):  # fail loudly rather than report a score (PR #769)
-        raise RunError(f"non-finite validation loss ({val_loss}); the weights diverged or the eval is broken")
-    return val_loss, val_loss / math.log(2.0) * tokens.item() / nbytes.item()
+@dataclass
+class ValData:
+    tokens: Tensor  # int64 validation stream (CPU), a multiple of EVAL_SEQ_LEN plus one
+    nbytes: Tensor  # int16 bytes each position's token adds to the text (stream_bytes)
 
 
-def eval_val(args: Hyperparameters, model: nn.Module, rank: int, world_size: int, device: torch.device,
-             val_tokens: Tensor, luts) -> tuple[float, float]:
-    """Non-overlapping EVAL_SEQ_LEN windows, split across ranks; float64 sums."""
-    seq_len = args.eval_seq_len
-    batch_seqs = max(1, args.val_batch_size // (world_size * max(1, 8 // world_size) * seq_len))
-    total_seqs = (val_tokens.numel() - 1) // seq_len
-    first, last = total_seqs * rank // world_size, total_seqs * (rank + 1) // world_size
-    loss_sum, tokens, nbytes = (torch.zeros((), device=device, dtype=torch.float64) for _ in range(3))
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        for s in range(first, last, batch_seqs):
-            e = min(s + batch_seqs, last)
-            chunk = val_tokens[s * seq_len: e * seq_len + 1].to(device)
-            x, y = chunk[:-1].reshape(-1, seq_len), chunk[1:].reshape(-1, seq_len)
-            with autocast_ctx(device):
-                loss = model(x, y).detach()
-            loss_sum += loss.double() * y.numel()
-            tokens += y.numel()
-            nbytes += count_bytes(x, y, luts).sum()
-    model.train(was_training)
-    return _finish_bpb(loss_sum, tokens, nbytes)
+class Progress:
+    """Console line (rank 0) every ~10% or ~30 s of a long phase; progress: lines never go to the logs."""
+
+    def __init__(self, what: str, total: int, total_tokens: int):
+        self.what, self.total, self.total_tokens = what, max(total, 1), total_tokens
+        self.t0 = self.last = time.perf_counter()
+        self.next = 0.1
+
+    def update(self, done: int) -> None:
+        now, frac = time.perf_counter(), done / self.total
+        if frac < self.next and now - self.last < 30:
+            return
+        self.next, self.last, elapsed = math.floor(frac * 10 + 1) / 10, now, now - self.t0
+        print(f"progress: {self.what} {100 * frac:.0f}% tokens:{int(frac * self.total_tokens):,}/{self.total_tokens:,} "
+              f"elapsed:{elapsed:.0f}s eta:{elapsed / max(frac, 1e-9) - elapsed:.0f}s", flush=True)
 
 
 def sliding_windows(total_targets: int, seq_len: int, stride: int) -> tuple[Tensor, Tensor]:
@@ -838,32 +1023,53 @@ def sliding_windows(total_targets: int, seq_len: int, stride: int) -> tuple[Tens
     return ends_t - seq_len, scored
 
 
-def eval_val_sliding(args: Hyperparameters, model: nn.Module, rank: int, world_size: int,
-                     device: torch.device, val_tokens: Tensor, luts) -> tuple[float, float]:
-    """Sliding-window eval: each scored token sees up to EVAL_SEQ_LEN - EVAL_STRIDE tokens of context."""
-    seq_len, stride = args.eval_seq_len, args.eval_stride
-    starts, scored = sliding_windows(val_tokens.numel() - 1, seq_len, stride)
+def evaluate(args: Hyperparameters, model: nn.Module, rt: Runtime, val: ValData, stride: int, batch_seqs: int,
+             progress: str | None = None) -> tuple[float, float]:
+    """(val_loss, val_bpb) over windows of EVAL_SEQ_LEN every `stride` tokens: each scored token sees up to
+    EVAL_SEQ_LEN - stride tokens of context; stride = EVAL_SEQ_LEN is the plain non-overlapping eval.
+    Windows are split across ranks; sums in float64, all-reduced."""
+    seq_len = args.eval_seq_len
+    starts, scored = sliding_windows(val.tokens.numel() - 1, seq_len, stride)
     n = starts.numel()
-    first, last = n * rank // world_size, n * (rank + 1) // world_size
-    offsets = torch.arange(seq_len + 1)
-    positions = torch.arange(seq_len, device=device)
-    loss_sum, tokens, nbytes = (torch.zeros((), device=device, dtype=torch.float64) for _ in range(3))
+    first, last = n * rt.rank // rt.world_size, n * (rt.rank + 1) // rt.world_size
+    offsets, positions = torch.arange(seq_len + 1), torch.arange(seq_len, device=rt.device)
+    sums = torch.zeros(3, device=rt.device, dtype=torch.float64)  # loss, tokens, bytes
+    meter = Progress(progress, last - first, val.tokens.numel() - 1) if progress and rt.master else None
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        for b in range(first, last, args.eval_batch_seqs):
-            idx = slice(b, min(b + args.eval_batch_seqs, last))
-            windows = val_tokens[starts[idx, None] + offsets].to(device)  # (B, seq_len + 1)
+        for b in range(first, last, batch_seqs):
+            idx = slice(b, min(b + batch_seqs, last))
+            pos = starts[idx, None] + offsets  # (B, seq_len + 1) stream positions
+            windows = val.tokens[pos].to(rt.device)
             x, y = windows[:, :-1], windows[:, 1:]
-            with autocast_ctx(device):
+            with autocast_ctx(rt):
                 logits = model(x)
             nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
-            mask = positions[None, :] >= (seq_len - scored[idx].to(device))[:, None]
-            loss_sum += (nll.view_as(mask).double() * mask).sum()
-            tokens += mask.sum()
-            nbytes += (count_bytes(x, y, luts) * mask).sum()
+            mask = positions[None, :] >= (seq_len - scored[idx].to(rt.device))[:, None]
+            sums[0] += (nll.view_as(mask).double() * mask).sum()
+            sums[1] += mask.sum()
+            sums[2] += (val.nbytes[pos[:, 1:]].to(rt.device).double() * mask).sum()
+            if meter:
+                meter.update(idx.stop - first)
     model.train(was_training)
-    return _finish_bpb(loss_sum, tokens, nbytes)
+    if rt.distributed:
+        dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+    val_loss = (sums[0] / sums[1]).item()
+    if not math.isfinite(val_loss):  # fail loudly rather than report a score (PR #769)
+        raise RunError(f"non-finite validation loss ({val_loss}); the weights diverged or the eval is broken")
+    return val_loss, val_loss / math.log(2.0) * sums[1].item() / sums[2].item()
+
+
+def eval_val(args: Hyperparameters, model: nn.Module, rt: Runtime, val: ValData, progress: str | None = None):
+    """The plain eval: non-overlapping EVAL_SEQ_LEN windows, VAL_BATCH_SIZE tokens per batch over all ranks."""
+    batch_seqs = max(1, args.val_batch_size // (rt.world_size * rt.grad_accum_steps * args.eval_seq_len))
+    return evaluate(args, model, rt, val, args.eval_seq_len, batch_seqs, progress)
+
+
+def eval_val_sliding(args: Hyperparameters, model: nn.Module, rt: Runtime, val: ValData, progress: str | None = None):
+    """The headline metric: EVAL_STRIDE windows, EVAL_BATCH_SEQS per batch."""
+    return evaluate(args, model, rt, val, args.eval_stride, args.eval_batch_seqs, progress)
 
 
 # -----------------------------
@@ -969,11 +1175,8 @@ def compress(raw: bytes) -> tuple[bytes, str]:
     return zlib.compress(raw, 9), "zlib"
 
 
-def read_artifact(path: Path) -> dict:
-    """Load an artifact; a missing, corrupt or truncated file is a clear error naming it."""
-    if not Path(path).is_file():
-        raise RunError(f"artifact {path} does not exist")
-    blob = Path(path).read_bytes()
+def load_artifact(blob: bytes, name: str) -> dict:
+    """Decode an artifact's bytes; corrupt or truncated bytes are a clear error naming it."""
     try:
         if blob[:4] == b"\x28\xb5\x2f\xfd":  # zstd frame magic
             if zstandard is None:
@@ -985,30 +1188,82 @@ def read_artifact(path: Path) -> dict:
         if not isinstance(payload, dict) or payload.get("format") != ARTIFACT_FORMAT:
             raise RuntimeError(f"it is not a {ARTIFACT_FORMAT} payload")
     except Exception as exc:
-        raise RunError(f"artifact {path} is corrupt or truncated: {exc}") from None
+        raise RunError(f"artifact {name} is corrupt or truncated: {exc}") from None
     return payload
+
+
+def read_artifact(path: Path) -> dict:
+    if not Path(path).is_file():
+        raise RunError(f"artifact {path} does not exist")
+    return load_artifact(Path(path).read_bytes(), str(path))
 
 
 # -----------------------------
 # FILES AND LOGGING
 # -----------------------------
+# Working folder: logs/<RUN_ID>.txt and train_seed<SEED>.log (train.log for seed 1337); this run's
+# final_model.pt and final_model.int6.ptz in runs/<RUN_ID>/, and the latest run's in the folder itself
+# (hard links). Nothing earlier is overwritten: an earlier file of the same name is kept as NAME.1, NAME.2, ...
 
-def keep_existing(path: Path) -> Path | None:
-    """Move an earlier run's file aside (path.1, path.2, ...) instead of overwriting it."""
+RUN = {"log": None, "step": None, "iterations": 0}  # what the exit handlers need: the log, the current step
+
+
+def keep_existing(path: Path, into: Path | None = None) -> Path | None:
+    """Move an earlier file aside (into/NAME, or NAME.1, NAME.2, ... there) instead of overwriting it."""
     if not path.exists():
         return None
-    k = 1
-    while path.with_name(f"{path.name}.{k}").exists():
+    folder = into or path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    kept, k = folder / path.name, 0
+    while kept.exists():
         k += 1
-    kept = path.with_name(f"{path.name}.{k}")
+        kept = folder / f"{path.name}.{k}"
     path.rename(kept)
     return kept
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def write_file(path: Path, data: bytes) -> None:
+    """Atomic write through a temporary name unique to this process; a failure leaves no partial file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RunError(f"cannot write {path}: {exc.strerror or exc}; free disk space or use a writable folder") from None
+
+
+def publish_latest(path: Path, log) -> None:
+    """Make ./NAME this run's file: a hard link to runs/<RUN_ID>/NAME (a copy where links fail). An earlier
+    ./NAME that is kept nowhere else (a run of an older version) moves to runs/earlier/ first."""
+    latest, tmp = Path(path.name), Path(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if latest.exists() and latest.stat().st_nlink == 1:
+            log(f"kept earlier {latest} as {keep_existing(latest, Path('runs') / 'earlier')}")
+        try:
+            os.link(path, tmp)
+        except OSError:
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, latest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RunError(f"cannot write {latest}: {exc.strerror or exc}; this run's file is kept at {path}") from None
+
+
+def lock_run_id(run_id: str):
+    """Refuse a second live run with this RUN_ID in this folder; the lock dies with the process."""
+    import fcntl
+    run_dir = Path("runs") / run_id
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / ".lock", "w")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {run_dir}: {exc.strerror or exc}; run from a writable folder") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise ConfigError(f"RUN_ID={run_id} belongs to a run still going in this folder; set another RUN_ID") from None
+    return handle
 
 
 class Logger:
@@ -1018,32 +1273,37 @@ class Logger:
         self.files, self.kept, self.path = [], [], None
         if not master:
             return
-        Path("logs").mkdir(exist_ok=True)
         paths = [Path("logs") / f"{args.run_id}.txt", Path(f"train_seed{args.seed}.log")]
         if args.seed == 1337:
             paths.append(Path("train.log"))
-        for p in paths:
-            kept = keep_existing(p)
-            if kept:
-                self.kept.append(f"kept earlier {p} as {kept}")
-            self.files.append(open(p, "a", encoding="utf-8"))
+        try:
+            Path("logs").mkdir(exist_ok=True)
+            for p in paths:
+                kept = keep_existing(p)
+                if kept:
+                    self.kept.append(f"kept earlier {p} as {kept}")
+                self.files.append(open(p, "a", encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot write {p}: {exc.strerror or exc}; run from a writable folder") from None
         self.path = paths[0]
 
     def __call__(self, msg: str, console: bool = True) -> None:
-        if not self.files:
-            return
-        if console:
+        if console and self.path:
             print(msg, flush=True)
-        for f in self.files:
-            f.write(msg + "\n")
-            f.flush()
+        try:
+            for f in self.files:
+                f.write(msg + "\n")
+                f.flush()
+        except OSError as exc:
+            self.files = []
+            raise RunError(f"cannot write the log {self.path}: {exc.strerror or exc}; free disk space") from None
 
 
 # -----------------------------
 # TRAINING
 # -----------------------------
 
-def param_groups(model: GPT, args: Hyperparameters) -> dict[str, list[nn.Parameter]]:
+def param_groups(model: GPT) -> dict[str, list[nn.Parameter]]:
     """Every parameter in exactly one group: muon (block/projection matrices), embed (token tables),
     head (untied lm_head), scalar (control tensors), asqu (beta)."""
     groups = {"muon": [], "embed": [], "head": [], "scalar": [], "asqu": []}
@@ -1061,23 +1321,24 @@ def param_groups(model: GPT, args: Hyperparameters) -> dict[str, list[nn.Paramet
     return groups
 
 
-def build_optimizers(model: GPT, args: Hyperparameters, device: torch.device) -> list[torch.optim.Optimizer]:
-    g = param_groups(model, args)
-    adam = dict(betas=(args.beta1, args.beta2), eps=args.adam_eps, fused=device.type == "cuda")
+def build_optimizers(model: GPT, args: Hyperparameters, rt: Runtime) -> dict[str, torch.optim.Optimizer]:
+    """One optimizer per group, keyed like param_groups; each param group remembers its base_lr."""
+    g = param_groups(model)
+    adam = dict(betas=(args.beta1, args.beta2), eps=args.adam_eps, fused=rt.device.type == "cuda")
     embed_lr = args.tied_embed_lr if args.tie_embeddings else args.embed_lr
-    opts: list[torch.optim.Optimizer] = [
-        torch.optim.AdamW([{"params": g["embed"], "lr": embed_lr, "base_lr": embed_lr}], weight_decay=args.adam_wd, **adam),
-        Muon(g["muon"], lr=args.matrix_lr, momentum=args.muon_momentum, backend_steps=args.muon_backend_steps,
-             weight_decay=args.muon_wd),
-        torch.optim.AdamW([{"params": g["scalar"], "lr": args.scalar_lr, "base_lr": args.scalar_lr}],
-                          weight_decay=args.adam_wd, **adam),
-    ]
-    opts[1].param_groups[0]["base_lr"] = args.matrix_lr
+    opts = {
+        "embed": torch.optim.AdamW([{"params": g["embed"], "lr": embed_lr}], weight_decay=args.adam_wd, **adam),
+        "muon": Muon(g["muon"], lr=args.matrix_lr, momentum=args.muon_momentum, backend_steps=args.muon_backend_steps,
+                     weight_decay=args.muon_wd),
+        "scalar": torch.optim.AdamW([{"params": g["scalar"], "lr": args.scalar_lr}], weight_decay=args.adam_wd, **adam),
+    }
     if g["asqu"]:
-        opts.append(torch.optim.AdamW([{"params": g["asqu"], "lr": args.asqu_lr, "base_lr": args.asqu_lr}],
-                                      weight_decay=args.asqu_wd, **adam))
+        opts["asqu"] = torch.optim.AdamW([{"params": g["asqu"], "lr": args.asqu_lr}], weight_decay=args.asqu_wd, **adam)
     if g["head"]:
-        opts.append(torch.optim.Adam([{"params": g["head"], "lr": args.head_lr, "base_lr": args.head_lr}], **adam))
+        opts["head"] = torch.optim.Adam([{"params": g["head"], "lr": args.head_lr}], **adam)
+    for opt in opts.values():
+        for group in opt.param_groups:
+            group["base_lr"] = group["lr"]
     return opts
 
 
@@ -1103,163 +1364,97 @@ def asqu_diag(model: GPT) -> list[str]:
     return lines
 
 
-def beta_grad_scale(micro_step: int, every: int) -> float:
-    """ASQU_BETA_GRAD_EVERY=k: beta's gradient on every k-th micro-step only, times k (same expectation)."""
-    return float(every) if micro_step % every == 0 else 0.0
+def compiled_graphs() -> int:
+    """Graphs torch.compile has built in this process (dynamo's own counter)."""
+    return int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
 
 
-def main() -> None:
-    args = Hyperparameters()
-    code = Path(__file__).read_text(encoding="utf-8")
-    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
-    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    grad_accum_steps = max(1, 8 // world_size)  # the same global batch for 1, 2, 8 or 16 processes
-    if args.train_batch_tokens % (world_size * grad_accum_steps * args.train_seq_len):
-        raise ConfigError(
-            f"TRAIN_BATCH_TOKENS={args.train_batch_tokens} must be divisible by world_size ({world_size}) x "
-            f"gradient accumulation ({grad_accum_steps}) x TRAIN_SEQ_LEN ({args.train_seq_len}) = "
-            f"{world_size * grad_accum_steps * args.train_seq_len}")
+@dataclass
+class Trainer:
+    """What a training step needs: the model as called (DDP / compiled), its parameters, the optimizers, data."""
+    args: Hyperparameters
+    rt: Runtime
+    model: nn.Module  # DDP(compiled(base)) or less
+    base: GPT
+    optimizers: dict[str, torch.optim.Optimizer]
+    loader: DistributedTokenLoader
 
-    # Data and tokenizer: every input checked before anything is written.
-    sp = load_tokenizer(args.tokenizer_path, args.vocab_size)
-    train_files = find_shards(args.data_path, "train")
-    val_files = find_shards(args.data_path, "val")
-    val_tokens = load_validation_tokens(val_files, args.eval_seq_len)
-
-    # Device and process group: CUDA + NCCL when a GPU is present, else CPU + gloo.
-    if torch.cuda.is_available():
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    else:
-        device = torch.device("cpu")
-    if args.compile is None:
-        args.compile = device.type == "cuda"
-    backend = pick_attention_backend(device)
-    if distributed:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
-                                device_id=device if device.type == "cuda" else None)
-    master = rank == 0
-    log = Logger(args, master)
-    if master:
-        print(f"logs: {log.path}", flush=True)
-    log(code, console=False)
-    log("=" * 100, console=False)
-    log(f"Running Python {sys.version}", console=False)
-    log(f"Running PyTorch {torch.__version__}", console=False)
-    if device.type == "cuda":
-        smi = subprocess.run(["nvidia-smi"], capture_output=True, text=True, check=False).stdout
-        log(smi, console=False)
-    log("=" * 100, console=False)
-    for line in log.kept:
-        log(line)
-
-    CastedLinear.scale_floor = args.quant_scale_floor
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    luts = build_byte_luts(sp, args.vocab_size, device)
-    log(f"val_bpb:enabled tokenizer_kind=sentencepiece tokenizer_path={args.tokenizer_path}")
-    log(f"train_loader:dataset:{Path(args.data_path).resolve().name} train_shards:{len(train_files)}")
-    log(f"val_loader:shards pattern={Path(args.data_path) / 'fineweb_val_*.bin'} tokens:{val_tokens.numel() - 1}")
-
-    base_model = build_model(args, device)
-    model_params = sum(p.numel() for p in base_model.parameters())
-    log(f"model_params:{model_params}")
-    log(args.activation_summary())
-    log(f"device:{device} dtype:{'bfloat16' if device.type == 'cuda' else 'float32'} attention:{backend} "
-        f"compile:{int(args.compile)}")
-    log(f"XSA:last_{args.xsa_last_n} active_layers:{[i for i, b in enumerate(base_model.blocks) if b.attn.xsa]}")
-    log(f"world_size:{world_size} grad_accum_steps:{grad_accum_steps}")
-    log(f"attention_mode:gqa num_heads:{args.num_heads} num_kv_heads:{args.num_kv_heads}")
-    log(f"train_batch_tokens:{args.train_batch_tokens} train_seq_len:{args.train_seq_len} "
-        f"iterations:{args.iterations} warmup_steps:{args.warmup_steps} "
-        f"max_wallclock_seconds:{args.max_wallclock_seconds:.3f}")
-    log(f"final_weights:{args.final_weights} ema_decay:{args.ema_decay} late_qat_threshold:{args.late_qat_threshold} "
-        f"quant_scale_floor:{args.quant_scale_floor}")
-    log(f"seed:{args.seed}")
-    if args.mlp_activation == "asqu" and grad_accum_steps % args.asqu_beta_grad_every:
-        log(f"WARNING: ASQU_BETA_GRAD_EVERY={args.asqu_beta_grad_every} does not divide the {grad_accum_steps} "
-            "micro-steps of a step: some steps update beta from no gradient, and AdamW normalises the k-scaling "
-            "away, so beta learns more slowly (about 1/sqrt(k)) than with 1 process")
-    if args.max_wallclock_seconds <= 0 and args.warmdown_iters > args.iterations:
-        log(f"WARNING: WARMDOWN_ITERS={args.warmdown_iters} > ITERATIONS={args.iterations}: the LR decays from "
-            f"step 0 (scale starts at {args.iterations / args.warmdown_iters:.3f})")
-
-    global zeropower_via_newtonschulz5
-    compiled_model = base_model
-    if args.compile:
-        # One cache serves every variant of GPT.forward: train/eval, QAT on/off, a partial last eval batch,
-        # logits for the sliding eval, the scorer model, beta-grad skipping. Past the limit fullgraph fails.
-        limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
-        setattr(torch._dynamo.config, limit, 64)
-        zeropower_via_newtonschulz5 = torch.compile(zeropower_via_newtonschulz5)
-        compiled_model = torch.compile(base_model, dynamic=False, fullgraph=True)
-    model = DDP(compiled_model, device_ids=[local_rank] if device.type == "cuda" else None,
-                broadcast_buffers=False) if distributed else compiled_model
-    optimizers = build_optimizers(base_model, args, device)
-    train_loader = DistributedTokenLoader(train_files, rank, world_size, device)
-    micro_steps_done = 0
-
-    def train_step(step: int) -> Tensor:
-        """One optimizer step over grad_accum_steps micro-batches; returns the local mean loss."""
-        nonlocal micro_steps_done
-        total = torch.zeros((), device=device)
-        for micro in range(grad_accum_steps):
-            if distributed:
-                model.require_backward_grad_sync = micro == grad_accum_steps - 1
-            ASQU.beta_grad_scale = beta_grad_scale(micro_steps_done, args.asqu_beta_grad_every)
-            micro_steps_done += 1
-            x, y = train_loader.next_batch(args.train_batch_tokens, args.train_seq_len, grad_accum_steps)
-            with autocast_ctx(device):
-                loss = model(x, y)
+    def step(self, step: int, scale: float, qat: bool) -> Tensor:
+        """One optimizer step over grad_accum_steps micro-batches at LR x scale; returns the local mean loss."""
+        args, accum = self.args, self.rt.grad_accum_steps
+        total = torch.zeros((), device=self.rt.device)
+        for micro in range(accum):
+            if self.rt.distributed:
+                self.model.require_backward_grad_sync = micro == accum - 1
+            beta_grad = (step * accum + micro) % args.asqu_beta_grad_every == 0
+            x, y = self.loader.next_batch(args.train_batch_tokens, args.train_seq_len, accum)
+            with autocast_ctx(self.rt):
+                loss = self.model(x, y, qat=qat, beta_grad=beta_grad)
             total += loss.detach()
-            (loss / grad_accum_steps).backward()
+            (loss / accum).backward()
         frac = min(step / args.muon_momentum_warmup_steps, 1.0) if args.muon_momentum_warmup_steps > 0 else 1.0
-        optimizers[1].param_groups[0]["momentum"] = (1 - frac) * args.muon_momentum_warmup_start + frac * args.muon_momentum
+        self.optimizers["muon"].param_groups[0]["momentum"] = ((1 - frac) * args.muon_momentum_warmup_start
+                                                               + frac * args.muon_momentum)
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = group["base_lr"] * scale
         if args.grad_clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(base_model.parameters(), args.grad_clip_norm)
-        for opt in optimizers:
+            torch.nn.utils.clip_grad_norm_(self.base.parameters(), args.grad_clip_norm)
+        for opt in self.optimizers.values():
             opt.step()
-        for opt in optimizers:
+        for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
-        return total / grad_accum_steps
+        return total / accum
 
-    # Compile warm-up: real steps, then weights, optimizer state and data are reset.
+
+def warm_up(tr: Trainer, train_files: list[Path], log) -> None:
+    """WARMUP_STEPS real steps that compile every graph variant the timed loop uses (late QAT off and on,
+    each ASQU_BETA_GRAD_EVERY phase), then weights, optimizer state and data are reset."""
+    args, rt = tr.args, tr.rt
+    phases = 2 if args.late_qat_threshold > 0 else 1
+    needed = phases * math.ceil(args.asqu_beta_grad_every / rt.grad_accum_steps)
+    if rt.compile and args.warmup_steps < needed:
+        log(f"WARNING: WARMUP_STEPS={args.warmup_steps} < {needed}: some graph variants will compile inside the "
+            f"timed loop (lost training time); set WARMUP_STEPS={needed} or more")
+    t0 = time.perf_counter()
     if args.warmup_steps > 0:
-        initial_model = copy.deepcopy(base_model.state_dict())
-        initial_opts = [copy.deepcopy(opt.state_dict()) for opt in optimizers]
+        initial_model = copy.deepcopy(tr.base.state_dict())
+        initial_opts = {k: copy.deepcopy(opt.state_dict()) for k, opt in tr.optimizers.items()}
         for ws in range(args.warmup_steps):
-            for opt in optimizers:
-                for group in opt.param_groups:
-                    group["lr"] = group["base_lr"]
-            train_step(0)
+            tr.step(ws % math.ceil(args.asqu_beta_grad_every / rt.grad_accum_steps), 1.0,
+                    qat=phases == 2 and ws >= args.warmup_steps // 2)
             log(f"warmup_step:{ws + 1}/{args.warmup_steps}")
-        base_model.load_state_dict(initial_model)
-        for opt, state in zip(optimizers, initial_opts):
-            opt.load_state_dict(state)
-        train_loader = DistributedTokenLoader(train_files, rank, world_size, device)
-        micro_steps_done = 0
+        tr.base.load_state_dict(initial_model)
+        for k, opt in tr.optimizers.items():
+            opt.load_state_dict(initial_opts[k])
+        tr.loader = DistributedTokenLoader(train_files, args.vocab_size, rt)
+    sync(rt.device)
+    log(f"warmup_done time:{1000.0 * (time.perf_counter() - t0):.0f}ms graphs:{compiled_graphs()}")
 
-    ema = {k: v.detach().float().clone() for k, v in base_model.state_dict().items()}
-    swa, swa_count = None, 0
+
+def train(tr: Trainer, val: ValData, log) -> tuple[int, dict[str, Tensor] | None]:
+    """The timed loop: steps until ITERATIONS or the wall-clock cap, validation off the clock. Returns the
+    steps taken and the final weights chosen by FINAL_WEIGHTS (None = the raw weights in place)."""
+    args, rt, base = tr.args, tr.rt, tr.base
+    ema = {k: v.detach().float().clone() for k, v in base.state_dict().items()}
+    swa, swa_count, qat, new_graphs = None, 0, False, 0
     max_ms = 1000.0 * args.max_wallclock_seconds if args.max_wallclock_seconds > 0 else None
     training_ms, stop_after, step, synced_ms = 0.0, None, 0, 0.0
-    sync(device)
+    RUN["iterations"] = args.iterations
+    sync(rt.device)
     t0 = time.perf_counter()
     while True:
+        RUN["step"] = step
         last_step = step == args.iterations or (stop_after is not None and step >= stop_after)
         if last_step or (args.val_loss_every > 0 and step % args.val_loss_every == 0):
-            sync(device)
+            sync(rt.device)
             training_ms += 1000.0 * (time.perf_counter() - t0)
-            val_loss, val_bpb = eval_val(args, model, rank, world_size, device, val_tokens, luts)
+            val_loss, val_bpb = eval_val(args, tr.model, rt, val)
             log(f"step:{step}/{args.iterations} val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} "
                 f"train_time:{training_ms:.0f}ms step_avg:{training_ms / max(step, 1):.2f}ms")
-            for line in asqu_diag(base_model):
+            for line in asqu_diag(base):
                 log(line)
-            sync(device)
+            sync(rt.device)
             t0 = time.perf_counter()
         if last_step:
             if stop_after is not None and step < args.iterations:
@@ -1267,35 +1462,39 @@ def main() -> None:
             break
 
         scale = lr_scale(args, step, synced_ms)  # the ranks' mean clock: every rank takes the same LR and QAT switch
-        if args.late_qat_threshold > 0 and scale < args.late_qat_threshold and not CastedLinear.qat:
-            CastedLinear.qat = True
+        if args.late_qat_threshold > 0 and scale < args.late_qat_threshold and not qat:
+            qat = True
             log(f"late_qat:enabled step:{step} scale:{scale:.4f}")
-        for opt in optimizers:
-            for group in opt.param_groups:
-                group["lr"] = group["base_lr"] * scale
-        train_loss = train_step(step)
+            elapsed_frac = synced_ms / max_ms if max_ms else step / args.iterations
+            if elapsed_frac < 0.2:
+                log(f"WARNING: late QAT switched on {100 * elapsed_frac:.0f}% into training (the warmdown is longer than "
+                    "the run): most of the run trains fake-quantized; lower WARMDOWN_ITERS or LATE_QAT_THRESHOLD")
+        graphs = compiled_graphs()
+        train_loss = tr.step(step, scale, qat)
+        new_graphs += compiled_graphs() - graphs
         with torch.no_grad():
-            state = base_model.state_dict()
+            state = base.state_dict()
             torch._foreach_lerp_(list(ema.values()), [state[k].float() for k in ema], 1.0 - args.ema_decay)
         step += 1
         if args.final_weights == "swa" and scale < 0.2 and step % args.swa_every == 0:
             if swa is None:
-                swa = {k: v.detach().float().clone() for k, v in base_model.state_dict().items()}
+                swa = {k: v.detach().float().clone() for k, v in state.items()}
                 log(f"swa:start step:{step}")
             else:
-                for k, v in base_model.state_dict().items():
+                for k, v in state.items():
                     swa[k] += v.float()
             swa_count += 1
         approx_ms = training_ms + 1000.0 * (time.perf_counter() - t0)
         # One small all-reduce per step: the mean train loss, the stop decision and the clock, across ranks.
-        status = torch.stack([train_loss.float(), torch.tensor(float(max_ms is not None and approx_ms >= max_ms),
-                                                                  device=device), torch.tensor(approx_ms, device=device)])
-        if distributed:
+        status = torch.tensor([train_loss.item(), float(max_ms is not None and approx_ms >= max_ms), approx_ms],
+                              device=rt.device)
+        if rt.distributed:
             dist.all_reduce(status, op=dist.ReduceOp.SUM)
-        mean_loss, reached_cap, synced_ms = status[0].item() / world_size, status[1].item() > 0, status[2].item() / world_size
+        mean_loss, reached_cap = status[0].item() / rt.world_size, status[1].item() > 0
+        synced_ms = status[2].item() / rt.world_size
         if not math.isfinite(mean_loss):
             log(f"stopping: non-finite train_loss ({mean_loss}) at step:{step}/{args.iterations}; the log is kept "
-                f"at {log.path if master else 'rank 0'}. Lower the learning rates or check the data.")
+                f"at {log.path if rt.master else 'rank 0'}. Lower the learning rates or check the data.")
             raise RunError(f"non-finite train_loss at step {step}")
         if args.train_log_every > 0 and (step <= 10 or step % args.train_log_every == 0 or stop_after is not None):
             log(f"step:{step}/{args.iterations} train_loss:{mean_loss:.4f} "
@@ -1303,99 +1502,233 @@ def main() -> None:
         if stop_after is None and reached_cap:
             stop_after = step
 
-    if device.type == "cuda":
+    log(f"recompiles_after_warmup:{new_graphs}")
+    if rt.device.type == "cuda":
         log(f"peak memory allocated: {torch.cuda.max_memory_allocated() // 2**20} MiB "
             f"reserved: {torch.cuda.max_memory_reserved() // 2**20} MiB")
-
-    # Final weights: an explicit choice, never picked by validation score.
+    if step < 3 / (1 - args.ema_decay) and args.final_weights == "ema" and args.iterations >= 3 / (1 - args.ema_decay):
+        log(f"WARNING: {step} steps is short for EMA_DECAY={args.ema_decay}: the EMA weights are still "
+            f"{100 * args.ema_decay ** step:.0f}% the initial ones")
     if args.final_weights == "ema":
-        final = ema
-    elif args.final_weights == "swa":
+        return step, ema
+    if args.final_weights == "swa":
         if swa is None:
-            raise RunError("FINAL_WEIGHTS=swa but no SWA snapshot was taken (the LR scale never fell below "
-                                   "0.2 on a multiple of SWA_EVERY); run longer or use FINAL_WEIGHTS=ema")
-        final = {k: v / swa_count for k, v in swa.items()}
+            raise RunError("FINAL_WEIGHTS=swa but no SWA snapshot was taken (the wall-clock cap ended the run before "
+                           "the LR scale fell below 0.2 on a multiple of SWA_EVERY); run longer or use FINAL_WEIGHTS=ema")
         log(f"swa:applying {swa_count} snapshots")
-    else:
-        final = None
-    if final is not None:
-        current = base_model.state_dict()
-        base_model.load_state_dict({k: v.to(current[k].dtype) for k, v in final.items()})
-    CastedLinear.qat = False
-    sync(device)
-    t_diag = time.perf_counter()
-    diag_loss, diag_bpb = eval_val(args, compiled_model, rank, world_size, device, val_tokens, luts)
-    log(f"DIAGNOSTIC post_{args.final_weights} val_loss:{diag_loss:.4f} val_bpb:{diag_bpb:.4f} "
-        f"eval_time:{1000.0 * (time.perf_counter() - t_diag):.0f}ms")
-    for line in asqu_diag(base_model):
-        log(line)
-    export_and_evaluate(args, base_model, code, log, master, distributed, rank, world_size, device,
-                        val_tokens, luts, diag_bpb)
-    if distributed:
-        dist.destroy_process_group()
+        return step, {k: v / swa_count for k, v in swa.items()}
+    return step, None
 
 
 SIZE_LIMIT = 16_000_000
 
 
-def export_and_evaluate(args, base_model, code, log, master, distributed, rank, world_size, device,
-                        val_tokens, luts, diag_bpb) -> None:
-    """Write final_model.pt and the int6 artifact (rank 0, atomically), read the artifact back from disk
-    on every rank, load it into a fresh model and score it."""
-    raw_path, artifact_path = Path("final_model.pt"), Path("final_model.int6.ptz")
-    if master:
-        sd = {k: v.detach().cpu() for k, v in base_model.state_dict().items()}
-        for p in (raw_path, artifact_path):
-            kept = keep_existing(p)
-            if kept:
-                log(f"kept earlier {p} as {kept}")
-        buf = io.BytesIO()
-        torch.save(sd, buf)
-        atomic_write(raw_path, buf.getvalue())
-        t_q = time.perf_counter()
-        payload, mse = quantize_state_dict(base_model.state_dict(), args.clip_percentiles, args.quant_scale_floor)
-        buf = io.BytesIO()
-        torch.save(payload, buf)
-        blob, method = compress(buf.getvalue())
-        if method == "zlib":
-            log("compression: zstandard is not installed, falling back to zlib level 9 (larger artifact)")
-        atomic_write(artifact_path, blob)
-        for name, err in mse.items():
-            log(f"quant_mse {name} int6_mse:{err:.4e}", console=False)
-        code_bytes, total = len(code.encode("utf-8")), len(blob) + len(code.encode("utf-8"))
-        log(f"quantize_time:{1000.0 * (time.perf_counter() - t_q):.0f}ms")
-        log(f"Serialized model: {raw_path.stat().st_size} bytes")
-        log(f"Code size: {code_bytes} bytes")
-        log(f"Serialized model int6+{method}: {len(blob)} bytes")
-        log(f"Total submission size int6+{method}: {total} bytes")
-        if total > SIZE_LIMIT:
-            log(f"WARNING: submission size {total} bytes exceeds the {SIZE_LIMIT:,}-byte limit by "
-                f"{total - SIZE_LIMIT} bytes; not a valid submission (files kept: {raw_path}, {artifact_path})")
-    if distributed:
-        dist.barrier()
-    eval_model = build_model(args, device)
-    eval_model.load_state_dict(dequantize_state_dict(read_artifact(artifact_path)), strict=True)
-    scorer = torch.compile(eval_model, dynamic=False, fullgraph=True) if args.compile else eval_model
-    sync(device)
+def export(args: Hyperparameters, base: GPT, code: str, log) -> bytes:
+    """Rank 0: write runs/<RUN_ID>/final_model.pt and the int6 artifact, make them the folder's latest, and
+    return the artifact's bytes (what every rank scores)."""
+    run_dir = Path("runs") / args.run_id
+    raw_path, artifact_path = run_dir / "final_model.pt", run_dir / "final_model.int6.ptz"
+    for p in (raw_path, artifact_path):
+        kept = keep_existing(p)
+        if kept:
+            log(f"kept earlier {p} as {kept}")
+    print("progress: export writing final_model.pt", flush=True)
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in base.state_dict().items()}, buf)
+    write_file(raw_path, buf.getvalue())
     t_q = time.perf_counter()
-    q_loss, q_bpb = eval_val(args, scorer, rank, world_size, device, val_tokens, luts)
+    print("progress: export quantizing (GPTQ-lite int6 per row)", flush=True)
+    payload, mse = quantize_state_dict(base.state_dict(), args.clip_percentiles, args.quant_scale_floor)
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    print(f"progress: export compressing {len(buf.getvalue()):,} bytes (zstd level 22 takes a while) "
+          f"elapsed:{time.perf_counter() - t_q:.0f}s", flush=True)
+    blob, method = compress(buf.getvalue())
+    if method == "zlib":
+        log("compression: zstandard is not installed, falling back to zlib level 9 (larger artifact)")
+    write_file(artifact_path, blob)
+    for p in (raw_path, artifact_path):
+        publish_latest(p, log)
+    for name, err in mse.items():
+        log(f"quant_mse {name} int6_mse:{err:.4e}", console=False)
+    code_bytes = len(code.encode("utf-8"))
+    log(f"quantize_time:{1000.0 * (time.perf_counter() - t_q):.0f}ms")
+    log(f"artifact:{artifact_path} latest:{artifact_path.name}")
+    log(f"Serialized model: {raw_path.stat().st_size} bytes")
+    log(f"Code size: {code_bytes} bytes")
+    log(f"Serialized model int6+{method}: {len(blob)} bytes")
+    log(f"Total submission size int6+{method}: {len(blob) + code_bytes} bytes")
+    if len(blob) + code_bytes > SIZE_LIMIT:
+        log(f"WARNING: submission size {len(blob) + code_bytes} bytes exceeds the {SIZE_LIMIT:,}-byte limit by "
+            f"{len(blob) + code_bytes - SIZE_LIMIT} bytes; not a valid submission (files kept in {run_dir})")
+    return blob
+
+
+def score_artifact(args: Hyperparameters, rt: Runtime, blob: bytes | None, val: ValData, diag_bpb: float, log) -> None:
+    """Every rank scores the exact bytes rank 0 wrote (broadcast in memory: no shared folder needed)."""
+    if rt.distributed:
+        box = [blob]
+        dist.broadcast_object_list(box, src=0)
+        blob = box[0]
+    eval_model = build_model(args, rt)
+    eval_model.load_state_dict(dequantize_state_dict(load_artifact(blob, "final_model.int6.ptz")), strict=True)
+    scorer = torch.compile(eval_model, dynamic=False, fullgraph=True) if rt.compile else eval_model
+    sync(rt.device)
+    t_q = time.perf_counter()
+    q_loss, q_bpb = eval_val(args, scorer, rt, val, progress="roundtrip_eval")
     log(f"final_int6_roundtrip val_loss:{q_loss:.4f} val_bpb:{q_bpb:.4f} "
         f"eval_time:{1000.0 * (time.perf_counter() - t_q):.0f}ms")
     log(f"final_int6_roundtrip_exact val_loss:{q_loss:.8f} val_bpb:{q_bpb:.8f}")
     log(f"quant_gap val_bpb:{q_bpb - diag_bpb:+.4f} (int6 roundtrip minus post_{args.final_weights})")
-    if 0 < args.eval_stride:
-        sync(device)
+    if args.eval_stride > 0:
+        sync(rt.device)
         t_s = time.perf_counter()
-        s_loss, s_bpb = eval_val_sliding(args, scorer, rank, world_size, device, val_tokens, luts)
+        s_loss, s_bpb = eval_val_sliding(args, scorer, rt, val, progress="sliding_eval")
         log(f"final_int6_sliding_window val_loss:{s_loss:.4f} val_bpb:{s_bpb:.4f} stride:{args.eval_stride} "
             f"eval_time:{1000.0 * (time.perf_counter() - t_s):.0f}ms")
         log(f"final_int6_sliding_window_exact val_loss:{s_loss:.8f} val_bpb:{s_bpb:.8f}")
 
 
+def log_header(args: Hyperparameters, rt: Runtime, log, code: str, notes: list[str]) -> None:
+    """The source and versions (log files only), then the run's identity and configuration."""
+    log(code, console=False)
+    log("=" * 100, console=False)
+    log(f"Running Python {sys.version}", console=False)
+    log(f"Running PyTorch {torch.__version__}", console=False)
+    if rt.device.type == "cuda":
+        try:
+            smi = subprocess.run(["nvidia-smi"], capture_output=True, text=True, check=False, timeout=30).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            smi = f"nvidia-smi: unavailable ({exc})"
+        log(smi, console=False)
+    log("=" * 100, console=False)
+    for line in notes:
+        log(line)
+    log(f"run_id:{args.run_id}")
+    log(args.config_line())
+    log(f"config_fingerprint:{args.fingerprint()}")
+
+
+def main() -> None:
+    # Set-up: every input checked before anything is written.
+    args = Hyperparameters()
+    rt = runtime_from_env(args)
+    notes = close_variable_warnings(os.environ) if rt.master else []
+    for line in notes:
+        print(line, file=sys.stderr, flush=True)
+    code = Path(__file__).read_text(encoding="utf-8")
+    sp = load_tokenizer(args.tokenizer_path, args.vocab_size)
+    tables = build_byte_luts(sp, args.vocab_size)
+    probes = check_byte_tables(sp, tables, args.tokenizer_path)
+    train_files = find_shards(args.data_path, "train")
+    val_np = load_validation_tokens(find_shards(args.data_path, "val"), args.eval_seq_len, args.vocab_size)
+    val = ValData(torch.from_numpy(val_np.astype(np.int64)), torch.from_numpy(stream_bytes(val_np, tables).astype(np.int16)))
+    warning = pick_attention_backend(args.attention, rt.device)
+    lock = lock_run_id(args.run_id) if rt.master else None  # noqa: F841 (held until exit)
+    log = RUN["log"] = Logger(args, rt.master)
+    init_distributed(rt)
+    if rt.master:
+        print(f"logs: {log.path}", flush=True)
+    log_header(args, rt, log, code, log.kept + ([warning] if warning else []))
+    for line in notes:
+        log(line, console=False)  # already on stderr
+
+    CastedLinear.scale_floor = args.quant_scale_floor
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    log(f"val_bpb:enabled tokenizer_kind=sentencepiece tokenizer_path={args.tokenizer_path} byte_probes_ok:{probes}")
+    log(f"train_loader:dataset:{Path(args.data_path).resolve().name} train_shards:{len(train_files)}")
+    log(f"val_loader:shards pattern={Path(args.data_path) / 'fineweb_val_*.bin'} tokens:{val.tokens.numel() - 1}")
+    base = build_model(args, rt)
+    log(f"model_params:{sum(p.numel() for p in base.parameters())}")
+    log(args.activation_summary())
+    log(f"device:{rt.device} dtype:{'bfloat16' if rt.bf16 else 'float32'} attention:{ATTN_BACKEND} compile:{int(rt.compile)}")
+    log(f"XSA:last_{args.xsa_last_n} active_layers:{[i for i, b in enumerate(base.blocks) if b.attn.xsa]}")
+    log(f"world_size:{rt.world_size} grad_accum_steps:{rt.grad_accum_steps}")
+    log(f"attention_mode:gqa num_heads:{args.num_heads} num_kv_heads:{args.num_kv_heads}")
+    log(f"train_batch_tokens:{args.train_batch_tokens} train_seq_len:{args.train_seq_len} iterations:{args.iterations} "
+        f"warmup_steps:{args.warmup_steps} max_wallclock_seconds:{args.max_wallclock_seconds:.3f}")
+    log(f"final_weights:{args.final_weights} ema_decay:{args.ema_decay} late_qat_threshold:{args.late_qat_threshold} "
+        f"quant_scale_floor:{args.quant_scale_floor}")
+    log(f"seed:{args.seed}")
+    if args.mlp_activation == "asqu" and rt.grad_accum_steps % args.asqu_beta_grad_every:
+        log(f"WARNING: ASQU_BETA_GRAD_EVERY={args.asqu_beta_grad_every} does not divide the {rt.grad_accum_steps} "
+            "micro-steps of a step: some steps update beta from no gradient, and AdamW normalises the k-scaling "
+            "away, so beta learns more slowly (about 1/sqrt(k)) than with 1 process")
+    if args.max_wallclock_seconds <= 0 and args.warmdown_iters > args.iterations:
+        log(f"WARNING: WARMDOWN_ITERS={args.warmdown_iters} > ITERATIONS={args.iterations}: the LR decays from "
+            f"step 0 (scale starts at {args.iterations / args.warmdown_iters:.3f})")
+    if args.iterations < 3 / (1 - args.ema_decay) and args.final_weights == "ema":
+        log(f"WARNING: ITERATIONS={args.iterations} is short for EMA_DECAY={args.ema_decay} (it averages over about "
+            f"{1 / (1 - args.ema_decay):.0f} steps): the final EMA weights are still {100 * args.ema_decay ** args.iterations:.0f}% "
+            "the initial ones; lower EMA_DECAY or use FINAL_WEIGHTS=raw")
+
+    # Model, compile, optimizers.
+    global zeropower_via_newtonschulz5
+    compiled = base
+    if rt.compile:
+        # One cache serves every variant of GPT.forward: train with QAT off/on and beta-grad on/off, eval,
+        # a partial last eval batch, logits for the sliding eval, the scorer model. Past the limit fullgraph fails.
+        limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+        setattr(torch._dynamo.config, limit, 64)
+        zeropower_via_newtonschulz5 = torch.compile(zeropower_via_newtonschulz5)
+        compiled = torch.compile(base, dynamic=False, fullgraph=True)
+    model = DDP(compiled, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None,
+                broadcast_buffers=False) if rt.distributed else compiled
+    tr = Trainer(args, rt, model, base, build_optimizers(base, args, rt),
+                 DistributedTokenLoader(train_files, args.vocab_size, rt))
+
+    # Compile warm-up (then reset), the timed loop, the final weights.
+    warm_up(tr, train_files, log)
+    steps, final = train(tr, val, log)
+    RUN["step"] = None
+    if final is not None:
+        current = base.state_dict()
+        base.load_state_dict({k: v.to(current[k].dtype) for k, v in final.items()})
+    sync(rt.device)
+    t_diag = time.perf_counter()
+    diag_loss, diag_bpb = eval_val(args, compiled, rt, val)
+    log(f"DIAGNOSTIC post_{args.final_weights} val_loss:{diag_loss:.4f} val_bpb:{diag_bpb:.4f} "
+        f"eval_time:{1000.0 * (time.perf_counter() - t_diag):.0f}ms")
+    for line in asqu_diag(base):
+        log(line)
+
+    # Export (rank 0) and scoring (every rank, the same bytes).
+    blob = export(args, base, code, log) if rt.master else None
+    score_artifact(args, rt, blob, val, diag_bpb, log)
+    if rt.distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def on_signal(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        if sys.argv[1:] in (["--help"], ["-h"]):
+            print_help()
+            sys.exit(0)
+        print(f"error: unknown argument {' '.join(sys.argv[1:])}; train_gpt.py is configured by environment "
+              "variables (python3 train_gpt.py --help lists them)", file=sys.stderr)
+        sys.exit(2)
+    signal.signal(signal.SIGTERM, on_signal)
+    rank = int(os.environ.get("RANK", 0))
     try:
         main()
     except (ConfigError, RunError) as exc:
-        if int(os.environ.get("RANK", 0)) == 0:
-            print(f"error: {exc}", file=sys.stderr, flush=True)
+        if rank == 0 or isinstance(exc, RunError):
+            print(f"error{f' (rank {rank})' if rank else ''}: {exc}", file=sys.stderr, flush=True)
+        if RUN["log"] is not None:
+            with contextlib.suppress(Exception):
+                RUN["log"](f"error: {exc}", console=False)
         sys.exit(2 if isinstance(exc, ConfigError) else 1)
+    except KeyboardInterrupt as exc:
+        name = str(exc) or "SIGINT"
+        if RUN["log"] is not None:
+            where = f" step:{RUN['step']}/{RUN['iterations']}" if RUN["step"] is not None else ""
+            with contextlib.suppress(Exception):
+                RUN["log"](f"interrupted: {name}{where}")
+        sys.exit(128 + getattr(signal, name, signal.SIGINT))
