@@ -1,71 +1,39 @@
-"""Download the published Parameter Golf FineWeb export (shards + tokenizer).
+"""Download the published Parameter Golf FineWeb export: token shards, tokenizer and, on request, the documents.
 
-One command before a GPU run::
-
-    python3 data/cached_challenge_fineweb.py --variant sp1024            # val + 80 train shards
+    python3 data/cached_challenge_fineweb.py --variant sp1024                    # val + first 80 train shards
     python3 data/cached_challenge_fineweb.py --variant sp1024 --train-shards 195
-    python3 data/cached_challenge_fineweb.py --list                      # published variants
+    python3 data/cached_challenge_fineweb.py --variant byte260 --with-docs
+    python3 data/cached_challenge_fineweb.py --list                              # the published variants
 
-Where the files come from. The export is the Hugging Face dataset repository
-``willdepueoai/parameter-golf`` (``--repo-id`` / ``MATCHED_FINEWEB_REPO_ID``).
-Everything lives under a remote root, ``datasets`` by default
-(``--remote-root`` / ``MATCHED_FINEWEB_REMOTE_ROOT_PREFIX``)::
+The export is the Hugging Face dataset repository MATCHED_FINEWEB_REPO_ID (default willdepueoai/parameter-golf),
+folder MATCHED_FINEWEB_REMOTE_ROOT_PREFIX (default ``datasets``), described by its manifest::
 
     <root>/manifest.json
-    <root>/datasets/fineweb10B_sp1024/fineweb_val_000000.bin      (the single val shard)
-    <root>/datasets/fineweb10B_sp1024/fineweb_train_000000.bin ... (195 train shards)
-    <root>/tokenizers/fineweb_1024_bpe.model  (+ .vocab)
+    <root>/datasets/fineweb10B_<variant>/fineweb_val_NNNNNN.bin, fineweb_train_NNNNNN.bin
+    <root>/<the tokenizer's model_path / vocab_path / path>          e.g. tokenizers/fineweb_1024_bpe.model
+    <root>/docs_selected.jsonl, docs_selected.source_manifest.json   (--with-docs)
 
-Each file is fetched with ``huggingface_hub.hf_hub_download`` into the Hugging
-Face cache (``--cache-dir``, default ``$HF_HOME``), then hard-linked (or copied,
-or symlinked: ``--link``) into the local layout::
+The manifest is read in the one layout the challenge publishes (see SCHEMA); any other layout is one error
+saying what was expected. Files land under ``--data-dir`` (default: this folder), in the folders git ignores:
+``datasets/manifest.json``, ``datasets/docs_selected*``, ``datasets/<name>/``, ``tokenizers/``.
 
-    <data-dir>/datasets/manifest.json    (inside datasets/, which git ignores)
-    <data-dir>/datasets/<dataset name>/fineweb_{val,train}_NNNNNN.bin
-    <data-dir>/tokenizers/<tokenizer files>
-
-``--data-dir`` defaults to the folder holding this script (``data/``).
-
-What the manifest is expected to hold. The reader is tolerant; it looks for
-
-* ``datasets``: a list of objects with a ``name`` (or an object keyed by name).
-  The variant ``sp1024`` is the dataset named ``sp1024``, else
-  ``fineweb10B_sp1024``, else the one dataset whose name ends in ``_sp1024``.
-* the shard counts of that dataset: ``stats.files_train`` / ``stats.files_val``
-  (also accepted at the entry's top level, or as ``train_shards``/``val_shards``,
-  ``num_train_shards``/``num_val_shards``, or file lists ``train_files``/``val_files``);
-  optional ``stats.tokens_val`` (checked against the downloaded val shards) and
-  ``vocab_size``.
-* the tokenizer: ``tokenizer_name`` naming an entry of ``tokenizers`` whose
-  ``model_path``, ``vocab_path`` and/or ``path`` are paths under the remote root
-  (``tokenizers/fineweb_1024_bpe.model``); a ``tokenizer`` string or object on the
-  dataset entry is accepted too.
-* the dataset folder: the entry's ``path`` when it is a relative path, else
-  ``datasets/<name>``.
-
-Where the manifest is silent the naming convention above is used: train shards
-``fineweb_train_000000.bin`` upward (the maximum is then unknown), one val shard,
-tokenizer ``tokenizers/fineweb_<V>_bpe.model`` for ``sp<V>``.
-
-Re-running is cheap and safe: a file already present and complete (shards: a valid
-header whose token count matches the file size; tokenizers: loadable; the manifest:
-valid JSON) is skipped, a damaged one is fetched again. Every file is written under
-a temporary ``.partial`` name, verified, then renamed into place, so the trainer
-never sees a partial file. Without network access to huggingface.co the script
-says so once and exits with status 3; ``python3 data/build_sample.py`` builds an
-offline sample dataset instead.
+Each file goes through the Hugging Face cache, is hard-linked (else copied) to ``<name>.partial``, verified
+(shards: header and size; .model: loadable, vocabulary as the manifest says; JSON: parseable; .jsonl: its last
+line parses) and only then renamed into place. A rerun skips complete files and fetches damaged
+ones again, past the cache when the cached copy is the damaged one. Before the first download one quick
+request checks that the Hub answers; when it does not, files come from the Hugging Face cache alone and a
+missing one is one message within seconds, not after huggingface_hub's retries.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import re
 import shutil
 import sys
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
 
 DATA_DIR = Path(__file__).resolve().parent
 if str(DATA_DIR) not in sys.path:  # shard_io lives beside this script
@@ -75,307 +43,212 @@ from shard_io import ShardError, read_header  # noqa: E402
 
 DEFAULT_REPO_ID = "willdepueoai/parameter-golf"
 DEFAULT_REMOTE_ROOT = "datasets"
-DEFAULT_VARIANT = "sp1024"
 DEFAULT_TRAIN_SHARDS = 80
-DATASET_PREFIX = "fineweb10B_"
 MANIFEST_NAME = "manifest.json"
+DOCS_FILES = ("docs_selected.jsonl", "docs_selected.source_manifest.json")
 PARTIAL_SUFFIX = ".partial"
-LINK_MODES = ("auto", "hardlink", "symlink", "copy")
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_UNREACHABLE = 3
-
+PROBE_TIMEOUT_S = 5.0
+JSONL_TAIL_BYTES = 1 << 24  # read to check the last line of docs_selected.jsonl (one document)
+EXIT_FAILED, EXIT_UNREACHABLE = 1, 3
+SCHEMA = ('{"datasets": [{"name": "fineweb10B_sp1024", "tokenizer_name": "sp_bpe_1024", '
+          '"stats": {"files_train": 195, "files_val": 1, ...}}, ...], "tokenizers": [{"name": "sp_bpe_1024", '
+          '"model_path" / "vocab_path" / "path": "tokenizers/..." (relative to the root)}, ...]}')
 OFFLINE_HINT = (
-    "Downloading the published data needs network access to huggingface.co "
-    "(and, for a gated or private repository, a token in HF_TOKEN). "
-    "Without it, build the offline sample instead: python3 data/build_sample.py "
-    "(writes data/datasets/sample_sp1024/ and data/tokenizers/sample_1024_bpe.model)."
+    "Already have the files? Point the trainer at them: DATA_PATH=<folder of fineweb_*.bin shards> "
+    "TOKENIZER_PATH=<its .model file>. No data at all: python3 data/build_sample.py builds an offline sample "
+    "(DATA_PATH=./data/datasets/sample_sp1024 TOKENIZER_PATH=./data/tokenizers/sample_1024_bpe.model)"
 )
-
-DownloadFn = Callable[..., str]
 
 
 class DownloadError(Exception):
-    """A failure with a message fit for the user; ``exit_code`` says which kind."""
+    """A failure with a one-line message for the user; ``exit_code`` says which kind."""
 
     exit_code = EXIT_FAILED
 
 
-class HubUnreachable(DownloadError):
-    """The Hugging Face Hub could not be reached (offline, DNS, timeout, proxy)."""
-
+class Unreachable(DownloadError):
     exit_code = EXIT_UNREACHABLE
+
+    def __init__(self, reason: str):
+        super().__init__(f"the Hugging Face Hub cannot be reached ({reason}). {OFFLINE_HINT}")
 
 
 # --------------------------------------------------------------------------- manifest
 
 
-def manifest_datasets(manifest: dict) -> dict[str, dict]:
-    """The manifest's datasets by name (``datasets`` as a list of objects or a name-keyed object)."""
-    return _named_entries(manifest.get("datasets"))
-
-
-def manifest_tokenizers(manifest: dict) -> dict[str, dict]:
-    """The manifest's tokenizers by name (same shapes as ``datasets``)."""
-    return _named_entries(manifest.get("tokenizers"))
-
-
-def _named_entries(value: Any) -> dict[str, dict]:
-    if isinstance(value, dict):
-        return {str(k): dict(v, name=v.get("name", k)) for k, v in value.items() if isinstance(v, dict)}
-    if isinstance(value, list):
-        return {str(e["name"]): e for e in value if isinstance(e, dict) and e.get("name")}
-    return {}
-
-
-def variant_of(dataset_name: str) -> str:
-    """``fineweb10B_sp1024`` -> ``sp1024`` (the part after the last underscore)."""
-    return dataset_name.rsplit("_", 1)[-1]
-
-
-def dataset_name_for_variant(variant: str, manifest: dict | None) -> str | None:
-    """The dataset name the manifest uses for ``variant``; the convention when it lists none."""
-    names = list(manifest_datasets(manifest or {}))
-    if not names:
-        return variant if variant.startswith(DATASET_PREFIX) else DATASET_PREFIX + variant
-    for candidate in (variant, DATASET_PREFIX + variant):
-        if candidate in names:
-            return candidate
-    suffixed = [n for n in names if n.endswith("_" + variant)]
-    return suffixed[0] if len(suffixed) == 1 else None
-
-
-def entry_value(entry: dict, keys: tuple[str, ...]) -> Any:
-    """The first of ``keys`` found in the entry's ``stats`` object or, failing that, in the entry."""
-    stats = entry.get("stats") if isinstance(entry.get("stats"), dict) else {}
-    for source in (stats, entry):
-        for key in keys:
-            if source.get(key) is not None:
-                return source[key]
-    return None
-
-
-def _count_and_files(entry: dict, split: str) -> tuple[int | None, list[str] | None]:
-    files = entry_value(entry, (f"{split}_files", f"files_{split}_list"))
-    if isinstance(files, list):
-        names = [PurePosixPath(str(f)).name for f in files]
-        return len(names), names
-    count = entry_value(entry, (f"files_{split}", f"{split}_shards", f"num_{split}_shards", f"num_{split}_files"))
-    if isinstance(count, list):
-        names = [PurePosixPath(str(f)).name for f in count]
-        return len(names), names
-    return (int(count), None) if count is not None else (None, None)
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _under_root(path: str, anchor: str) -> str | None:
-    """A manifest path as a path under the remote root ('tokenizers/x.model'), or None."""
-    p = PurePosixPath(str(path).replace("\\", "/"))
-    if ".." in p.parts:
-        return None
-    if not p.is_absolute():
-        return p.as_posix()
-    parts = p.parts
-    if anchor in parts:  # an absolute path the exporter failed to relativise
-        i = len(parts) - 1 - parts[::-1].index(anchor)
-        return PurePosixPath(*parts[i:]).as_posix()
-    return f"{anchor}/{p.name}"
+def dataset_name(variant: str) -> str:
+    """The published variants: sp<VOCAB_SIZE> -> fineweb10B_sp<VOCAB_SIZE>, byte260 -> fineweb10B_byte260."""
+    if variant == "byte260" or (variant.startswith("sp") and variant[2:].isdigit()):
+        return f"fineweb10B_{variant}"
+    raise argparse.ArgumentTypeError(f"unsupported variant {variant!r}; expected sp<VOCAB_SIZE> (e.g. sp1024) or byte260")
 
 
 @dataclass
-class VariantPlan:
-    """What to fetch for one variant, read from the manifest (or the naming convention)."""
+class Dataset:
+    """One ``datasets[]`` entry of the manifest with its tokenizer entry resolved."""
 
-    variant: str
-    dataset_name: str
-    dataset_dir: str  # under the remote root, e.g. datasets/fineweb10B_sp1024
-    train_total: int | None  # None: the manifest does not say
-    val_total: int
-    train_names: list[str] | None = None
-    val_names: list[str] | None = None
-    tokenizer_files: list[str] = field(default_factory=list)  # under the remote root
-    vocab_size: int | None = None
-    tokens_val: int | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def train_file(self, i: int) -> str:
-        return self.train_names[i] if self.train_names else f"fineweb_train_{i:06d}.bin"
-
-    def val_file(self, i: int) -> str:
-        return self.val_names[i] if self.val_names else f"fineweb_val_{i:06d}.bin"
+    name: str
+    files_train: int
+    files_val: int
+    stats: dict  # the whole stats object: tokens_val, docs_val, ... when the export gives them
+    tokenizer_files: list[str]  # relative to the remote root
+    vocab_size: int | None
 
 
-def conventional_tokenizer_files(variant: str) -> list[str]:
-    m = re.fullmatch(r"sp(\d+)", variant)
-    if m:
-        return [f"tokenizers/fineweb_{m.group(1)}_bpe.model"]
-    if variant == "byte260":
-        return ["tokenizers/fineweb_pure_byte_260.json"]
-    return []
-
-
-def plan_variant(manifest: dict | None, variant: str) -> VariantPlan:
-    """Read what the manifest says about ``variant``; raise DownloadError if it does not list it."""
-    manifest = manifest or {}
-    datasets = manifest_datasets(manifest)
-    name = dataset_name_for_variant(variant, manifest)
-    if name is None:
-        listed = ", ".join(sorted(variant_of(n) for n in datasets)) or "none"
-        raise DownloadError(
-            f"variant {variant!r} is not in the manifest (published variants: {listed}); "
-            "pick one of them with --variant, or see them with --list"
-        )
-    entry = datasets.get(name, {})
-    notes = [] if entry else [f"the manifest does not list {name}; using the naming convention"]
-
-    train_total, train_names = _count_and_files(entry, "train")
-    val_total, val_names = _count_and_files(entry, "val")
-    if val_total is None:
-        val_total = 1
-        if entry:
-            notes.append("the manifest gives no val shard count; fetching fineweb_val_000000.bin")
-
-    dataset_dir = f"datasets/{name}"
-    entry_path = entry.get("path")
-    if isinstance(entry_path, str):
-        rel = _under_root(entry_path, "datasets")
-        if rel and PurePosixPath(rel).name == name:
-            dataset_dir = rel
-
-    tokenizer_files: list[str] = []
-    tokenizer_entry: dict = {}
-    tok_ref = entry.get("tokenizer_name") or entry.get("tokenizer")
-    if isinstance(tok_ref, dict):
-        tokenizer_entry = tok_ref
-    elif isinstance(tok_ref, str):
-        tokenizer_entry = manifest_tokenizers(manifest).get(tok_ref, {})
-        if not tokenizer_entry and ("/" in tok_ref or "." in tok_ref):
-            tokenizer_entry = {"path": tok_ref}
-    for key in ("model_path", "vocab_path", "path"):
-        value = tokenizer_entry.get(key)
-        if isinstance(value, str) and value:
-            rel = _under_root(value, "tokenizers")
-            if rel and rel not in tokenizer_files:
-                tokenizer_files.append(rel)
-    if not tokenizer_files:
-        tokenizer_files = conventional_tokenizer_files(variant_of(name))
-        if entry:
-            notes.append(f"the manifest names no tokenizer file for {name}; using {tokenizer_files or 'none'}")
-
-    vocab = _int_or_none(entry.get("vocab_size")) or _int_or_none(tokenizer_entry.get("vocab_size"))
-    return VariantPlan(
-        variant=variant_of(name),
-        dataset_name=name,
-        dataset_dir=dataset_dir,
-        train_total=train_total,
-        val_total=val_total,
-        train_names=train_names,
-        val_names=val_names,
-        tokenizer_files=tokenizer_files,
-        vocab_size=vocab,
-        tokens_val=_int_or_none(entry_value(entry, ("tokens_val",))),
-        notes=notes,
-    )
-
-
-# --------------------------------------------------------------------------- errors
-
-
-def _network_error_types() -> tuple[type, ...]:
-    """Exception types that mean 'the Hub could not be reached' (whatever is importable)."""
-    types: list[type] = [ConnectionError, TimeoutError]  # includes OfflineModeIsEnabled
+def dataset_names(manifest: object, where: str) -> list[str]:
     try:
-        from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+        return [str(d["name"]) for d in manifest["datasets"]]
+    except (KeyError, TypeError) as exc:
+        raise _schema_error(where, exc) from None
 
-        types += [LocalEntryNotFoundError, OfflineModeIsEnabled]
-    except ImportError:
-        pass
+
+def dataset_entry(manifest: object, name: str, where: str) -> Dataset | None:
+    """The manifest's entry for dataset ``name`` (None when it lists none); DownloadError if off the schema."""
     try:
-        import requests
+        entry = next((d for d in manifest["datasets"] if d["name"] == name), None)
+        if entry is None:
+            return None
+        tokenizer = next(t for t in manifest["tokenizers"] if t["name"] == entry["tokenizer_name"])
+        files = [str(tokenizer[k]) for k in ("model_path", "vocab_path", "path") if tokenizer.get(k)]
+        if not files or any(PurePosixPath(f).is_absolute() or ".." in PurePosixPath(f).parts for f in files):
+            raise ValueError(f"tokenizer {tokenizer['name']!r} needs relative model_path / vocab_path / path")
+        stats = entry["stats"]
+        vocab = entry.get("vocab_size", tokenizer.get("vocab_size"))
+        return Dataset(name, int(stats["files_train"]), int(stats["files_val"]), stats, files,
+                       None if vocab is None else int(vocab))
+    except StopIteration:
+        raise DownloadError(f"{where}: dataset {name} names tokenizer {entry['tokenizer_name']!r}, which the "
+                            f"manifest's tokenizers[] does not list; expected {SCHEMA}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _schema_error(where, exc) from None
 
-        types += [requests.exceptions.ConnectionError, requests.exceptions.Timeout]
-    except ImportError:
-        pass
-    for module_name in ("httpx2", "httpx"):
-        try:
-            module = __import__(module_name)
-            types.append(module.TransportError)
-        except (ImportError, AttributeError):
-            pass
-    return tuple(types)
+
+def _schema_error(where: str, exc: Exception) -> DownloadError:
+    detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+    return DownloadError(f"{where} does not follow the published manifest layout ({detail}); expected {SCHEMA}")
 
 
-def _exception_chain(exc: BaseException) -> list[BaseException]:
-    chain, seen = [], set()
-    while exc is not None and id(exc) not in seen:
+# --------------------------------------------------------------------------- the Hub
+
+
+NETWORK_ERRORS = {"httpx.TransportError", "httpx2.TransportError", "requests.ConnectionError", "requests.Timeout",
+                  "huggingface_hub.LocalEntryNotFoundError"}  # the last: what hf_hub_download raises when offline
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    """No answer from the Hub (OfflineModeIsEnabled is a ConnectionError); judged by name, importing nothing."""
+    return isinstance(exc, (ConnectionError, TimeoutError)) or any(
+        f"{cls.__module__.split('.')[0]}.{cls.__name__}" in NETWORK_ERRORS for cls in type(exc).__mro__)
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+
+
+def explain(exc: Exception, what: str, repo_id: str) -> DownloadError:
+    """One user-facing DownloadError for an exception raised while downloading ``what``."""
+    chain = []
+    while exc is not None and exc not in chain:
         chain.append(exc)
-        seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
-    return chain
-
-
-def explain_hub_error(exc: Exception, what: str, repo_id: str) -> DownloadError:
-    """Turn an exception from the download function into one user-facing DownloadError."""
-    network = _network_error_types()
-    network_chain = [e for e in _exception_chain(exc) if isinstance(e, network)]
-    shown = network_chain[-1] if network_chain else exc  # the root cause says most (e.g. DNS failure)
-    first_line = (str(shown).strip().splitlines() or [type(shown).__name__])[0]
-    reason = f"{type(shown).__name__}: {first_line}"
-    if network_chain:
-        if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-            reason += "; HF_HUB_OFFLINE is set"
-        return HubUnreachable(f"could not download {what} from the Hugging Face Hub ({reason}). {OFFLINE_HINT}")
-    kind = type(exc).__name__
+    network = [e for e in chain if _is_network_error(e)]
+    if network:  # the innermost cause says most (e.g. the DNS failure under LocalEntryNotFoundError)
+        return Unreachable(f"{what}: {_first_line(network[-1])}")
+    reason, kind = _first_line(chain[0]), type(chain[0]).__name__
     if kind in ("RepositoryNotFoundError", "GatedRepoError", "DisabledRepoError"):
-        return DownloadError(
-            f"dataset repository {repo_id!r} is not reachable ({reason}); check --repo-id / "
-            "MATCHED_FINEWEB_REPO_ID, and HF_TOKEN if the repository is gated or private"
-        )
-    if kind in ("RemoteEntryNotFoundError", "EntryNotFoundError", "RevisionNotFoundError"):
-        return DownloadError(
-            f"{what} does not exist in {repo_id} ({reason}); check --remote-root / "
-            "MATCHED_FINEWEB_REMOTE_ROOT_PREFIX, --revision and --train-shards (see --list)"
-        )
+        return DownloadError(f"dataset repository {repo_id!r} is not available ({reason}); check "
+                             "MATCHED_FINEWEB_REPO_ID, and HF_TOKEN if the repository is gated or private")
+    if kind in ("RemoteEntryNotFoundError", "EntryNotFoundError"):
+        return DownloadError(f"{what} does not exist in {repo_id} ({reason}); check MATCHED_FINEWEB_REMOTE_ROOT_PREFIX")
     return DownloadError(f"downloading {what} from {repo_id} failed ({reason}); rerun to resume")
 
 
-# --------------------------------------------------------------------------- verification
-
-
-def verify_shard(path: Path) -> str:
-    """Describe a complete shard ('100,000,000 tokens') or raise ShardError."""
-    return f"{read_header(path):,} tokens"
-
-
-def verify_json(path: Path) -> str:
+def connect():
+    """huggingface_hub's HfApi, and why the Hub gets no answer (None when one quick request gets one)."""
     try:
-        json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ShardError(f"{path}: not valid JSON ({exc})") from None
-    return "valid JSON"
+        from huggingface_hub import HfApi, constants
+        from huggingface_hub.utils import get_session
+    except ImportError:
+        raise DownloadError("huggingface_hub is not installed: pip install huggingface_hub") from None
+    if constants.HF_HUB_OFFLINE:
+        return HfApi(), "HF_HUB_OFFLINE is set"
+    try:  # any HTTP status is an answer; only a transport failure raises
+        get_session().head(constants.ENDPOINT, timeout=PROBE_TIMEOUT_S)
+    except Exception as exc:
+        return HfApi(), f"{constants.ENDPOINT}: {_first_line(exc)}"
+    return HfApi(), None
 
 
-def make_tokenizer_verifier(vocab_size: int | None) -> Callable[[Path], str]:
-    def verify(path: Path) -> str:
-        path = Path(path)
-        suffix = Path(path.name.removesuffix(PARTIAL_SUFFIX)).suffix  # judge a temp file by its final name
-        if path.stat().st_size == 0:
-            raise ShardError(f"{path}: empty file")
-        if suffix == ".json":
-            return verify_json(path)
-        if suffix != ".model":
-            return "non-empty"
+class Hub:
+    """The export: files under the remote root of the dataset repository, fetched through the HF cache.
+    Offline, files come from that cache alone, at once (huggingface_hub alone would retry each for many seconds)."""
+
+    def __init__(self, api=None):
+        self.repo_id = os.environ.get("MATCHED_FINEWEB_REPO_ID", DEFAULT_REPO_ID)
+        self.root = os.environ.get("MATCHED_FINEWEB_REMOTE_ROOT_PREFIX", DEFAULT_REMOTE_ROOT).strip("/")
+        self.api = api  # anything with HfApi's hf_hub_download and get_paths_info; None: connect() when needed
+        self.offline: str | None = None  # why the Hub gets no answer
+
+    def remote(self, rel: str) -> str:
+        return f"{self.root}/{rel}" if self.root else rel
+
+    def _connect(self) -> None:
+        if self.api is None:
+            self.api, self.offline = connect()
+
+    def download(self, rel: str, force: bool = False) -> Path:
+        """Fetch ``<root>/<rel>`` into the cache (past it with ``force``); return the cached file."""
+        self._connect()
+        offline = {"local_files_only": True} if self.offline else {}
         try:
-            import sentencepiece as spm
-        except ImportError:
-            return "sentencepiece not installed: not loaded"
+            return Path(self.api.hf_hub_download(repo_id=self.repo_id, filename=self.remote(rel),
+                                                 repo_type="dataset", force_download=force, **offline))
+        except Exception as exc:
+            if self.offline:
+                raise Unreachable(f"{self.offline}; {self.remote(rel)} is not in the Hugging Face cache") from exc
+            raise explain(exc, self.remote(rel), self.repo_id) from exc
+
+    def sizes(self, rels: list[str]) -> dict[str, int]:
+        """Bytes of each file, as far as the Hub says (one request for all of them)."""
+        self._connect()
+        try:
+            infos = [] if self.offline else self.api.get_paths_info(
+                self.repo_id, [self.remote(r) for r in rels], repo_type="dataset")
+        except Exception:
+            return {}  # progress then shows no total; the download itself reports any real problem
+        size = {info.path: getattr(info, "size", None) for info in infos}
+        return {r: size[self.remote(r)] for r in rels if size.get(self.remote(r)) is not None}
+
+
+# --------------------------------------------------------------------------- verified files
+
+
+def verify(path: Path, vocab_size: int | None = None) -> str:
+    """Describe a complete file ('100,000,000 tokens'), judged by its final name, or raise ShardError."""
+    name = path.name.removesuffix(PARTIAL_SUFFIX)
+    if name.endswith(".bin"):
+        return f"{read_header(path):,} tokens"
+    size = path.stat().st_size
+    if size == 0:
+        raise ShardError(f"{path}: empty file")
+    if name.endswith(".json"):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ShardError(f"{path}: not valid JSON ({exc})") from None
+        return "valid JSON"
+    if name.endswith(".jsonl"):  # one JSON document per line: a file cut short ends in a broken line
+        with open(path, "rb") as f:
+            f.seek(max(0, size - JSONL_TAIL_BYTES))
+            last_line = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        try:
+            json.loads(last_line)
+        except ValueError:
+            raise ShardError(f"{path}: the last line is not complete JSON (cut short?)") from None
+        return "complete last line"
+    if name.endswith(".model"):
+        import sentencepiece as spm
+
         try:
             sp = spm.SentencePieceProcessor(model_file=str(path))
         except (OSError, RuntimeError) as exc:
@@ -383,350 +256,198 @@ def make_tokenizer_verifier(vocab_size: int | None) -> Callable[[Path], str]:
         if vocab_size is not None and sp.vocab_size() != vocab_size:
             raise ShardError(f"{path}: vocabulary of {sp.vocab_size()} pieces, the manifest says {vocab_size}")
         return f"SentencePiece model, vocab {sp.vocab_size()}"
-
-    return verify
-
-
-# --------------------------------------------------------------------------- fetching
+    return "non-empty"
 
 
-@dataclass
-class Hub:
-    """Where files come from: a dataset repo, a root folder in it, and the download function."""
-
-    repo_id: str = DEFAULT_REPO_ID
-    remote_root: str = DEFAULT_REMOTE_ROOT
-    revision: str | None = None
-    cache_dir: str | None = None
-    download_fn: DownloadFn | None = None
-
-    def remote_path(self, rel: str) -> str:
-        root = self.remote_root.strip("/")
-        return f"{root}/{rel}" if root else rel
-
-    def download(self, rel: str, force: bool = False) -> Path:
-        """Fetch ``<root>/<rel>`` into the cache; return the cached file. Raises DownloadError."""
-        fn = self.download_fn
-        if fn is None:
-            try:
-                from huggingface_hub import hf_hub_download as fn
-            except ImportError:
-                raise DownloadError(
-                    "huggingface_hub is not installed: pip install huggingface_hub (see requirements.txt)"
-                ) from None
-        remote = self.remote_path(rel)
-        try:
-            cached = fn(
-                repo_id=self.repo_id,
-                filename=remote,
-                repo_type="dataset",
-                revision=self.revision,
-                cache_dir=self.cache_dir,
-                force_download=force,
-            )
-        except Exception as exc:  # every failure becomes one clear message
-            raise explain_hub_error(exc, remote, self.repo_id) from exc
-        return Path(cached)
+def is_complete(dest: Path, vocab_size: int | None, label: str, log) -> bool:
+    if not dest.exists():
+        return False
+    try:
+        log(f"{label}: already present ({verify(dest, vocab_size)}), skipped")
+        return True
+    except (OSError, ShardError) as exc:
+        log(f"{label}: present but incomplete or damaged ({str(exc).replace(f'{dest}: ', '')}); fetching again")
+        return False
 
 
-@dataclass
-class Counter:
-    done: int = 0
-    total: int = 0
-    downloaded: int = 0
-    present: int = 0
-
-    def tag(self) -> str:
-        width = len(str(self.total))
-        return f"[{self.done:>{width}}/{self.total}]"
-
-
-def install(source: Path, dest: Path, link: str) -> tuple[Path, str]:
-    """Place ``source`` at ``dest.partial`` (hardlink/symlink/copy); return the temp path and how."""
+def fetch(hub: Hub, rel: str, dest: Path, vocab_size: int | None, label: str, log) -> None:
+    """Install ``<root>/<rel>`` at ``dest``: through ``dest.partial``, renamed only once verified."""
     tmp = dest.with_name(dest.name + PARTIAL_SUFFIX)
-    if tmp.exists() or tmp.is_symlink():
-        tmp.unlink()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if link in ("auto", "hardlink"):
-        try:
-            os.link(source, tmp)
-            return tmp, "hardlinked"
-        except OSError:
-            if link == "hardlink":
-                raise
-    if link == "symlink":
-        os.symlink(source, tmp)
-        return tmp, "symlinked"
-    shutil.copyfile(source, tmp)
-    return tmp, "copied"
-
-
-def fetch(
-    hub: Hub,
-    rel: str,
-    dest: Path,
-    verify: Callable[[Path], str],
-    *,
-    link: str = "auto",
-    counter: Counter | None = None,
-    force: bool = False,
-    log: Callable[[str], None] = print,
-) -> bool:
-    """Make ``dest`` a complete copy of ``<root>/<rel>``; return True if it had to be downloaded.
-
-    A present file that passes ``verify`` is kept. Otherwise the file is fetched through
-    the Hugging Face cache, placed at ``dest.partial``, verified, and renamed onto
-    ``dest``. A download that fails verification is retried once past the cache
-    (``force_download``), since a damaged cached blob would otherwise be served again.
-    """
-    counter = counter or Counter()
-    counter.done += 1
-    label = f"{counter.tag()} {rel}"
-    if not force and (dest.exists() or dest.is_symlink()):
-        try:
-            info = verify(dest)
-            counter.present += 1
-            log(f"{label}: already present ({info}), skipped")
-            return False
-        except (OSError, ShardError) as exc:
-            log(f"{label}: present but incomplete or damaged ({_short(exc, dest)}); fetching again")
     log(f"{label}: downloading from {hub.repo_id}")
     problem = ""
-    attempts = (force,) if force else (False, True)
-    for attempt_force in attempts:
-        if attempt_force and problem:
+    for force in (False, True):  # a damaged blob in the cache would be served again: the retry goes past it
+        if force:
             log(f"{label}: the file served is damaged ({problem}); downloading again past the Hugging Face cache")
-        source = hub.download(rel, force=attempt_force).resolve()
-        tmp = dest.with_name(dest.name + PARTIAL_SUFFIX)
+        source = hub.download(rel, force=force).resolve()
         try:
+            tmp.unlink(missing_ok=True)
             try:
-                tmp, how = install(source, dest, link)
-            except OSError as exc:
-                hint = " or try --link copy" if link in ("hardlink", "symlink") else ""
-                raise DownloadError(
-                    f"could not place {source} at {tmp} ({exc}); check the free space and permissions "
-                    f"of {dest.parent}{hint}"
-                ) from exc
+                os.link(source, tmp)
+            except OSError:  # another file system, or no hard links: copy
+                shutil.copyfile(source, tmp)
             try:
-                info = verify(tmp)
-            except (OSError, ShardError) as exc:
-                problem = _short(exc, tmp)
+                info = verify(tmp, vocab_size)
+            except ShardError as exc:
+                problem = str(exc).replace(f"{tmp}: ", "")
                 continue
-            try:
-                os.replace(tmp, dest)
-            except OSError as exc:
-                raise DownloadError(f"could not rename {tmp} to {dest} ({exc}); move {dest} out of the way "
-                                    "and rerun") from exc
+            os.replace(tmp, dest)
+        except OSError as exc:
+            raise DownloadError(f"could not place {source} at {tmp} ({exc}); check the free space and "
+                                f"permissions of {dest.parent}") from exc
         finally:
-            if tmp.exists() or tmp.is_symlink():
-                tmp.unlink()
-        counter.downloaded += 1
-        log(f"{label}: ok ({info}, {dest.stat().st_size:,} bytes, {how} to {dest})")
-        return True
-    raise DownloadError(
-        f"{hub.remote_path(rel)} from {hub.repo_id} arrived damaged{' twice' if len(attempts) == 2 else ''} "
-        f"({problem}); nothing was "
-        f"installed at {dest}. Rerun to retry; if it persists, the published file itself is damaged: "
-        "report it to the export's maintainers"
-    )
+            tmp.unlink(missing_ok=True)
+        log(f"{label}: ok ({info}, {dest.stat().st_size:,} bytes, to {dest})")
+        return
+    raise DownloadError(f"{hub.remote(rel)} from {hub.repo_id} arrived damaged twice ({problem}); nothing was "
+                        f"installed at {dest}. Rerun to retry; if it persists, the published file is damaged: "
+                        "report it to the export's maintainers")
 
 
-def _short(exc: BaseException, path: Path | None) -> str:
-    text = str(exc)
-    if path is not None:
-        text = text.replace(f"{path}: ", "")
-    return text
+def _size(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} B"
 
 
-# --------------------------------------------------------------------------- manifest + run
+def _duration(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
-def load_manifest(hub: Hub, data_dir: Path, *, refresh: bool, log: Callable[[str], None] = print) -> dict | None:
-    """The export's manifest, from ``<data-dir>/datasets/manifest.json`` or downloaded there.
+class Progress:
+    """One overall line on stderr after each file: files and bytes done of the total, rate, ETA."""
 
-    Returns None (with a warning) when the repository has no manifest at the remote root.
-    """
+    def __init__(self, files: int, total_bytes: int | None):
+        self.files, self.total = files, total_bytes
+        self.done_files = self.done_bytes = 0
+        self.start = time.monotonic()
+
+    def advance(self, nbytes: int) -> None:
+        self.done_files += 1
+        self.done_bytes += nbytes
+        rate = self.done_bytes / max(time.monotonic() - self.start, 1e-6)
+        line = f"progress: {self.done_files}/{self.files} files, {_size(self.done_bytes)}"
+        if self.total:
+            eta = max(self.total - self.done_bytes, 0) / rate if rate else 0.0
+            line += (f" of {_size(self.total)} ({100 * self.done_bytes / self.total:.0f}%), "
+                     f"{_size(rate)}/s, ETA {_duration(eta)}")
+        else:
+            line += f", {_size(rate)}/s"
+        print(line, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- the commands
+
+
+def load_manifest(hub: Hub, data_dir: Path, *, skip_download: bool = False, refresh: bool = False,
+                  log=print) -> tuple[dict, Path, bool]:
+    """The manifest (local copy first), its path, and whether it was just downloaded."""
     dest = data_dir / "datasets" / MANIFEST_NAME
-    try:
-        fetch(hub, MANIFEST_NAME, dest, verify_json, link="copy", force=refresh, log=log,
-              counter=Counter(total=1))
-    except DownloadError as exc:
-        cause = exc.__cause__
-        if type(cause).__name__ in ("RemoteEntryNotFoundError", "EntryNotFoundError") and not isinstance(
-            exc, HubUnreachable
-        ):
-            log(f"warning: {hub.remote_path(MANIFEST_NAME)} not found in {hub.repo_id}; using the naming convention")
-            return None
-        raise
-    manifest = json.loads(dest.read_text(encoding="utf-8"))
-    if not isinstance(manifest, dict):
-        raise DownloadError(f"{dest}: the manifest is not a JSON object; delete it and rerun")
-    return manifest
+    fetched = False
+    if refresh or not is_complete(dest, None, MANIFEST_NAME, log):
+        if skip_download:
+            raise DownloadError(f"--skip-manifest: no valid manifest at {dest}; run once without --skip-manifest")
+        fetch(hub, MANIFEST_NAME, dest, None, MANIFEST_NAME, log)
+        fetched = True
+    return json.loads(dest.read_text(encoding="utf-8")), dest, fetched
 
 
-def format_variants(manifest: dict | None) -> list[str]:
-    """One line per published variant, for --list."""
-    datasets = manifest_datasets(manifest or {})
-    if not datasets:
-        return ["(the manifest lists no datasets)"]
-    lines = []
-    for name in sorted(datasets):
-        plan = plan_variant(manifest, name)
-        train = "?" if plan.train_total is None else f"{plan.train_total}"
-        val_tokens = f", {plan.tokens_val:,} tokens" if plan.tokens_val is not None else ""
-        vocab = f" (vocab {plan.vocab_size})" if plan.vocab_size else ""
-        tok = ", ".join(plan.tokenizer_files) or "none"
-        lines.append(
-            f"{plan.variant:<10} {name:<24} train shards {train:>4}  val shards {plan.val_total}{val_tokens}  "
-            f"tokenizer {tok}{vocab}"
-        )
+def download(hub: Hub, variant: str, train_shards: int | None, data_dir: Path, *, with_docs: bool = False,
+             skip_manifest: bool = False, log=print) -> dict:
+    """Fetch a variant's val shards, first ``train_shards`` train shards (default 80, or all if fewer) and
+    tokenizer files (and the documents with ``with_docs``). Returns what is where; raises DownloadError."""
+    name = dataset_name(variant)
+    manifest, where, fetched = load_manifest(hub, data_dir, skip_download=skip_manifest, log=log)
+    if name not in dataset_names(manifest, where) and not (fetched or skip_manifest):
+        log(f"{name} is not in the local {where}; fetching the manifest again")
+        manifest, where, _ = load_manifest(hub, data_dir, refresh=True, log=log)
+    ds = dataset_entry(manifest, name, where)
+    if ds is None:
+        listed = ", ".join(sorted(n.removeprefix("fineweb10B_") for n in dataset_names(manifest, where)))
+        raise DownloadError(f"variant {variant!r} is not in the manifest (published variants: {listed or 'none'}); "
+                            "pick one of them with --variant, or see them with --list")
+    if train_shards is None:
+        train_shards = min(DEFAULT_TRAIN_SHARDS, ds.files_train)
+    if train_shards > ds.files_train:
+        raise DownloadError(f"--train-shards {train_shards}: {name} has only {ds.files_train} train shards in "
+                            f"{hub.repo_id}; ask for at most {ds.files_train}")
+
+    dataset_dir, tokenizer_dir = data_dir / "datasets" / name, data_dir / "tokenizers"
+    val = [f"fineweb_val_{i:06d}.bin" for i in range(ds.files_val)]
+    files = [(doc, data_dir / "datasets" / doc, None) for doc in DOCS_FILES if with_docs]
+    files += [(f"datasets/{name}/{f}", dataset_dir / f, None)
+              for f in val + [f"fineweb_train_{i:06d}.bin" for i in range(train_shards)]]
+    files += [(t, tokenizer_dir / PurePosixPath(t).name, ds.vocab_size) for t in ds.tokenizer_files]
+    log(f"{variant}: {ds.files_val} val + {train_shards} of {ds.files_train} train shards of {name}, "
+        f"{len(ds.tokenizer_files)} tokenizer file(s){' and the documents' if with_docs else ''} from "
+        f"{hub.repo_id}:{hub.remote('')} into {data_dir}")
+    labelled = [(f"[{k}/{len(files)}] {rel}", rel, dest, vocab) for k, (rel, dest, vocab) in enumerate(files, 1)]
+    todo = [item for item in labelled if not is_complete(item[2], item[3], item[0], log)]
+    if todo:
+        sizes = hub.sizes([rel for _, rel, _, _ in todo])
+        progress = Progress(len(todo), sum(sizes.values()) if len(sizes) == len(todo) else None)
+        for label, rel, dest, vocab in todo:
+            fetch(hub, rel, dest, vocab, label, log)
+            progress.advance(dest.stat().st_size)
+
+    val_tokens = sum(read_header(dataset_dir / f) for f in val)
+    if ds.stats.get("tokens_val") is not None and val_tokens != int(ds.stats["tokens_val"]):
+        raise DownloadError(f"the val shards in {dataset_dir} hold {val_tokens:,} tokens but {where} says "
+                            f"{int(ds.stats['tokens_val']):,}: the export and its manifest disagree")
+    tokenizers = [dest for _, dest, _ in files if dest.parent == tokenizer_dir]
+    log(f"done: {len(todo)} downloaded, {len(files) - len(todo)} already present. DATA_PATH={dataset_dir} "
+        f"({val_tokens:,} val tokens, {train_shards} train shards) TOKENIZER_PATH={tokenizers[0]}")
+    return {"dataset_dir": dataset_dir, "tokenizer_paths": tokenizers, "downloaded": len(todo)}
+
+
+def list_variants(hub: Hub, data_dir: Path, *, skip_manifest: bool = False) -> list[str]:
+    manifest, where, _ = load_manifest(hub, data_dir, skip_download=skip_manifest, log=lambda line: None)
+    lines = [f"variants in {hub.repo_id}:{hub.remote(MANIFEST_NAME)}:"]
+    for name in sorted(dataset_names(manifest, where)):
+        ds = dataset_entry(manifest, name, where)
+        tokens = f", {int(ds.stats['tokens_val']):,} val tokens" if ds.stats.get("tokens_val") is not None else ""
+        vocab = f" (vocab {ds.vocab_size})" if ds.vocab_size else ""
+        lines.append(f"  {name.removeprefix('fineweb10B_'):<8} {name:<20} train shards {ds.files_train:>4}, "
+                     f"val shards {ds.files_val}{tokens}; tokenizer {', '.join(ds.tokenizer_files)}{vocab}")
     return lines
-
-
-def download_variant(
-    hub: Hub,
-    variant: str,
-    train_shards: int | None,
-    data_dir: Path,
-    *,
-    link: str = "auto",
-    refresh_manifest: bool = False,
-    force: bool = False,
-    log: Callable[[str], None] = print,
-) -> dict:
-    """Download one variant: val shards, the first ``train_shards`` train shards, its tokenizer.
-
-    ``train_shards=None`` means the default, 80 (or every train shard if the export has fewer).
-
-    Returns a summary dict (dataset folder, tokenizer paths, counts). Raises DownloadError.
-    """
-    data_dir = Path(data_dir)
-    manifest = load_manifest(hub, data_dir, refresh=refresh_manifest or force, log=log)
-    try:
-        plan = plan_variant(manifest, variant)
-    except DownloadError:
-        if refresh_manifest or force or manifest is None:
-            raise
-        log(f"variant {variant!r} is not in the local manifest; fetching the manifest again")
-        manifest = load_manifest(hub, data_dir, refresh=True, log=log)
-        plan = plan_variant(manifest, variant)
-    for note in plan.notes:
-        log(f"note: {note}")
-    if train_shards is None:  # the default: 80, or all the export has if it has fewer
-        train_shards = DEFAULT_TRAIN_SHARDS
-        if plan.train_total is not None and plan.train_total < train_shards:
-            log(f"note: {plan.dataset_name} has {plan.train_total} train shards; fetching all of them")
-            train_shards = plan.train_total
-    if train_shards < 0:
-        raise DownloadError(f"--train-shards must be 0 or more, got {train_shards}")
-    if plan.train_total is not None and train_shards > plan.train_total:
-        raise DownloadError(
-            f"--train-shards {train_shards}: {plan.dataset_name} has only {plan.train_total} train shards "
-            f"in {hub.repo_id}; ask for at most {plan.train_total}"
-        )
-
-    dataset_dest = data_dir / "datasets" / plan.dataset_name
-    tokenizer_dest = data_dir / "tokenizers"
-    counter = Counter(total=plan.val_total + train_shards + len(plan.tokenizer_files))
-    of_total = f" of {plan.train_total}" if plan.train_total is not None else ""
-    log(
-        f"{plan.variant}: {plan.val_total} val + {train_shards}{of_total} train shards of {plan.dataset_name} "
-        f"and {len(plan.tokenizer_files)} tokenizer file(s) from {hub.repo_id}:{hub.remote_path('')} "
-        f"into {dataset_dest} and {tokenizer_dest}"
-    )
-
-    val_tokens = 0
-    for i in range(plan.val_total):
-        name = plan.val_file(i)
-        fetch(hub, f"{plan.dataset_dir}/{name}", dataset_dest / name, verify_shard, link=link,
-              counter=counter, force=force, log=log)
-        val_tokens += read_header(dataset_dest / name)
-    for i in range(train_shards):
-        name = plan.train_file(i)
-        fetch(hub, f"{plan.dataset_dir}/{name}", dataset_dest / name, verify_shard, link=link,
-              counter=counter, force=force, log=log)
-    verify_tok = make_tokenizer_verifier(plan.vocab_size)
-    tokenizer_paths = []
-    for rel in plan.tokenizer_files:
-        dest = tokenizer_dest / PurePosixPath(rel).name
-        fetch(hub, rel, dest, verify_tok, link=link, counter=counter, force=force, log=log)
-        tokenizer_paths.append(dest)
-
-    if plan.tokens_val is not None and val_tokens != plan.tokens_val:
-        raise DownloadError(
-            f"the val shards in {dataset_dest} hold {val_tokens:,} tokens but the manifest says "
-            f"{plan.tokens_val:,}: the export and its manifest disagree (rerun with --force to refetch)"
-        )
-    log(
-        f"done: {counter.downloaded} downloaded, {counter.present} already present. "
-        f"Dataset: {dataset_dest} ({plan.val_total} val shard(s), {val_tokens:,} val tokens; "
-        f"{train_shards}{of_total} train shards). Tokenizer: "
-        + (", ".join(str(p) for p in tokenizer_paths) or "none")
-    )
-    return {
-        "dataset_dir": dataset_dest,
-        "tokenizer_paths": tokenizer_paths,
-        "downloaded": counter.downloaded,
-        "present": counter.present,
-        "val_tokens": val_tokens,
-        "plan": plan,
-    }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cached_challenge_fineweb.py",
-        description=(
-            "Download the published Parameter Golf FineWeb export from the Hugging Face Hub: the "
-            "validation shard(s), the first N training shards and the tokenizer of one variant, into "
-            "<data-dir>/datasets/<name>/ and <data-dir>/tokenizers/. Re-running skips complete files and "
-            "re-fetches damaged ones; files appear only once verified."
-        ),
-        epilog=(
-            "Exit status: 0 done; 1 failure (message names the file or option); 2 bad usage; "
-            "3 the Hub is unreachable. Offline? python3 data/build_sample.py builds a small sample "
-            "dataset (data/datasets/sample_sp1024/) without network. Check downloaded data with "
-            "python3 data/shard_tool.py validate data/datasets/fineweb10B_sp1024."
-        ),
+        description="Download the published Parameter Golf FineWeb export from the Hugging Face Hub: all "
+                    "validation shards, the first N training shards and the tokenizer of one variant, into "
+                    "<data-dir>/datasets/<name>/ and <data-dir>/tokenizers/. Reruns skip complete files and "
+                    "fetch damaged ones again; a file appears under its name only once verified.",
+        epilog="Environment: MATCHED_FINEWEB_REPO_ID (dataset repository, default willdepueoai/parameter-golf), "
+               "MATCHED_FINEWEB_REMOTE_ROOT_PREFIX (its folder holding manifest.json, default 'datasets'), "
+               "HF_TOKEN, HF_HOME (the Hugging Face cache). Exit status: 0 done; 1 failure (the message names "
+               "the file); 2 bad usage; 3 Hub unreachable. Offline: python3 data/build_sample.py builds a "
+               "sample dataset. Check downloaded data: python3 data/shard_tool.py validate DIR.",
     )
-    parser.add_argument(
-        "train_shards_positional", nargs="?", type=int, metavar="N",
-        help="same as --train-shards N (the upstream script's positional form)",
-    )
-    parser.add_argument("--variant", default=DEFAULT_VARIANT,
-                        help=f"published variant to fetch, e.g. sp1024 (default {DEFAULT_VARIANT}); see --list")
+    parser.add_argument("train_shards_positional", nargs="?", type=int, metavar="N",
+                        help="same as --train-shards N (the upstream script's positional form)")
     parser.add_argument("--train-shards", type=int, default=None, metavar="N",
                         help=f"download the first N train shards (default {DEFAULT_TRAIN_SHARDS}, or all if the "
-                             "export has fewer; 0 = val and tokenizer only; sp1024 has 195). Validation is "
-                             "always downloaded whole")
+                             "export has fewer; 0 = validation and tokenizer only). Validation is always whole")
+    parser.add_argument("--variant", default="sp1024", type=lambda v: dataset_name(v) and v, metavar="VARIANT",
+                        help="sp<VOCAB_SIZE> (e.g. sp1024, sp4096) or byte260 (default sp1024); see --list")
+    parser.add_argument("--with-docs", action="store_true",
+                        help="also download docs_selected.jsonl (the text of every selected document) and "
+                             "docs_selected.source_manifest.json into <data-dir>/datasets/, for retraining a "
+                             "tokenizer or re-exporting shards")
+    parser.add_argument("--skip-manifest", action="store_true",
+                        help="never download manifest.json; use the local copy (<data-dir>/datasets/manifest.json)")
     parser.add_argument("--list", action="store_true",
                         help="print the variants the manifest lists (shard counts, tokenizer) and exit")
-    parser.add_argument("--repo-id", default=os.environ.get("MATCHED_FINEWEB_REPO_ID", DEFAULT_REPO_ID),
-                        help="Hugging Face dataset repository (env MATCHED_FINEWEB_REPO_ID; "
-                             f"default {DEFAULT_REPO_ID})")
-    parser.add_argument("--remote-root",
-                        default=os.environ.get("MATCHED_FINEWEB_REMOTE_ROOT_PREFIX", DEFAULT_REMOTE_ROOT),
-                        help="folder inside the repository holding manifest.json, datasets/ and tokenizers/ "
-                             f"(env MATCHED_FINEWEB_REMOTE_ROOT_PREFIX; default {DEFAULT_REMOTE_ROOT!r})")
-    parser.add_argument("--revision", default=None,
-                        help="branch, tag or commit of the repository to download (default: main)")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR,
-                        help="local data folder receiving datasets/ (with manifest.json) and tokenizers/ "
-                             "(default: the folder of this script)")
-    parser.add_argument("--cache-dir", default=None,
-                        help="Hugging Face cache folder (default: $HF_HUB_CACHE or $HF_HOME/hub)")
-    parser.add_argument("--link", choices=LINK_MODES, default="auto",
-                        help="how files go from the cache to --data-dir: auto = hardlink, else copy "
-                             "(default); hardlink; symlink (into the cache: breaks if the cache is "
-                             "cleaned); copy (uses twice the disk)")
-    parser.add_argument("--refresh-manifest", action="store_true",
-                        help="download manifest.json again even if a valid local copy exists")
-    parser.add_argument("--force", action="store_true",
-                        help="download every file again, bypassing the Hugging Face cache")
+                        help="local folder receiving datasets/ and tokenizers/ (default: the folder of this script)")
     return parser
 
 
-def main(argv: list[str] | None = None, download_fn: DownloadFn | None = None) -> int:
+def main(argv: list[str] | None = None, api=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.train_shards is not None and args.train_shards_positional is not None:
@@ -734,28 +455,27 @@ def main(argv: list[str] | None = None, download_fn: DownloadFn | None = None) -
     train_shards = args.train_shards if args.train_shards is not None else args.train_shards_positional
     if train_shards is not None and train_shards < 0:
         parser.error(f"--train-shards must be 0 or more, got {train_shards}")
-    hub = Hub(repo_id=args.repo_id, remote_root=args.remote_root, revision=args.revision,
-              cache_dir=args.cache_dir, download_fn=download_fn)
+    if not sys.stderr.isatty():  # per-file bars only on a terminal; logs get the one progress line
+        try:
+            from huggingface_hub.utils import disable_progress_bars
 
-    def log(line: str) -> None:
-        print(line, flush=True)
-
+            disable_progress_bars()
+        except ImportError:
+            pass
+    hub = Hub(api)
     try:
         if args.list:
-            manifest = load_manifest(hub, args.data_dir, refresh=args.refresh_manifest, log=log)
-            print(f"variants in {hub.repo_id}:{hub.remote_path(MANIFEST_NAME)}:")
-            for line in format_variants(manifest):
-                print("  " + line)
-            return EXIT_OK
-        download_variant(hub, args.variant, train_shards, args.data_dir, link=args.link,
-                         refresh_manifest=args.refresh_manifest, force=args.force, log=log)
+            print("\n".join(list_variants(hub, args.data_dir, skip_manifest=args.skip_manifest)))
+        else:
+            download(hub, args.variant, train_shards, args.data_dir, with_docs=args.with_docs,
+                     skip_manifest=args.skip_manifest, log=lambda line: print(line, flush=True))
     except DownloadError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted: no partial file was left under a shard name; rerun to resume", file=sys.stderr)
+        print("interrupted: no partial file was left under a final name; rerun to resume", file=sys.stderr)
         return 130
-    return EXIT_OK
+    return 0
 
 
 if __name__ == "__main__":
