@@ -161,3 +161,82 @@ def test_leaky_relu2_alias_is_accepted(tmp_path, capsys):
     assert result["b"]["activation"] == "leaky2" and sorted(result["b"]["seeds"]) == [42, 1337]
     assert compare.main(["leaky2", "leaky_relu2", str(tmp_path)]) == 2
     assert "different activations" in capsys.readouterr().err
+
+
+def test_check_exit_codes(tmp_path, capsys):
+    met, not_met = tmp_path / "met", tmp_path / "not_met"
+    for folder, b_losses in ((met, [1.8900, 1.8897, 1.8906]), (not_met, [1.8933, 1.8936, 1.8930])):
+        folder.mkdir()
+        write_runs(folder, "relu2", [1.8960, 1.8966, 1.8957])
+        write_runs(folder, "asqu", b_losses)
+    assert compare.main(["relu2", "asqu", str(met), "--check"]) == 0
+    assert compare.main(["relu2", "asqu", str(not_met), "--check"]) == 1
+    assert "NOT MET" in capsys.readouterr().out
+    assert compare.main(["relu2", "asqu", str(not_met), "--check", "--json"]) == 1
+    assert compare.main(["relu2", "asqu", str(not_met)]) == 0  # without --check: a report, exit 0
+    capsys.readouterr()
+
+
+def test_degrees_of_freedom_and_confidence_interval(tmp_path, capsys):
+    relu = [1.89602, 1.89655, 1.89571, 1.89630]
+    asqu = [1.89011, 1.88904, 1.89102]
+    write_runs(tmp_path, "relu2", relu)
+    write_runs(tmp_path, "asqu", asqu)
+    assert compare.main(["relu2", "asqu", str(tmp_path), "--json"]) == 0
+    loss = next(m for m in json.loads(capsys.readouterr().out)["metrics"] if m["metric"] == "sliding_val_loss")
+    a = [float(f"{x:.8f}") for x in relu]
+    b = [float(f"{x:.8f}") for x in asqu]
+    t, df = welch_by_hand(a, b)
+    assert loss["df"] == pytest.approx(df, rel=1e-9)
+    half = stats.t.ppf(0.975, df) * math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
+    diff = np.mean(b) - np.mean(a)
+    assert loss["ci95_low"] == pytest.approx(diff - half, rel=1e-9)
+    assert loss["ci95_high"] == pytest.approx(diff + half, rel=1e-9)
+    assert compare.main(["relu2", "asqu", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("figure"))
+    assert "95% CI of B - A" in header and " df " in header
+    row = next(line for line in out.splitlines() if line.startswith("sliding val_loss"))
+    assert f"[{diff - half:+.5f}, {diff + half:+.5f}]" in row and f"{df:.2f}" in row.split()
+
+
+def test_arms_that_differ_beyond_the_activation_are_refused(tmp_path, capsys):
+    def write(act, seed, loss, config, **kw):
+        (tmp_path / f"{act}_seed{seed}.log").write_text(make_log(
+            seed=seed, activation=act, sliding=sliding_pair(loss), steps=60, val_every=30, train_every=30,
+            config=config, **kw))
+
+    write("relu2", 1, 1.8960, {"NUM_LAYERS": "4"})
+    write("relu2", 2, 1.8966, {"NUM_LAYERS": "4"})
+    write("asqu", 1, 1.8900, {"NUM_LAYERS": "3", "ASQU_LR": "0.01"})
+    write("asqu", 2, 1.8897, {"NUM_LAYERS": "3", "ASQU_LR": "0.01"}, world_size=2)
+    assert compare.main(["relu2", "asqu", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "differ in more than the activation" in err
+    assert "NUM_LAYERS=4 vs NUM_LAYERS=3" in err and "world_size=8 vs world_size=2" in err
+    assert "ASQU_LR" not in err  # a knob of the activation is not a difference
+    assert "--allow-config-diff" in err
+    assert compare.main(["relu2", "asqu", str(tmp_path), "--allow-config-diff"]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: the arms differ (--allow-config-diff): NUM_LAYERS=4 vs NUM_LAYERS=3" in out
+    # the same arms with only the knobs differing compare silently
+    for path in tmp_path.iterdir():
+        path.unlink()
+    write("relu2", 1, 1.8960, {"NUM_LAYERS": "4"})
+    write("relu2", 2, 1.8966, {"NUM_LAYERS": "4", "TRAIN_LOG_EVERY": "1"})
+    write("asqu", 1, 1.8900, {"NUM_LAYERS": "4", "ASQU_LR": "0.01"})
+    write("asqu", 2, 1.8897, {"NUM_LAYERS": "4", "ASQU_LR": "0.01"})
+    assert compare.main(["relu2", "asqu", str(tmp_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["config_differences"] == [] and result["without_config_line"] == []
+
+
+def test_copies_of_a_run_count_once(tmp_path, capsys):
+    write_runs(tmp_path, "relu2", [1.8960, 1.8966])
+    paths = write_runs(tmp_path, "asqu", [1.8900, 1.8897])
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "again.log").write_bytes(paths[0].read_bytes())
+    assert compare.main(["relu2", "asqu", str(tmp_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert sorted(result["b"]["seeds"]) == [42, 1337]
+    assert next(m for m in result["metrics"] if m["metric"] == "sliding_val_loss")["n_b"] == 2

@@ -46,7 +46,14 @@ def test_full_log_with_source_dump_ignores_lookalike_lines():
     assert run.submission_bytes == 15555017 and run.serialized_bytes == 15487414
     assert run.code_bytes == 67603 and run.compressor == "zstd"
     assert run.sliding_stride == 64
-    assert run.complete and run.has_final and run.missing_final == []
+    assert run.finished and run.missing_final == [] and run.status == "finished"
+    assert (run.post_ema_eval_ms, run.roundtrip_eval_ms, run.sliding_eval_ms) == (1960, 6344, 73642)
+    assert run.final_eval_ms == 1960 + 6344 + 73642
+    assert run.dataset == "fineweb10B_sp1024" and run.val_tokens == 62021632 and run.train_shards == 80
+    assert run.torch_version == "2.13.0+cu128"  # from the version block of the header
+    # logs from before the run_id / config lines: those facts are unknown, not invented
+    assert run.run_id is None and run.config is None and run.config_fingerprint is None
+    assert run.device is None and run.warmup_ms is None and run.recompiles_after_warmup is None
     # the source dump is recovered byte for byte, torchrun noise stripped
     assert run.source_dump == FAKE_SOURCE
     assert run.header_blocks == 2
@@ -92,7 +99,7 @@ def test_truncated_crashed_log():
     run = runlog.parse_log(FIXTURES / "relu2_seed42_crashed.txt")
     assert run.seed == 42 and run.mlp_activation == "relu2"
     assert run.steps == 300
-    assert not run.has_final and not run.complete
+    assert not run.finished and run.status == "truncated"
     assert run.missing_final == [
         "Total submission size", "final_int6_roundtrip_exact", "final_int6_sliding_window_exact"
     ]
@@ -107,8 +114,9 @@ def test_legacy_log_without_activation_line_zlib_and_no_sliding():
     assert run.source_dump is None and run.header_blocks == 0
     assert run.compressor == "zlib" and run.submission_bytes == 15555017
     assert run.sliding_val_loss is None and run.roundtrip_exact
-    assert run.has_final and not run.complete
-    assert run.missing_final == ["final_int6_sliding_window_exact"]
+    # no config line: the run is taken to have had the default EVAL_STRIDE=64, so its sliding
+    # line is missing and it does not count as finished
+    assert not run.finished and run.missing_final == ["final_int6_sliding_window_exact"]
     assert run.steps == 800 and not run.stopped_early
 
 
@@ -175,7 +183,7 @@ def test_appended_runs_parse_as_the_last_run():
 def test_crlf_log_parses():
     text = make_log(steps=100, val_every=50, train_every=50).replace("\n", "\r\n")
     run = runlog.parse_text(text)
-    assert run.complete and run.steps == 100 and run.sliding_val_bpb == 1.12278022
+    assert run.finished and run.steps == 100 and run.sliding_val_bpb == 1.12278022
 
 
 def test_collect_runs_folders_dedupe_and_skip(tmp_path):
@@ -198,10 +206,144 @@ def test_collect_runs_folders_dedupe_and_skip(tmp_path):
         "asqu_seed1337/train_seed1337.log", "relu2_seed1337/logs/relu2_seed1337.txt"
     ]
     assert {r.name for r in runs} == {"asqu_seed1337", "relu2_seed1337"}
-    # an explicit file is always taken, even a duplicate
-    assert len(runlog.collect_runs([run_dir / "train.log", run_dir / "train_seed1337.log"])) == 2
+    asqu = next(r for r in runs if r.mlp_activation == "asqu")
+    assert sorted(str(p.relative_to(tmp_path)) for p in asqu.duplicates) == [
+        "asqu_seed1337/logs/asqu_seed1337.txt", "asqu_seed1337/train.log"]
+    # the same run named twice on the command line is one run too
+    runs = runlog.collect_runs([run_dir / "train.log", run_dir / "train_seed1337.log"])
+    assert len(runs) == 1 and runs[0].duplicates == [run_dir / "train.log"]
     with pytest.raises(runlog.LogError, match="no such log file or folder"):
         runlog.collect_runs([tmp_path / "missing.txt"])
+
+
+def test_same_run_copied_across_folders_counts_once(tmp_path):
+    # logs/X.txt in the working folder, train_seed1.log beside it, and a records/ copy
+    text = make_log(seed=1, steps=60, val_every=30, train_every=30, config={"NUM_LAYERS": "4"}, run_id="r1")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "r1.txt").write_text(text)
+    (tmp_path / "train_seed1.log").write_text(text)
+    record = tmp_path / "records" / "track_non_record_16mb" / "2026-01-01_X"
+    record.mkdir(parents=True)
+    (record / "train_seed1.log").write_text(text)
+    # a copy of the same run taken mid-run (a prefix of it, same run_id), under another name
+    (tmp_path / "early_copy.log").write_text(text[: len(text) // 2])
+    # a different run with the same seed and run_id is not a duplicate
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "train_seed1.log").write_text(
+        make_log(seed=1, steps=60, val_every=30, train_every=30, config={"NUM_LAYERS": "5"}, run_id="r1"))
+    runs = runlog.collect_runs([tmp_path])
+    assert len(runs) == 2
+    kept = next(r for r in runs if r.config == {"SEED": "1", "NUM_LAYERS": "4"})
+    assert kept.path == tmp_path / "train_seed1.log" and kept.finished
+    assert sorted(str(p.relative_to(tmp_path)) for p in kept.duplicates) == [
+        "early_copy.log", "logs/r1.txt", "records/track_non_record_16mb/2026-01-01_X/train_seed1.log"]
+
+
+def test_files_that_are_not_run_logs_are_not_runs(tmp_path):
+    (tmp_path / "README.md").write_text("step:1/2 train_loss:1.0000 train_time:1ms step_avg:1.00ms\n")
+    (tmp_path / "pip.log").write_text("Collecting torch\nSuccessfully installed torch\n")
+    (tmp_path / "seed_only.log").write_text("seed:5\nmlp_activation:asqu\n")  # no model_params / step line
+    (tmp_path / "run.log").write_text("model_params:123\n")
+    fixtures = tmp_path / "tests" / "fixtures" / "logs"
+    fixtures.mkdir(parents=True)
+    (fixtures / "legacy.log").write_text(make_log(seed=9, steps=20, val_every=10, train_every=10))
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "x.log").write_text(make_log(seed=8, steps=20, val_every=10, train_every=10))
+    assert [r.path.name for r in runlog.collect_runs([tmp_path])] == ["run.log"]
+    # named explicitly, the fixtures folder is searched
+    assert [r.seed for r in runlog.collect_runs([fixtures])] == [9]
+    assert sorted(r.seed for r in runlog.collect_runs([FIXTURES])) == [42, 1337, 2024]
+
+
+def test_new_lines_of_the_current_train_gpt(tmp_path):
+    config = {"DATA_PATH": "/data/my sample", "NUM_LAYERS": "4", "EVAL_STRIDE": "64"}
+    text = make_log(seed=1, activation="relu2", steps=60, val_every=30, train_every=30, config=config,
+                    run_id="relu2_seed1_20260101", device="cpu", attention="sdpa", world_size=2,
+                    dataset="sample_sp1024", val_tokens=47360, eval_ms=(11, 22, 33))
+    run = runlog.parse_text(text)
+    assert run.run_id == "relu2_seed1_20260101" and run.name == "relu2_seed1_20260101"
+    assert run.config == {"SEED": "1", "MLP_ACTIVATION": "relu2", "DATA_PATH": "/data/my sample",
+                          "NUM_LAYERS": "4", "EVAL_STRIDE": "64"}
+    assert run.config_text == "DATA_PATH='/data/my sample' SEED=1 MLP_ACTIVATION=relu2 NUM_LAYERS=4 EVAL_STRIDE=64"
+    assert len(run.config_fingerprint) == 12
+    assert (run.device, run.device_type, run.dtype, run.attention) == ("cpu", "cpu", "float32", "sdpa")
+    assert (run.warmup_ms, run.warmup_graphs, run.recompiles_after_warmup) == (41234, 3, 0)
+    assert (run.world_size, run.dataset, run.val_tokens) == (2, "sample_sp1024", 47360)
+    assert (run.post_ema_eval_ms, run.roundtrip_eval_ms, run.sliding_eval_ms, run.final_eval_ms) == (11, 22, 33, 66)
+    assert run.finished
+    assert runlog.parse_text("config:\n").config == {}  # everything default
+    record = run.to_json()
+    assert record["config"]["NUM_LAYERS"] == "4" and record["dataset"] == "sample_sp1024"
+    assert record["device"] == "cpu" and record["finished"] is True and record["final_eval_ms"] == 66
+
+
+def test_interrupted_run():
+    text = make_log(seed=3, steps=100, val_every=50, train_every=10, config={}, crash_at_step=40,
+                    interrupted="SIGTERM")
+    run = runlog.parse_text(text)
+    assert (run.interrupted, run.interrupted_step, run.iterations) == ("SIGTERM", 40, 20000)
+    assert not run.finished and run.status == "interrupted (SIGTERM at step 40)"
+    run = runlog.parse_text("model_params:5\ninterrupted: SIGINT\n")  # stopped before the first step
+    assert run.interrupted == "SIGINT" and run.interrupted_step is None and run.status == "interrupted (SIGINT)"
+    run = runlog.parse_text("model_params:5\nerror: FINAL_WEIGHTS=swa but no SWA snapshot was taken\n")
+    assert run.error.startswith("FINAL_WEIGHTS=swa") and run.status == "failed"
+
+
+@pytest.mark.parametrize("config, sliding, finished", [
+    ({}, True, True),                          # default EVAL_STRIDE=64: the sliding line is promised
+    ({}, False, False),                        # ...and missing: truncated
+    ({"EVAL_STRIDE": "0"}, False, True),       # no sliding eval: the roundtrip line ends the run
+    ({"EVAL_STRIDE": "32"}, False, False),
+])
+def test_finished_means_every_promised_final_line(config, sliding, finished):
+    text = make_log(steps=40, val_every=20, train_every=20, config=config,
+                    sliding=(1.9, 1.12) if sliding else None)
+    run = runlog.parse_text(text)
+    assert run.finished is finished
+    assert run.missing_final == ([] if finished else ["final_int6_sliding_window_exact"])
+    if config.get("EVAL_STRIDE") == "0":
+        assert run.final_eval_ms == 1960 + 6344  # no sliding eval to add
+
+
+def test_values_keep_their_logged_precision():
+    text = "\n".join([
+        "final_int6_roundtrip val_loss:1.9359 val_bpb:1.1460 eval_time:6344ms",
+        "final_int6_sliding_window_exact val_loss:1.895762351234 val_bpb:1.12278020",
+        "DIAGNOSTIC post_ema val_loss:1.9222 val_bpb:1.1385 eval_time:1960ms",
+    ])
+    run = runlog.parse_text(text)
+    assert run.logged == {"roundtrip_val_loss": "1.9359", "roundtrip_val_bpb": "1.1460",
+                          "sliding_val_loss": "1.895762351234", "sliding_val_bpb": "1.12278020",
+                          "post_ema_val_loss": "1.9222", "post_ema_val_bpb": "1.1385"}
+    assert run.sliding_val_loss == 1.895762351234  # every logged digit
+
+
+def test_differences_and_groups():
+    def run(**kw):
+        return runlog.parse_text(make_log(steps=40, val_every=20, train_every=20, **kw))
+
+    a = run(seed=1, activation="relu2", config={"NUM_LAYERS": "4", "VAL_LOSS_EVERY": "0"})
+    b = run(seed=2, activation="relu2", config={"NUM_LAYERS": "4", "TRAIN_LOG_EVERY": "5"})
+    assert runlog.differences(a, b) == [] and runlog.group_key(a) == runlog.group_key(b)
+    c = run(seed=1, activation="asqu", config={"NUM_LAYERS": "4", "ASQU_LR": "0.01"})
+    assert runlog.differences(a, c) == []  # only the activation and its knobs differ
+    d = run(seed=1, activation="asqu", config={"NUM_LAYERS": "3", "ASQU_LR": "0.02"}, world_size=2)
+    assert runlog.differences(c, d) == ["NUM_LAYERS=4 vs NUM_LAYERS=3", "ASQU_LR=0.01 vs ASQU_LR=0.02",
+                                        "world_size=8 vs world_size=2"]
+    assert runlog.differences(a, d) == ["NUM_LAYERS=4 vs NUM_LAYERS=3", "world_size=8 vs world_size=2"]
+    # logs without a config line: compared on what they show
+    old1, old2 = run(seed=1, activation="relu2"), run(seed=2, activation="relu2", model_params=123)
+    assert runlog.differences(old1, old2) == ["model_params=26993756 vs model_params=123"]
+    assert runlog.group_key(old1) != runlog.group_key(old2)
+    assert runlog.differences(old1, run(seed=3, activation="relu2", dataset="sample_sp1024")) == [
+        "dataset=fineweb10B_sp1024 vs dataset=sample_sp1024"]
+    assert "config line logged in one log but not in the other" in runlog.differences(a, old1)
+    assert "fineweb10B_sp1024" in runlog.group_label(a) and a.config_fingerprint in runlog.group_label(a)
+
+
+def test_strict_json():
+    text = runlog.strict_json({"a": float("nan"), "b": [1.5, float("-inf")], "c": {"d": float("inf")}}, indent=None)
+    assert text == '{"a": null, "b": [1.5, null], "c": {"d": null}}'
 
 
 def test_separator_must_be_exactly_100_characters():

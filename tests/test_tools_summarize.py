@@ -23,14 +23,20 @@ REQUIRED_KEYS = {"log", "seed", "mlp_activation", "steps", "step_avg_ms", "post_
 
 def run_json(capsys, *paths) -> list[dict]:
     assert summarize.main(["--json", *map(str, paths)]) == 0
-    return json.loads(capsys.readouterr().out)
+    return json.loads(capsys.readouterr().out, parse_constant=reject_constant)
+
+
+def reject_constant(name):
+    raise AssertionError(f"not strict JSON: {name}")
 
 
 def test_json_values_for_the_stored_fixtures(capsys):
     rows = run_json(capsys, FIXTURES / "asqu_seed1337_full.txt", FIXTURES / "relu2_seed42_crashed.txt",
                     FIXTURES / "legacy_seed2024.log")
     assert all(REQUIRED_KEYS <= set(row) for row in rows)
-    full, crashed, legacy = rows
+    by_name = {Path(row["log"]).name: row for row in rows}
+    full, crashed, legacy = (by_name[n] for n in ("asqu_seed1337_full.txt", "relu2_seed42_crashed.txt",
+                                                   "legacy_seed2024.log"))
     assert full["log"].endswith("asqu_seed1337_full.txt")
     assert {k: full[k] for k in REQUIRED_KEYS - {"log"}} == {
         "seed": 1337, "mlp_activation": "asqu", "steps": 1200, "step_avg_ms": 84.56,
@@ -46,6 +52,9 @@ def test_json_values_for_the_stored_fixtures(capsys):
         assert crashed[key] is None
     assert legacy["mlp_activation"] == "relu2" and legacy["mlp_activation_logged"] is False
     assert legacy["sliding_val_bpb"] is None and legacy["roundtrip_val_bpb"] == 1.1465625
+    assert legacy["finished"] is False and legacy["status"] == "truncated"  # no sliding line
+    # three runs that differ (activation, iterations): three groups
+    assert sorted(row["group"] for row in rows) == [1, 2, 3]
 
 
 def test_table_has_rows_and_mean_std_per_activation(tmp_path, capsys):
@@ -71,6 +80,73 @@ def test_table_has_rows_and_mean_std_per_activation(tmp_path, capsys):
     # relu2 rows come before asqu rows
     assert out.index(next(line for line in out if line.startswith("relu2 mean"))) < out.index(
         next(line for line in out if line.startswith("asqu mean")))
+
+
+def test_runs_that_differ_are_not_pooled(tmp_path, capsys):
+    def write(name, seed, loss, **kw):
+        (tmp_path / name).write_text(make_log(seed=seed, activation="asqu", sliding=sliding_pair(loss), steps=60,
+                                              val_every=30, train_every=30, **kw))
+
+    write("a1.log", 1, 1.90, config={"NUM_LAYERS": "4"})
+    write("a2.log", 2, 1.92, config={"NUM_LAYERS": "4", "VAL_LOSS_EVERY": "0"})  # logging only: same group
+    write("b1.log", 1, 1.80, config={"NUM_LAYERS": "3"})
+    write("c1.log", 1, 1.70, config={"NUM_LAYERS": "4"}, dataset="sample_sp1024", val_tokens=47360)
+    write("old1.log", 1, 1.60, iterations=1200)  # no config line: grouped by what the log shows
+    write("old2.log", 2, 1.50, iterations=10)
+    rows = run_json(capsys, tmp_path)
+    groups = {}
+    for row in rows:
+        groups.setdefault(row["group"], []).append(Path(row["log"]).name)
+    assert sorted(sorted(g) for g in groups.values()) == [["a1.log", "a2.log"], ["b1.log"], ["c1.log"],
+                                                          ["old1.log"], ["old2.log"]]
+    assert summarize.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    means = [line for line in out if line.startswith("asqu mean")]
+    assert len(means) == 5
+    assert sum("1.91000000" in line.split() for line in means) == 1  # a1 + a2 pooled, nothing else
+    assert sum(line.startswith("group ") for line in out) == 5
+    assert any("sample_sp1024" in line for line in out if line.startswith("group "))
+
+
+def test_copies_of_a_run_count_once(tmp_path, capsys):
+    text = make_log(seed=1, steps=60, val_every=30, train_every=30, config={}, run_id="r1")
+    for rel in ("logs/r1.txt", "train_seed1.log", "records/track_10min_16mb/2026-01-01_X/train_seed1.log"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    (tmp_path / "README.md").write_text("# notes\nstep:1/2 train_loss:1.0 train_time:1ms step_avg:1.00ms\n")
+    fixtures = tmp_path / "tests" / "fixtures" / "logs"
+    fixtures.mkdir(parents=True)
+    (fixtures / "x.log").write_text(make_log(seed=5, steps=60, val_every=30, train_every=30))
+    rows = run_json(capsys, tmp_path)
+    assert len(rows) == 1 and rows[0]["log"] == str(tmp_path / "train_seed1.log")
+    assert sorted(rows[0]["duplicates"]) == [str(tmp_path / "logs" / "r1.txt"),
+                                             str(tmp_path / "records/track_10min_16mb/2026-01-01_X/train_seed1.log")]
+    assert summarize.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "n=1" in out and out.count("duplicate: ") == 2
+    assert f"duplicate: {tmp_path / 'logs' / 'r1.txt'} (the same run as {tmp_path / 'train_seed1.log'}" in out
+
+
+def test_json_is_strict_for_a_diverged_run(tmp_path, capsys):
+    text = make_log(seed=1, steps=60, val_every=30, train_every=30).replace(
+        "final_int6_roundtrip_exact val_loss:1.93592275 val_bpb:1.14656250",
+        "final_int6_roundtrip_exact val_loss:nan val_bpb:nan")
+    (tmp_path / "nan.log").write_text(text)
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "summarize.py"), "--json", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "NaN" not in proc.stdout
+    row = json.loads(proc.stdout, parse_constant=reject_constant)[0]
+    assert row["roundtrip_val_bpb"] is None and row["quant_gap_bpb"] is None
+
+
+def test_table_shows_values_as_logged(tmp_path, capsys):
+    text = make_log(seed=1, steps=60, val_every=30, train_every=30, roundtrip=(1.9359, 1.146), sliding=None)
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("final_int6_roundtrip_exact"))
+    (tmp_path / "r.log").write_text(text + "\n")
+    assert summarize.main([str(tmp_path)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("asqu "))
+    assert "1.1460" in row.split() and "1.14600000" not in row  # the rounded line's 4 decimals, not 8
 
 
 def test_missing_path_and_empty_folder_are_clear_errors(tmp_path, capsys):

@@ -38,9 +38,14 @@ if crash and os.environ.get("FAKE_CRASH_MODE") == "early":
     sys.exit(2)
 steps = int(os.environ.get("ITERATIONS", "40"))
 loss = 1.8960 - (0.006 if act == "asqu" else 0.0) + (seed % 7) * 1e-4
+# the config line train_gpt.py writes: the variables set away from their defaults
+config = {{k: os.environ[k] for k in ("DATA_PATH", "TOKENIZER_PATH", "RUN_ID", "ITERATIONS", "MAX_WALLCLOCK_SECONDS",
+                                     "VAL_LOSS_EVERY", "EVAL_STRIDE", "NUM_LAYERS") if k in os.environ}}
+nan = float("nan")
 text = make_log(seed=seed, activation=act, steps=steps, iterations=steps, val_every=20, train_every=10,
                 stopped_early=False, sliding=None if nosliding else sliding_pair(loss),
-                crash_at_step=steps // 2 if crash and not nosliding else None)
+                crash_at_step=steps // 2 if crash and not nosliding else None, config=config, run_id=run_id,
+                post_ema=(nan, nan) if os.environ.get("FAKE_NAN") == run_id else (1.9222, 1.1385))
 os.makedirs("logs", exist_ok=True)
 for name in (f"logs/{{run_id}}.txt", f"train_seed{{seed}}.log"):
     with open(name, "a") as f:
@@ -59,6 +64,7 @@ def fake(tmp_path, monkeypatch):
     calls = tmp_path / "calls.txt"
     monkeypatch.setenv("FAKE_CALLS", str(calls))
     monkeypatch.delenv("FAKE_CRASH", raising=False)
+    monkeypatch.delenv("FAKE_NAN", raising=False)
     monkeypatch.delenv("DATA_PATH", raising=False)
     monkeypatch.delenv("TOKENIZER_PATH", raising=False)
     return script, calls, tmp_path / "sweep"
@@ -83,7 +89,7 @@ def test_full_sweep_then_resume_skips_everything(fake, capsys):
         assert f"[{k}/4] {name}: running (sweep elapsed 0:00:" in text
         assert f"[{k}/4] {name}: done in " in text
         run_dir = out / name
-        assert runlog.parse_log(run_dir / "logs" / f"{name}.txt").has_final
+        assert runlog.parse_log(run_dir / "logs" / f"{name}.txt").finished
         env = json.loads((run_dir / "env.json").read_text())
         act, seed = name.split("_seed")
         assert env == {
@@ -101,8 +107,8 @@ def test_full_sweep_then_resume_skips_everything(fake, capsys):
     assert sorted((r["mlp_activation"], r["seed"]) for r in summary) == [
         ("asqu", 42), ("asqu", 1337), ("relu2", 42), ("relu2", 1337)]
     assert all(r["steps"] == 40 for r in summary)
-    for png in ("val_bpb_vs_step.png", "step_time.png", "asqu_beta_layers.png"):
-        assert (out / "plots" / png).stat().st_size > 1000
+    pngs = sorted((out / "plots").glob("*.png"))  # (the file names are plots.py's business)
+    assert len(pngs) >= 3 and all(png.stat().st_size > 1000 for png in pngs)
     settings = json.loads((out / "sweep.json").read_text())
     assert settings["env"]["ITERATIONS"] == "40" and settings["nproc"] == 1
 
@@ -124,7 +130,7 @@ def test_crash_stops_the_sweep_and_resume_reruns_only_that_run(fake, capsys, mon
     assert "RuntimeError: boom" in captured.err  # the console tail
     assert calls_of(calls) == ["relu2_seed1337", "asqu_seed1337"]  # stopped at the failure
     crashed_text = log.read_text()
-    assert not runlog.parse_text(crashed_text).has_final
+    assert not runlog.parse_text(crashed_text).finished
 
     monkeypatch.delenv("FAKE_CRASH")
     assert sweep.main(sweep_args(script, out, "--no-plots")) == 0
@@ -136,7 +142,7 @@ def test_crash_stops_the_sweep_and_resume_reruns_only_that_run(fake, capsys, mon
     # the old log is kept as it was; the new one is a fresh, finished log
     assert (kept / "logs" / "asqu_seed1337.txt").read_text() == crashed_text
     assert (kept / "train_seed1337.log").exists() and (kept / "console.out").exists()
-    assert runlog.parse_log(log).has_final and runlog.parse_log(log).header_blocks == 0
+    assert runlog.parse_log(log).finished and runlog.parse_log(log).header_blocks == 0
     # folders of crashed attempts are not counted by the summary
     assert len(runlog.collect_runs([out])) == 4
 
@@ -147,7 +153,8 @@ def test_run_that_exits_zero_without_final_lines_is_a_failure(fake, capsys, monk
     monkeypatch.setenv("FAKE_CRASH_MODE", "silent")
     assert sweep.main(sweep_args(script, out, "--no-plots")) == 1
     err = capsys.readouterr().err
-    assert "relu2_seed1337 failed (it ended without a final_int6_*_exact line)" in err
+    assert ("relu2_seed1337 failed (it ended without Total submission size, final_int6_roundtrip_exact, "
+            "final_int6_sliding_window_exact)") in err
 
 
 def test_run_without_the_sliding_line_is_not_finished(fake, capsys, monkeypatch):
@@ -158,7 +165,7 @@ def test_run_without_the_sliding_line_is_not_finished(fake, capsys, monkeypatch)
     monkeypatch.setenv("FAKE_CRASH_MODE", "nosliding")
     assert sweep.main(sweep_args(script, out, "--no-plots")) == 1
     err = capsys.readouterr().err
-    assert "relu2_seed1337 failed (it ended without the final_int6_sliding_window_exact line" in err
+    assert "relu2_seed1337 failed (it ended without final_int6_sliding_window_exact)" in err
     monkeypatch.delenv("FAKE_CRASH")
     assert sweep.main(sweep_args(script, out, "--no-plots")) == 0
     text = capsys.readouterr().out
@@ -190,12 +197,12 @@ def test_run_that_fails_before_writing_a_log(fake, capsys, monkeypatch):
 
 def test_changed_settings_are_refused_unless_forced(fake, capsys):
     script, calls, out = fake
-    assert sweep.main(sweep_args(script, out, "--no-plots", "--env", "NUM_LAYERS=2")) == 0
+    assert sweep.main(sweep_args(script, out, "--no-plots", "--env", "NUM_LAYERS=6")) == 0
     capsys.readouterr()
-    assert sweep.main(sweep_args(script, out, "--no-plots", "--env", "NUM_LAYERS=3")) == 2
+    assert sweep.main(sweep_args(script, out, "--no-plots", "--env", "NUM_LAYERS=7")) == 2
     err = capsys.readouterr().err
-    assert "other shared settings (NUM_LAYERS: '2' -> '3')" in err
-    assert sweep.main(sweep_args(script, out, "--no-plots", "--env", "NUM_LAYERS=3", "--force")) == 0
+    assert "other shared settings (NUM_LAYERS: '6' -> '7')" in err
+    assert sweep.main(sweep_args(script, out, "--no-plots", "--env", "NUM_LAYERS=7", "--force")) == 0
     assert len(calls_of(calls)) == 4  # forced, but every run was already finished
 
 
@@ -223,6 +230,52 @@ def test_bad_arguments(fake, capsys, extra, message):
     assert sweep.main(sweep_args(script, out) + extra) == 2
     assert message in capsys.readouterr().err
     assert calls_of(calls) == []
+
+
+@pytest.mark.parametrize(
+    "extra, messages",
+    [
+        (["--env", "NUM_LAYER=4"], ["--env NUM_LAYER: not a variable of train_gpt.py (did you mean NUM_LAYERS?)"]),
+        (["--env", "FOO_BAR=1"], ["--env FOO_BAR: not a variable of train_gpt.py (python3 train_gpt.py --help"]),
+        (["--env", "NUM_LAYERS=four"], ["NUM_LAYERS='four' is not a whole number"]),
+        (["--activations", "relu2,gelu"], ["MLP_ACTIVATION='gelu' is not one of relu2, leaky2, asqu"]),
+        (["--env", "NUM_LAYER=4", "--env", "EVAL_STRIDE=-1"],  # every problem at once
+         ["did you mean NUM_LAYERS?", "EVAL_STRIDE=-1 must be >= 0"]),
+    ],
+)
+def test_settings_are_checked_with_train_gpt_before_the_first_run(fake, capsys, extra, messages):
+    script, calls, out = fake
+    argv = sweep_args(script, out, "--no-plots")
+    if extra[0] == "--activations":
+        argv[argv.index("--activations") + 1] = extra[1]
+        extra = []
+    assert sweep.main(argv + extra) == 2
+    err = capsys.readouterr().err
+    assert "nothing was run; train_gpt.py would refuse these settings" in err
+    for message in messages:
+        assert message in err
+    assert calls_of(calls) == [] and not out.exists()
+    if extra:
+        assert sweep.main(sweep_args(script, out, "--dry-run", *extra)) == 2  # a dry run checks too
+
+
+def test_runtime_variables_and_the_leaky_alias_pass_the_check(fake, capsys):
+    script, calls, out = fake
+    argv = sweep_args(script, out, "--no-plots", "--env", "CUDA_VISIBLE_DEVICES=", "--env", "NUM_LAYERS=4",
+                      "--dry-run")
+    argv[argv.index("--activations") + 1] = "relu2,leaky_relu2"
+    assert sweep.main(argv) == 0, capsys.readouterr().err
+
+
+def test_summary_json_is_strict(fake, capsys, monkeypatch):
+    script, calls, out = fake
+    monkeypatch.setenv("FAKE_NAN", "asqu_seed42")  # a diverged run: post-EMA nan
+    assert sweep.main(sweep_args(script, out, "--no-plots")) == 0
+    text = (out / "summary.json").read_text()
+    assert "NaN" not in text
+    rows = json.loads(text, parse_constant=lambda name: pytest.fail(f"not strict JSON: {name}"))
+    row = next(r for r in rows if r["name"] == "asqu_seed42")
+    assert row["post_ema_val_bpb"] is None and row["quant_gap_bpb"] is None and row["finished"] is True
 
 
 def test_launch_commands(tmp_path, monkeypatch):
@@ -287,9 +340,9 @@ def test_real_tiny_sweep_relu2_vs_asqu_on_cpu(tmp_path, capsys, monkeypatch, req
     runs = runlog.collect_runs([out])
     assert sorted(r.mlp_activation for r in runs) == ["asqu", "relu2"]
     for run in runs:
-        assert run.seed == 1337 and run.steps == 3 and run.has_final, run.path
+        assert run.seed == 1337 and run.steps == 3 and run.finished, run.path
         assert run.roundtrip_val_bpb is not None and run.submission_bytes is not None
         assert (run.path.parent / "final_model.pt").exists() or (out / run.name / "final_model.pt").exists()
-    assert (out / "plots" / "val_bpb_vs_step.png").exists()
+    assert sorted((out / "plots").glob("*.png"))
     assert sweep.main(argv) == 0  # resume: both runs skipped
     assert capsys.readouterr().out.count("already finished") == 2

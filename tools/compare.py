@@ -3,24 +3,33 @@
 
     python tools/compare.py relu2 asqu sweeps/ab1/
     python tools/compare.py relu2 asqu logs/*.txt --json
+    python tools/compare.py relu2 asqu sweeps/ab1/ --check   # exit 0 met, 1 not met
 
 For each BPB figure (post-EMA, int6 roundtrip, sliding window) and for the sliding
 val_loss it prints the means, B - A, and Welch's t-test (scipy.stats.ttest_ind with
-equal_var=False): the two-sided p-value and the one-sided p-value for "B is lower than
-A". With fewer than 2 runs on a side the test is "n/a". It also prints the quantization
-gap (int6 roundtrip BPB minus post-EMA BPB) per activation and the step-time ratio B/A.
+equal_var=False): t, Welch's degrees of freedom, the 95% confidence interval of B - A, the
+two-sided p-value and the one-sided p-value for "B is lower than A". With fewer than 2
+runs on a side the test is "n/a". It also prints the quantization gap (int6 roundtrip BPB
+minus post-EMA BPB) per activation and the step-time ratio B/A.
+
+The arms must differ only in the activation and its knobs (MLP_ACTIVATION, MLP_LEAKY_SLOPE,
+ASQU_*): config lines, dataset, val tokens, world size, device, iterations (and model_params
+of logs without a config line) are compared, and runs that differ are refused (exit 2, one
+message listing the differences) unless --allow-config-diff. Logs without a config line are
+compared on what they show, and named in a note.
 
 The challenge's record criterion is stated as met or not met: B must beat A by at least
 0.005 nats, i.e. mean sliding val_loss of A minus that of B >= 0.005, with p < 0.01 in a
 ONE-SIDED Welch test of "mean B < mean A". For information a stricter p is also shown:
 the one-sided Welch test of "mean A - mean B > 0.005" (the margin itself significant).
 
-Only runs that finished (have a final ``_exact`` line) are compared.
+Only runs that finished (every final line their settings promise) are compared; the same run
+found twice counts once. Exit status: 0, or with --check 0 met / 1 not met; 2 usage error or
+refused configuration difference.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import warnings
@@ -52,23 +61,25 @@ class ToolError(Exception):
 
 @dataclass
 class Welch:
-    t: float | None
-    p_two_sided: float | None
-    p_b_lower: float | None  # one-sided: H1 mean(B) < mean(A)
+    t: float | None = None
+    p_two_sided: float | None = None
+    p_b_lower: float | None = None  # one-sided: H1 mean(B) < mean(A)
+    df: float | None = None  # Welch-Satterthwaite degrees of freedom
+    ci95_low: float | None = None  # 95% confidence interval of mean(B) - mean(A)
+    ci95_high: float | None = None
 
 
 def welch_test(a: list[float], b: list[float]) -> Welch:
     """Welch's t-test of B against A; all None ("n/a") with < 2 values a side or no variance."""
     if len(a) < 2 or len(b) < 2:
-        return Welch(None, None, None)
+        return Welch()
     with warnings.catch_warnings():  # identical values: scipy warns, then returns nan
         warnings.simplefilter("ignore", RuntimeWarning)
         two = scipy_stats.ttest_ind(b, a, equal_var=False)
         less = scipy_stats.ttest_ind(b, a, equal_var=False, alternative="less")
-    t, p2, p1 = float(two.statistic), float(two.pvalue), float(less.pvalue)
-    if not (math.isfinite(t) and math.isfinite(p2) and math.isfinite(p1)):
-        return Welch(None, None, None)
-    return Welch(t, p2, p1)
+        ci = two.confidence_interval(0.95)
+    values = [float(v) for v in (two.statistic, two.pvalue, less.pvalue, two.df, ci.low, ci.high)]
+    return Welch(*values) if all(math.isfinite(v) for v in values) else Welch()
 
 
 @dataclass
@@ -82,6 +93,9 @@ class MetricComparison:
     std_b: float | None
     diff_b_minus_a: float | None
     t: float | None
+    df: float | None
+    ci95_low: float | None
+    ci95_high: float | None
     p_two_sided: float | None
     p_one_sided_b_lower: float | None
 
@@ -99,8 +113,8 @@ def compare_metric(runs_a: list[RunLog], runs_b: list[RunLog], attr: str) -> Met
     mean_b, std_b = _mean_std(b)
     diff = mean_b - mean_a if mean_a is not None and mean_b is not None else None
     w = welch_test(a, b)
-    return MetricComparison(attr, len(a), len(b), mean_a, mean_b, std_a, std_b, diff, w.t,
-                            w.p_two_sided, w.p_b_lower)
+    return MetricComparison(attr, len(a), len(b), mean_a, mean_b, std_a, std_b, diff, w.t, w.df, w.ci95_low,
+                            w.ci95_high, w.p_two_sided, w.p_b_lower)
 
 
 @dataclass
@@ -146,21 +160,44 @@ def record_criterion(runs_a: list[RunLog], runs_b: list[RunLog], attr: str = "sl
     return Criterion(met, attr, improvement, w.p_b_lower, p_margin, margin, alpha, reason)
 
 
+def config_differences(runs_a: list[RunLog], runs_b: list[RunLog]) -> list[str]:
+    """How the compared runs differ besides the activation and its knobs (runlog.differences), one
+    entry per difference with the first pair of logs that shows it."""
+    reps: list[RunLog] = []  # one run per group (runlog.group_key) of each arm
+    for side in (runs_a, runs_b):
+        reps += {runlog.group_key(r): r for r in reversed(side)}.values()
+    found: dict[str, str] = {}
+    for i, x in enumerate(reps):
+        for y in reps[i + 1:]:
+            diffs = runlog.differences(x, y)
+            if not diffs and x.mlp_activation == y.mlp_activation:
+                diffs = [f"{runlog.group_label(x)} vs {runlog.group_label(y)}"]
+            for diff in diffs:
+                found.setdefault(diff, f"{diff} ({x.path} vs {y.path})")
+    return list(found.values())
+
+
 def compare(runs: list[RunLog], act_a: str, act_b: str, margin: float = RECORD_MARGIN_NATS,
-            alpha: float = RECORD_ALPHA, criterion_metric: str = "sliding_val_loss") -> dict:
-    """All figures of the A/B comparison as a JSON-ready dict."""
+            alpha: float = RECORD_ALPHA, criterion_metric: str = "sliding_val_loss",
+            allow_config_diff: bool = False) -> dict:
+    """All figures of the A/B comparison as a JSON-ready dict; a ToolError when the arms differ in
+    more than the activation (unless allow_config_diff)."""
     # the parser stores leaky_relu2 (train_gpt.py's alias) as leaky2; accept the alias here too
     act_a = runlog.ACTIVATION_ALIASES.get(act_a, act_a)
     act_b = runlog.ACTIVATION_ALIASES.get(act_b, act_b)
     if act_a == act_b:
         raise ToolError("A and B must be different activations")
-    finished = sorted((r for r in runs if r.has_final), key=lambda r: (r.seed is None, r.seed or 0, str(r.path)))
+    finished = sorted((r for r in runs if r.finished), key=lambda r: (r.seed is None, r.seed or 0, str(r.path)))
     runs_a = [r for r in finished if r.mlp_activation == act_a]
     runs_b = [r for r in finished if r.mlp_activation == act_b]
     found = runlog.activation_order(finished)
     for act, side in ((act_a, runs_a), (act_b, runs_b)):
         if not side:
             raise ToolError(f"no finished runs with mlp_activation {act} (found: {', '.join(found) or 'none'})")
+    diffs = config_differences(runs_a, runs_b)
+    if diffs and not allow_config_diff:
+        raise ToolError(f"the runs differ in more than the activation and its knobs: {'; '.join(diffs)}. "
+                        "Compare like with like, or pass --allow-config-diff to compare anyway")
     gap_a = _mean_std(runlog.finite(r.quant_gap_bpb for r in runs_a))
     gap_b = _mean_std(runlog.finite(r.quant_gap_bpb for r in runs_b))
     step_a = _mean_std(runlog.finite(r.step_avg_ms for r in runs_a))[0]
@@ -170,8 +207,9 @@ def compare(runs: list[RunLog], act_a: str, act_b: str, margin: float = RECORD_M
     return {
         "a": {"activation": act_a, "seeds": [r.seed for r in runs_a], "logs": [str(r.path) for r in runs_a]},
         "b": {"activation": act_b, "seeds": [r.seed for r in runs_b], "logs": [str(r.path) for r in runs_b]},
-        "skipped_unfinished": [str(r.path) for r in runs if not r.has_final
-                               and r.mlp_activation in (act_a, act_b)],
+        "skipped_unfinished": [str(r.path) for r in runs if not r.finished and r.mlp_activation in (act_a, act_b)],
+        "config_differences": diffs,
+        "without_config_line": [str(r.path) for r in runs_a + runs_b if r.config is None],
         "metrics": [asdict(compare_metric(runs_a, runs_b, attr)) for attr, _ in METRICS],
         "quant_gap_bpb": {
             act_a: {"mean": gap_a[0], "std": gap_a[1]},
@@ -195,15 +233,23 @@ def render(result: dict) -> str:
         f"B = {b}: {len(result['b']['seeds'])} runs (seeds {', '.join(map(str, result['b']['seeds']))})",
     ]
     if result["skipped_unfinished"]:
-        lines.append("not compared (no final lines): " + ", ".join(result["skipped_unfinished"]))
-    header = ["figure", "n A", "n B", f"mean {a}", f"mean {b}", "B - A", "Welch t", "p two-sided", "p one-sided (B<A)"]
+        lines.append("not compared (not finished): " + ", ".join(result["skipped_unfinished"]))
+    for diff in result["config_differences"]:
+        lines.append(f"WARNING: the arms differ (--allow-config-diff): {diff}")
+    if result["without_config_line"]:
+        lines.append("note: no config line, so only the setup these logs show was compared: "
+                     + ", ".join(result["without_config_line"]))
+    header = ["figure", "n A", "n B", f"mean {a}", f"mean {b}", "B - A", "95% CI of B - A", "Welch t", "df",
+              "p two-sided", "p one-sided (B<A)"]
     labels = dict(METRICS)
     rows = []
     for m in result["metrics"]:
         rows.append([
             labels[m["metric"]], str(m["n_a"]), str(m["n_b"]), _f(m["mean_a"], "{:.5f}"),
-            _f(m["mean_b"], "{:.5f}"), _f(m["diff_b_minus_a"], "{:+.5f}"), _f(m["t"], "{:.3f}"),
-            _f(m["p_two_sided"], "{:.3g}"), _f(m["p_one_sided_b_lower"], "{:.3g}"),
+            _f(m["mean_b"], "{:.5f}"), _f(m["diff_b_minus_a"], "{:+.5f}"),
+            "n/a" if m["ci95_low"] is None else f"[{m['ci95_low']:+.5f}, {m['ci95_high']:+.5f}]",
+            _f(m["t"], "{:.3f}"), _f(m["df"], "{:.2f}"), _f(m["p_two_sided"], "{:.3g}"),
+            _f(m["p_one_sided_b_lower"], "{:.3g}"),
         ])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     lines.append("")
@@ -234,7 +280,8 @@ def render(result: dict) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Compare activation B against A across seeds (Welch t-tests, record criterion).",
-    )
+        epilog="Exit status: 0 (with --check: criterion met), 1 with --check: not met, 2 usage error or "
+               "runs that differ in more than the activation.")
     parser.add_argument("a", metavar="A", help="baseline activation, e.g. relu2")
     parser.add_argument("b", metavar="B", help="candidate activation, e.g. asqu")
     parser.add_argument("paths", nargs="+", metavar="LOG_OR_DIR", help="run log files or folders")
@@ -245,7 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metric", default="sliding_val_loss",
                         choices=["sliding_val_loss", "roundtrip_val_loss", "post_ema_val_loss"],
                         help="val_loss figure the criterion uses (default %(default)s)")
-    parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    parser.add_argument("--json", action="store_true", help="print the comparison as strict JSON")
+    parser.add_argument("--check", action="store_true", help="exit 1 when the record criterion is not met")
+    parser.add_argument("--allow-config-diff", action="store_true",
+                        help="compare even when the arms differ in more than the activation and its knobs")
     return parser
 
 
@@ -256,12 +306,12 @@ def main(argv: list[str] | None = None) -> int:
             runs = runlog.collect_runs(args.paths)
         except runlog.LogError as exc:
             raise ToolError(str(exc)) from exc
-        result = compare(runs, args.a, args.b, args.margin, args.alpha, args.metric)
+        result = compare(runs, args.a, args.b, args.margin, args.alpha, args.metric, args.allow_config_diff)
     except ToolError as exc:
         print(f"compare: error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2) if args.json else render(result))
-    return 0
+    print(runlog.strict_json(result) if args.json else render(result))
+    return 1 if args.check and not result["criterion"]["met"] else 0
 
 
 if __name__ == "__main__":

@@ -3,39 +3,42 @@
 
     python tools/package.py --name "ASQU 11L" --author "Jane Doe" --github-id jdoe \\
         --blurb "March 22 stack with learned per-channel ASQU betas" \\
-        sweeps/ab1/asqu_seed1337 sweeps/ab1/asqu_seed42 sweeps/ab1/asqu_seed2024
+        sweeps/ab1/asqu_seed1337 sweeps/ab1/asqu_seed42 sweeps/ab1/asqu_seed2024 \\
+        --against records/track_10min_16mb/<SOTA>/train_seed*.log
 
 creates ``records/track_10min_16mb/YYYY-MM-DD_<Name>/`` (``--track non_record_16mb`` for
-``records/track_non_record_16mb/``) holding ``train_gpt.py``, one ``train_seed<SEED>.log``
-per run, ``submission.json`` and ``README.md`` with the results table. In
-submission.json, ``val_bpb`` / ``val_loss`` are the means over the runs of the final
+``records/track_non_record_16mb/``) holding ``train_gpt.py``, one ``train_seed<SEED>.log`` per run,
+``submission.json``, ``requirements.txt`` (what the runs imported, from their logs) and
+``README.md`` (setup, results, record criterion, a Reproduce block built from the logs' config
+lines). In submission.json, ``val_bpb`` / ``val_loss`` are the means over the runs of the final
 sliding-window BPB / val_loss, ``bytes_total`` the largest run's total submission size,
-``bytes_code`` the size of the copied train_gpt.py.
+``bytes_code`` the size of the copied train_gpt.py. ``--check`` runs every check and writes nothing.
 
-Everything is checked before anything is written; the first failure is reported as one
-message and the exit status is non-zero:
+Everything is checked before anything is written; every problem is reported, one line each naming
+the log and the field, and the exit status is 1 (a field the log does not show is a problem too):
 
-* every log has its final lines (``Total submission size``, ``final_int6_roundtrip_exact``,
-  ``final_int6_sliding_window_exact``): a truncated or crashed log is refused, by name;
-* every run's total submission size is at most 16,000,000 bytes;
-* record track: training stayed within the 600 s cap. The script checks the clock after
-  each step, so a capped run ends less than one step past 600,000 ms (the March 22
-  record's seed 1337 stopped at 600,036 ms). The last logged train_time (the
-  ``stopping_early`` figure or the last step line) may exceed 600,000 ms by at most
-  ``TRAIN_TIME_TOLERANCE_MS`` = 1,000 ms: room for that overshoot and timer jitter,
-  yet under 0.2 % of the budget, so no run gains meaningful extra training;
-* the train_gpt.py to copy is byte-identical to the source dumped at the top of every log
-  that has one (the text before the line of 100 '='); a log without a dump is checked
-  against its ``Code size`` line when present;
-* record track: at least 3 runs (distinct seeds); all runs: distinct known seeds and the
-  same mlp_activation;
+* every log has every final line its settings promise; every run's total submission size is at most
+  16,000,000 bytes; the train_gpt.py to copy is byte-identical to the source dumped in every log
+  (a log without a dump is checked against its ``Code size`` line);
+* the runs share one mlp_activation and one config fingerprint; no seed appears twice;
+* record track: device CUDA, world_size 8, dataset fineweb10B_sp1024 with 62,021,632 val tokens, a
+  config fingerprint, at least 3 distinct seeds; training within the 600 s cap (the last logged
+  train_time may exceed 600,000 ms by ``TRAIN_TIME_TOLERANCE_MS`` = 1,000 ms: the script checks the
+  clock after each step, so a capped run ends less than one step past the cap; the March 22 record's
+  seed 1337 stopped at 600,036 ms); the final evaluations (DIAGNOSTIC + int6 roundtrip + sliding
+  window eval_time) within 600 s per run;
 * the target folder does not exist yet.
+
+``--against LOGS...`` (the current SOTA's train_seed*.log) runs compare.py's record criterion (mean
+sliding val_loss lower by >= 0.005 nats, one-sided Welch p < 0.01) and writes its result into the
+README; without it the README says the criterion was not checked. Put --against after the run logs.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import json
+import os
 import re
 import shutil
 import sys
@@ -47,6 +50,7 @@ import numpy as np
 _TOOLS_DIR = str(Path(__file__).resolve().parent)
 if _TOOLS_DIR not in sys.path:  # sibling modules (runlog, ...) also under `python -m tools.X`
     sys.path.insert(0, _TOOLS_DIR)
+import compare  # noqa: E402
 import runlog  # noqa: E402
 from runlog import RunLog  # noqa: E402
 
@@ -54,12 +58,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SIZE_LIMIT_BYTES = 16_000_000
 TRAIN_CAP_MS = 600_000
 TRAIN_TIME_TOLERANCE_MS = 1_000
+EVAL_CAP_MS = 600_000
 MIN_RECORD_SEEDS = 3
+# 8 GPUs, scored on the published FineWeb sp1024 validation set (62,021,632 tokens in the record's logs)
+RECORD_SETUP = {"world_size": 8, "dataset": "fineweb10B_sp1024", "val_tokens": 62_021_632}
 TRACKS = {"10min_16mb": "track_10min_16mb", "non_record_16mb": "track_non_record_16mb"}
 
 
 class PackageError(Exception):
-    """A reason to refuse packaging; printed as one message, exit status 1."""
+    """Reasons to refuse packaging (one per line); exit status 1."""
 
 
 def folder_name(name: str) -> str:
@@ -88,72 +95,95 @@ def _first_difference(a: str, b: str) -> str:
     return f"the texts differ in length ({len(a_lines)} vs {len(b_lines)} lines)"
 
 
-def check_runs(runs: list[RunLog], source: str, source_bytes: int, track: str) -> list[str]:
-    """Raise PackageError for the first problem; return notes on checks that were not possible."""
-    notes: list[str] = []
+def _record_problems(run: RunLog) -> list[str]:
+    """What the record track needs from one log that this log does not show."""
+    p = run.path
+    problems = []
+    if run.device is None:
+        problems.append(f"{p}: the log does not show device (no device: line); the record track needs CUDA")
+    elif run.device_type != "cuda":
+        problems.append(f"{p}: device is {run.device}; the record track runs on CUDA (8xH100)")
+    for fact, wanted in RECORD_SETUP.items():
+        value = getattr(run, fact)
+        if value is None:
+            problems.append(f"{p}: the log does not show {fact}; the record track needs {fact} {wanted}")
+        elif value != wanted:
+            shown, needed = (f"{value:,}", f"{wanted:,}") if isinstance(wanted, int) else (value, wanted)
+            problems.append(f"{p}: {fact} is {shown}; the record track needs {fact} {needed}")
+    if run.config_fingerprint is None:
+        problems.append(f"{p}: the log does not show config_fingerprint, so its seeds cannot be shown to share "
+                        "one configuration")
+    train_ms = run.train_time_ms
+    if train_ms is None:
+        problems.append(f"{p}: the log does not show train_time (no step lines)")
+    elif train_ms > TRAIN_CAP_MS + TRAIN_TIME_TOLERANCE_MS:
+        problems.append(f"{p}: train_time {train_ms:,} ms is over the {TRAIN_CAP_MS:,} ms cap "
+                        f"(+{TRAIN_TIME_TOLERANCE_MS:,} ms tolerance) of the record track")
+    if not run.finished:
+        return problems  # its missing final lines are reported already
+    parts = {"DIAGNOSTIC": run.post_ema_eval_ms, "final_int6_roundtrip": run.roundtrip_eval_ms}
+    if run.sliding_promised:
+        parts["final_int6_sliding_window"] = run.sliding_eval_ms
+    missing = [name for name, ms in parts.items() if ms is None]
+    if missing:
+        problems.append(f"{p}: the log does not show eval_time of {', '.join(missing)}")
+    elif run.final_eval_ms > EVAL_CAP_MS:
+        detail = " + ".join(f"{name} {ms / 1000:.1f} s" for name, ms in parts.items())
+        problems.append(f"{p}: eval_time of the final evaluations is {run.final_eval_ms / 1000:.1f} s ({detail}), "
+                        f"over the {EVAL_CAP_MS // 1000} s evaluation limit")
+    return problems
+
+
+def check_runs(runs: list[RunLog], source: str, source_bytes: int, track: str) -> tuple[list[str], list[str]]:
+    """(problems, notes): every reason to refuse, one line each; notes on checks that were not possible."""
     if not runs:
-        raise PackageError("no run logs found")
+        return ["no run logs found"], []
+    problems, notes = [], []
     for run in runs:
-        missing = run.missing_final
-        if missing:
+        p = run.path
+        if run.missing_final:
             last = f"; its last line: {run.last_line[:120]!r}" if run.last_line else ""
-            raise PackageError(
-                f"{run.path} is truncated or from a crashed run: it lacks {', '.join(missing)}{last}"
-            )
-    for run in runs:
-        if run.submission_bytes > SIZE_LIMIT_BYTES:
-            raise PackageError(
-                f"{run.path}: total submission size {run.submission_bytes:,} bytes is over the "
-                f"{SIZE_LIMIT_BYTES:,}-byte limit"
-            )
-    if track == "10min_16mb":
-        for run in runs:
-            train_ms = run.train_time_ms
-            if train_ms is None:
-                raise PackageError(f"{run.path} has no step lines, so its training time is unknown")
-            if train_ms > TRAIN_CAP_MS + TRAIN_TIME_TOLERANCE_MS:
-                raise PackageError(
-                    f"{run.path}: training took {train_ms:,} ms, over the {TRAIN_CAP_MS:,} ms cap "
-                    f"(+{TRAIN_TIME_TOLERANCE_MS:,} ms tolerance) of the record track"
-                )
-    for run in runs:
+            problems.append(f"{p} is truncated or from a crashed run: it lacks {', '.join(run.missing_final)}{last}")
+        elif run.sliding_val_loss is None:
+            problems.append(f"{p}: the log has no final_int6_sliding_window_exact line (EVAL_STRIDE=0); a "
+                            "submission is scored by its sliding-window val_bpb")
+        if run.submission_bytes is not None and run.submission_bytes > SIZE_LIMIT_BYTES:
+            problems.append(f"{p}: total submission size {run.submission_bytes:,} bytes is over the "
+                            f"{SIZE_LIMIT_BYTES:,}-byte limit")
         if run.source_dump is not None:
             if run.source_dump != source:
                 hint = " (the log seems to hold several appended runs)" if run.header_blocks > 2 else ""
-                raise PackageError(
-                    f"{run.path}: the train_gpt.py source dumped in the log is not byte-identical to the "
-                    f"script to package ({_first_difference(run.source_dump, source)}){hint}"
-                )
+                problems.append(f"{p}: the train_gpt.py source dumped in the log is not byte-identical to the script "
+                                f"to package ({_first_difference(run.source_dump, source)}){hint}")
         elif run.code_bytes is not None:
             if run.code_bytes != source_bytes:
-                raise PackageError(
-                    f"{run.path}: the log's Code size ({run.code_bytes:,} bytes) differs from the "
-                    f"script to package ({source_bytes:,} bytes)"
-                )
-            notes.append(f"{run.path}: no source dump; matched by code size only")
+                problems.append(f"{p}: the log's Code size ({run.code_bytes:,} bytes) differs from the script to "
+                                f"package ({source_bytes:,} bytes)")
+            notes.append(f"{p}: no source dump; matched by code size only")
         else:
-            notes.append(f"{run.path}: no source dump and no Code size line; source not checked")
-    seeds: dict[int, Path] = {}
-    for run in runs:
+            notes.append(f"{p}: no source dump and no Code size line; source not checked")
         if run.seed is None:
-            raise PackageError(f"{run.path} has no seed line")
-        if run.seed in seeds:
-            raise PackageError(f"seed {run.seed} appears twice: {seeds[run.seed]} and {run.path}")
-        seeds[run.seed] = run.path
-    if track == "10min_16mb" and len(runs) < MIN_RECORD_SEEDS:
-        raise PackageError(
-            f"the record track needs at least {MIN_RECORD_SEEDS} seeds to show significance; got {len(runs)} "
-            "(use --track non_record_16mb for a non-record submission)"
-        )
-    activations = sorted({run.mlp_activation for run in runs})
-    if len(activations) > 1:
-        detail = ", ".join(f"{run.path}: {run.mlp_activation}" for run in runs)
-        raise PackageError(f"the runs mix mlp_activation values ({detail})")
-    return notes
-
-
-def _mean_std(values: list[float]) -> tuple[float, float | None]:
-    return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else None)
+            problems.append(f"{p}: the log does not show seed")
+        if track == "10min_16mb":
+            problems += _record_problems(run)
+    if len({r.mlp_activation for r in runs}) > 1:
+        detail = ", ".join(f"{r.path}: {r.mlp_activation}" for r in runs)
+        problems.append(f"the runs mix mlp_activation values ({detail}); a submission is one configuration")
+    elif len({r.config_fingerprint for r in runs if r.config_fingerprint}) > 1:
+        detail = ", ".join(f"{r.path}: {r.config_fingerprint}" for r in runs if r.config_fingerprint)
+        problems.append(f"the runs have different config fingerprints ({detail}); a submission's seeds must share "
+                        "one configuration")
+    else:
+        seen: dict[int, Path] = {}
+        for run in runs:
+            if run.seed is not None and run.seed in seen:
+                problems.append(f"seed {run.seed} appears twice: {seen[run.seed]} and {run.path} are different runs")
+            seen.setdefault(run.seed, run.path)
+    seeds = {r.seed for r in runs if r.seed is not None}
+    if track == "10min_16mb" and len(seeds) < MIN_RECORD_SEEDS:
+        problems.append(f"the record track needs at least {MIN_RECORD_SEEDS} distinct seeds to show significance; "
+                        f"got {len(seeds)} (use --track non_record_16mb for a non-record submission)")
+    return problems, notes
 
 
 def submission_record(runs: list[RunLog], args: argparse.Namespace, date: str, code_bytes: int) -> dict:
@@ -170,85 +200,143 @@ def submission_record(runs: list[RunLog], args: argparse.Namespace, date: str, c
     }
 
 
+def data_command(dataset: str | None) -> str:
+    """The command that builds a dataset the logs name, or a comment saying there is none."""
+    if dataset == "fineweb10B_sp1024":
+        return "python3 data/cached_challenge_fineweb.py --variant sp1024"
+    if dataset == "sample_sp1024":
+        return "python3 data/build_sample.py"
+    if dataset is None:
+        return "# the logs do not name their dataset (no train_loader:dataset: line); no data command known"
+    return f"# no known command builds the dataset {dataset}; provide it yourself"
+
+
+def reproduce_lines(runs: list[RunLog]) -> list[str]:
+    """The Reproduce block: data commands, then per seed the log's config variables and the launch."""
+    lines = [data_command(d) for d in dict.fromkeys(r.dataset for r in runs)]
+    if any(os.path.isabs((r.config or {}).get(k, ".")) for r in runs for k in ("DATA_PATH", "TOKENIZER_PATH")):
+        lines.append("# DATA_PATH / TOKENIZER_PATH below are paths on the machine that ran the logs: "
+                     "point them at the data built above")
+    for run in runs:
+        where = f"seed {run.seed} ({run.path.name})"
+        if run.config_text is None:
+            lines.append(f"# {where}: the log has no config line, so the run's settings are unknown; no command given")
+        elif run.world_size is None:
+            lines.append(f"# {where}: the log does not show world_size; settings: {run.config_text}")
+        else:
+            launch = f"torchrun --standalone --nproc_per_node={run.world_size} train_gpt.py"
+            lines.append(f"{run.config_text} {launch}".strip())
+    return lines
+
+
+def requirements_text(runs: list[RunLog]) -> str:
+    """requirements.txt: what the runs imported, PyTorch pinned to the version their logs show."""
+    lines = ["# What the runs imported (from their logs). Install the PyTorch build for your CUDA version."]
+    versions = sorted({r.torch_version for r in runs if r.torch_version})
+    if len(versions) == 1:
+        lines.append(f"torch=={versions[0].split('+')[0]}  # the logs show PyTorch {versions[0]}")
+    else:
+        shown = ", ".join(versions) if versions else "none"
+        lines.append(f"torch  # PyTorch versions the logs show: {shown}")
+    lines += ["numpy", "sentencepiece"]
+    if any(r.compressor != "zlib" for r in runs):
+        lines.append("zstandard")
+    attention = {r.attention for r in runs}
+    if "flash_attn_3" in attention:
+        lines.append("flash_attn_3  # FlashAttention 3 (Hopper build, imported as flash_attn_interface)")
+    if "flash_attn_2" in attention:
+        lines.append("flash-attn>=2.6")
+    return "\n".join(lines) + "\n"
+
+
 def _fmt(value, fmt: str) -> str:
     return "-" if value is None else fmt.format(value)
 
 
-def readme_text(runs: list[RunLog], record: dict, track: str, notes: list[str]) -> str:
+def readme_text(runs: list[RunLog], record: dict, track: str, notes: list[str], criterion: str) -> str:
     act = runs[0].mlp_activation
     settings = " ".join(f"{k}:{v}" for k, v in runs[0].activation_settings.items())
-    nproc = runs[0].world_size or 8
     lines = [
-        f"# {record['name']}",
-        "",
-        record["blurb"],
-        "",
+        f"# {record['name']}", "", record["blurb"], "",
         f"- Author: {record['author']} (@{record['github_id']})",
         f"- Date: {record['date']}",
         f"- Track: {track}",
         f"- MLP activation: `{act}`" + (f" (`{settings}`)" if settings else ""),
+        f"- Config fingerprint: {', '.join(sorted({r.config_fingerprint or 'not logged' for r in runs}))}",
         f"- Score: val_bpb **{record['val_bpb']:.8f}** (mean final sliding-window BPB over "
         f"{len(runs)} seed{'s' if len(runs) != 1 else ''}), val_loss {record['val_loss']:.8f} nats",
         f"- Artifact: at most {record['bytes_total']:,} bytes (train_gpt.py {record['bytes_code']:,} bytes "
-        f"+ compressed weights)",
-        "",
-        "## Results",
-        "",
+        "+ compressed weights)",
+        "", "## Setup (from the logs)", "",
+        "| seed | device | world size | dataset | val tokens | steps | attention | PyTorch | eval time (s) |",
+        "|---:|---|---:|---|---:|---:|---|---|---:|",
+    ]
+    for run in runs:
+        lines.append(f"| {run.seed} | {run.device or 'not shown'} | {_fmt(run.world_size, '{}')} | "
+                     f"{run.dataset or 'not shown'} | {_fmt(run.val_tokens, '{:,}')} | {_fmt(run.steps, '{}')} | "
+                     f"{run.attention or 'not shown'} | {run.torch_version or 'not shown'} | "
+                     f"{_fmt(run.final_eval_ms and run.final_eval_ms / 1000, '{:.1f}')} |")
+    lines += [
+        "", "## Results", "",
         "| seed | steps | train time (s) | step_avg (ms) | post-EMA BPB | int6 roundtrip BPB | "
         "sliding BPB | sliding val_loss | bytes total |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for run in sorted(runs, key=lambda r: r.seed):
+    for run in runs:
+        logged = run.logged
         lines.append(
             f"| {run.seed} | {run.steps} | {_fmt(run.train_time_ms and run.train_time_ms / 1000, '{:.1f}')} | "
-            f"{_fmt(run.step_avg_ms, '{:.2f}')} | {_fmt(run.post_ema_val_bpb, '{:.4f}')} | "
-            f"{run.roundtrip_val_bpb:.8f} | {run.sliding_val_bpb:.8f} | {run.sliding_val_loss:.8f} | "
-            f"{run.submission_bytes:,} |"
-        )
+            f"{_fmt(run.step_avg_ms, '{:.2f}')} | {logged.get('post_ema_val_bpb', '-')} | "
+            f"{logged['roundtrip_val_bpb']} | {logged['sliding_val_bpb']} | {logged['sliding_val_loss']} | "
+            f"{run.submission_bytes:,} |")
     for label, index in (("mean", 0), ("std", 1)):
         cells = []
         for attr, fmt in (("steps", "{:.0f}"), ("train_time_ms", "{:.1f}"), ("step_avg_ms", "{:.2f}"),
                           ("post_ema_val_bpb", "{:.4f}"), ("roundtrip_val_bpb", "{:.8f}"),
                           ("sliding_val_bpb", "{:.8f}"), ("sliding_val_loss", "{:.8f}"),
                           ("submission_bytes", "{:,.0f}")):
-            values = runlog.finite(getattr(r, attr) for r in runs)
-            if attr == "train_time_ms":
-                values = [v / 1000 for v in values]
-            stat = _mean_std(values)[index] if values else None
+            values = [v / 1000 if attr == "train_time_ms" else v for v in runlog.finite(getattr(r, attr) for r in runs)]
+            stat = None
+            if values and (index == 0 or len(values) > 1):
+                stat = float(np.mean(values)) if index == 0 else float(np.std(values, ddof=1))
             cells.append(_fmt(stat, fmt))
         lines.append(f"| **{label}** | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "## Reproduce",
-        "",
-        "```bash",
-        "python3 data/cached_challenge_fineweb.py --variant sp1024",
-    ]
-    for run in sorted(runs, key=lambda r: r.seed):
-        lines.append(f"SEED={run.seed} MLP_ACTIVATION={act} torchrun --standalone --nproc_per_node={nproc} train_gpt.py")
-    lines += [
-        "```",
-        "",
-        "## Checks (tools/package.py)",
-        "",
-        "- every log ends with its final int6 roundtrip and sliding-window lines",
-        f"- every run's total submission size is at most {SIZE_LIMIT_BYTES:,} bytes",
-    ]
+    lines += ["", "## Record criterion", "", criterion, "", "## Reproduce", "", "```bash",
+              *reproduce_lines(runs), "```", "", "## Checks (tools/package.py)", "",
+              "- every log has every final line its settings promise",
+              f"- every run's total submission size is at most {SIZE_LIMIT_BYTES:,} bytes",
+              "- the runs share one activation and one config fingerprint; no seed twice"]
     if track == "10min_16mb":
-        lines.append(f"- training time within {TRAIN_CAP_MS // 1000} s (+{TRAIN_TIME_TOLERANCE_MS} ms tolerance) "
-                     f"and at least {MIN_RECORD_SEEDS} seeds")
+        lines += [f"- CUDA, world_size {RECORD_SETUP['world_size']}, dataset {RECORD_SETUP['dataset']} with "
+                  f"{RECORD_SETUP['val_tokens']:,} val tokens, at least {MIN_RECORD_SEEDS} seeds",
+                  f"- training within {TRAIN_CAP_MS // 1000} s (+{TRAIN_TIME_TOLERANCE_MS} ms tolerance); final "
+                  f"evaluations (DIAGNOSTIC + roundtrip + sliding eval_time) within {EVAL_CAP_MS // 1000} s per run"]
     lines.append("- train_gpt.py is byte-identical to the source dumped in the logs")
     lines += [f"  - note: {note}" for note in notes]
     return "\n".join(lines) + "\n"
+
+
+def criterion_text(runs: list[RunLog], against: list[str] | None) -> str:
+    """The README's record-criterion paragraph (compare.record_criterion against the SOTA's logs)."""
+    if not against:
+        return ("Not checked: tools/package.py was run without --against, so whether these runs beat the current "
+                f"SOTA by >= {compare.RECORD_MARGIN_NATS} nats at p < {compare.RECORD_ALPHA} was not tested.")
+    try:
+        sota = [r for r in runlog.collect_runs(against) if r.finished]
+    except runlog.LogError as exc:
+        raise PackageError(f"--against: {exc}") from exc
+    c = compare.record_criterion(sota, runs)
+    names = ", ".join(str(r.path) for r in sota) or "none finished"
+    return (f"Against {len(sota)} SOTA run(s) ({names}): **{'MET' if c.met else 'NOT MET'}** "
+            f"(mean sliding val_loss lower by >= {c.margin} nats, one-sided Welch p < {c.alpha}): {c.reason}.")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Check finished runs and package them as records/<track>/YYYY-MM-DD_<Name>/.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Refuses (non-zero exit, nothing written) truncated logs, oversize or overtime runs, a "
-               "train_gpt.py that differs from the logged source, fewer than 3 seeds on the record "
-               "track, mixed activations and an existing target folder.",
+        epilog="Refuses (exit 1, one line per problem, nothing written) what the challenge's rules exclude; "
+               "see the module docstring. --check: validate only.",
     )
     parser.add_argument("logs", nargs="+", metavar="LOG_OR_DIR", help="run logs or run folders")
     parser.add_argument("--name", required=True, help="submission name (folder: YYYY-MM-DD_<Name>)")
@@ -257,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--blurb", required=True, help="one-paragraph description")
     parser.add_argument("--track", choices=sorted(TRACKS), default="10min_16mb")
     parser.add_argument("--date", help="YYYY-MM-DD (default: today)")
+    parser.add_argument("--against", nargs="+", metavar="SOTA_LOG", help="the current SOTA's train_seed*.log files "
+                        "(or folder): the README gets compare.py's record criterion; put it after the run logs")
+    parser.add_argument("--check", action="store_true", help="run every check, write nothing (exit 0 or 1)")
     parser.add_argument("--train-script", default=str(REPO_ROOT / "train_gpt.py"),
                         help="train_gpt.py to copy (default: the repository's)")
     parser.add_argument("--records-dir", default=str(REPO_ROOT / "records"),
@@ -265,25 +356,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def package(args: argparse.Namespace) -> Path:
+    """Check everything, then (unless --check) write the folder; PackageError lists every problem."""
     date = parse_date(args.date)
     target = Path(args.records_dir) / TRACKS[args.track] / f"{date}_{folder_name(args.name)}"
-    if target.exists():
-        raise PackageError(f"target folder already exists: {target}")
     script = Path(args.train_script)
     try:
         source_data = script.read_bytes()
+        source = source_data.decode("utf-8")
     except OSError as exc:
         raise PackageError(f"cannot read the training script {script}: {exc.strerror or exc}") from exc
-    try:
-        source = source_data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PackageError(f"{script} is not UTF-8 text") from exc
     try:
-        runs = runlog.collect_runs(args.logs)
+        runs = sorted(runlog.collect_runs(args.logs), key=lambda r: (r.seed is None, r.seed or 0))
     except runlog.LogError as exc:
         raise PackageError(str(exc)) from exc
-    notes = check_runs(runs, source, len(source_data), args.track)
-
+    problems, notes = check_runs(runs, source, len(source_data), args.track)
+    if target.exists():
+        problems.append(f"target folder already exists: {target}")
+    if problems:
+        raise PackageError("\n".join(problems))
+    notes += [f"{dup}: the same run as {r.path}, counted once" for r in runs for dup in r.duplicates]
+    criterion = criterion_text(runs, args.against)
+    for note in notes:
+        print(f"package: note: {note}", file=sys.stderr)
+    if args.check:
+        print(f"package: record criterion: {criterion}")
+        return target
     record = submission_record(runs, args, date, len(source_data))
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -292,13 +391,13 @@ def package(args: argparse.Namespace) -> Path:
         for run in runs:
             shutil.copyfile(run.path, staging / f"train_seed{run.seed}.log")
         (staging / "submission.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        (staging / "README.md").write_text(readme_text(runs, record, args.track, notes), encoding="utf-8")
+        (staging / "requirements.txt").write_text(requirements_text(runs), encoding="utf-8")
+        (staging / "README.md").write_text(readme_text(runs, record, TRACKS[args.track], notes, criterion),
+                                           encoding="utf-8")
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    for note in notes:
-        print(f"package: note: {note}", file=sys.stderr)
     return target
 
 
@@ -307,8 +406,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         target = package(args)
     except PackageError as exc:
-        print(f"package: refused: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"package: refused: {line}", file=sys.stderr)
         return 1
+    if args.check:
+        print(f"package: check passed; would write {target}")
+        return 0
     print(f"package: wrote {target}")
     for child in sorted(target.iterdir()):
         print(f"  {child.name}")

@@ -1,22 +1,33 @@
 #!/usr/bin/env python3
-"""Plot run logs (PNG): validation BPB, step time and ASQU beta distributions.
+"""Plot train_gpt.py runs: validation curves, the deciding number, quant gap, step time, ASQU betas.
 
-    python tools/plots.py sweeps/ab1/ --out sweeps/ab1/plots
-    python tools/plots.py logs/asqu_seed1337.txt --state-dict final_model.pt --out plots
+    python3 tools/plots.py results/cpu-ab/ --out results/cpu-ab/plots
+    python3 tools/plots.py logs/ --state-dict . --format svg --out plots
 
-Writes, under --out:
+Writes, under --out (FORMAT: png, svg or pdf, from --format):
 
-* ``val_bpb_vs_step.png``, ``val_bpb_vs_time.png``: validation BPB of every run against
-  step and against training time, coloured by activation (post-EMA, roundtrip and
-  sliding figures marked at the end);
-* ``step_time.png``: time per step between consecutive logged steps, and the final
-  step_avg of each run;
-* ``asqu_beta_layers.png``: per-layer beta mean / std / min / max from each ASQU run's
-  final ``asqu_diag`` lines, and the per-layer mean over training (when logged);
-* ``asqu_beta_hist.png``: histograms of the betas per layer from each ``--state-dict``
-  (a ``final_model.pt`` raw state dict with ``blocks.{i}.mlp.asqu.beta`` tensors).
+* ``val_bpb.FORMAT``: validation BPB against step. Thin lines are single runs (seeds told
+  apart by marker and line style), colours are activations; the thick line and band are the
+  activation's mean +- std over seeds at the steps every seed logged. Right panel: the
+  second half of training, with only the points of that half (so both panels show every
+  point they plot).
+* ``final_val_loss.FORMAT``: the deciding number: the final int6 sliding-window val_loss of
+  every seed as a point, with the mean and its 95% t-interval per activation (the int6
+  roundtrip val_loss when no run has a sliding-window line; the axis label says which).
+* ``quant_gap.FORMAT``: int6 roundtrip BPB minus post-EMA BPB; bars (from zero) are the mean
+  over seeds, points the seeds.
+* ``step_time.FORMAT``: ms per step between logged steps, and each activation's mean final
+  step_avg (bars from zero, points the seeds).
+* ``asqu_beta_layers.FORMAT``: per-layer beta mean +- std (and min..max) from the final
+  ``asqu_diag`` lines of each ASQU run, and the per-layer mean over training of the first.
+* ``asqu_beta_hist.FORMAT``: one histogram per layer of the final betas, from each
+  ``--state-dict``: a ``final_model.pt`` (raw state dict), a ``final_model.int6.ptz``
+  (the artifact; betas are stored exact fp32), a run folder ``runs/<RUN_ID>/`` holding one
+  of them, or a working folder (every ``runs/*/`` in it).
 
-A plot without data (say, no ASQU run) is skipped with a note.
+Runs are grouped by activation and configuration fingerprint (when the logs have one); a
+group is labelled with its fingerprint only when one activation has several. A plot
+without data (say, no ASQU run) is skipped with a note on stderr.
 """
 from __future__ import annotations
 
@@ -24,6 +35,7 @@ import argparse
 import math
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -31,15 +43,21 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from scipy import stats as scipy_stats  # noqa: E402
 
-_TOOLS_DIR = str(Path(__file__).resolve().parent)
-if _TOOLS_DIR not in sys.path:  # sibling modules (runlog, ...) also under `python -m tools.X`
-    sys.path.insert(0, _TOOLS_DIR)
+_TOOLS_DIR = Path(__file__).resolve().parent
+if str(_TOOLS_DIR) not in sys.path:  # sibling modules (runlog, ...) also under `python -m tools.X`
+    sys.path.insert(0, str(_TOOLS_DIR))
 import runlog  # noqa: E402
 from runlog import RunLog  # noqa: E402
 
+REPO = _TOOLS_DIR.parent
+FORMATS = ("png", "svg", "pdf")
 ACTIVATION_COLORS = {"relu2": "tab:blue", "leaky2": "tab:orange", "asqu": "tab:green"}
-_EXTRA_COLORS = ["tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
+_EXTRA_COLORS = ["tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray"]
+SEED_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p"]
+SEED_LINESTYLES = ["-", "--", ":", "-."]
 BETA_KEY = re.compile(r"(?:.*\.)?blocks\.(\d+)\.mlp\.asqu\.beta")
 
 
@@ -47,17 +65,418 @@ class ToolError(Exception):
     """An error the user can fix; printed as one line, exit status 2."""
 
 
-def activation_colors(runs: list[RunLog]) -> dict[str, str]:
-    colors = dict(ACTIVATION_COLORS)
+# ----- grouping and styles --------------------------------------------------------
+
+@dataclass
+class Group:
+    """Runs of one activation and one configuration: one colour, one band, one mean."""
+
+    activation: str
+    fingerprint: str | None
+    label: str = ""
+    color: str = ""
+    runs: list[RunLog] = field(default_factory=list)
+
+
+def _group_key(run: RunLog) -> tuple:
+    """runlog's pooling key (activation, its knobs, fingerprint, visible setup) when it has one."""
+    if hasattr(runlog, "group_key"):
+        return tuple(runlog.group_key(run))
+    return (run.mlp_activation, getattr(run, "config_fingerprint", None))
+
+
+def group_runs(runs: list[RunLog], notes: list[str] | None = None) -> list[Group]:
+    """Runs that may be pooled, per group; activations in runlog's order, seeds sorted.
+
+    When one activation has several groups, each label names its fingerprint (or a number) and a
+    line per group is appended to ``notes`` (printed by the command line)."""
+    groups: dict[tuple, Group] = {}
+    for run in runs:
+        key = _group_key(run)
+        groups.setdefault(key, Group(run.mlp_activation, getattr(run, "config_fingerprint", None))).runs.append(run)
+    order = runlog.activation_order(runs)
+    ordered = sorted(groups.items(), key=lambda kv: (order.index(kv[1].activation), kv[1].fingerprint or "",
+                                                     str(kv[0])))
     extra = iter(_EXTRA_COLORS * 10)
-    for act in runlog.activation_order(runs):
-        if act not in colors:
-            colors[act] = next(extra)
-    return colors
+    used_default: set[str] = set()
+    for key, group in ordered:
+        same = [g for _, g in ordered if g.activation == group.activation]
+        if len(same) == 1:
+            group.label = group.activation
+        elif group.fingerprint and len({g.fingerprint for g in same}) == len(same):
+            group.label = f"{group.activation} [{group.fingerprint}]"
+        else:
+            group.label = f"{group.activation} (config {same.index(group) + 1})"
+        if len(same) > 1 and notes is not None:
+            what = runlog.group_label(group.runs[0]) if hasattr(runlog, "group_label") else str(key)
+            notes.append(f"{group.label}: {len(group.runs)} run(s), not pooled with other {group.activation} "
+                         f"runs: {what}")
+        if group.activation in ACTIVATION_COLORS and group.activation not in used_default:
+            group.color = ACTIVATION_COLORS[group.activation]
+            used_default.add(group.activation)
+        else:
+            group.color = next(extra)
+        group.runs.sort(key=lambda r: (r.seed is None, r.seed or 0, r.name))
+    return [g for _, g in ordered]
 
 
-def _label(run: RunLog) -> str:
-    return f"{run.mlp_activation} s{run.seed}" if run.seed is not None else run.name
+def _seed_key(run: RunLog):
+    return run.seed if run.seed is not None else run.name
+
+
+class SeedStyles:
+    """One marker and line style per seed, the same in every plot of one call."""
+
+    def __init__(self, runs: list[RunLog]):
+        keys = sorted({_seed_key(r) for r in runs}, key=lambda k: (isinstance(k, str), str(k).zfill(12)))
+        self.index = {k: i for i, k in enumerate(keys)}
+
+    def marker(self, run: RunLog) -> str:
+        return SEED_MARKERS[self.index[_seed_key(run)] % len(SEED_MARKERS)]
+
+    def linestyle(self, run: RunLog) -> str:
+        return SEED_LINESTYLES[self.index[_seed_key(run)] % len(SEED_LINESTYLES)]
+
+    def handles(self) -> list[Line2D]:
+        """Legend entries (grey) naming the seed of each marker / line style."""
+        out = []
+        for key, i in self.index.items():
+            name = f"seed {key}" if isinstance(key, int) else str(key)
+            out.append(Line2D([], [], color="0.35", marker=SEED_MARKERS[i % len(SEED_MARKERS)],
+                              ls=SEED_LINESTYLES[i % len(SEED_LINESTYLES)], label=name))
+        return out
+
+
+# ----- statistics ------------------------------------------------------------------
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float | None, int]:
+    """(mean, half-width of the two-sided Student-t interval or None when n < 2, n)."""
+    data = np.asarray(runlog.finite(values), dtype=float)
+    n = len(data)
+    if n == 0:
+        return math.nan, None, 0
+    if n == 1:
+        return float(data[0]), None, 1
+    sem = float(data.std(ddof=1)) / math.sqrt(n)
+    return float(data.mean()), float(scipy_stats.t.ppf(0.5 + level / 2, n - 1)) * sem, n
+
+
+def band(runs: list[RunLog], min_step: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps (>= min_step) where every run logged a finite val_bpb; mean and std (ddof 1) there."""
+    series = [{p.step: p.val_bpb for p in r.val_points if math.isfinite(p.val_bpb)} for r in runs]
+    if not series:
+        return np.array([]), np.array([]), np.array([])
+    steps = sorted(s for s in set.intersection(*(set(d) for d in series)) if s >= min_step)
+    values = np.array([[d[s] for s in steps] for d in series], dtype=float).reshape(len(series), len(steps))
+    std = values.std(axis=0, ddof=1) if len(series) > 1 else np.zeros(len(steps))
+    return np.array(steps), values.mean(axis=0), std
+
+
+# ----- the figures (each returns a matplotlib Figure, or None without data) ----------
+
+def _finish_legend(ax, groups: list[Group], styles: SeedStyles, extra: list | None = None, **kw) -> None:
+    handles = [Line2D([], [], color=g.color, lw=3, label=g.label) for g in groups]
+    ax.legend(handles=handles + styles.handles() + (extra or []), fontsize=8, **kw)
+
+
+def fig_val_bpb(runs: list[RunLog]):
+    runs = [r for r in runs if runlog.finite(p.val_bpb for p in r.val_points)]
+    if not runs:
+        return None
+    groups, styles = group_runs(runs), SeedStyles(runs)
+    last = max(p.step for r in runs for p in r.val_points)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    for ax, min_step, title in ((axes[0], 0, "whole run"),
+                                (axes[1], last // 2, f"second half (steps >= {last // 2})")):
+        for group in groups:
+            for run in group.runs:
+                pts = [(p.step, p.val_bpb) for p in run.val_points if p.step >= min_step and math.isfinite(p.val_bpb)]
+                if pts:
+                    xs, ys = zip(*pts)
+                    ax.plot(xs, ys, color=group.color, lw=0.9, alpha=0.6, ms=4,
+                            marker=styles.marker(run), ls=styles.linestyle(run))
+            steps, mean, std = band(group.runs, min_step)
+            if len(steps):
+                ax.plot(steps, mean, color=group.color, lw=2.4)
+                if len(group.runs) > 1:
+                    ax.fill_between(steps, mean - std, mean + std, color=group.color, alpha=0.2, lw=0)
+        ax.set_xlabel("step")
+        ax.set_ylabel("validation BPB")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    band_entry = Line2D([], [], color="0.35", lw=2.4, label="mean over seeds (band: ± std)")
+    _finish_legend(axes[0], groups, styles, [band_entry])
+    fig.suptitle("Validation BPB per activation (thin: single seeds; thick and band: mean ± std over seeds)")
+    return fig
+
+
+def deciding_values(runs: list[RunLog]) -> tuple[str, list[tuple[RunLog, float]]]:
+    """(metric name, [(run, value)]): sliding-window val_loss, else int6 roundtrip val_loss."""
+    for name, attr in (("final int6 sliding-window val_loss", "sliding_val_loss"),
+                       ("final int6 roundtrip val_loss (no sliding-window lines)", "roundtrip_val_loss")):
+        values = [(r, getattr(r, attr)) for r in runs]
+        values = [(r, float(v)) for r, v in values if v is not None and math.isfinite(v)]
+        if values:
+            return name, values
+    return "", []
+
+
+def fig_final_val_loss(runs: list[RunLog]):
+    metric, values = deciding_values(runs)
+    if not values:
+        return None
+    kept = [r for r, _ in values]
+    value_of = {id(r): v for r, v in values}
+    groups, styles = group_runs(kept), SeedStyles(kept)
+    fig, ax = plt.subplots(figsize=(max(5.5, 2.4 * len(groups) + 2), 5))
+    ticks = []
+    for i, group in enumerate(groups):
+        vals = [value_of[id(r)] for r in group.runs]
+        n = len(vals)
+        for k, run in enumerate(group.runs):
+            x = i - 0.1 + (k - (n - 1) / 2) * min(0.06, 0.4 / max(n, 1))
+            ax.plot([x], [value_of[id(run)]], ls="none", marker=styles.marker(run), ms=7, color=group.color,
+                    markeredgecolor="k", markeredgewidth=0.5)
+        mean, half, n = mean_ci(vals)
+        ax.errorbar([i + 0.25], [mean], yerr=None if half is None else [[half], [half]], fmt="_", ms=22, mew=2.5,
+                    color=group.color, ecolor="k", elinewidth=1.2, capsize=6)
+        spread = f"\n{mean:.5f} ± {half:.5f}" if half is not None else f"\n{mean:.5f} (one seed)"
+        ticks.append(f"{group.label}\nn={n}{spread}")
+    ax.set_xticks(range(len(groups)), ticks, fontsize=8)
+    ax.set_xlim(-0.6, len(groups) - 0.4)
+    ax.set_xlabel("activation (tick: mean ± 95% t-interval half-width)")
+    ax.set_ylabel(f"{metric} (nats/token)")
+    ax.set_title("Deciding number per seed, with mean and 95% t-interval per activation")
+    ax.grid(axis="y", alpha=0.3)
+    mean_entry = Line2D([], [], color="k", marker="_", ms=14, mew=2.5, ls="-", lw=1.2,
+                        label="mean, 95% t-interval")
+    _finish_legend(ax, groups, styles, [mean_entry])
+    return fig
+
+
+def _bars_with_seeds(ax, groups: list[Group], styles: SeedStyles, value) -> None:
+    """Per group: a bar from zero at the mean of value(run) over its runs, and each run as a point."""
+    for i, group in enumerate(groups):
+        pairs = [(r, value(r)) for r in group.runs]
+        pairs = [(r, float(v)) for r, v in pairs if v is not None and math.isfinite(v)]
+        if not pairs:
+            continue
+        ax.bar([i], [float(np.mean([v for _, v in pairs]))], width=0.6, bottom=0, color=group.color, alpha=0.45,
+               edgecolor=group.color)
+        n = len(pairs)
+        for k, (run, v) in enumerate(pairs):
+            x = i + (k - (n - 1) / 2) * min(0.08, 0.45 / n)
+            ax.plot([x], [v], ls="none", marker=styles.marker(run), ms=6, color=group.color,
+                    markeredgecolor="k", markeredgewidth=0.5)
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xticks(range(len(groups)), [f"{g.label}\nn={len(g.runs)}" for g in groups], fontsize=8)
+    ax.set_xlim(-0.6, len(groups) - 0.4)
+
+
+def fig_quant_gap(runs: list[RunLog]):
+    runs = [r for r in runs if r.quant_gap_bpb is not None and math.isfinite(r.quant_gap_bpb)]
+    if not runs:
+        return None
+    groups, styles = group_runs(runs), SeedStyles(runs)
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.8 * len(groups) + 2.5), 4.8))
+    _bars_with_seeds(ax, groups, styles, lambda r: r.quant_gap_bpb)
+    ax.set_xlabel("activation")
+    ax.set_ylabel("int6 roundtrip BPB − post-EMA BPB")
+    ax.set_title("Quantization gap (bars from zero: mean over seeds; points: seeds)")
+    ax.grid(axis="y", alpha=0.3)
+    _finish_legend(ax, groups, styles)
+    return fig
+
+
+def fig_step_time(runs: list[RunLog]):
+    runs = [r for r in runs if r.train_points or r.val_points]
+    if not runs:
+        return None
+    groups, styles = group_runs(runs), SeedStyles(runs)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [2, 1]})
+    for group in groups:
+        for run in group.runs:
+            points = sorted({(p.step, p.train_time_ms) for p in [*run.train_points, *run.val_points]})
+            xs, ys = [], []
+            for (s0, t0), (s1, t1) in zip(points, points[1:]):
+                if s1 > s0 > 0:  # the first interval holds start-up costs
+                    xs.append(s1)
+                    ys.append((t1 - t0) / (s1 - s0))
+            if xs:
+                left.plot(xs, ys, lw=1, ms=3, color=group.color, alpha=0.8, marker=styles.marker(run),
+                          ls=styles.linestyle(run))
+    left.set_xlabel("step")
+    left.set_ylabel("ms per step (between logged steps)")
+    left.set_title("Step time during training")
+    left.grid(alpha=0.3)
+    _finish_legend(left, groups, styles)
+    _bars_with_seeds(right, groups, styles, lambda r: r.step_avg_ms)
+    right.set_xlabel("activation")
+    right.set_ylabel("final step_avg (ms)")
+    right.set_title("Mean step time (bars from zero)")
+    right.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def fig_beta_layers(runs: list[RunLog]):
+    runs = [r for r in runs if r.final_betas()]
+    if not runs:
+        return None
+    styles = SeedStyles(runs)
+    color = ACTIVATION_COLORS["asqu"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    width = 0.7 / len(runs)
+    for k, run in enumerate(runs):
+        betas = run.final_betas()
+        xs = np.array([b.layer for b in betas], dtype=float) + (k - (len(runs) - 1) / 2) * width
+        left.vlines(xs, [b.min for b in betas], [b.max for b in betas], alpha=0.3, lw=3, color=color)
+        left.errorbar(xs, [b.mean for b in betas], yerr=[b.std for b in betas], fmt=styles.marker(run), ms=5,
+                      capsize=3, color=color, markeredgecolor="k", markeredgewidth=0.5)
+    left.set_xticks(sorted({b.layer for run in runs for b in run.final_betas()}))
+    left.axhline(0.0, color="k", lw=0.8, ls=":")
+    left.axhline(0.25, color="tab:orange", lw=0.8, ls="--")
+    left.set_xlabel("layer")
+    left.set_ylabel("beta (point ± std; bar: min..max)")
+    left.set_title("ASQU beta per layer, final asqu_diag lines")
+    left.grid(alpha=0.3)
+    refs = [Line2D([], [], color="k", lw=0.8, ls=":", label="beta 0 = relu2"),
+            Line2D([], [], color="tab:orange", lw=0.8, ls="--", label="beta 0.25 = leaky2(0.5)")]
+    left.legend(handles=styles.handles() + refs, fontsize=8)
+    run = runs[0]
+    layers = sorted({b.layer for b in run.asqu_diag})
+    cmap = plt.get_cmap("viridis")
+    for i, layer in enumerate(layers):
+        series = {b.step: b.mean for b in run.asqu_diag if b.layer == layer and b.step is not None}
+        if series:
+            steps = sorted(series)
+            right.plot(steps, [series[s] for s in steps], marker=".",
+                       color=cmap(i / max(1, len(layers) - 1)), label=f"layer {layer}")
+    right.set_xlabel("step")
+    right.set_ylabel("beta mean over channels")
+    right.set_title(f"beta mean over training ({run.name}, colour: layer)")
+    right.grid(alpha=0.3)
+    if right.get_lines():
+        right.legend(fontsize=7, ncol=2)
+    return fig
+
+
+# ----- betas from checkpoints ------------------------------------------------------
+
+def _train_gpt():
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    import train_gpt  # the artifact reader: one implementation of the format
+
+    return train_gpt
+
+
+def _load_state(path: Path) -> dict:
+    import torch
+
+    try:
+        if path.suffix == ".ptz":
+            tg = _train_gpt()
+            return tg.dequantize_state_dict(tg.read_artifact(path))
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except ToolError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any load failure is one line naming the file
+        raise ToolError(f"cannot load state dict {path}: {exc}") from exc
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise ToolError(f"{path} does not hold a state dict")
+    return state
+
+
+def load_betas(path: str | Path, sigmoid: bool = False) -> dict[int, np.ndarray]:
+    """Per-layer beta vectors from final_model.pt (raw state dict) or final_model.int6.ptz (artifact).
+
+    ``sigmoid``: the run used ASQU_SIGMOID_BETA=1, so the stored tensor is the logit of beta.
+    """
+    path = Path(path)
+    betas = {}
+    for key, value in _load_state(path).items():
+        match = BETA_KEY.fullmatch(str(key))
+        if match and hasattr(value, "detach"):
+            v = value.detach().float().reshape(-1).cpu()
+            betas[int(match.group(1))] = (v.sigmoid() if sigmoid else v).numpy().astype(np.float64)
+    if not betas:
+        raise ToolError(f"{path} has no blocks.<i>.mlp.asqu.beta tensors (not an ASQU model?)")
+    return dict(sorted(betas.items()))
+
+
+def _model_file(folder: Path) -> Path | None:
+    for name in ("final_model.pt", "final_model.int6.ptz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def beta_sources(paths: list[str | Path]) -> list[tuple[str, Path]]:
+    """(label, file) per --state-dict argument; a folder means its runs/*/ files, else its own file."""
+    out: list[tuple[str, Path]] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            found = [(d.name, f) for d in sorted((path / "runs").glob("*")) if (f := _model_file(d))]
+            if not found and (f := _model_file(path)):
+                found = [(path.resolve().name, f)]
+            if not found:
+                raise ToolError(f"{path} holds no final_model.pt / final_model.int6.ptz (nor runs/*/ with one)")
+            out += found
+        elif path.is_file():
+            in_run_folder = path.name in ("final_model.pt", "final_model.int6.ptz") and path.parent.parent.name == "runs"
+            out.append((path.parent.name if in_run_folder else str(path), path))
+        else:
+            raise ToolError(f"no such state dict or folder: {path}")
+    return out
+
+
+def fig_beta_hist(sources: list[tuple[str, dict[int, np.ndarray]]]):
+    if not sources:
+        return None
+    layers = sorted({layer for _, betas in sources for layer in betas})
+    ncols = min(4, len(layers))
+    nrows = math.ceil(len(layers) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.0 * nrows), squeeze=False)
+    for ax, layer in zip(axes.flat, layers):
+        values = [(label, b[layer]) for label, b in sources if layer in b]
+        finite = np.concatenate([v[np.isfinite(v)] for _, v in values])
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        bins = np.linspace(lo, hi if hi > lo else lo + 1e-6, 41)
+        for k, (label, v) in enumerate(values):
+            ax.hist(v[np.isfinite(v)], bins=bins, histtype="step", lw=1.3, color=f"C{k % 10}",
+                    ls=SEED_LINESTYLES[k % len(SEED_LINESTYLES)], label=f"{label} (mean {np.nanmean(v):.3f})")
+        for ref, style in ((0.0, dict(color="k", ls=":")), (0.25, dict(color="tab:orange", ls="--"))):
+            if lo <= ref <= hi:  # a reference line only where it sits among the data
+                ax.axvline(ref, lw=0.8, **style)
+        n = len(values[0][1])
+        stats = f"mean {np.nanmean(values[0][1]):.3f}, std {np.nanstd(values[0][1]):.3f}" if len(values) == 1 else \
+            f"{len(values)} runs"
+        ax.set_title(f"layer {layer}: {n} channels, {stats}", fontsize=9)
+        ax.set_xlabel("beta")
+        ax.set_ylabel("hidden channels")
+        ax.grid(alpha=0.3)
+        if len(values) > 1:
+            ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(layers):]:
+        ax.axis("off")
+    labels = ", ".join(label for label, _ in sources)
+    fig.suptitle(f"Final ASQU beta per hidden channel ({labels}); dotted: 0 = relu2, dashed: 0.25 = leaky2(0.5)",
+                 fontsize=10)
+    return fig
+
+
+# ----- writing ---------------------------------------------------------------------
+
+LOG_FIGURES = (
+    ("val_bpb", fig_val_bpb),
+    ("final_val_loss", fig_final_val_loss),
+    ("quant_gap", fig_quant_gap),
+    ("step_time", fig_step_time),
+    ("asqu_beta_layers", fig_beta_layers),
+)
 
 
 def _save(fig, path: Path) -> Path:
@@ -67,190 +486,37 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_val_bpb(runs: list[RunLog], out_dir: Path) -> list[Path]:
-    """Validation BPB against step and against training time (minutes)."""
-    runs = [r for r in runs if r.val_points]
-    if not runs:
-        return []
-    colors = activation_colors(runs)
-    written = []
-    for x_kind, filename, xlabel in (
-        ("step", "val_bpb_vs_step.png", "step"),
-        ("time", "val_bpb_vs_time.png", "training time (min)"),
-    ):
-        fig, ax = plt.subplots(figsize=(8, 5))
-        seen: set[str] = set()
-        for run in runs:
-            xs = [p.step if x_kind == "step" else p.train_time_ms / 60000 for p in run.val_points]
-            ys = [p.val_bpb for p in run.val_points]
-            act = run.mlp_activation
-            ax.plot(xs, ys, marker="o", ms=3, lw=1.2, color=colors[act], alpha=0.85,
-                    label=act if act not in seen else None)
-            seen.add(act)
-            end_x = xs[-1]
-            for value, marker in ((run.post_ema_val_bpb, "s"), (run.roundtrip_val_bpb, "x"),
-                                  (run.sliding_val_bpb, "*")):
-                if value is not None and math.isfinite(value):
-                    ax.plot([end_x], [value], marker=marker, color=colors[act], ms=7, ls="none")
-        finals = runlog.finite(p.val_bpb for r in runs for p in r.val_points[-1:])
-        finals += runlog.finite(v for r in runs for v in (r.post_ema_val_bpb, r.sliding_val_bpb))
-        if finals:  # zoom on the interesting end, keeping the start visible when it is close
-            lo = min(finals)
-            ax.set_ylim(lo - 0.02, max(lo + 0.4, min(max(finals) + 0.3, 8.0)))
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("validation BPB")
-        ax.set_title("Validation BPB (square: post-EMA, x: int6 roundtrip, star: sliding)")
-        ax.grid(alpha=0.3)
-        ax.legend(title="mlp_activation")
-        written.append(_save(fig, out_dir / filename))
-    return written
-
-
-def plot_step_time(runs: list[RunLog], out_dir: Path) -> list[Path]:
-    """Per-interval ms/step against step, and the final step_avg of every run."""
-    runs = [r for r in runs if r.train_points or r.val_points]
-    if not runs:
-        return []
-    colors = activation_colors(runs)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
-    seen: set[str] = set()
-    for run in runs:
-        points = sorted({(p.step, p.train_time_ms) for p in [*run.train_points, *run.val_points]})
-        xs, ys = [], []
-        for (s0, t0), (s1, t1) in zip(points, points[1:]):
-            if s1 > s0 and s0 > 0:
-                xs.append(s1)
-                ys.append((t1 - t0) / (s1 - s0))
-        act = run.mlp_activation
-        if xs:
-            left.plot(xs, ys, lw=1, color=colors[act], alpha=0.8, label=act if act not in seen else None)
-            seen.add(act)
-    left.set_xlabel("step")
-    left.set_ylabel("ms per step (between logged steps)")
-    left.set_title("Step time")
-    left.grid(alpha=0.3)
-    if seen:
-        left.legend(title="mlp_activation")
-    ordered = sorted(runs, key=lambda r: (runlog.activation_order(runs).index(r.mlp_activation), r.seed or 0))
-    values = [r.step_avg_ms if r.step_avg_ms is not None else 0.0 for r in ordered]
-    right.bar(range(len(ordered)), values, color=[colors[r.mlp_activation] for r in ordered])
-    right.set_xticks(range(len(ordered)), [_label(r) for r in ordered], rotation=45, ha="right")
-    right.set_ylabel("final step_avg (ms)")
-    positive = [v for v in values if v > 0]
-    if positive:
-        right.set_ylim(min(positive) * 0.9, max(positive) * 1.05)
-    right.set_title("Mean step time per run")
-    return [_save(fig, out_dir / "step_time.png")]
-
-
-def plot_beta_layers(runs: list[RunLog], out_dir: Path) -> list[Path]:
-    """Per-layer beta statistics from the final asqu_diag lines (and their evolution)."""
-    runs = [r for r in runs if r.final_betas()]
-    if not runs:
-        return []
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    width = 0.8 / len(runs)
-    for k, run in enumerate(runs):
-        betas = run.final_betas()
-        layers = np.array([b.layer for b in betas], dtype=float) + (k - (len(runs) - 1) / 2) * width
-        means = np.array([b.mean for b in betas])
-        color = f"C{k % 10}"
-        left.errorbar(layers, means, yerr=[b.std for b in betas], fmt="o", capsize=3, color=color,
-                      label=f"{_label(run)} mean ± std")
-        left.vlines(layers, [b.min for b in betas], [b.max for b in betas], alpha=0.3, lw=4, color=color)
-    all_layers = sorted({b.layer for run in runs for b in run.final_betas()})
-    left.set_xticks(all_layers)
-    left.axhline(0.0, color="k", lw=0.8, ls=":", label="relu2 (beta 0)")
-    left.axhline(0.25, color="tab:orange", lw=0.8, ls="--", label="leaky2(0.5) (beta 0.25)")
-    left.set_xlabel("layer")
-    left.set_ylabel("beta (bars: min..max)")
-    left.set_title(f"ASQU beta per layer at step {runs[0].final_betas()[0].step}")
-    left.grid(alpha=0.3)
-    left.legend(fontsize=8)
-    run = runs[0]
-    layer_ids = sorted({b.layer for b in run.asqu_diag})
-    cmap = plt.get_cmap("viridis")
-    for i, layer in enumerate(layer_ids):
-        series = {}
-        for b in run.asqu_diag:
-            if b.layer == layer and b.step is not None:
-                series[b.step] = b.mean
-        if series:
-            steps = sorted(series)
-            right.plot(steps, [series[s] for s in steps], marker=".", color=cmap(i / max(1, len(layer_ids) - 1)),
-                       label=f"layer {layer}")
-    right.set_xlabel("step")
-    right.set_ylabel("beta mean")
-    right.set_title(f"beta mean over training ({_label(run)})")
-    right.grid(alpha=0.3)
-    right.legend(fontsize=7, ncol=2)
-    return [_save(fig, out_dir / "asqu_beta_layers.png")]
-
-
-def load_betas(path: str | Path) -> dict[int, np.ndarray]:
-    """Per-layer beta vectors from a raw state dict (``final_model.pt``)."""
-    import torch  # only needed here
-
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - report any load failure in one line
-        raise ToolError(f"cannot load state dict {path}: {exc}") from exc
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    if not isinstance(state, dict):
-        raise ToolError(f"{path} does not hold a state dict")
-    betas = {}
-    for key, value in state.items():
-        match = BETA_KEY.fullmatch(str(key))
-        if match and hasattr(value, "detach"):
-            betas[int(match.group(1))] = value.detach().float().reshape(-1).cpu().numpy()
-    if not betas:
-        raise ToolError(f"{path} has no blocks.<i>.mlp.asqu.beta tensors (not an ASQU model?)")
-    return dict(sorted(betas.items()))
-
-
-def plot_beta_histograms(state_dicts: list[str | Path], out_dir: Path) -> list[Path]:
-    """One histogram per layer, overlaying every given state dict."""
-    if not state_dicts:
-        return []
-    loaded = [(Path(p), load_betas(p)) for p in state_dicts]
-    layers = sorted({layer for _, betas in loaded for layer in betas})
-    ncols = min(4, len(layers))
-    nrows = math.ceil(len(layers) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False)
-    for ax, layer in zip(axes.flat, layers):
-        for path, betas in loaded:
-            if layer in betas:
-                values = betas[layer]
-                ax.hist(values, bins=40, alpha=0.6, label=f"{path.parent.name or path.name}")
-        ax.axvline(0.0, color="k", lw=0.8, ls=":")
-        ax.axvline(0.25, color="tab:orange", lw=0.8, ls="--")
-        means = ", ".join(f"{float(np.mean(b[layer])):.3f}" for _, b in loaded if layer in b)
-        ax.set_title(f"layer {layer} (mean {means})", fontsize=9)
-    for ax in list(axes.flat)[len(layers):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    fig.suptitle("ASQU beta per hidden channel (dotted: 0 = relu2, dashed: 0.25 = leaky2(0.5))")
-    return [_save(fig, out_dir / "asqu_beta_hist.png")]
-
-
-def write_plots(runs: list[RunLog], out_dir: str | Path, state_dicts: list[str | Path] = ()) -> list[Path]:
-    """Write every plot that has data; return the files written."""
+def write_plots(runs: list[RunLog], out_dir: str | Path, state_dicts: list[str | Path] = (),
+                fmt: str = "png", sigmoid_beta: bool = False) -> list[Path]:
+    """Write every plot that has data; return the files written (skipped plots noted on stderr)."""
+    if fmt not in FORMATS:
+        raise ToolError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     out_dir = Path(out_dir)
+    sources = [(label, load_betas(path, sigmoid_beta)) for label, path in beta_sources(list(state_dicts))]
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for plot in (plot_val_bpb, plot_step_time, plot_beta_layers):
-        written += plot(runs, out_dir)
-    written += plot_beta_histograms(list(state_dicts), out_dir)
+    figures = [(name, lambda f=f: f(runs)) for name, f in LOG_FIGURES] if runs else []
+    figures.append(("asqu_beta_hist", lambda: fig_beta_hist(sources)))
+    for name, make in figures:
+        fig = make()
+        if fig is None:
+            if name != "asqu_beta_hist":  # (no --state-dict given: nothing to say)
+                print(f"plots: {name}: no data, skipped", file=sys.stderr)
+            continue
+        written.append(_save(fig, out_dir / f"{name}.{fmt}"))
     return written
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Plot train_gpt.py run logs (PNG files).")
+    parser = argparse.ArgumentParser(description="Plot train_gpt.py run logs and ASQU betas.")
     parser.add_argument("paths", nargs="*", metavar="LOG_OR_DIR", help="run log files or folders")
-    parser.add_argument("--out", required=True, help="folder for the PNG files (created)")
-    parser.add_argument("--state-dict", action="append", default=[], metavar="PT",
-                        help="final_model.pt to histogram ASQU betas from (repeatable)")
+    parser.add_argument("--out", required=True, help="folder for the plot files (created)")
+    parser.add_argument("--format", choices=FORMATS, default="png", help="file format (default png)")
+    parser.add_argument("--state-dict", action="append", default=[], metavar="PATH",
+                        help="final_model.pt, final_model.int6.ptz, runs/<RUN_ID>/ or a working folder "
+                             "(all its runs/*/) to histogram ASQU betas from (repeatable)")
+    parser.add_argument("--sigmoid-beta", action="store_true",
+                        help="the state dicts come from ASQU_SIGMOID_BETA=1 runs (stored value = logit of beta)")
     return parser
 
 
@@ -266,7 +532,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ToolError(str(exc)) from exc
         if args.paths and not runs:
             raise ToolError("no run logs found in " + ", ".join(args.paths))
-        written = write_plots(runs, args.out, args.state_dict)
+        written = write_plots(runs, args.out, args.state_dict, args.format, args.sigmoid_beta)
+        notes: list[str] = []
+        group_runs(runs, notes)
+        for note in notes:
+            print(f"plots: note: {note}", file=sys.stderr)
     except ToolError as exc:
         print(f"plots: error: {exc}", file=sys.stderr)
         return 2

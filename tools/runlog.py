@@ -1,82 +1,71 @@
-"""Parse train_gpt.py run logs (the March 22 record's format) into structured runs.
+"""Parse train_gpt.py run logs into structured runs; shared by every tool in this folder.
 
-Shared by every tool in this folder (summarize, compare, plots, sweep, package).
-
-A log file as train_gpt.py writes it (``logs/<RUN_ID>.txt``, ``train_seed<SEED>.log``)
-may begin with torchrun noise and the whole source of train_gpt.py, then a line of
-100 '=' characters, the Python / PyTorch / GPU versions and another such line; the run's
-own lines follow. The source dump is full of f-strings that look like log lines
-(``log0(f"step:{step}/{args.iterations} val_loss:{val_loss:.4f} ...")``), and a docstring
-could even quote a real-looking line. So:
-
-* everything up to the *last* line of exactly 100 '=' is treated as the header (source
-  dump plus version info) and never parsed for results; a log without such a line is
-  parsed whole (a console tee, or a log from a script that does not dump its source);
-* every result line must fully match an anchored pattern with real numbers
-  (``nan`` / ``inf`` are accepted so that a diverged run still parses).
-
-The line formats (byte-compatible with the record) are listed next to ``_PATTERNS``.
+A log file (``logs/<RUN_ID>.txt``, ``train_seed<SEED>.log``) may begin with torchrun noise and the
+whole source of train_gpt.py, then a line of 100 '=', the Python / PyTorch / GPU versions and another
+such line; the run's own lines follow. The source dump is full of f-strings that look like log lines,
+so everything up to the *last* line of exactly 100 '=' is header and never parsed for results (a log
+without such a line is parsed whole), and every result line must fully match an anchored pattern with
+real numbers (``nan`` / ``inf`` accepted, so a diverged run still parses). Logs written before the
+``run_id:`` / ``config:`` / ``config_fingerprint:`` lines existed (the published records') parse too;
+what they do not say stays ``None``.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
-from dataclasses import dataclass, field
+import shlex
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterable
 
-SEPARATOR = "=" * 100
 ACTIVATION_ALIASES = {"leaky_relu2": "leaky2"}
 DEFAULT_ACTIVATION = "relu2"  # logs written before the MLP_ACTIVATION switch existed
+# Config variables that do not change results (train_gpt.py leaves them out of config_fingerprint).
+NON_RESULT_VARIABLES = {"SEED", "RUN_ID", "DATA_PATH", "TOKENIZER_PATH", "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY",
+                        "COMPILE", "ATTENTION"}
 
-_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf"
-_F = rf"({_NUM})"  # a float group
-_I = r"(\d+)"  # an int group
-_WORD = r"([A-Za-z0-9_.\-]+)"
-_SETTING = r"[A-Za-z0-9_]+:[^\s{}]+"
-
-# One anchored regex per recognised line (matched with fullmatch on the right-stripped line).
-_PATTERNS = {
-    # step:0/20000 val_loss:6.9279 val_bpb:4.1031 train_time:0ms step_avg:0.01ms
-    "val": re.compile(rf"step:{_I}/{_I} val_loss:{_F} val_bpb:{_F} train_time:{_I}ms step_avg:{_F}ms"),
-    # step:500/20000 train_loss:2.3955 train_time:42105ms step_avg:84.21ms
-    "train": re.compile(rf"step:{_I}/{_I} train_loss:{_F} train_time:{_I}ms step_avg:{_F}ms"),
-    "seed": re.compile(rf"seed:{_I}"),
-    "world": re.compile(rf"world_size:{_I} grad_accum_steps:{_I}"),
-    "params": re.compile(rf"model_params:{_I}"),
-    # mlp_activation:asqu asqu_beta_init:0.25 asqu_lr:0.001 ...   /   mlp_activation:relu2
-    "activation": re.compile(rf"mlp_activation:{_WORD}((?: {_SETTING})*)"),
-    # asqu_diag layer:0 beta_mean:0.2500 beta_std:0.0000 beta_min:0.2500 beta_max:0.2500
-    "asqu_diag": re.compile(
-        rf"asqu_diag layer:{_I} beta_mean:{_F} beta_std:{_F} beta_min:{_F} beta_max:{_F}"
-    ),
-    "swa": re.compile(rf"swa:start step:{_I}"),
-    "late_qat": re.compile(rf"late_qat:enabled step:{_I} scale:{_F}"),
-    # stopping_early: wallclock_cap train_time:600036ms step:7096/20000
-    "stop": re.compile(rf"stopping_early: wallclock_cap train_time:{_I}ms step:{_I}/{_I}"),
-    # DIAGNOSTIC post_ema val_loss:1.9222 val_bpb:1.1385 eval_time:1960ms  (post_swa / post_raw
-    # when FINAL_WEIGHTS chose other final weights; kept in the post_ema_* fields)
-    "post_ema": re.compile(rf"DIAGNOSTIC post_([a-z]+) val_loss:{_F} val_bpb:{_F} eval_time:{_I}ms"),
-    "code_size": re.compile(rf"Code size: {_I} bytes"),
-    # Serialized model int6+zstd: 15487414 bytes
-    "serialized": re.compile(rf"Serialized model int6\+(zstd|zlib): {_I} bytes"),
-    # Total submission size int6+zstd: 15555017 bytes
-    "total": re.compile(rf"Total submission size int6\+(zstd|zlib): {_I} bytes"),
-    "roundtrip": re.compile(rf"final_int6_roundtrip val_loss:{_F} val_bpb:{_F} eval_time:{_I}ms"),
-    # final_int6_roundtrip_exact val_loss:1.93592275 val_bpb:1.14656250
-    "roundtrip_exact": re.compile(rf"final_int6_roundtrip_exact val_loss:{_F} val_bpb:{_F}"),
-    "sliding": re.compile(
-        rf"final_int6_sliding_window val_loss:{_F} val_bpb:{_F} stride:{_I} eval_time:{_I}ms"
-    ),
-    # final_int6_sliding_window_exact val_loss:1.89576235 val_bpb:1.12278022
-    "sliding_exact": re.compile(rf"final_int6_sliding_window_exact val_loss:{_F} val_bpb:{_F}"),
+_F = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"  # a float, as logged
+_I = r"(\d+)"
+# kind: (pattern, the RunLog fields its groups set, "-" = none; "" = handled in _apply). Matched with
+# fullmatch on the right-stripped line; formats of SPEC.md section 7 and INTERFACE.md.
+_LINES = {
+    "val": (rf"step:{_I}/{_I} val_loss:{_F} val_bpb:{_F} train_time:{_I}ms step_avg:{_F}ms", ""),
+    "train": (rf"step:{_I}/{_I} train_loss:{_F} train_time:{_I}ms step_avg:{_F}ms", ""),
+    "asqu_diag": (rf"asqu_diag layer:{_I} beta_mean:{_F} beta_std:{_F} beta_min:{_F} beta_max:{_F}", ""),
+    "config": (r"config:(.*)", ""),
+    "activation": (r"mlp_activation:([A-Za-z0-9_.\-]+)((?: [A-Za-z0-9_]+:[^\s{}]+)*)", ""),
+    "seed": (rf"seed:{_I}", "seed"),
+    "run_id": (r"run_id:(\S+)", "run_id"),
+    "fingerprint": (r"config_fingerprint:([0-9a-f]{12})", "config_fingerprint"),
+    "world": (rf"world_size:{_I} grad_accum_steps:{_I}", "world_size grad_accum_steps"),
+    "params": (rf"model_params:{_I}", "model_params"),
+    "device": (r"device:(\S+) dtype:(\S+) attention:(\S+)(?: \S+:\S+)*", "device dtype attention"),
+    "dataset": (rf"train_loader:dataset:(\S+) train_shards:{_I}", "dataset train_shards"),
+    "val_tokens": (rf"val_loader:shards pattern=.* tokens:{_I}", "val_tokens"),
+    "warmup": (rf"warmup_done time:{_I}ms graphs:{_I}", "warmup_ms warmup_graphs"),
+    "recompiles": (rf"recompiles_after_warmup:{_I}", "recompiles_after_warmup"),
+    "stop": (rf"stopping_early: wallclock_cap train_time:{_I}ms step:{_I}/{_I}", "stop_train_time_ms stop_step iterations"),
+    "interrupted": (rf"interrupted: (\S+)(?: step:{_I}/{_I})?", "interrupted interrupted_step iterations"),
+    "error": (r"error: (.+)", "error"),  # a ConfigError / RunError that ended the run
+    # DIAGNOSTIC post_ema (post_swa / post_raw when FINAL_WEIGHTS chose other weights)
+    "post_ema": (rf"DIAGNOSTIC post_([a-z]+) val_loss:{_F} val_bpb:{_F} eval_time:{_I}ms",
+                 "final_weights post_ema_val_loss post_ema_val_bpb post_ema_eval_ms"),
+    "code_size": (rf"Code size: {_I} bytes", "code_bytes"),
+    "serialized": (rf"Serialized model int6\+(zstd|zlib): {_I} bytes", "compressor serialized_bytes"),
+    "total": (rf"Total submission size int6\+(zstd|zlib): {_I} bytes", "compressor submission_bytes"),
+    # the rounded lines' figures yield to the _exact lines', whichever comes first
+    "roundtrip": (rf"final_int6_roundtrip val_loss:{_F} val_bpb:{_F} eval_time:{_I}ms",
+                  "roundtrip_val_loss roundtrip_val_bpb roundtrip_eval_ms"),
+    "roundtrip_exact": (rf"final_int6_roundtrip_exact val_loss:{_F} val_bpb:{_F}", "roundtrip_val_loss roundtrip_val_bpb"),
+    "sliding": (rf"final_int6_sliding_window val_loss:{_F} val_bpb:{_F} stride:{_I} eval_time:{_I}ms",
+                "sliding_val_loss sliding_val_bpb sliding_stride sliding_eval_ms"),
+    "sliding_exact": (rf"final_int6_sliding_window_exact val_loss:{_F} val_bpb:{_F}", "sliding_val_loss sliding_val_bpb"),
 }
-
-# Lines torchrun (and the launcher) may print before anything else.
-_TORCHRUN_NOISE = re.compile(
-    r"[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ \d+ \S+:\d+\].*|\*+|Setting OMP_NUM_THREADS.*|\s*"
-)
+_PATTERNS = {kind: (re.compile(pattern), names.split()) for kind, (pattern, names) in _LINES.items()}
 _SEPARATOR_LINE = re.compile(r"^={100}[ \t\r]*$", re.M)
+_TORCH_VERSION = re.compile(r"^Running PyTorch (\S+)", re.M)
+_TORCHRUN_NOISE = re.compile(r"[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ \d+ \S+:\d+\].*|\*+|Setting OMP_NUM_THREADS.*|\s*")
 
 
 class LogError(ValueError):
@@ -117,10 +106,21 @@ class RunLog:
     """Everything the tools need from one run's log. ``None`` = the log does not say."""
 
     path: Path
+    run_id: str | None = None
+    config: dict[str, str] | None = None  # the config: line (variables set away from their defaults)
+    config_text: str | None = None  # that line after "config:", verbatim (shell-quoted)
+    config_fingerprint: str | None = None
     seed: int | None = None
     world_size: int | None = None
     grad_accum_steps: int | None = None
     model_params: int | None = None
+    device: str | None = None  # cuda:0 / cpu
+    dtype: str | None = None
+    attention: str | None = None
+    torch_version: str | None = None  # from the header's "Running PyTorch" line
+    dataset: str | None = None
+    train_shards: int | None = None
+    val_tokens: int | None = None
     mlp_activation: str = DEFAULT_ACTIVATION
     activation_logged: bool = False
     activation_settings: dict[str, str] = field(default_factory=dict)
@@ -128,54 +128,64 @@ class RunLog:
     val_points: list[ValPoint] = field(default_factory=list)
     train_points: list[TrainPoint] = field(default_factory=list)
     asqu_diag: list[BetaStat] = field(default_factory=list)
-    swa_start_step: int | None = None
-    late_qat_step: int | None = None
-    stopped_early: bool = False
+    warmup_ms: int | None = None
+    warmup_graphs: int | None = None
+    recompiles_after_warmup: int | None = None
     stop_train_time_ms: int | None = None
     stop_step: int | None = None
+    interrupted: str | None = None  # the signal name of an "interrupted:" line
+    interrupted_step: int | None = None
+    error: str | None = None  # an "error: ..." line (the run stopped on it)
     final_weights: str | None = None  # the X of "DIAGNOSTIC post_X": ema (record), swa or raw
     post_ema_val_loss: float | None = None
     post_ema_val_bpb: float | None = None
+    post_ema_eval_ms: int | None = None
     code_bytes: int | None = None
     compressor: str | None = None
     serialized_bytes: int | None = None
     submission_bytes: int | None = None
     roundtrip_val_loss: float | None = None
     roundtrip_val_bpb: float | None = None
+    roundtrip_eval_ms: int | None = None
     roundtrip_exact: bool = False
     sliding_val_loss: float | None = None
     sliding_val_bpb: float | None = None
+    sliding_eval_ms: int | None = None
     sliding_exact: bool = False
     sliding_stride: int | None = None
+    logged: dict[str, str] = field(default_factory=dict)  # final figures as logged (e.g. "1.14656250")
     source_dump: str | None = None
     header_blocks: int = 0  # separator lines seen; 2 per train_gpt.py header
     last_line: str = ""
+    duplicates: list[Path] = field(default_factory=list)  # other files holding this same run
 
-    # ----- derived figures -------------------------------------------------------
     @property
     def name(self) -> str:
-        """A short run name: logs/<RUN_ID>.txt -> RUN_ID; else the run folder or file stem."""
-        if self.path.parent.name == "logs":
-            return self.path.stem
-        if self.path.name.startswith("train_seed") or self.path.name == "train.log":
-            parent = self.path.parent.name
-            return parent if parent else self.path.stem
+        """A short run name: the run_id, else logs/<RUN_ID>.txt -> RUN_ID, else the run folder or file stem."""
+        if self.run_id:
+            return self.run_id
+        if self.path.parent.name != "logs" and (self.path.name.startswith("train_seed") or self.path.name == "train.log"):
+            return self.path.parent.name or self.path.stem
         return self.path.stem
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.stop_step is not None
+
+    @property
+    def device_type(self) -> str | None:
+        return self.device.split(":")[0] if self.device else None
 
     @property
     def steps(self) -> int | None:
         """The last training step reached (step lines and the stopping_early line)."""
-        candidates = [p.step for p in self.val_points] + [p.step for p in self.train_points]
-        if self.stop_step is not None:
-            candidates.append(self.stop_step)
-        return max(candidates) if candidates else None
+        steps = [p.step for p in (*self.val_points, *self.train_points)]
+        steps += [s for s in (self.stop_step,) if s is not None]
+        return max(steps) if steps else None
 
     def _last_step_line(self) -> ValPoint | TrainPoint | None:
-        points: list = [*self.train_points, *self.val_points]
-        if not points:
-            return None
-        # the latest step; on a tie, the line written last (train_time grows)
-        return max(points, key=lambda p: (p.step, p.train_time_ms))
+        points = [*self.train_points, *self.val_points]  # the latest step; on a tie, the later time
+        return max(points, key=lambda p: (p.step, p.train_time_ms)) if points else None
 
     @property
     def step_avg_ms(self) -> float | None:
@@ -185,12 +195,8 @@ class RunLog:
     @property
     def train_time_ms(self) -> int | None:
         """Training time at the end: the stopping_early figure, else the last step line's."""
-        times = []
         last = self._last_step_line()
-        if last is not None:
-            times.append(last.train_time_ms)
-        if self.stop_train_time_ms is not None:
-            times.append(self.stop_train_time_ms)
+        times = [t for t in (last and last.train_time_ms, self.stop_train_time_ms) if t is not None]
         return max(times) if times else None
 
     @property
@@ -201,109 +207,101 @@ class RunLog:
         return self.roundtrip_val_bpb - self.post_ema_val_bpb
 
     @property
-    def has_final(self) -> bool:
-        """True when the run reached a final exact line (what the sweep calls done)."""
-        return self.roundtrip_exact or self.sliding_exact
+    def sliding_promised(self) -> bool:
+        """Whether the run's settings promise the sliding-window eval: EVAL_STRIDE (default 64) > 0.
+        A log without a config line is taken to have run with the defaults."""
+        value = (self.config or {}).get("EVAL_STRIDE", "64")
+        try:
+            return int(value) > 0
+        except ValueError:
+            return True
 
     @property
     def missing_final(self) -> list[str]:
-        """Final lines a submission needs that this log lacks (empty = complete)."""
+        """The final lines this run's settings promise that its log lacks (empty = finished)."""
         missing = []
         if self.submission_bytes is None:
             missing.append("Total submission size")
         if not self.roundtrip_exact:
             missing.append("final_int6_roundtrip_exact")
-        if not self.sliding_exact:
+        if self.sliding_promised and not self.sliding_exact:
             missing.append("final_int6_sliding_window_exact")
         return missing
 
     @property
-    def complete(self) -> bool:
+    def finished(self) -> bool:
         return not self.missing_final
+
+    @property
+    def status(self) -> str:
+        if self.finished:
+            return "finished"
+        if self.interrupted:
+            at = "" if self.interrupted_step is None else f" at step {self.interrupted_step}"
+            return f"interrupted ({self.interrupted}{at})"
+        return "failed" if self.error else "truncated"
+
+    @property
+    def final_eval_ms(self) -> int | None:
+        """DIAGNOSTIC + roundtrip (+ sliding when promised) eval_time; None when the log lacks one."""
+        parts = [self.post_ema_eval_ms, self.roundtrip_eval_ms]
+        if self.sliding_promised:
+            parts.append(self.sliding_eval_ms)
+        return None if None in parts else sum(parts)
 
     def final_betas(self) -> list[BetaStat]:
         """The asqu_diag lines of the last step that has them, one per layer, by layer."""
         if not self.asqu_diag:
             return []
         last_step = self.asqu_diag[-1].step
-        by_layer: dict[int, BetaStat] = {}
-        for stat in self.asqu_diag:
-            if stat.step == last_step:
-                by_layer[stat.layer] = stat
+        by_layer = {s.layer: s for s in self.asqu_diag if s.step == last_step}
         return [by_layer[k] for k in sorted(by_layer)]
 
     def to_json(self) -> dict:
         """The summary record of this run (the keys of ``summarize.py --json``)."""
-        return {
-            "log": str(self.path),
-            "name": self.name,
-            "seed": self.seed,
-            "mlp_activation": self.mlp_activation,
-            "mlp_activation_logged": self.activation_logged,
-            "activation_settings": dict(self.activation_settings),
-            "world_size": self.world_size,
-            "model_params": self.model_params,
-            "iterations": self.iterations,
-            "steps": self.steps,
-            "train_time_ms": self.train_time_ms,
-            "step_avg_ms": self.step_avg_ms,
-            "stopped_early": self.stopped_early,
-            "final_weights": self.final_weights,
-            "post_ema_val_loss": self.post_ema_val_loss,
-            "post_ema_val_bpb": self.post_ema_val_bpb,
-            "roundtrip_val_loss": self.roundtrip_val_loss,
-            "roundtrip_val_bpb": self.roundtrip_val_bpb,
-            "sliding_val_loss": self.sliding_val_loss,
-            "sliding_val_bpb": self.sliding_val_bpb,
-            "quant_gap_bpb": self.quant_gap_bpb,
-            "serialized_bytes": self.serialized_bytes,
-            "submission_bytes": self.submission_bytes,
-            "code_bytes": self.code_bytes,
-            "finished": self.has_final,
-            "missing_final_lines": self.missing_final,
-        }
+        hidden = {"path", "val_points", "train_points", "asqu_diag", "logged", "source_dump", "header_blocks",
+                  "last_line", "config_text", "activation_logged", "duplicates"}
+        record = {"log": str(self.path), "name": self.name, "mlp_activation_logged": self.activation_logged}
+        record.update((f.name, getattr(self, f.name)) for f in fields(self) if f.name not in hidden)
+        for key in ("steps", "train_time_ms", "step_avg_ms", "stopped_early", "quant_gap_bpb", "final_eval_ms", "finished",
+                    "status"):
+            record[key] = getattr(self, key)
+        record["missing_final_lines"] = self.missing_final
+        record["duplicates"] = [str(p) for p in self.duplicates]
+        return record
 
 
-def _num(text: str) -> float:
-    return float(text)
+_FIELD_TYPES = {f.name: str(f.type) for f in fields(RunLog)}
 
 
-def split_header(text: str) -> tuple[str | None, str, int]:
-    """Split a log into (source dump or None, body to parse, number of separator lines).
+def split_header(text: str) -> tuple[str | None, str, str, int]:
+    """(source dump or None, version block, body to parse, number of separator lines).
 
-    The body starts after the last line of exactly 100 '='. The source dump is the text
-    before the separator that opens the version block (the second-to-last separator, or
-    the only one), less the newline ``print`` added and any leading torchrun noise;
-    ``None`` when the log has no separator line. (A file holding several appended runs
-    has more than two separators; its "dump" then spans the earlier runs.)
+    The body starts after the last line of exactly 100 '='; the version block lies between the last
+    two; the source dump is the text before the second-to-last (or only) one, less the newline print
+    added and any leading torchrun noise.
     """
-    separators = list(_SEPARATOR_LINE.finditer(text))
-    if not separators:
-        return None, text, 0
-    dump_end = separators[-2] if len(separators) >= 2 else separators[0]
-    last = separators[-1]
-    dump = text[: dump_end.start()]
-    if dump.endswith("\n"):
-        dump = dump[:-1]  # the newline print() appended to the source text
-    dump = _strip_leading_noise(dump)
-    body = text[last.end():]
-    return dump, body, len(separators)
-
-
-def _strip_leading_noise(dump: str) -> str:
-    """Drop torchrun's warning banner if it precedes the source dump."""
+    seps = list(_SEPARATOR_LINE.finditer(text))
+    if not seps:
+        return None, "", text, 0
+    opening = seps[-2] if len(seps) >= 2 else seps[0]
+    dump = text[: opening.start()]
+    dump = dump[:-1] if dump.endswith("\n") else dump
     lines = dump.split("\n")
-    index = 0
-    while index < len(lines) - 1 and lines[index] and _TORCHRUN_NOISE.fullmatch(lines[index]):
-        index += 1
-    return "\n".join(lines[index:])
+    skip = 0
+    while skip < len(lines) - 1 and lines[skip] and _TORCHRUN_NOISE.fullmatch(lines[skip]):
+        skip += 1
+    versions = text[opening.end(): seps[-1].start()] if len(seps) >= 2 else ""
+    return "\n".join(lines[skip:]), versions, text[seps[-1].end():], len(seps)
 
 
 def parse_text(text: str, path: str | Path = "<text>") -> RunLog:
     """Parse a whole log's text (see the module docstring for the rules)."""
-    dump, body, separators = split_header(text)
+    dump, versions, body, separators = split_header(text)
     run = RunLog(path=Path(path), source_dump=dump, header_blocks=separators)
-    last_step: int | None = None
+    version = _TORCH_VERSION.search(versions)
+    run.torch_version = version.group(1) if version else None
+    last_step = None
     for raw in body.splitlines():
         line = raw.rstrip()
         if not line:
@@ -311,76 +309,50 @@ def parse_text(text: str, path: str | Path = "<text>") -> RunLog:
         run.last_line = line
         if not line[0].isalpha():
             continue
-        for kind, pattern in _PATTERNS.items():
+        for kind, (pattern, names) in _PATTERNS.items():
             match = pattern.fullmatch(line)
             if match:
-                last_step = _apply(run, kind, match.groups(), last_step)
+                last_step = _apply(run, kind, match.groups(), names, last_step)
                 break
     return run
 
 
-def _apply(run: RunLog, kind: str, g: tuple[str, ...], last_step: int | None) -> int | None:
+def _apply(run: RunLog, kind: str, g: tuple[str, ...], names: list[str], last_step: int | None) -> int | None:
     """Record one matched line in ``run``; return the step the next asqu_diag belongs to."""
-    if kind == "val":
-        point = ValPoint(int(g[0]), _num(g[2]), _num(g[3]), int(g[4]), _num(g[5]))
+    if kind in ("val", "train"):
+        if kind == "val":
+            run.val_points.append(ValPoint(int(g[0]), float(g[2]), float(g[3]), int(g[4]), float(g[5])))
+        else:
+            run.train_points.append(TrainPoint(int(g[0]), float(g[2]), int(g[3]), float(g[4])))
         run.iterations = int(g[1])
-        run.val_points.append(point)
-        return point.step
-    if kind == "train":
-        point = TrainPoint(int(g[0]), _num(g[2]), int(g[3]), _num(g[4]))
-        run.iterations = int(g[1])
-        run.train_points.append(point)
-        return point.step
-    if kind == "seed":
-        run.seed = int(g[0])
-    elif kind == "world":
-        run.world_size, run.grad_accum_steps = int(g[0]), int(g[1])
-    elif kind == "params":
-        run.model_params = int(g[0])
+        return int(g[0])
+    if kind == "asqu_diag":
+        run.asqu_diag.append(BetaStat(last_step, int(g[0]), *map(float, g[1:])))
+    elif kind == "config":
+        try:
+            tokens = shlex.split(g[0])
+        except ValueError:  # unbalanced quotes: not a line train_gpt.py wrote
+            return last_step
+        run.config_text = g[0].strip()
+        run.config = dict(token.split("=", 1) for token in tokens if "=" in token)
     elif kind == "activation":
         run.mlp_activation = ACTIVATION_ALIASES.get(g[0], g[0])
         run.activation_logged = True
         run.activation_settings = dict(item.split(":", 1) for item in g[1].split())
-    elif kind == "asqu_diag":
-        run.asqu_diag.append(
-            BetaStat(last_step, int(g[0]), _num(g[1]), _num(g[2]), _num(g[3]), _num(g[4]))
-        )
-    elif kind == "swa":
-        run.swa_start_step = int(g[0])
-    elif kind == "late_qat":
-        run.late_qat_step = int(g[0])
-    elif kind == "stop":
-        run.stopped_early = True
-        run.stop_train_time_ms, run.stop_step, run.iterations = int(g[0]), int(g[1]), int(g[2])
-        return run.stop_step
-    elif kind == "post_ema":
-        run.final_weights = g[0]
-        run.post_ema_val_loss, run.post_ema_val_bpb = _num(g[1]), _num(g[2])
-    elif kind == "code_size":
-        run.code_bytes = int(g[0])
-    elif kind == "serialized":
-        run.compressor, run.serialized_bytes = g[0], int(g[1])
-    elif kind == "total":
-        run.compressor, run.submission_bytes = g[0], int(g[1])
-    elif kind == "roundtrip":
-        if not run.roundtrip_exact:  # the _exact line wins whichever comes first
-            run.roundtrip_val_loss, run.roundtrip_val_bpb = _num(g[0]), _num(g[1])
-    elif kind == "roundtrip_exact":
-        run.roundtrip_val_loss, run.roundtrip_val_bpb = _num(g[0]), _num(g[1])
-        run.roundtrip_exact = True
-    elif kind == "sliding":
-        run.sliding_stride = int(g[2])
-        if not run.sliding_exact:
-            run.sliding_val_loss, run.sliding_val_bpb = _num(g[0]), _num(g[1])
-    elif kind == "sliding_exact":
-        run.sliding_val_loss, run.sliding_val_bpb = _num(g[0]), _num(g[1])
-        run.sliding_exact = True
-    return last_step
+    exact = getattr(run, f"{kind}_exact", False)  # a rounded final line after the _exact one
+    for name, text in zip(names, g):
+        if text is None or (exact and name.endswith(("_loss", "_bpb"))):
+            continue
+        kind_of = _FIELD_TYPES[name]
+        setattr(run, name, int(text) if kind_of.startswith("int") else float(text) if kind_of.startswith("float") else text)
+        if kind_of.startswith("float"):
+            run.logged[name] = text
+    if kind.endswith("_exact"):
+        setattr(run, kind, True)
+    return run.stop_step if kind == "stop" else last_step
 
 
-def read_text(path: str | Path) -> str:
-    """A log's text exactly as written (no newline translation; bad bytes replaced)."""
-    path = Path(path)
+def _read(path: Path) -> str:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -389,95 +361,128 @@ def read_text(path: str | Path) -> str:
 
 
 def parse_log(path: str | Path) -> RunLog:
-    """Parse one log file."""
-    return parse_text(read_text(path), path)
+    """Parse one log file (its text exactly as written; bad bytes replaced)."""
+    return parse_text(_read(Path(path)), path)
 
 
 def looks_like_run(run: RunLog) -> bool:
-    """True when a parsed file holds at least one line of a training run."""
-    return bool(
-        run.val_points
-        or run.train_points
-        or run.seed is not None
-        or run.model_params is not None
-        or run.activation_logged
-        or run.submission_bytes is not None
-        or run.has_final
-    )
+    """A run log has at least a model_params line or a step line."""
+    return run.model_params is not None or bool(run.val_points or run.train_points)
+
+
+SKIPPED_FOLDERS = ("fixtures", "__pycache__", "node_modules")
 
 
 def _candidates(directory: Path) -> list[Path]:
-    """Log files under a directory: ``*.log`` anywhere and ``logs/*.txt``.
-
-    Folders named ``crashed-*`` (earlier attempts the sweep set aside) are skipped.
-    """
+    """Log files under a folder: ``*.log`` anywhere and ``logs/*.txt``. Below the folder given, hidden
+    folders, ``crashed-*`` (attempts the sweep set aside) and test fixtures are not searched."""
     found = []
     for path in sorted(directory.rglob("*")):
-        if not path.is_file():
+        folders = path.relative_to(directory).parts[:-1]
+        if any(p.startswith((".", "crashed-")) or p in SKIPPED_FOLDERS for p in folders):
             continue
-        rel_parts = path.relative_to(directory).parts[:-1]
-        if any(part.startswith("crashed-") for part in rel_parts):
-            continue
-        if path.suffix == ".log" or (path.suffix == ".txt" and path.parent.name == "logs"):
+        if path.is_file() and (path.suffix == ".log" or (path.suffix == ".txt" and path.parent.name == "logs")):
             found.append(path)
     return found
 
 
-def _run_dir(path: Path) -> Path:
-    return path.parent.parent if path.parent.name == "logs" else path.parent
+def dedupe(found: list[tuple[RunLog, str]]) -> list[RunLog]:
+    """One entry per run, in the order found. Files with identical text, and files of the same run_id
+    where one is a prefix of the other (a copy taken mid-run), are one run: the longest is kept (then
+    train_seed<SEED>.log over logs/<RUN_ID>.txt over train.log, and a copy outside records/), the
+    others are listed in its ``duplicates``."""
+    def preference(item: tuple[RunLog, str]) -> tuple:
+        run, text = item
+        name = run.path.name
+        rank = 0 if name.startswith("train_seed") else 1 if run.path.parent.name == "logs" else 2
+        return -len(text), "records" in run.path.parts, rank + (name == "train.log"), str(run.path)
 
-
-def _preference(path: Path) -> int:
-    """Lower is better when one run was written to several files."""
-    if path.name.startswith("train_seed"):
-        return 0
-    if path.parent.name == "logs":
-        return 1
-    if path.name == "train.log":
-        return 3
-    return 2
-
-
-def _fingerprint(run: RunLog) -> tuple:
-    return (
-        run.seed,
-        run.mlp_activation,
-        tuple((p.step, p.val_loss, p.train_time_ms) for p in run.val_points),
-        tuple((p.step, p.train_loss, p.train_time_ms) for p in run.train_points),
-        run.post_ema_val_loss,
-        run.roundtrip_val_loss,
-        run.sliding_val_loss,
-        run.submission_bytes,
-    )
+    kept: list[tuple[RunLog, str]] = []
+    for run, text in sorted(found, key=preference):
+        for other, other_text in kept:
+            if other_text == text or (run.run_id and other.run_id == run.run_id and other_text.startswith(text)):
+                other.duplicates.append(run.path)
+                break
+        else:
+            kept.append((run, text))
+    order = {id(run): i for i, (run, _) in enumerate(found)}
+    return sorted((run for run, _ in kept), key=lambda r: order[id(r)])
 
 
 def collect_runs(paths: Iterable[str | Path]) -> list[RunLog]:
-    """Parse files and folders given on a command line.
+    """Parse files and folders given on a command line; each run once (see ``dedupe``).
 
-    A file is always parsed (it must exist). A folder is searched (see ``_candidates``);
-    files there without any run line are ignored, and when one run folder holds the same
-    run twice (``logs/<RUN_ID>.txt``, ``train_seed<SEED>.log``, ``train.log``) it is kept
-    once, preferring ``train_seed<SEED>.log``.
+    A file is always parsed (it must exist); a folder is searched (see ``_candidates``) and its files
+    without a model_params or step line are not runs.
     """
-    runs: list[RunLog] = []
+    found: list[tuple[RunLog, str]] = []
     for item in paths:
         path = Path(item)
-        if path.is_dir():
-            found = [parse_log(p) for p in _candidates(path)]
-            found = [r for r in found if looks_like_run(r)]
-            found.sort(key=lambda r: (str(_run_dir(r.path)), _preference(r.path), str(r.path)))
-            seen: set[tuple] = set()
-            for run in found:
-                key = (str(_run_dir(run.path)), _fingerprint(run))
-                if key not in seen:
-                    seen.add(key)
-                    runs.append(run)
-        elif path.exists():
-            runs.append(parse_log(path))
-        else:
+        if not path.exists():
             raise LogError(f"no such log file or folder: {path}")
-    return runs
+        for file in _candidates(path) if path.is_dir() else [path]:
+            text = _read(file)
+            run = parse_text(text, file)
+            if path.is_file() or looks_like_run(run):
+                found.append((run, text.replace("\r\n", "\n")))
+    return dedupe(found)
 
+
+# ----- what a run was: grouping and differences -------------------------------------------------
+
+def is_activation_knob(name: str) -> bool:
+    return name in ("MLP_ACTIVATION", "MLP_LEAKY_SLOPE") or name.startswith("ASQU_")
+
+
+def setup_facts(run: RunLog) -> dict[str, object]:
+    """Facts of the setup that change results, read from the log's own lines (None = not shown)."""
+    return {"dataset": run.dataset, "val_tokens": run.val_tokens, "world_size": run.world_size,
+            "device": run.device_type, "dtype": run.dtype, "iterations": run.iterations,
+            "model_params": run.model_params}
+
+
+def group_key(run: RunLog) -> tuple:
+    """Runs with equal keys may be pooled: same activation (and knobs), fingerprint and visible setup."""
+    return (run.mlp_activation, tuple(sorted(run.activation_settings.items())), run.config_fingerprint,
+            *setup_facts(run).values())
+
+
+def group_label(run: RunLog) -> str:
+    facts = " ".join(f"{k}={v}" for k, v in setup_facts(run).items() if v is not None)
+    fingerprint = run.config_fingerprint or "not logged"
+    return f"{run.mlp_activation} (config_fingerprint {fingerprint}; {facts or 'no setup lines'})"
+
+
+def differences(a: RunLog, b: RunLog) -> list[str]:
+    """How two runs visibly differ, besides seed and logging. Runs of different activations are not
+    compared on the activation and its knobs (MLP_ACTIVATION, MLP_LEAKY_SLOPE, ASQU_*)."""
+    same_act = a.mlp_activation == b.mlp_activation
+    out = []
+    if a.config is not None and b.config is not None:
+        names = list(dict.fromkeys([*a.config, *b.config]))
+        for name in names:
+            if name in NON_RESULT_VARIABLES or (not same_act and is_activation_knob(name)):
+                continue
+            va, vb = a.config.get(name, "(default)"), b.config.get(name, "(default)")
+            if va != vb:
+                out.append(f"{name}={va} vs {name}={vb}")
+        if same_act and not out and a.config_fingerprint != b.config_fingerprint:
+            out.append(f"config_fingerprint {a.config_fingerprint} vs {b.config_fingerprint}")
+    elif same_act and (a.config is None) != (b.config is None):
+        out.append("config line logged in one log but not in the other")
+    if same_act and a.activation_settings != b.activation_settings and not out:
+        out.append(f"activation settings {a.activation_settings} vs {b.activation_settings}")
+    fa, fb = setup_facts(a), setup_facts(b)
+    for key in fa:
+        both_configs = a.config is not None and b.config is not None
+        if key == "model_params" and (both_configs or (not same_act and "asqu" in (a.mlp_activation, b.mlp_activation))):
+            continue  # follows from the config; asqu adds its betas
+        if fa[key] is not None and fb[key] is not None and fa[key] != fb[key]:
+            out.append(f"{key}={fa[key]} vs {key}={fb[key]}")
+    return out
+
+
+# ----- small shared helpers ----------------------------------------------------------------------
 
 def finite(values: Iterable[float | None]) -> list[float]:
     """The values that are present and finite."""
@@ -489,3 +494,18 @@ def activation_order(runs: Iterable[RunLog]) -> list[str]:
     known = ["relu2", "leaky2", "asqu"]
     names = {r.mlp_activation for r in runs}
     return [a for a in known if a in names] + sorted(names - set(known))
+
+
+def _strict(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
+def strict_json(value, indent: int | None = 2) -> str:
+    """JSON that strict parsers accept: non-finite floats become null (json.dumps(allow_nan=False))."""
+    return json.dumps(_strict(value), indent=indent, allow_nan=False)

@@ -1,21 +1,21 @@
 #!/usr/bin/env python3
-"""Summarise train_gpt.py run logs: one row per run, then mean / std per activation.
+"""Summarise train_gpt.py run logs: one row per run, then mean / std per group of comparable runs.
 
     python tools/summarize.py logs/ sweeps/ab1/ train_seed1337.log
     python tools/summarize.py sweeps/ab1 --json > runs.json
 
-Arguments are log files or folders (searched for ``*.log`` and ``logs/*.txt``; one run
-written to several files in the same run folder is counted once). BPB figures prefer the
-``_exact`` lines. A run without a final ``_exact`` line is shown as ``truncated`` and its missing
-figures as ``-`` (``null`` in JSON). The mean / std rows cover the runs that finished
-(reached a final ``_exact`` line; ``n=2 of 3`` says one did not), each figure over the
-runs that have it.
-Standard deviations are sample standard deviations (ddof=1).
+Arguments are log files or folders (see runlog.collect_runs: ``*.log`` and ``logs/*.txt``; files
+without a model_params or step line are not runs; the same run found in several files counts once
+and the others are listed as duplicates). Runs are grouped by activation and configuration
+fingerprint and, for logs without one, by what the log shows (model_params, iterations, dataset,
+val tokens, world size, device): runs that visibly differ are never pooled. Figures are shown as
+logged. A run whose log lacks a final line its settings promise is ``truncated`` (or
+``interrupted``); the mean / std rows (sample std, ddof=1) cover the finished runs of the group
+(``n=2 of 3``). ``--json`` prints strict JSON (non-finite values are null), one object per run.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -27,7 +27,7 @@ if _TOOLS_DIR not in sys.path:  # sibling modules (runlog, ...) also under `pyth
 import runlog  # noqa: E402
 from runlog import RunLog  # noqa: E402
 
-# (header, attribute on RunLog, format)
+# (header, attribute on RunLog, format of means / unlogged values)
 COLUMNS = [
     ("seed", "seed", "{:d}"),
     ("steps", "steps", "{:d}"),
@@ -39,88 +39,75 @@ COLUMNS = [
     ("quant_gap", "quant_gap_bpb", "{:+.4f}"),
     ("bytes", "submission_bytes", "{:d}"),
 ]
-STAT_ATTRS = {"steps", "step_avg_ms", "post_ema_val_bpb", "roundtrip_val_bpb", "sliding_val_bpb",
-              "sliding_val_loss", "quant_gap_bpb", "submission_bytes"}
 
 
 class ToolError(Exception):
     """An error the user can fix; printed as one line, exit status 2."""
 
 
-def group_by_activation(runs: list[RunLog]) -> dict[str, list[RunLog]]:
-    return {act: [r for r in runs if r.mlp_activation == act] for act in runlog.activation_order(runs)}
+def groups(runs: list[RunLog]) -> list[list[RunLog]]:
+    """Runs that may be pooled (runlog.group_key), activations in runlog.activation_order."""
+    by_key: dict[tuple, list[RunLog]] = {}
+    for run in runs:
+        by_key.setdefault(runlog.group_key(run), []).append(run)
+    order = runlog.activation_order(runs)
+    members = sorted(by_key.values(), key=lambda g: order.index(g[0].mlp_activation))
+    return [sorted(g, key=lambda r: (r.seed is None, r.seed or 0, str(r.path))) for g in members]
 
 
-def stats(values: list[float]) -> tuple[float | None, float | None]:
+def stats(values: list) -> tuple[float | None, float | None]:
     """(mean, sample std) of the finite values; std is None with fewer than 2."""
     vals = runlog.finite(values)
     if not vals:
         return None, None
-    mean = float(np.mean(vals))
-    std = float(np.std(vals, ddof=1)) if len(vals) >= 2 else None
-    return mean, std
+    return float(np.mean(vals)), (float(np.std(vals, ddof=1)) if len(vals) >= 2 else None)
 
 
-def _fmt(value, fmt: str) -> str:
+def _cell(run: RunLog, attr: str, fmt: str) -> str:
+    value = getattr(run, attr)
     if value is None:
         return "-"
-    if fmt.endswith("d}"):
-        value = int(round(value))
-    return fmt.format(value)
+    return run.logged.get(attr) or fmt.format(value)
 
 
-def _fmt_stat(value, fmt: str) -> str:
-    """Means and stds of integer columns get decimals; others keep the column format."""
+def _stat_cell(value: float | None, fmt: str) -> str:
     if value is None:
         return "-"
-    if fmt == "{:d}":
-        return f"{value:.1f}"
-    return fmt.format(value)
+    return f"{value:.1f}" if fmt == "{:d}" else fmt.format(value)  # means of integers get a decimal
 
 
 def render_table(runs: list[RunLog]) -> str:
-    """The human-readable summary table."""
+    """The human-readable summary: per group a header line, its runs, mean and std."""
     header = ["activation", *[c[0] for c in COLUMNS], "status", "log"]
-    rows: list[list[str]] = []
-    groups = group_by_activation(runs)
-    for act, members in groups.items():
-        members = sorted(members, key=lambda r: (r.seed is None, r.seed or 0, str(r.path)))
+    rows: list[list[str] | str] = []
+    for number, members in enumerate(groups(runs), start=1):
+        act = members[0].mlp_activation
+        rows.append(f"group {number}: {runlog.group_label(members[0])}")
         for run in members:
-            status = "finished" if run.has_final else "truncated"
-            rows.append([act, *[_fmt(getattr(run, a), f) for _, a, f in COLUMNS], status, str(run.path)])
-        finished = [r for r in members if r.has_final]
+            rows.append([act, *[_cell(run, a, f) for _, a, f in COLUMNS], run.status, str(run.path)])
+        finished = [r for r in members if r.finished]
+        count = f"n={len(finished)}" + (f" of {len(members)}" if len(finished) != len(members) else "")
         for label, index in (("mean", 0), ("std", 1)):
-            cells = []
-            for _, attr, fmt in COLUMNS:
-                if attr not in STAT_ATTRS:
-                    cells.append("")
-                    continue
-                value = stats([getattr(r, attr) for r in finished])[index]
-                if attr == "quant_gap_bpb" and index == 1 and value is not None:
-                    cells.append(f"{value:.4f}")
-                else:
-                    cells.append(_fmt_stat(value, fmt))
-            count = f"n={len(finished)}" + (f" of {len(members)}" if len(finished) != len(members) else "")
+            cells = ["" if attr == "seed" else _stat_cell(stats([getattr(r, attr) for r in finished])[index],
+                                                          fmt if index == 0 else fmt.replace("+", ""))
+                     for _, attr, fmt in COLUMNS]
             rows.append([f"{act} {label}", *cells, count if index == 0 else "", ""])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    table = [r for r in rows if isinstance(r, list)]
+    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
-    for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    lines += [r if isinstance(r, str) else "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    for run in runs:
+        lines += [f"duplicate: {dup} (the same run as {run.path}; counted once)" for dup in run.duplicates]
     return "\n".join(lines)
 
 
 def summary_json(runs: list[RunLog]) -> list[dict]:
-    return [run.to_json() for run in runs]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Summarise train_gpt.py run logs: a row per run and mean/std per activation.",
-        epilog="Folders are searched for *.log and logs/*.txt files.",
-    )
-    parser.add_argument("paths", nargs="+", metavar="LOG_OR_DIR", help="run log files or folders")
-    parser.add_argument("--json", action="store_true", help="print a JSON array, one object per run")
-    return parser
+    """One record per run (runlog.RunLog.to_json) plus its group number and label."""
+    out = []
+    for number, members in enumerate(groups(runs), start=1):
+        for run in members:
+            out.append({**run.to_json(), "group": number, "group_label": runlog.group_label(run)})
+    return out
 
 
 def load_runs(paths: list[str]) -> list[RunLog]:
@@ -135,16 +122,18 @@ def load_runs(paths: list[str]) -> list[RunLog]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = argparse.ArgumentParser(
+        description="Summarise train_gpt.py run logs: a row per run, mean/std per group of comparable runs.",
+        epilog="Folders are searched for *.log and logs/*.txt files; exit status 2 on a usage error.")
+    parser.add_argument("paths", nargs="+", metavar="LOG_OR_DIR", help="run log files or folders")
+    parser.add_argument("--json", action="store_true", help="print strict JSON, one object per run")
+    args = parser.parse_args(argv)
     try:
         runs = load_runs(args.paths)
     except ToolError as exc:
         print(f"summarize: error: {exc}", file=sys.stderr)
         return 2
-    if args.json:
-        print(json.dumps(summary_json(runs), indent=2))
-    else:
-        print(render_table(runs))
+    print(runlog.strict_json(summary_json(runs)) if args.json else render_table(runs))
     return 0
 
 

@@ -19,11 +19,16 @@ Launcher: ``torchrun --standalone --nproc_per_node=N`` (run as ``python -m
 torch.distributed.run``) when N > 1 or a GPU is present, else plain ``python``;
 ``--launcher`` overrides the choice.
 
+Before the first run, every run's settings are checked with the repository's train_gpt.py
+(``train_gpt.Hyperparameters(environ)``): activation names and every ``--env`` value; an ``--env``
+name that is not one of train_gpt.py's variables (``python3 train_gpt.py --help``) is refused,
+with the close name when there is one (runtime names such as CUDA_*, NCCL_*, OMP_* pass).
+
 Order: seed-major (every activation of the first seed, then the next seed), so that an
-A/B pair is available early. Resuming: a run whose log already has its last final line
-(``final_int6_sliding_window_exact``; ``final_int6_roundtrip_exact`` when EVAL_STRIDE=0) is skipped; a
-run that crashed is run again after its old files are moved to ``crashed-<k>/`` in its
-folder. The shared settings are stored in ``OUT/sweep.json``; resuming with different
+A/B pair is available early. Resuming: a run whose log is finished (every final line its
+config promises: the sliding-window line unless EVAL_STRIDE=0) is skipped; a run that
+crashed is run again after its old files are moved to ``crashed-<k>/`` in its folder.
+The shared settings are stored in ``OUT/sweep.json``; resuming with different
 ones is refused (mixing settings would spoil the comparison) unless ``--force``.
 
 The sweep stops at the first failed run, naming its log. At the end it prints the
@@ -61,7 +66,7 @@ PATH_ENV_DEFAULTS = {
 }
 # Files a run writes into its folder; set aside before a re-run.
 RUN_OUTPUTS = ("logs/{run_id}.txt", "train_seed{seed}.log", "train.log", "console.out",
-               "final_model.pt", "final_model.int6.ptz")
+               "final_model.pt", "final_model.int6.ptz", "runs/{run_id}")
 NAME_OK = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -80,7 +85,6 @@ class Run:
     activation: str
     seed: int
     out: Path
-    needs_sliding: bool = True  # False when EVAL_STRIDE <= 0 (train_gpt.py then skips the sliding eval)
 
     @property
     def run_id(self) -> str:
@@ -102,15 +106,10 @@ class Run:
     def console_path(self) -> Path:
         return self.folder / "console.out"
 
-    def is_done(self, parsed: runlog.RunLog) -> bool:
-        """The log reached the run's last final line: the sliding-window one unless EVAL_STRIDE <= 0
-        (a run killed during the sliding eval has only the roundtrip line and must run again)."""
-        return parsed.sliding_exact if self.needs_sliding else parsed.has_final
-
     def finished_log(self) -> Path | None:
-        """The run's log when it already reached its last final line, else None."""
+        """The run's log when it is finished (runlog: every final line its config promises), else None."""
         for path in (self.log_path, self.seed_log_path):
-            if path.is_file() and self.is_done(runlog.parse_log(path)):
+            if path.is_file() and runlog.parse_log(path).finished:
                 return path
         return None
 
@@ -270,18 +269,36 @@ def execute(run: Run, command: list[str], env: dict[str, str], echo: bool) -> in
             raise
 
 
-def needs_sliding(settings: dict[str, str]) -> bool:
-    """Whether train_gpt.py will run the sliding-window eval (EVAL_STRIDE, default 64, > 0)."""
-    value = settings.get("EVAL_STRIDE", os.environ.get("EVAL_STRIDE", "")).strip()
-    try:
-        return not value or int(value) > 0
-    except ValueError:
-        return True  # train_gpt.py refuses it; the run fails and says why
-
-
-def plan_runs(activations: list[str], seeds: list[int], out: Path, sliding: bool = True) -> list[Run]:
+def plan_runs(activations: list[str], seeds: list[int], out: Path) -> list[Run]:
     pairs = [(act, seed) for seed, act in itertools.product(seeds, activations)]
-    return [Run(i + 1, len(pairs), act, seed, out, sliding) for i, (act, seed) in enumerate(pairs)]
+    return [Run(i + 1, len(pairs), act, seed, out) for i, (act, seed) in enumerate(pairs)]
+
+
+def check_settings(runs: list[Run], settings: dict[str, str], env_names: list[str]) -> None:
+    """Refuse, before anything runs, settings the repository's train_gpt.py would refuse or ignore."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    try:
+        import train_gpt
+    except Exception as exc:  # noqa: BLE001 - any import failure means the settings cannot be checked
+        raise SweepError(f"cannot import {REPO_ROOT / 'train_gpt.py'} to check the settings: {exc}") from exc
+    known = {name for name, _, _ in train_gpt.Hyperparameters.variables()}
+    runtime = getattr(train_gpt, "FOREIGN_PREFIXES", ())
+    problems = []
+    for name in env_names:
+        if name not in known and not name.startswith(runtime):
+            hint = re.search(r"did you mean \w+\?", " ".join(train_gpt.close_variable_warnings({name: ""})))
+            problems.append(f"--env {name}: not a variable of train_gpt.py ("
+                            + (hint.group(0) if hint else "python3 train_gpt.py --help lists them") + ")")
+    for run in runs:
+        env = {**os.environ, **settings, "MLP_ACTIVATION": run.activation, "SEED": str(run.seed), "RUN_ID": run.run_id}
+        try:
+            train_gpt.Hyperparameters(env)
+        except train_gpt.ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise SweepError("nothing was run; train_gpt.py would refuse these settings:\n  "
+                         + "\n  ".join(dict.fromkeys(problems)))
 
 
 def report(out: Path, runs: list[Run], activations: list[str], plots: bool) -> None:
@@ -293,8 +310,7 @@ def report(out: Path, runs: list[Run], activations: list[str], plots: bool) -> N
     parsed = [runlog.parse_log(p) for p in logs if p is not None]
     print()
     print(summarize.render_table(parsed))
-    (out / "summary.json").write_text(json.dumps(summarize.summary_json(parsed), indent=2) + "\n",
-                                      encoding="utf-8")
+    (out / "summary.json").write_text(runlog.strict_json(summarize.summary_json(parsed)) + "\n", encoding="utf-8")
     for other in activations[1:]:
         print()
         print(f"--- {other} against {activations[0]} ---")
@@ -345,7 +361,7 @@ def sweep(args: argparse.Namespace) -> int:
     activations = _split_list(args.activations, "activations")
     for act in activations:
         if not NAME_OK.fullmatch(act):
-            raise SweepError(f"bad activation name {act!r}")
+            raise SweepError(f"bad activation name {act!r}")  # it names the run's folder
     try:
         seeds = [int(s) for s in _split_list(args.seeds, "seeds")]
     except ValueError as exc:
@@ -357,7 +373,8 @@ def sweep(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     settings = shared_settings(args, script)
     command = launch_command(script, args.nproc, args.launcher)
-    runs = plan_runs(activations, seeds, out, needs_sliding(settings))
+    runs = plan_runs(activations, seeds, out)
+    check_settings(runs, settings, list(parse_env(args.env)))
 
     print(f"sweep: {len(runs)} runs ({', '.join(activations)} x seeds {', '.join(map(str, seeds))}) in {out}")
     print(f"sweep: command: {shlex.join(command)}")
@@ -390,10 +407,10 @@ def sweep(args: argparse.Namespace) -> int:
         took = time.monotonic() - t0
         log = run.log_path if run.log_path.is_file() else run.seed_log_path
         parsed = runlog.parse_log(log) if log.is_file() else None
-        if status != 0 or parsed is None or not run.is_done(parsed):
-            why = f"exit status {status}" if status != 0 else "it ended without a final_int6_*_exact line"
-            if status == 0 and parsed is not None and parsed.has_final:
-                why = "it ended without the final_int6_sliding_window_exact line (EVAL_STRIDE > 0)"
+        if status != 0 or parsed is None or not parsed.finished:
+            why = f"exit status {status}"
+            if status == 0:
+                why = f"it ended without {', '.join(parsed.missing_final)}" if parsed else "it wrote no log"
             where = f"its log: {log}" if log.is_file() else f"it wrote no log (expected {run.log_path})"
             tail = _tail(run.console_path)
             raise SweepError(
