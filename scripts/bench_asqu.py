@@ -1,16 +1,24 @@
-"""Benchmarks for ASQU's cost (issue: ASQU at no throughput cost). Prints ratios measured in one run.
+"""ASQU's cost against relu2: the activation alone, and whole training steps of train_gpt.py.
 
-  python3 scripts/bench_asqu.py activation   # the activation alone, forward + backward, eager and compiled
-  python3 scripts/bench_asqu.py step         # whole training steps of train_gpt.py, relu2 vs asqu
+  python3 scripts/bench_asqu.py activation                   # fwd + bwd of the activation, eager and compiled
+  python3 scripts/bench_asqu.py step                         # whole steps, eager and COMPILE=1
+  python3 scripts/bench_asqu.py step --mode compiled --rounds 7
+  python3 scripts/bench_asqu.py step --default-config        # the record's model (meant for a GPU)
   python3 scripts/bench_asqu.py all
 
-Implementations are interleaved round by round so that machine noise hits all of them alike; each
-figure is the median over rounds, and ratios are against relu2 measured in the same rounds.
+Variants are interleaved round by round (their order rotated every round), so that machine noise
+hits all of them alike. Every ratio is taken within one round (variant / relu2 of the same round)
+and printed as the median with the min and max over the rounds; absolute times likewise. The header
+gives the date, torch version, device and thread count. Whole-step goals (asqu / relu2):
+eager <= 1.25, compiled <= 1.03; the output says "goal not met" where the median misses one.
+CPU timings on a shared machine are noisy: quote medians of at least 5 rounds with their spread.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
+import platform
 import re
 import statistics
 import subprocess
@@ -26,13 +34,85 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import train_gpt as tg  # noqa: E402
 
+DEFAULT_ROUNDS = 5
+STEP_GOALS = {"eager": 1.25, "compiled": 1.03}  # whole-step asqu / relu2
+
+
+# ----- statistics and reporting (shared with bench_export_eval.py) -------------------
+
+def spread(values: list[float]) -> tuple[float, float, float]:
+    """(median, min, max) of a non-empty list."""
+    if not values:
+        raise ValueError("no values")
+    return statistics.median(values), min(values), max(values)
+
+
+def per_round_ratios(num: list[float], den: list[float]) -> list[float]:
+    """num[r] / den[r] for every round r (both measured in the same round)."""
+    if len(num) != len(den):
+        raise ValueError(f"{len(num)} vs {len(den)} rounds")
+    return [a / b for a, b in zip(num, den)]
+
+
+def fmt_spread(values: list[float], fmt: str = "{:.3f}") -> str:
+    """'median [min .., max ..]'."""
+    med, lo, hi = spread(values)
+    return f"{fmt.format(med)} [min {fmt.format(lo)}, max {fmt.format(hi)}]"
+
+
+def goal_verdict(ratios: list[float], goal: float) -> str:
+    """Plain words on a ratio goal (<= goal), judged by the median over rounds."""
+    med, _, hi = spread(ratios)
+    if med > goal:
+        return f"goal not met (goal <= {goal:.2f}, median {med:.3f})"
+    if hi > goal:
+        return f"goal <= {goal:.2f} met by the median, not in every round (max {hi:.3f})"
+    return f"goal <= {goal:.2f} met in every round"
+
+
+def rotated(items: list, round_index: int) -> list:
+    """The items in the order for one round: rotated by the round number."""
+    k = round_index % len(items) if items else 0
+    return items[k:] + items[:k]
+
+
+def device_description(device: str) -> str:
+    if device.startswith("cuda"):
+        return f"{device} ({torch.cuda.get_device_name(0)})"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"cpu ({cpu})"
+
+
+def header(title: str, rounds: int, device: str) -> str:
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    omp = os.environ.get("OMP_NUM_THREADS", "unset")
+    lines = [
+        f"# {title}",
+        f"# date {now}; torch {torch.__version__}; python {platform.python_version()}",
+        f"# device {device_description(device)}; threads: torch {torch.get_num_threads()}, "
+        f"OMP_NUM_THREADS {omp}, cpu_count {os.cpu_count()}",
+        f"# {rounds} round(s), variants interleaved round by round; figures: median [min, max] over rounds",
+    ]
+    if rounds < DEFAULT_ROUNDS:
+        lines.append(f"# NOTE: fewer than {DEFAULT_ROUNDS} rounds: a smoke run, not figures to quote")
+    return "\n".join(lines)
+
+
+# ----- the activation alone ---------------------------------------------------------
 
 def naive_asqu(h, beta):
     """The straightforward formulation (the seed PR's style): where() under plain autograd."""
     return torch.where(h > 0, h * h, beta.to(h.dtype) * h * h)
 
 
-def activation_fns(slope: float = 0.5):
+def activation_fns(slope: float = 0.5) -> dict:
     return {
         "relu2": lambda h, b: torch.relu(h).square(),
         "leaky2": lambda h, b: F.leaky_relu(h, slope).square(),
@@ -43,9 +123,12 @@ def activation_fns(slope: float = 0.5):
 
 
 def time_fn(fn, h, beta, g, iters: int) -> float:
+    """Seconds per forward + backward, after 2 untimed calls (which compile on first use)."""
     for _ in range(2):
         h.grad = beta.grad = None
         fn(h, beta).backward(g)
+    if h.is_cuda:
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(iters):
         h.grad = beta.grad = None
@@ -59,81 +142,115 @@ def bench_activation(device: str, tokens: int, hidden: int, dtype: torch.dtype, 
     h = torch.randn(tokens, hidden, device=device, dtype=dtype, requires_grad=True)
     beta = torch.full((hidden,), 0.25, device=device, requires_grad=True)
     g = torch.randn_like(h)
+    eager = activation_fns()
+    fns = {("eager", k): f for k, f in eager.items()}
+    fns.update({("compiled", k): torch.compile(f, fullgraph=True, dynamic=False) for k, f in eager.items()})
+    times: dict[tuple, list[float]] = {key: [] for key in fns}
+    for r in range(rounds):
+        for key in rotated(list(fns), r):
+            times[key].append(time_fn(fns[key], h, beta, g, iters))
+    dt = str(dtype).removeprefix("torch.")
     for mode in ("eager", "compiled"):
-        fns = activation_fns()
-        if mode == "compiled":
-            fns = {k: torch.compile(f, fullgraph=True, dynamic=False) for k, f in fns.items()}
-        times = {k: [] for k in fns}
-        for _ in range(rounds):
-            for k, f in fns.items():
-                times[k].append(time_fn(f, h, beta, g, iters))
-        base = statistics.median(times["relu2"])
-        print(f"activation fwd+bwd {mode:8s} {device} {str(dtype).removeprefix('torch.')} ({tokens}x{hidden}):")
-        for k, t in times.items():
-            print(f"  {k:18s} {statistics.median(t) * 1e3:8.3f} ms   x{statistics.median(t) / base:.3f} vs relu2")
+        print(f"\nactivation fwd+bwd, {mode}, {device} {dt}, {tokens}x{hidden}, {iters} calls per round:")
+        base = times[(mode, "relu2")]
+        for name in eager:
+            t = [x * 1e3 for x in times[(mode, name)]]
+            ratio = per_round_ratios(times[(mode, name)], base)
+            print(f"  {name:17s} {fmt_spread(t)} ms   {name}/relu2 x{fmt_spread(ratio)}")
 
 
-STEP_ENV = {  # the issue's MLP-heavy small model: the MLP dominates, so ASQU's cost is exposed
+# ----- whole training steps ----------------------------------------------------------
+
+STEP_ENV = {  # an MLP-heavy small model: the MLP dominates, so ASQU's cost is exposed
     "MODEL_DIM": "64", "MLP_MULT": "16", "NUM_LAYERS": "4", "NUM_HEADS": "4", "NUM_KV_HEADS": "2", "ROPE_DIMS": "16",
     "TRAIN_SEQ_LEN": "256", "EVAL_SEQ_LEN": "256", "TRAIN_BATCH_TOKENS": "16384", "XSA_LAST_N": "2", "VE_LAYERS": "2,3",
     "VE_DIM": "32", "BIGRAM_VOCAB_SIZE": "256", "BIGRAM_DIM": "32", "VAL_LOSS_EVERY": "0", "EVAL_STRIDE": "0",
     "MAX_WALLCLOCK_SECONDS": "0", "TRAIN_LOG_EVERY": "1000", "LATE_QAT_THRESHOLD": "0",
 }
+RECORD_ENV = {  # the record's model (minus data-dependent settings): meant for a GPU
+    "MODEL_DIM": "512", "MLP_MULT": "3", "NUM_LAYERS": "11", "NUM_HEADS": "8", "NUM_KV_HEADS": "4",
+    "TRAIN_SEQ_LEN": "2048", "EVAL_SEQ_LEN": "2048", "TRAIN_BATCH_TOKENS": "786432", "XSA_LAST_N": "4",
+    "VE_LAYERS": "9,10", "VE_DIM": "128", "BIGRAM_VOCAB_SIZE": "2048", "BIGRAM_DIM": "128",
+}
 
 
-def run_steps(act: str, compile_: bool, steps: int, warmup: int, data: dict, extra: dict) -> float:
-    env = dict(os.environ, **STEP_ENV, **extra, MLP_ACTIVATION=act, COMPILE=str(int(compile_)), ITERATIONS=str(steps),
-               WARMUP_STEPS=str(warmup), DATA_PATH=data["data_path"], TOKENIZER_PATH=data["tokenizer"], RUN_ID="bench")
+class BenchError(Exception):
+    pass
+
+
+def run_steps(act: str, compiled: bool, steps: int, warmup: int, data: dict, extra: dict) -> float:
+    """step_avg (ms) of one train_gpt.py run of `steps` timed steps (warm-up steps excluded)."""
+    env = dict(os.environ, **STEP_ENV, **extra, MLP_ACTIVATION=act, COMPILE=str(int(compiled)),
+               ITERATIONS=str(steps), WARMUP_STEPS=str(warmup), DATA_PATH=data["data_path"],
+               TOKENIZER_PATH=data["tokenizer"], RUN_ID="bench")
     with tempfile.TemporaryDirectory() as cwd:
-        out = subprocess.run([sys.executable, str(REPO / "train_gpt.py")], cwd=cwd, env=env, capture_output=True,
-                             text=True, check=True).stdout
-    return float(re.findall(rf"^step:{steps}/{steps} val_loss:\S+ val_bpb:\S+ train_time:\d+ms step_avg:(\S+)ms$",
-                            out, re.M)[-1])
+        proc = subprocess.run([sys.executable, str(REPO / "train_gpt.py")], cwd=cwd, env=env, capture_output=True,
+                              text=True)
+    found = re.findall(rf"^step:{steps}/{steps} val_loss:\S+ val_bpb:\S+ train_time:\d+ms step_avg:(\S+)ms$",
+                       proc.stdout, re.M)
+    if proc.returncode != 0 or not found:
+        tail = (proc.stdout[-1500:] + proc.stderr[-1500:]).strip()
+        raise BenchError(f"train_gpt.py run ({act}, COMPILE={int(compiled)}) failed (exit {proc.returncode}):\n{tail}")
+    return float(found[-1])
 
 
-def bench_steps(rounds: int, steps: int, extra: dict) -> None:
+def sample_data() -> dict:
     sys.path.insert(0, str(REPO / "data"))
     from build_sample import build_sample, existing_shards
 
     root = Path(tempfile.gettempdir()) / "asqu_golf_bench_sample"
     if not existing_shards(root / "ds"):
         build_sample(root / "ds", root / "tok", vocab_size=1024)
-    data = {"data_path": str(root / "ds"), "tokenizer": str(root / "tok" / "sample_1024_bpe.model")}
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    for compile_ in (False, True):
-        warmup = 3 if compile_ else 1
-        times = {"relu2": [], "asqu": []}
-        for _ in range(rounds):
-            for act in times:
-                times[act].append(run_steps(act, compile_, steps, warmup, data, extra))
-        r, a = statistics.median(times["relu2"]), statistics.median(times["asqu"])
-        mode = "COMPILE=1" if compile_ else "eager"
-        print(f"train step {mode:9s} {device}: relu2 {r:.2f} ms  asqu {a:.2f} ms  asqu/relu2 x{a / r:.3f}  "
-              f"(median of {rounds} interleaved runs of {steps} steps; config {extra or 'MLP-heavy small'})")
+    return {"data_path": str(root / "ds"), "tokenizer": str(root / "tok" / "sample_1024_bpe.model")}
 
 
-def main() -> None:
+def bench_steps(rounds: int, steps: int, modes: list[str], extra: dict, config_name: str) -> None:
+    data = sample_data()
+    variants = [(mode, act) for mode in modes for act in ("relu2", "asqu")]
+    times: dict[tuple, list[float]] = {v: [] for v in variants}
+    for r in range(rounds):
+        for mode, act in rotated(variants, r):
+            warmup = 3 if mode == "compiled" else 1
+            times[(mode, act)].append(run_steps(act, mode == "compiled", steps, warmup, data, extra))
+    print(f"\ntrain_gpt.py whole step, {config_name} model, {steps} timed steps per run, "
+          f"sample data; config {' '.join(f'{k}={v}' for k, v in {**STEP_ENV, **extra}.items())}")
+    for mode in modes:
+        relu, asqu = times[(mode, "relu2")], times[(mode, "asqu")]
+        ratio = per_round_ratios(asqu, relu)
+        label = "COMPILE=1" if mode == "compiled" else "eager"
+        print(f"  {label:9s} relu2 {fmt_spread(relu, '{:.2f}')} ms/step   asqu {fmt_spread(asqu, '{:.2f}')} ms/step")
+        print(f"  {label:9s} asqu/relu2 x{fmt_spread(ratio)}: {goal_verdict(ratio, STEP_GOALS[mode])}")
+
+
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=["activation", "step", "all"])
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--steps", type=int, default=20, help="training steps per run (step benchmark)")
+    p.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help=f"rounds (default {DEFAULT_ROUNDS})")
+    p.add_argument("--mode", choices=["eager", "compiled", "both"], default="both", help="step benchmark modes")
+    p.add_argument("--steps", type=int, default=20, help="timed training steps per run (step benchmark)")
     p.add_argument("--tokens", type=int, default=16384, help="rows of the activation benchmark's input")
-    p.add_argument("--hidden", type=int, default=1024)
+    p.add_argument("--hidden", type=int, default=1024, help="columns of the activation benchmark's input")
+    p.add_argument("--iters", type=int, default=20, help="calls per round (activation benchmark)")
     p.add_argument("--default-config", action="store_true",
                    help="step benchmark with the record's default model instead of the MLP-heavy small one (GPU)")
-    a = p.parse_args()
+    a = p.parse_args(argv)
+    if a.rounds < 1 or a.steps < 1 or a.iters < 1:
+        p.error("--rounds, --steps and --iters must be >= 1")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    if a.what in ("activation", "all"):
-        dtype = torch.bfloat16 if device == "cuda" else torch.float32
-        bench_activation(device, a.tokens, a.hidden, dtype, a.rounds, iters=20)
-    if a.what in ("step", "all"):
-        extra = {}
-        if a.default_config:  # the record's model (minus data-dependent settings): meant for a GPU
-            extra = {"MODEL_DIM": "512", "MLP_MULT": "3", "NUM_LAYERS": "11", "NUM_HEADS": "8", "NUM_KV_HEADS": "4",
-                     "TRAIN_SEQ_LEN": "2048", "EVAL_SEQ_LEN": "2048", "TRAIN_BATCH_TOKENS": "786432",
-                     "XSA_LAST_N": "4", "VE_LAYERS": "9,10", "VE_DIM": "128", "BIGRAM_VOCAB_SIZE": "2048",
-                     "BIGRAM_DIM": "128"}
-        bench_steps(a.rounds, a.steps, extra)
+    print(header(f"scripts/bench_asqu.py {' '.join(sys.argv[1:] if argv is None else argv)}", a.rounds, device))
+    try:
+        if a.what in ("activation", "all"):
+            dtype = torch.bfloat16 if device == "cuda" else torch.float32
+            bench_activation(device, a.tokens, a.hidden, dtype, a.rounds, a.iters)
+        if a.what in ("step", "all"):
+            modes = ["eager", "compiled"] if a.mode == "both" else [a.mode]
+            extra, name = (RECORD_ENV, "record-size") if a.default_config else ({}, "MLP-heavy small")
+            bench_steps(a.rounds, a.steps, modes, extra, name)
+    except BenchError as exc:
+        print(f"bench_asqu: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,7 +1,13 @@
-"""CPU timings of the artifact path: GPTQ-lite int6 export of the default 27M-parameter model, and the
-plain and sliding-window evals of a small model on the offline sample's validation split.
+"""Timings of the artifact path: GPTQ-lite int6 export (quantize, compress, read back + dequantize + load)
+of the default 27M-parameter model, and the plain and sliding-window evals of a small model on the
+offline sample's validation split.
 
-  python3 scripts/bench_export_eval.py [--stride 64] [--eval-tokens 32768]
+  python3 scripts/bench_export_eval.py                    # 5 rounds, export and eval
+  python3 scripts/bench_export_eval.py --what eval --stride 64 --eval-tokens 32768
+  python3 scripts/bench_export_eval.py --rounds 1 --export-model small --eval-tokens 4096   # smoke run
+
+The parts are interleaved round by round (order rotated every round); every figure is the median with
+the min and max over rounds, and the sliding/plain ratio is taken within each round.
 """
 from __future__ import annotations
 
@@ -13,12 +19,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = Path(__file__).resolve().parent
+REPO = SCRIPTS.parent
+sys.path.insert(0, str(SCRIPTS))
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "data"))
 import train_gpt as tg  # noqa: E402
+from bench_asqu import DEFAULT_ROUNDS, fmt_spread, header, per_round_ratios, rotated, sample_data  # noqa: E402
 
 SMALL = {"NUM_LAYERS": "4", "MODEL_DIM": "128", "NUM_HEADS": "4", "NUM_KV_HEADS": "2", "MLP_MULT": "3",
          "XSA_LAST_N": "2", "VE_LAYERS": "2,3", "VE_DIM": "64", "BIGRAM_VOCAB_SIZE": "512", "BIGRAM_DIM": "64",
@@ -26,13 +36,18 @@ SMALL = {"NUM_LAYERS": "4", "MODEL_DIM": "128", "NUM_HEADS": "4", "NUM_KV_HEADS"
 
 
 def hyperparameters(env: dict) -> tg.Hyperparameters:
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    """The defaults with `env` applied (the user's own environment does not leak in)."""
     try:
-        return tg.Hyperparameters()
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        return tg.Hyperparameters(env)
+    except TypeError:  # a train_gpt.py whose Hyperparameters reads os.environ only
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(env)
+        try:
+            return tg.Hyperparameters()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 def trained_like(model: torch.nn.Module) -> torch.nn.Module:
@@ -43,64 +58,105 @@ def trained_like(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def bench_export() -> None:
-    args = hyperparameters({})
-    torch.manual_seed(0)
-    model = trained_like(tg.GPT(args))
-    t0 = time.perf_counter()
-    payload, mse = tg.quantize_state_dict(model.state_dict(), args.clip_percentiles, args.quant_scale_floor)
-    t_quant = time.perf_counter() - t0
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    t1 = time.perf_counter()
-    blob, method = tg.compress(buf.getvalue())
-    t_comp = time.perf_counter() - t1
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "final_model.int6.ptz"
-        path.write_bytes(blob)
+class ExportBench:
+    def __init__(self, env: dict):
+        self.args = hyperparameters(env)
+        torch.manual_seed(0)
+        self.model = trained_like(tg.GPT(self.args))
+        self.params = sum(p.numel() for p in self.model.parameters())
+        self.times: dict[str, list[float]] = {"quantize": [], "compress": [], "read back + load": []}
+        self.blob_bytes = self.method = self.matrices = None
+
+    def round(self) -> None:
+        t0 = time.perf_counter()
+        payload, mse = tg.quantize_state_dict(self.model.state_dict(), self.args.clip_percentiles,
+                                              self.args.quant_scale_floor)
+        t1 = time.perf_counter()
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        blob, self.method = tg.compress(buf.getvalue())
         t2 = time.perf_counter()
-        tg.GPT(args).load_state_dict(tg.dequantize_state_dict(tg.read_artifact(path)))
-        t_load = time.perf_counter() - t2
-    n = sum(p.numel() for p in model.parameters())
-    print(f"export, default model ({n:,} params, {len(mse)} int6 matrices, "
-          f"{len(args.clip_percentiles)} clip candidates): quantize {t_quant:.2f} s, {method} {t_comp:.2f} s, "
-          f"read back + dequantize + load {t_load:.2f} s; artifact {len(blob):,} bytes")
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "final_model.int6.ptz"
+            path.write_bytes(blob)
+            t3 = time.perf_counter()
+            tg.GPT(self.args).load_state_dict(tg.dequantize_state_dict(tg.read_artifact(path)))
+            t4 = time.perf_counter()
+        self.blob_bytes, self.matrices = len(blob), len(mse)
+        for key, dt in zip(self.times, (t1 - t0, t2 - t1, t4 - t3)):
+            self.times[key].append(dt)
+
+    def report(self, name: str) -> None:
+        print(f"\nexport, {name} model ({self.params:,} params, {self.matrices} int6 matrices, "
+              f"{len(self.args.clip_percentiles)} clip candidates; artifact {self.blob_bytes:,} bytes, {self.method}):")
+        for key, values in self.times.items():
+            print(f"  {key:17s} {fmt_spread(values, '{:.2f}')} s")
+        total = [sum(v) for v in zip(*self.times.values())]
+        print(f"  {'total':17s} {fmt_spread(total, '{:.2f}')} s")
 
 
-def bench_eval(stride: int, eval_tokens: int) -> None:
-    from build_sample import build_sample, existing_shards
+class EvalBench:
+    def __init__(self, stride: int, eval_tokens: int):
+        data = sample_data()
+        self.args = hyperparameters(dict(SMALL, EVAL_STRIDE=str(stride)))
+        torch.manual_seed(0)
+        self.model = trained_like(tg.GPT(self.args))
+        seq = self.args.eval_seq_len
+        sp = tg.load_tokenizer(data["tokenizer"], 1024)
+        tokens = tg.load_validation_tokens(tg.find_shards(data["data_path"], "val"), seq, 1024)
+        n = (min(eval_tokens, tokens.size - 1) // seq) * seq
+        if n < seq:
+            raise SystemExit(f"--eval-tokens {eval_tokens} is less than one sequence ({seq})")
+        tokens = tokens[: n + 1]
+        nbytes = tg.stream_bytes(tokens, tg.build_byte_luts(sp, 1024))  # as train_gpt.py's main() does
+        self.val = tg.ValData(torch.from_numpy(tokens.astype(np.int64)), torch.from_numpy(nbytes.astype(np.int16)))
+        self.rt = tg.Runtime(rank=0, world_size=1, local_rank=0, distributed=False, device=torch.device("cpu"),
+                             bf16=False, compile=False)
+        self.times: dict[str, list[float]] = {"plain": [], "sliding": []}
+        self.bpb: dict[str, float] = {}
 
-    root = Path(tempfile.gettempdir()) / "asqu_golf_bench_sample"
-    if not existing_shards(root / "ds"):
-        build_sample(root / "ds", root / "tok", vocab_size=1024)
-    args = hyperparameters(dict(SMALL, EVAL_STRIDE=str(stride)))
-    torch.manual_seed(0)
-    model = trained_like(tg.GPT(args))
-    cpu = torch.device("cpu")
-    sp = tg.load_tokenizer(str(root / "tok" / "sample_1024_bpe.model"), 1024)
-    val = tg.load_validation_tokens(tg.find_shards(str(root / "ds"), "val"), args.eval_seq_len)
-    val = val[: (min(eval_tokens, val.numel() - 1) // args.eval_seq_len) * args.eval_seq_len + 1]
-    luts = tg.build_byte_luts(sp, 1024, cpu)
-    t0 = time.perf_counter()
-    plain = tg.eval_val(args, model, 0, 1, cpu, val, luts)
-    t_plain = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    slide = tg.eval_val_sliding(args, model, 0, 1, cpu, val, luts)
-    t_slide = time.perf_counter() - t1
-    n = val.numel() - 1
-    print(f"eval, small model (4x128, seq {args.eval_seq_len}) on {n:,} tokens: plain {t_plain:.2f} s "
-          f"(val_bpb {plain[1]:.4f}), sliding stride {stride} {t_slide:.2f} s (val_bpb {slide[1]:.4f}); "
-          f"sliding/plain x{t_slide / t_plain:.1f} (forward work ratio {args.eval_seq_len / stride:.0f})")
+    def run(self, kind: str) -> None:
+        fn = tg.eval_val if kind == "plain" else tg.eval_val_sliding
+        t0 = time.perf_counter()
+        _, self.bpb[kind] = fn(self.args, self.model, self.rt, self.val)
+        self.times[kind].append(time.perf_counter() - t0)
+
+    def report(self) -> None:
+        a = self.args
+        print(f"\neval, small model ({a.num_layers}x{a.model_dim}, seq {a.eval_seq_len}) on {self.val.tokens.numel() - 1:,} "
+              f"sample val tokens (val_bpb plain {self.bpb['plain']:.4f}, sliding {self.bpb['sliding']:.4f}):")
+        print(f"  plain             {fmt_spread(self.times['plain'], '{:.2f}')} s")
+        print(f"  sliding stride {a.eval_stride:<3d}{fmt_spread(self.times['sliding'], '{:.2f}')} s")
+        ratio = per_round_ratios(self.times["sliding"], self.times["plain"])
+        print(f"  sliding/plain     x{fmt_spread(ratio, '{:.1f}')} "
+              f"(forward work ratio {a.eval_seq_len / a.eval_stride:.0f})")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stride", type=int, default=64)
-    p.add_argument("--eval-tokens", type=int, default=32768)
-    a = p.parse_args()
-    bench_export()
-    bench_eval(a.stride, a.eval_tokens)
+    p.add_argument("--what", choices=["export", "eval", "all"], default="all")
+    p.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help=f"rounds (default {DEFAULT_ROUNDS})")
+    p.add_argument("--stride", type=int, default=64, help="sliding-window stride")
+    p.add_argument("--eval-tokens", type=int, default=32768, help="validation tokens evaluated per round")
+    p.add_argument("--export-model", choices=["default", "small"], default="default",
+                   help="the model exported: the record's default (27M) or the small eval model")
+    a = p.parse_args(argv)
+    if a.rounds < 1 or a.stride < 1:
+        p.error("--rounds and --stride must be >= 1")
+    print(header(f"scripts/bench_export_eval.py {' '.join(sys.argv[1:] if argv is None else argv)}", a.rounds, "cpu"))
+    export = ExportBench({} if a.export_model == "default" else SMALL) if a.what in ("export", "all") else None
+    evals = EvalBench(a.stride, a.eval_tokens) if a.what in ("eval", "all") else None
+    parts = ([export.round] if export else []) + ([lambda: evals.run("plain"), lambda: evals.run("sliding")]
+                                                  if evals else [])
+    for r in range(a.rounds):
+        for part in rotated(parts, r):
+            part()
+    if export:
+        export.report(a.export_model)
+    if evals:
+        evals.report()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

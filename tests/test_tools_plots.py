@@ -252,9 +252,14 @@ def test_betas_are_read_exactly_from_state_dicts_artifacts_and_run_folders(tmp_p
         assert list(loaded) == [0, 1, 2]
         for i in betas:  # bit-exact fp32, from the raw state dict and from the int6 artifact
             np.testing.assert_array_equal(loaded[i], betas[i].numpy().astype(np.float64))
-    sources = plots.beta_sources([work])
-    assert [label for label, _ in sources] == ["asqu_s1", "asqu_s2"]
-    assert [label for label, _ in plots.beta_sources([work / "runs" / "asqu_s2"])] == ["asqu_s2"]
+    (work / "runs" / "relu2_s1").mkdir()
+    torch.save({"tok_emb.weight": torch.zeros(2, 2)}, work / "runs" / "relu2_s1" / "final_model.pt")
+    assert [label for label, _, _ in plots.beta_sources([work])] == ["asqu_s1", "asqu_s2", "relu2_s1"]
+    assert [label for label, _ in plots.load_beta_sources([work])] == ["asqu_s1", "asqu_s2"]  # relu2 skipped
+    assert [label for label, *_ in plots.beta_sources([work / "runs" / "asqu_s2"])] == ["asqu_s2"]
+    assert [label for label, *_ in plots.beta_sources([work / "runs" / "asqu_s1" / "final_model.pt"])] == ["asqu_s1"]
+    with pytest.raises(plots.ToolError, match="no blocks"):  # a named file without betas is an error
+        plots.load_beta_sources([work / "runs" / "relu2_s1" / "final_model.pt"])
     logit = plots.load_betas(work / "runs" / "asqu_s1" / "final_model.pt", sigmoid=True)
     np.testing.assert_allclose(logit[0], torch.sigmoid(betas[0]).numpy(), rtol=1e-6)
 

@@ -23,7 +23,8 @@ Writes, under --out (FORMAT: png, svg or pdf, from --format):
 * ``asqu_beta_hist.FORMAT``: one histogram per layer of the final betas, from each
   ``--state-dict``: a ``final_model.pt`` (raw state dict), a ``final_model.int6.ptz``
   (the artifact; betas are stored exact fp32), a run folder ``runs/<RUN_ID>/`` holding one
-  of them, or a working folder (every ``runs/*/`` in it).
+  of them, or a working folder (every ``runs/*/`` in it; runs without betas are skipped).
+  ``--sigmoid-beta`` for ASQU_SIGMOID_BETA=1 runs, whose stored tensor is the logit of beta.
 
 Runs are grouped by activation and configuration fingerprint (when the logs have one); a
 group is labelled with its fingerprint only when one activation has several. A plot
@@ -44,6 +45,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy import stats as scipy_stats  # noqa: E402
 
 _TOOLS_DIR = Path(__file__).resolve().parent
@@ -201,6 +203,7 @@ def fig_val_bpb(runs: list[RunLog]):
                 if len(group.runs) > 1:
                     ax.fill_between(steps, mean - std, mean + std, color=group.color, alpha=0.2, lw=0)
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("validation BPB")
         ax.set_title(title)
         ax.grid(alpha=0.3)
@@ -306,6 +309,7 @@ def fig_step_time(runs: list[RunLog]):
                 left.plot(xs, ys, lw=1, ms=3, color=group.color, alpha=0.8, marker=styles.marker(run),
                           ls=styles.linestyle(run))
     left.set_xlabel("step")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set_ylabel("ms per step (between logged steps)")
     left.set_title("Step time during training")
     left.grid(alpha=0.3)
@@ -352,6 +356,7 @@ def fig_beta_layers(runs: list[RunLog]):
             right.plot(steps, [series[s] for s in steps], marker=".",
                        color=cmap(i / max(1, len(layers) - 1)), label=f"layer {layer}")
     right.set_xlabel("step")
+    right.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.set_ylabel("beta mean over channels")
     right.set_title(f"beta mean over training ({run.name}, colour: layer)")
     right.grid(alpha=0.3)
@@ -413,24 +418,43 @@ def _model_file(folder: Path) -> Path | None:
     return None
 
 
-def beta_sources(paths: list[str | Path]) -> list[tuple[str, Path]]:
-    """(label, file) per --state-dict argument; a folder means its runs/*/ files, else its own file."""
-    out: list[tuple[str, Path]] = []
+def beta_sources(paths: list[str | Path]) -> list[tuple[str, Path, bool]]:
+    """(label, file, named) per --state-dict argument; a folder means its runs/*/ files, else its own file.
+
+    ``named`` is False for files found in a folder: those without betas (relu2 / leaky2 runs) are skipped."""
+    out: list[tuple[str, Path, bool]] = []
     for item in paths:
         path = Path(item)
         if path.is_dir():
-            found = [(d.name, f) for d in sorted((path / "runs").glob("*")) if (f := _model_file(d))]
+            found = [(d.name, f, False) for d in sorted((path / "runs").glob("*")) if (f := _model_file(d))]
             if not found and (f := _model_file(path)):
-                found = [(path.resolve().name, f)]
+                found = [(path.resolve().name, f, True)]
             if not found:
                 raise ToolError(f"{path} holds no final_model.pt / final_model.int6.ptz (nor runs/*/ with one)")
             out += found
         elif path.is_file():
-            in_run_folder = path.name in ("final_model.pt", "final_model.int6.ptz") and path.parent.parent.name == "runs"
-            out.append((path.parent.name if in_run_folder else str(path), path))
+            standard = path.name in ("final_model.pt", "final_model.int6.ptz")  # named by its folder (the run)
+            out.append((path.resolve().parent.name if standard else path.name, path, True))
         else:
             raise ToolError(f"no such state dict or folder: {path}")
     return out
+
+
+def load_beta_sources(paths: list[str | Path], sigmoid: bool = False) -> list[tuple[str, dict[int, np.ndarray]]]:
+    """(label, betas per layer) for every --state-dict argument (see beta_sources)."""
+    loaded, skipped = [], []
+    for label, path, named in beta_sources(paths):
+        try:
+            loaded.append((label, load_betas(path, sigmoid)))
+        except ToolError:
+            if named:
+                raise
+            skipped.append(label)
+    if skipped:
+        print(f"plots: runs without ASQU betas skipped: {', '.join(skipped)}", file=sys.stderr)
+    if paths and not loaded:
+        raise ToolError("no ASQU betas in " + ", ".join(str(p) for p in paths))
+    return loaded
 
 
 def fig_beta_hist(sources: list[tuple[str, dict[int, np.ndarray]]]):
@@ -457,6 +481,9 @@ def fig_beta_hist(sources: list[tuple[str, dict[int, np.ndarray]]]):
         ax.set_title(f"layer {layer}: {n} channels, {stats}", fontsize=9)
         ax.set_xlabel("beta")
         ax.set_ylabel("hidden channels")
+        ax.ticklabel_format(axis="x", useOffset=False)  # plain beta values, even for a narrow spread
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.tick_params(axis="x", labelsize=8)
         ax.grid(alpha=0.3)
         if len(values) > 1:
             ax.legend(fontsize=6)
@@ -492,7 +519,7 @@ def write_plots(runs: list[RunLog], out_dir: str | Path, state_dicts: list[str |
     if fmt not in FORMATS:
         raise ToolError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     out_dir = Path(out_dir)
-    sources = [(label, load_betas(path, sigmoid_beta)) for label, path in beta_sources(list(state_dicts))]
+    sources = load_beta_sources(list(state_dicts), sigmoid_beta)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     figures = [(name, lambda f=f: f(runs)) for name, f in LOG_FIGURES] if runs else []

@@ -1,0 +1,760 @@
+#!/usr/bin/env python3
+"""GPU preflight: the first ten minutes on a rented node, before the record run costs money.
+
+  python3 scripts/gpu_preflight.py                 # on the GPU node, from anywhere
+  python3 scripts/gpu_preflight.py --cpu           # smoke-test this script on a CPU machine (small model)
+
+1. Prints what the 8-GPU run depends on: Python, torch, CUDA, the GPUs, NCCL, FlashAttention
+   (flash_attn_interface = FA3, flash_attn = FA2 with its version), triton, zstandard.
+2. Runs train_gpt.py twice, 1 process, compiled, with the default model: once per activation
+   (relu2 and asqu), ITERATIONS=40 after WARMUP_STEPS=10, no wall-clock cap, export + int6 roundtrip
+   + a coarse sliding-window eval (EVAL_STRIDE=1024) included. WARMDOWN_ITERS is half the steps, so the
+   LR decays and late QAT switches on inside the timed loop, as it does near the end of a record run.
+   Each run has its own RUN_ID and working folder inside a temporary folder: nothing is written to
+   your folder (the temporary one is deleted unless --keep, or a run failed).
+3. Reads the runs' logs and reports the attention backend, the compile/warm-up time, the steady step
+   time (median of the step-to-step train_time deltas) per activation and the asqu/relu2 ratio,
+   recompiles after warm-up, peak memory, artifact size and the int6 roundtrip val_bpb.
+4. Ends with one line: `GO`, or `NO-GO: <reasons>`. Exit status 0 for GO, 1 otherwise.
+
+Data: DATA_PATH / TOKENIZER_PATH (environment or --data-path / --tokenizer-path, resolved to absolute
+paths), else ./data/datasets/fineweb10B_sp1024 and ./data/tokenizers/fineweb_1024_bpe.model. When the
+FineWeb shards are not there yet, the runs use the offline sample (data/build_sample.py; built inside the
+temporary folder if absent): speed, compile, memory and artifact checks are still valid, val_bpb is not.
+
+Other variables of train_gpt.py set in your shell (MLP_ACTIVATION, ITERATIONS, ...) are ignored so the
+runs use the default configuration; pass --set NAME=VALUE to change one for both runs.
+
+--cpu: the same two runs on CPU with a small configuration (4 layers, 128 wide, like
+scripts/quickstart.sh), on the offline sample, eager unless --compile. It tests this script and the
+training path end to end; the GPU checks (attention kernel, NCCL, bf16 speed, memory) are not possible
+there and the last line says `CPU-SMOKE-OK (...)` or `CPU-SMOKE-FAILED: <reason>`. Without --cpu on a
+machine without CUDA the preflight stops after step 1 with `NO-GO: no CUDA device`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_SCRIPT = REPO / "train_gpt.py"
+SIZE_LIMIT = 16_000_000
+DEFAULT_DATA = "./data/datasets/fineweb10B_sp1024"
+DEFAULT_TOKENIZER = "./data/tokenizers/fineweb_1024_bpe.model"
+SAMPLE_DATA = REPO / "data" / "datasets" / "sample_sp1024"
+SAMPLE_TOKENIZER = REPO / "data" / "tokenizers" / "sample_1024_bpe.model"
+
+# The small CPU configuration (scripts/quickstart.sh's model, 1 process).
+CPU_CONFIG = {
+    "NUM_LAYERS": "4", "MODEL_DIM": "128", "NUM_HEADS": "4", "NUM_KV_HEADS": "2", "ROPE_DIMS": "16",
+    "XSA_LAST_N": "2", "VE_LAYERS": "2,3", "VE_DIM": "64", "BIGRAM_VOCAB_SIZE": "512", "BIGRAM_DIM": "64",
+    "TRAIN_SEQ_LEN": "256", "EVAL_SEQ_LEN": "256", "TRAIN_BATCH_TOKENS": "8192",
+    "EMA_DECAY": "0.9", "MATRIX_LR": "0.05", "SCALAR_LR": "0.05",
+}
+# Variables a launcher may leave behind that would make train_gpt.py think it runs under torchrun.
+LAUNCHER_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR",
+                 "MASTER_PORT", "TORCHELASTIC_RUN_ID")
+
+
+# ----------------------------------------------------------------------------------------------------
+# 1. Environment
+# ----------------------------------------------------------------------------------------------------
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+
+
+def check_environment() -> dict:
+    """What the record run depends on. Every import is guarded: a broken install is reported, not raised."""
+    env: dict = {"python": sys.version.split()[0]}
+    try:
+        import torch
+    except Exception as exc:  # noqa: BLE001 - report whatever a broken install raises
+        env["torch"] = None
+        env["torch_error"] = f"{type(exc).__name__}: {exc}"
+        env["cuda_available"] = False
+        return env
+    env["torch"] = torch.__version__
+    env["torch_cuda_build"] = torch.version.cuda
+    env["cuda_available"] = bool(torch.cuda.is_available())
+    env["gpus"] = []
+    if env["cuda_available"]:
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            env["gpus"].append({"name": p.name, "capability": f"{p.major}.{p.minor}",
+                                "memory_mib": p.total_memory // 2**20})
+        env["bf16_supported"] = bool(torch.cuda.is_bf16_supported())
+    try:
+        import torch.distributed as dist
+        env["nccl_available"] = bool(dist.is_available() and dist.is_nccl_available())
+    except Exception:  # noqa: BLE001
+        env["nccl_available"] = False
+    env["nccl_version"] = None
+    if env["nccl_available"] and env["cuda_available"]:
+        try:
+            v = torch.cuda.nccl.version()
+            env["nccl_version"] = ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
+        except Exception as exc:  # noqa: BLE001
+            env["nccl_version"] = f"unknown ({type(exc).__name__})"
+    # FlashAttention 3 (Hopper): the module train_gpt.py imports first.
+    try:
+        import flash_attn_interface
+
+        env["fa3"] = "available" if hasattr(flash_attn_interface, "flash_attn_func") else None
+        if env["fa3"] is None:
+            env["fa3_error"] = "flash_attn_interface has no flash_attn_func"
+    except Exception as exc:  # noqa: BLE001 - ImportError, or OSError from a mismatched CUDA build
+        env["fa3"] = None
+        env["fa3_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+    # FlashAttention 2: train_gpt.py uses it from 2.6 on.
+    try:
+        import flash_attn
+
+        env["fa2"] = getattr(flash_attn, "__version__", "unknown")
+        env["fa2_usable"] = hasattr(flash_attn, "flash_attn_func") and _version_tuple(env["fa2"])[:2] >= (2, 6)
+    except Exception as exc:  # noqa: BLE001
+        env["fa2"] = None
+        env["fa2_usable"] = False
+        env["fa2_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+    try:
+        import triton
+        env["triton"] = triton.__version__
+    except Exception:  # noqa: BLE001
+        env["triton"] = None
+    try:
+        import zstandard
+        env["zstandard"] = zstandard.__version__
+    except Exception:  # noqa: BLE001
+        env["zstandard"] = None
+    return env
+
+
+def expected_attention(env: dict) -> str:
+    """The backend train_gpt.py's ATTENTION=auto should pick on this machine."""
+    if not env.get("cuda_available"):
+        return "sdpa"
+    if env.get("fa3"):
+        return "flash_attn_3"
+    if env.get("fa2_usable"):
+        return "flash_attn_2"
+    return "sdpa"
+
+
+def format_environment(env: dict) -> list[str]:
+    lines = [f"  python            {env['python']}"]
+    if env.get("torch") is None:
+        lines.append(f"  torch             NOT IMPORTABLE ({env.get('torch_error')})")
+        return lines
+    lines.append(f"  torch             {env['torch']} (CUDA build: {env.get('torch_cuda_build') or 'none, CPU-only'})")
+    if env["cuda_available"]:
+        gpus = env["gpus"]
+        names = sorted({g["name"] for g in gpus})
+        lines.append(f"  CUDA devices      {len(gpus)} x {', '.join(names)} (capability "
+                     f"{', '.join(sorted({g['capability'] for g in gpus}))}, "
+                     f"{min(g['memory_mib'] for g in gpus)} MiB each); bf16: {'yes' if env.get('bf16_supported') else 'NO'}")
+    else:
+        lines.append("  CUDA devices      none (torch.cuda.is_available() is False)")
+    nccl = "available" if env.get("nccl_available") else "NOT available"
+    if env.get("nccl_version"):
+        nccl += f" (version {env['nccl_version']})"
+    lines.append(f"  NCCL              {nccl}")
+    lines.append("  FlashAttention 3  " + ("flash_attn_interface importable" if env.get("fa3")
+                                          else f"not importable ({env.get('fa3_error', '?')})"))
+    if env.get("fa2"):
+        fa2 = f"flash_attn {env['fa2']}" + ("" if env.get("fa2_usable") else " (too old: train_gpt.py needs >= 2.6)")
+    else:
+        fa2 = f"not importable ({env.get('fa2_error', '?')})"
+    lines.append(f"  FlashAttention 2  {fa2}")
+    lines.append(f"  triton            {env.get('triton') or 'not installed'}")
+    lines.append(f"  zstandard         {env.get('zstandard') or 'NOT installed (artifact falls back to zlib: larger)'}")
+    lines.append(f"  attention (auto)  {expected_attention(env)}")
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------------
+# 2. Log parsing (the lines train_gpt.py writes after its header; the formats are in the patterns below)
+# ----------------------------------------------------------------------------------------------------
+
+_N = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"
+_LINES = {
+    "device": re.compile(r"device:(\S+) dtype:(\S+) attention:(\S+)(?: compile:(\d))?"),
+    "warmup_done": re.compile(rf"warmup_done time:{_N}ms graphs:(\d+)"),
+    "recompiles": re.compile(r"recompiles_after_warmup:(\d+)"),
+    "train": re.compile(rf"step:(\d+)/(\d+) train_loss:{_N} train_time:{_N}ms step_avg:{_N}ms"),
+    "val": re.compile(rf"step:(\d+)/(\d+) val_loss:{_N} val_bpb:{_N} train_time:{_N}ms step_avg:{_N}ms"),
+    "peak": re.compile(r"peak memory allocated: (\d+) MiB reserved: (\d+) MiB"),
+    "total": re.compile(r"Total submission size int6\+(\w+): (\d+) bytes"),
+    "serialized": re.compile(r"Serialized model int6\+(\w+): (\d+) bytes"),
+    "code": re.compile(r"Code size: (\d+) bytes"),
+    "post": re.compile(rf"DIAGNOSTIC post_(\w+) val_loss:{_N} val_bpb:{_N}"),
+    "roundtrip_exact": re.compile(rf"final_int6_roundtrip_exact val_loss:{_N} val_bpb:{_N}"),
+    "sliding_exact": re.compile(rf"final_int6_sliding_window_exact val_loss:{_N} val_bpb:{_N}"),
+    "late_qat": re.compile(rf"late_qat:enabled step:(\d+) scale:{_N}"),
+    "params": re.compile(r"model_params:(\d+)"),
+    "activation": re.compile(r"mlp_activation:(\S+)"),
+    "interrupted": re.compile(r"interrupted: (\S+) step:(\d+)/(\d+)"),
+}
+_SEPARATOR = re.compile(r"^={100}[ \t\r]*$", re.M)
+
+
+@dataclass
+class LogFacts:
+    """What the preflight reads from one run's log; None = the log does not say."""
+
+    device: str | None = None
+    dtype: str | None = None
+    attention: str | None = None
+    compile: int | None = None
+    warmup_ms: float | None = None
+    warmup_graphs: int | None = None
+    recompiles: int | None = None
+    steps: list[tuple[int, float]] = field(default_factory=list)  # (step, train_time_ms) of train lines
+    iterations: int | None = None
+    last_step_avg_ms: float | None = None
+    peak_allocated_mib: int | None = None
+    peak_reserved_mib: int | None = None
+    compressor: str | None = None
+    submission_bytes: int | None = None
+    serialized_bytes: int | None = None
+    code_bytes: int | None = None
+    post_bpb: float | None = None
+    roundtrip_bpb: float | None = None
+    sliding_bpb: float | None = None
+    late_qat_step: int | None = None
+    model_params: int | None = None
+    activation: str | None = None
+    interrupted: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def step_deltas(self) -> list[tuple[int, float]]:
+        """(step, ms) for every timed step: train_time deltas between consecutive train lines, per step."""
+        points = sorted(dict(self.steps).items())
+        out, prev_step, prev_ms = [], 0, 0.0
+        for step, ms in points:
+            if step > prev_step:
+                per = (ms - prev_ms) / (step - prev_step)
+                out.append((step, per))
+            prev_step, prev_ms = step, ms
+        return out
+
+    @property
+    def steady_step_ms(self) -> float | None:
+        deltas = [d for _, d in self.step_deltas]
+        return statistics.median(deltas) if deltas else None
+
+    @property
+    def slowest_step(self) -> tuple[int, float] | None:
+        deltas = self.step_deltas
+        return max(deltas, key=lambda x: x[1]) if deltas else None
+
+
+def parse_log(text: str) -> LogFacts:
+    """Parse a train_gpt.py log (file or console). Only the part after the last 100-'=' line is read,
+    so the source dump at the top of logs/<RUN_ID>.txt never counts."""
+    seps = list(_SEPARATOR.finditer(text))
+    body = text[seps[-1].end():] if seps else text
+    f = LogFacts()
+    for raw in body.splitlines():
+        line = raw.rstrip()
+        if line.startswith("WARNING:"):
+            f.warnings.append(line)
+            continue
+        for name, rx in _LINES.items():
+            m = rx.fullmatch(line)
+            if m:
+                break
+        else:
+            continue
+        g = m.groups()
+        if name == "device":
+            f.device, f.dtype, f.attention = g[0], g[1], g[2]
+            f.compile = int(g[3]) if g[3] is not None else None
+        elif name == "warmup_done":
+            f.warmup_ms, f.warmup_graphs = float(g[0]), int(g[1])
+        elif name == "recompiles":
+            f.recompiles = int(g[0])
+        elif name == "train":
+            f.steps.append((int(g[0]), float(g[3])))
+            f.iterations, f.last_step_avg_ms = int(g[1]), float(g[4])
+        elif name == "val":
+            f.iterations, f.last_step_avg_ms = int(g[1]), float(g[5])
+        elif name == "peak":
+            f.peak_allocated_mib, f.peak_reserved_mib = int(g[0]), int(g[1])
+        elif name == "total":
+            f.compressor, f.submission_bytes = g[0], int(g[1])
+        elif name == "serialized":
+            f.serialized_bytes = int(g[1])
+        elif name == "code":
+            f.code_bytes = int(g[0])
+        elif name == "post":
+            f.post_bpb = float(g[2])
+        elif name == "roundtrip_exact":
+            f.roundtrip_bpb = float(g[1])
+        elif name == "sliding_exact":
+            f.sliding_bpb = float(g[1])
+        elif name == "late_qat":
+            f.late_qat_step = int(g[0])
+        elif name == "params":
+            f.model_params = int(g[0])
+        elif name == "activation":
+            f.activation = g[0]
+        elif name == "interrupted":
+            f.interrupted = line
+    return f
+
+
+# ----------------------------------------------------------------------------------------------------
+# 3. Runs
+# ----------------------------------------------------------------------------------------------------
+
+@dataclass
+class RunResult:
+    activation: str
+    run_id: str
+    workdir: Path
+    returncode: int | None = None  # None = did not finish (timeout)
+    wall_s: float = 0.0
+    log_path: Path | None = None
+    console_path: Path | None = None
+    facts: LogFacts = field(default_factory=LogFacts)
+    tail: list[str] = field(default_factory=list)  # last console lines, for a failed run
+    timed_out: bool = False
+    sliding_expected: bool = True
+
+    def failure(self) -> str | None:
+        """Why this run does not count as finished, or None."""
+        if self.timed_out:
+            return f"{self.activation} run timed out after {self.wall_s:.0f}s"
+        if self.returncode != 0:
+            err = next((t for t in reversed(self.tail) if t.startswith("error:")), None)
+            return f"{self.activation} run failed (exit {self.returncode})" + (f": {err}" if err else "")
+        missing = []
+        if self.log_path is None:
+            missing.append("log file")
+        if self.facts.submission_bytes is None:
+            missing.append("Total submission size")
+        if self.facts.roundtrip_bpb is None:
+            missing.append("final_int6_roundtrip_exact")
+        if self.sliding_expected and self.facts.sliding_bpb is None:
+            missing.append("final_int6_sliding_window_exact")
+        if missing:
+            return f"{self.activation} run log lacks {', '.join(missing)}"
+        return None
+
+
+def hyperparameter_names() -> list[str]:
+    """Every environment variable train_gpt.py reads as a setting: Hyperparameters.variables() when the
+    module imports, plus (always) each quoted NAME passed first to a call in its source."""
+    names: set[str] = set()
+    try:
+        src = TRAIN_SCRIPT.read_text(encoding="utf-8")
+        names |= set(re.findall(r"\b[A-Za-z_]\w*\(\s*\"([A-Z][A-Z0-9_]+)\"\s*,", src))
+    except OSError:
+        pass
+    try:
+        sys.path.insert(0, str(REPO))
+        import train_gpt  # noqa: E402 - the trainer's own list of settings
+
+        names |= {v[0] for v in train_gpt.Hyperparameters.variables()}
+    except Exception:  # noqa: BLE001 - an older or broken train_gpt.py: the source scan stands
+        pass
+    finally:
+        if sys.path and sys.path[0] == str(REPO):
+            sys.path.pop(0)
+    return sorted(names - {"PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES"})
+
+
+def child_env(base: dict, overrides: dict, cpu: bool) -> tuple[dict, list[str]]:
+    """The run's environment: the caller's minus train_gpt.py's variables (so the default config runs)
+    and launcher variables, plus overrides. Returns (env, names of the caller's variables dropped)."""
+    names = set(hyperparameter_names())
+    env = {k: v for k, v in base.items() if k not in names and k not in LAUNCHER_VARS}
+    env["PYTHONUNBUFFERED"] = "1"
+    if cpu:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    env.update(overrides)
+    dropped = sorted(k for k in base if k in names and k not in LAUNCHER_VARS and env.get(k) != base[k])
+    return env, dropped
+
+
+_ECHO = re.compile(r"^(warmup_done|recompiles_after_warmup|late_qat|device:|peak memory|Total submission|"
+                   r"final_int6_roundtrip |final_int6_sliding_window |DIAGNOSTIC|WARNING|error:|interrupted:|"
+                   r"Traceback|\w*Error)")
+_STEP = re.compile(r"^step:(\d+)/(\d+) ")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the run and its compile workers: the process group this script started for it."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def run_training(activation: str, workdir: Path, env: dict, timeout_s: float, echo=print) -> RunResult:
+    """Run train_gpt.py once (1 process) in workdir; stream its console to workdir/console.txt."""
+    run_id = env["RUN_ID"]
+    workdir.mkdir(parents=True, exist_ok=True)
+    res = RunResult(activation=activation, run_id=run_id, workdir=workdir)
+    res.console_path = workdir / "console.txt"
+    t0 = time.perf_counter()
+    with open(res.console_path, "w", encoding="utf-8") as console:
+        proc = subprocess.Popen([sys.executable, str(TRAIN_SCRIPT)], cwd=workdir, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+
+        def pump():
+            for line in proc.stdout:
+                console.write(line)
+                console.flush()
+                s = line.rstrip()
+                res.tail = (res.tail + [s])[-40:]
+                m = _STEP.match(s)
+                if _ECHO.match(s) or (m and (int(m.group(1)) % 10 == 0 or m.group(1) == m.group(2))):
+                    echo(f"    [{activation}] {s}")
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            res.timed_out = True
+            _stop(proc)
+        except BaseException:  # Ctrl-C: the run is in its own session, so stop it before leaving
+            _stop(proc)
+            raise
+        reader.join(timeout=10)
+    res.wall_s = time.perf_counter() - t0
+    res.returncode = None if res.timed_out else proc.returncode
+    log = workdir / "logs" / f"{run_id}.txt"
+    if log.is_file():
+        res.log_path = log
+        res.facts = parse_log(log.read_text(encoding="utf-8", errors="replace"))
+    else:  # no log file (a config error before the logger): what the console said
+        res.facts = parse_log(res.console_path.read_text(encoding="utf-8", errors="replace"))
+    return res
+
+
+def resolve_data(args, cpu: bool, tmp: Path, notes: list[str]) -> tuple[Path, Path, bool]:
+    """(data_path, tokenizer_path, is_sample), absolute. May build the offline sample inside tmp."""
+
+    def absolute(p: str) -> Path:
+        path = Path(p).expanduser()
+        if path.is_absolute():
+            return path
+        here = Path.cwd() / path
+        return (here if here.exists() or not (REPO / path).exists() else REPO / path).resolve()
+
+    explicit_data = args.data_path or (None if cpu else os.environ.get("DATA_PATH"))
+    explicit_tok = args.tokenizer_path or (None if cpu else os.environ.get("TOKENIZER_PATH"))
+    if explicit_data or explicit_tok:
+        data = absolute(explicit_data or DEFAULT_DATA)
+        tok = absolute(explicit_tok or DEFAULT_TOKENIZER)
+        return data, tok, False
+    if not cpu:
+        data, tok = absolute(DEFAULT_DATA), absolute(DEFAULT_TOKENIZER)
+        if any(data.glob("fineweb_val_*.bin")) and any(data.glob("fineweb_train_*.bin")) and tok.is_file():
+            return data, tok, False
+        notes.append(f"FineWeb data not found at {data}: using the offline sample; val_bpb is not comparable "
+                     "(get the data with: python3 data/cached_challenge_fineweb.py --variant sp1024)")
+    if any(SAMPLE_DATA.glob("fineweb_val_*.bin")) and SAMPLE_TOKENIZER.is_file():
+        return SAMPLE_DATA, SAMPLE_TOKENIZER, True
+    sys.path.insert(0, str(REPO / "data"))
+    from build_sample import build_sample  # noqa: E402 - the repository's own builder
+
+    info = build_sample(tmp / "sample" / "ds", tmp / "sample" / "tok", vocab_size=1024)
+    notes.append(f"built the offline sample in {tmp / 'sample'} (data/build_sample.py)")
+    return Path(info["out_dir"]).resolve(), Path(info["tokenizer"]).resolve(), True
+
+
+def run_overrides(args, activation: str, data: Path, tok: Path, cpu: bool, stamp: str) -> dict:
+    o = {
+        "MLP_ACTIVATION": activation, "RUN_ID": f"preflight_{activation}_{stamp}",
+        "DATA_PATH": str(data), "TOKENIZER_PATH": str(tok),
+        "ITERATIONS": str(args.steps), "WARMUP_STEPS": str(args.warmup), "MAX_WALLCLOCK_SECONDS": "0",
+        "WARMDOWN_ITERS": str(max(1, args.steps // 2)), "VAL_LOSS_EVERY": "0", "TRAIN_LOG_EVERY": "1",
+        "EVAL_STRIDE": str(args.eval_stride),
+    }
+    if cpu:
+        o.update(CPU_CONFIG)
+        o["COMPILE"] = "1" if args.compile else "0"
+    else:
+        o["COMPILE"] = "1"
+    for item in args.set:
+        name, _, value = item.partition("=")
+        o[name] = value
+    return o
+
+
+# ----------------------------------------------------------------------------------------------------
+# 4. Verdict
+# ----------------------------------------------------------------------------------------------------
+
+def step_ratio(results: dict[str, RunResult]) -> float | None:
+    """asqu / relu2 steady step time, when both ran and have step times."""
+    a, r = results.get("asqu"), results.get("relu2")
+    if not a or not r or a.facts.steady_step_ms is None or not r.facts.steady_step_ms:
+        return None
+    return a.facts.steady_step_ms / r.facts.steady_step_ms
+
+
+def spike(f: LogFacts) -> tuple[int, float, float] | None:
+    """(step, ms, median) of a timed step far slower than the rest (a recompile's signature), else None."""
+    med, slow = f.steady_step_ms, f.slowest_step
+    if med is None or slow is None or len(f.step_deltas) < 3:
+        return None
+    return (slow[0], slow[1], med) if slow[1] > max(5 * med, med + 1000.0) else None
+
+
+def verdict(env: dict, results: dict[str, RunResult], cpu: bool, max_ratio: float = 1.03,
+            size_limit: int = SIZE_LIMIT) -> tuple[bool, str, list[str]]:
+    """(ok, final line, warnings). GPU: `GO` or `NO-GO: a; b`. --cpu: CPU-SMOKE-OK / CPU-SMOKE-FAILED."""
+    reasons, warns = [], []
+    log_warnings: dict[str, list[str]] = {}  # a WARNING line of the runs' logs -> the runs that wrote it
+    if not cpu:
+        if env.get("torch") is None:
+            return False, "NO-GO: torch is not importable", warns
+        if not env.get("cuda_available"):
+            return False, "NO-GO: no CUDA device (torch.cuda.is_available() is False)", warns
+        if not env.get("nccl_available"):
+            reasons.append("NCCL is not available (the 8-GPU run needs it)")
+        n = len(env.get("gpus", []))
+        if n < 8:
+            warns.append(f"this node has {n} GPU(s); the record run uses 8 (torchrun --nproc_per_node=8)")
+        if any("H100" not in g["name"] for g in env.get("gpus", [])):
+            warns.append("not an H100: step times are not comparable with the record's 84.56 ms (8xH100)")
+        if not env.get("zstandard"):
+            warns.append("zstandard is not installed: the artifact is compressed with zlib (larger)")
+    if not results:
+        reasons.append("no training run")
+    for act, res in results.items():
+        fail = res.failure()
+        if fail:
+            reasons.append(fail)
+            continue
+        f = res.facts
+        if not cpu:
+            if f.attention is None:
+                reasons.append(f"{act}: the log has no device/attention line")
+            elif f.attention == "sdpa" and (f.device or "").startswith("cuda"):
+                reasons.append(f"{act}: attention is sdpa on CUDA (install FlashAttention 3: flash_attn_interface)")
+            if f.device is not None and not f.device.startswith("cuda"):
+                reasons.append(f"{act}: the run used device {f.device}, not CUDA")
+            elif f.attention not in (None, expected_attention(env)):
+                warns.append(f"{act}: the run used attention {f.attention}; this Python offers {expected_attention(env)}")
+        if f.recompiles is not None and f.recompiles > 0:
+            (warns if cpu else reasons).append(
+                f"{act}: {f.recompiles} recompile(s) after warm-up (compile time inside the clock)")
+        sp = spike(f)
+        if f.recompiles is None:
+            warns.append(f"{act}: recompiles after warm-up unknown (the log has no recompiles_after_warmup line)")
+            if sp and not cpu:
+                reasons.append(f"{act}: step {sp[0]} took {sp[1]:.0f} ms against a median of {sp[2]:.0f} ms "
+                               "(a recompile inside the clock?)")
+        if sp and (cpu or f.recompiles is not None):
+            warns.append(f"{act}: step {sp[0]} took {sp[1]:.0f} ms against a median of {sp[2]:.0f} ms")
+        if f.warmup_ms is None:
+            warns.append(f"{act}: compile/warm-up time unknown (the log has no warmup_done line)")
+        if f.submission_bytes is not None and f.submission_bytes > size_limit:
+            (warns if cpu else reasons).append(
+                f"{act}: artifact {f.submission_bytes:,} bytes > {size_limit:,}")
+        if f.compressor == "zlib":
+            warns.append(f"{act}: artifact compressed with zlib (zstandard missing in the run's Python)")
+        for w in f.warnings:
+            log_warnings.setdefault(w, []).append(act)
+    warns += [f"{', '.join(acts)} log: {w}" for w, acts in log_warnings.items()]
+    ratio = step_ratio(results)
+    if ratio is not None and ratio > max_ratio and not cpu:  # fp32 eager CPU speed says nothing about the GPU
+        reasons.append(f"asqu/relu2 step time {ratio:.3f} > {max_ratio:.3f}")
+    if cpu:
+        if reasons:
+            return False, "CPU-SMOKE-FAILED: " + "; ".join(reasons), warns
+        return True, ("CPU-SMOKE-OK (the script and the training path ran on CPU; the GPU checks - attention "
+                      "kernel, NCCL, bf16 step time, peak memory - were not possible)"), warns
+    if reasons:
+        return False, "NO-GO: " + "; ".join(reasons), warns
+    return True, "GO", warns
+
+
+# ----------------------------------------------------------------------------------------------------
+# 5. Report
+# ----------------------------------------------------------------------------------------------------
+
+def _ms(v: float | None) -> str:
+    return "unknown" if v is None else f"{v:,.0f} ms" if v >= 100 else f"{v:.2f} ms"
+
+
+def format_runs(results: dict[str, RunResult], cpu: bool) -> list[str]:
+    lines = []
+    for act, res in results.items():
+        f = res.facts
+        lines.append(f"  {act}:")
+        status = "ok" if res.failure() is None else f"FAILED ({res.failure()})"
+        lines.append(f"    run                 {status}; {res.wall_s:.0f} s wall; log {res.log_path or res.console_path}")
+        lines.append(f"    device / attention  {f.device or 'unknown'} {f.dtype or ''} attention:{f.attention or 'unknown'} "
+                     f"compile:{'unknown' if f.compile is None else f.compile}")
+        graphs = "" if f.warmup_graphs is None else f" ({f.warmup_graphs} graphs)"
+        lines.append(f"    compile / warm-up   {_ms(f.warmup_ms)}{graphs}")
+        slow = f.slowest_step
+        slow_s = f"; slowest step {slow[0]}: {_ms(slow[1])}" if slow else ""
+        lines.append(f"    steady step time    {_ms(f.steady_step_ms)} (median of {len(f.step_deltas)} steps; "
+                     f"last step_avg {_ms(f.last_step_avg_ms)}{slow_s})")
+        lines.append(f"    recompiles after warm-up  {'unknown' if f.recompiles is None else f.recompiles}"
+                     + ("" if f.late_qat_step is None else f" (late QAT switched on at step {f.late_qat_step})"))
+        if f.peak_allocated_mib is not None:
+            lines.append(f"    peak memory         {f.peak_allocated_mib:,} MiB allocated, {f.peak_reserved_mib:,} MiB reserved")
+        else:
+            lines.append("    peak memory         " + ("n/a on CPU" if cpu else "unknown"))
+        size = "unknown" if f.submission_bytes is None else f"{f.submission_bytes:,} bytes"
+        if f.submission_bytes is not None and f.code_bytes is not None:
+            size += f" (code {f.code_bytes:,} + {f.compressor} {f.serialized_bytes:,})"
+        lines.append(f"    artifact            {size} (after {len(f.step_deltas)} steps)")
+        rt = "unknown" if f.roundtrip_bpb is None else f"{f.roundtrip_bpb:.6f}"
+        sl = "" if f.sliding_bpb is None else f"; sliding {f.sliding_bpb:.6f}"
+        lines.append(f"    int6 roundtrip val_bpb  {rt}{sl}")
+        if res.failure() and res.tail:
+            lines.append("    last console lines:")
+            lines += [f"      {t}" for t in res.tail[-15:]]
+    return lines
+
+
+def report_json(env: dict, results: dict[str, RunResult], ok: bool, final: str, warns: list[str], notes: list[str]) -> dict:
+    runs = {}
+    for act, res in results.items():
+        f = res.facts
+        runs[act] = {
+            "run_id": res.run_id, "returncode": res.returncode, "timed_out": res.timed_out,
+            "failure": res.failure(), "wall_s": round(res.wall_s, 2),
+            "log": str(res.log_path) if res.log_path else None,
+            "device": f.device, "dtype": f.dtype, "attention": f.attention, "compile": f.compile,
+            "warmup_ms": f.warmup_ms, "warmup_graphs": f.warmup_graphs, "recompiles_after_warmup": f.recompiles,
+            "steady_step_ms": f.steady_step_ms, "timed_steps": len(f.step_deltas),
+            "slowest_step": list(f.slowest_step) if f.slowest_step else None,
+            "last_step_avg_ms": f.last_step_avg_ms, "late_qat_step": f.late_qat_step,
+            "peak_allocated_mib": f.peak_allocated_mib, "peak_reserved_mib": f.peak_reserved_mib,
+            "submission_bytes": f.submission_bytes, "compressor": f.compressor,
+            "roundtrip_val_bpb": f.roundtrip_bpb, "sliding_val_bpb": f.sliding_bpb, "model_params": f.model_params,
+        }
+    return {"environment": env, "runs": runs, "asqu_relu2_ratio": step_ratio(results), "ok": ok,
+            "final": final, "warnings": warns, "notes": notes}
+
+
+# ----------------------------------------------------------------------------------------------------
+# main
+# ----------------------------------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--cpu", action="store_true", help="smoke-test on CPU with a small configuration (forces CPU)")
+    p.add_argument("--steps", type=int, default=None, help="timed training steps per run (default 40; --cpu 20)")
+    p.add_argument("--warmup", type=int, default=None, help="WARMUP_STEPS (default 10; --cpu 2)")
+    p.add_argument("--activations", default="relu2,asqu", help="comma-separated (default relu2,asqu)")
+    p.add_argument("--eval-stride", type=int, default=None,
+                   help="EVAL_STRIDE for the final sliding eval; 0 skips it (default 1024: the path, not the figure; --cpu 128)")
+    p.add_argument("--compile", action="store_true", help="--cpu: COMPILE=1 (slow on CPU; the GPU runs always compile)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a train_gpt.py variable for both runs (repeatable)")
+    p.add_argument("--data-path", help="shard folder (default: DATA_PATH, else ./data/datasets/fineweb10B_sp1024)")
+    p.add_argument("--tokenizer-path", help="SentencePiece model (default: TOKENIZER_PATH, else the sp1024 one)")
+    p.add_argument("--max-ratio", type=float, default=1.03, help="NO-GO above this asqu/relu2 step-time ratio")
+    p.add_argument("--timeout", type=float, default=1200, help="seconds per run before it is stopped (default 1200)")
+    p.add_argument("--workdir", help="make the temporary folder inside this folder (default: the system's)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, artifacts)")
+    p.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    a = p.parse_args(argv)
+    a.steps = a.steps if a.steps is not None else (20 if a.cpu else 40)
+    a.warmup = a.warmup if a.warmup is not None else (2 if a.cpu else 10)
+    a.eval_stride = a.eval_stride if a.eval_stride is not None else (128 if a.cpu else 1024)
+    a.activations = [x.strip() for x in a.activations.split(",") if x.strip()]
+    if a.steps < 1 or a.warmup < 0 or a.eval_stride < 0 or not a.activations:
+        p.error("--steps must be >= 1, --warmup and --eval-stride >= 0, --activations not empty")
+    for item in a.set:
+        if not re.fullmatch(r"[A-Z][A-Z0-9_]*=.*", item):
+            p.error(f"--set {item!r}: expected NAME=VALUE")
+    return a
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    mode = "CPU smoke test (small configuration)" if args.cpu else "GPU preflight (default configuration, 1 GPU)"
+    print(f"asqu-golf preflight: {mode}; repository {REPO}")
+    print("environment:")
+    env = check_environment()
+    for line in format_environment(env):
+        print(line)
+    notes: list[str] = []
+    if not args.cpu and not env.get("cuda_available"):
+        ok, final, warns = verdict(env, {}, cpu=False)
+        print("the GPU checks are not possible without CUDA; `--cpu` smoke-tests this script on CPU.")
+        print(final)
+        if args.json:
+            Path(args.json).write_text(json.dumps(report_json(env, {}, ok, final, warns, notes), indent=2))
+        return 1
+
+    tmp = Path(tempfile.mkdtemp(prefix="asqu_preflight_", dir=args.workdir))
+    print(f"working folder: {tmp}")
+    results: dict[str, RunResult] = {}
+    try:
+        data, tok, _ = resolve_data(args, args.cpu, tmp, notes)
+        print(f"data: {data}\ntokenizer: {tok}")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for act in args.activations:
+            overrides = run_overrides(args, act, data, tok, args.cpu, stamp)
+            cenv, dropped = child_env(dict(os.environ), overrides, args.cpu)
+            if dropped and not results:
+                notes.append(f"ignored from your environment (default config): {' '.join(dropped)}")
+            shown = " ".join(f"{k}={v}" for k, v in overrides.items() if k not in ("DATA_PATH", "TOKENIZER_PATH"))
+            print(f"run {act}: {shown}")
+            cache_note = "compile caches are shared between the runs: later runs may warm up faster"
+            if results and overrides.get("COMPILE") == "1" and cache_note not in notes:
+                notes.append(cache_note)
+            results[act] = run_training(act, tmp / act, cenv, args.timeout)
+            results[act].sliding_expected = int(overrides.get("EVAL_STRIDE", "64") or 0) > 0
+        print("results:")
+        for line in format_runs(results, args.cpu):
+            print(line)
+        ratio = step_ratio(results)
+        if ratio is not None:
+            print(f"  asqu/relu2 steady step time ratio: {ratio:.3f} (NO-GO above {args.max_ratio:.3f}"
+                  f"{'; informational on CPU' if args.cpu else ''})")
+        ok, final, warns = verdict(env, results, args.cpu, args.max_ratio)
+        for n in notes:
+            print(f"note: {n}")
+        for w in warns:
+            print(f"WARN: {w}")
+        if args.json:
+            Path(args.json).write_text(json.dumps(report_json(env, results, ok, final, warns, notes), indent=2))
+    except Exception as exc:  # a preflight must always end with its verdict line
+        ok = False
+        final = f"{'CPU-SMOKE-FAILED' if args.cpu else 'NO-GO'}: the preflight itself failed ({type(exc).__name__}: {exc})"
+        args.keep = True
+    finally:
+        failed = any(r.failure() for r in results.values())
+        if args.keep or failed:
+            print(f"kept {tmp}" + (" (a run failed: its logs are there)" if failed and not args.keep else ""))
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(final)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

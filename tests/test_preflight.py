@@ -1,0 +1,305 @@
+"""scripts/gpu_preflight.py: a real CPU run of the script (tiny config) and its verdict logic on synthetic logs."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "data"))
+
+import gpu_preflight as pf  # noqa: E402
+
+SEP = "=" * 100
+
+# ----------------------------------------------------------------------------------------------------
+# synthetic logs
+# ----------------------------------------------------------------------------------------------------
+
+
+def make_log(activation="relu2", step_ms=650.0, steps=40, attention="flash_attn_3", device="cuda:0",
+             dtype="bfloat16", recompiles: int | None = 0, warmup_ms: float | None = 61234.0, total=15_555_017,
+             spike_step=None, spike_ms=0.0, final=True, peak=(40123, 41000)) -> str:
+    lines = [
+        'log(f"step:{step}/{args.iterations} train_loss:1.0 train_time:5ms step_avg:1.00ms")',  # source dump noise
+        "Total submission size int6+zstd: 99999999 bytes",  # a quoted line inside the source dump: never counts
+        SEP, "Running PyTorch 2.9.1", SEP,
+        "model_params:26993756", f"mlp_activation:{activation}",
+        f"device:{device} dtype:{dtype} attention:{attention} compile:1",
+        "world_size:1 grad_accum_steps:8", "seed:1337",
+    ]
+    if warmup_ms is not None:
+        lines.append(f"warmup_done time:{warmup_ms:.0f}ms graphs:3")
+    t = 0.0
+    for s in range(1, steps + 1):
+        t += spike_ms if s == spike_step else step_ms
+        lines.append(f"step:{s}/{steps} train_loss:{6 - s / 100:.4f} train_time:{t:.0f}ms step_avg:{t / s:.2f}ms")
+        if s == steps - 2:
+            lines.append(f"late_qat:enabled step:{s} scale:0.1000")
+    lines.append(f"step:{steps}/{steps} val_loss:5.0 val_bpb:3.0 train_time:{t:.0f}ms step_avg:{t / steps:.2f}ms")
+    if recompiles is not None:
+        lines.append(f"recompiles_after_warmup:{recompiles}")
+    if peak:
+        lines.append(f"peak memory allocated: {peak[0]} MiB reserved: {peak[1]} MiB")
+    if final:
+        lines += [
+            "DIAGNOSTIC post_ema val_loss:4.9 val_bpb:2.9 eval_time:1960ms",
+            "Code size: 67603 bytes", f"Serialized model int6+zstd: {total - 67603} bytes",
+            f"Total submission size int6+zstd: {total} bytes",
+            "final_int6_roundtrip val_loss:4.95 val_bpb:2.95 eval_time:2000ms",
+            "final_int6_roundtrip_exact val_loss:4.95000000 val_bpb:2.95123456",
+            "final_int6_sliding_window val_loss:4.90 val_bpb:2.90 stride:1024 eval_time:3000ms",
+            "final_int6_sliding_window_exact val_loss:4.90000000 val_bpb:2.90123456",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def result(activation="relu2", returncode=0, tail=None, **log_kw) -> pf.RunResult:
+    r = pf.RunResult(activation=activation, run_id=f"x_{activation}", workdir=Path("/nonexistent"),
+                     returncode=returncode, log_path=Path(f"/nonexistent/{activation}.txt"))
+    r.facts = pf.parse_log(make_log(activation=activation, **log_kw))
+    r.tail = tail or []
+    return r
+
+
+GPU_ENV = {"python": "3.12", "torch": "2.9.1", "cuda_available": True, "nccl_available": True,
+           "gpus": [{"name": "NVIDIA H100 80GB HBM3", "capability": "9.0", "memory_mib": 81000}] * 8,
+           "fa3": "available", "zstandard": "0.23.0"}
+
+
+def runs(**per_act) -> dict:
+    out = {"relu2": result("relu2", **per_act.get("relu2", {})), "asqu": result("asqu", **per_act.get("asqu", {}))}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# parsing
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_parse_reads_only_after_the_header():
+    f = pf.parse_log(make_log(step_ms=650.0, total=15_000_000))
+    assert f.submission_bytes == 15_000_000  # not the 99999999 quoted in the source dump
+    assert f.steps[0] == (1, 650.0) and len(f.steps) == 40  # not the f-string step line of the source
+    assert (f.device, f.dtype, f.attention, f.compile) == ("cuda:0", "bfloat16", "flash_attn_3", 1)
+    assert f.warmup_ms == 61234.0 and f.warmup_graphs == 3 and f.recompiles == 0
+    assert (f.peak_allocated_mib, f.peak_reserved_mib) == (40123, 41000)
+    assert f.roundtrip_bpb == 2.95123456 and f.sliding_bpb == 2.90123456 and f.compressor == "zstd"
+    assert f.late_qat_step == 38 and f.model_params == 26993756 and f.activation == "relu2"
+
+
+def test_steady_step_time_is_the_median_of_deltas():
+    f = pf.parse_log(make_log(step_ms=650.0, spike_step=38, spike_ms=23178.0))
+    assert f.steady_step_ms == pytest.approx(650.0, abs=1)
+    assert f.slowest_step == (38, pytest.approx(23178.0, abs=1))
+    # step lines every k steps: deltas are per step
+    text = "\n".join(f"step:{s}/30 train_loss:5.0 train_time:{s * 100}ms step_avg:100.00ms" for s in (10, 20, 30))
+    assert pf.parse_log(text).steady_step_ms == pytest.approx(100.0)
+
+
+def test_missing_new_lines_are_unknown_not_errors():
+    f = pf.parse_log(make_log(recompiles=None, warmup_ms=None))
+    assert f.recompiles is None and f.warmup_ms is None and f.submission_bytes == 15_555_017
+    legacy = REPO / "tests" / "fixtures" / "logs" / "legacy_seed2024.log"
+    if legacy.is_file():  # a published record log: none of the new lines, all the old ones
+        g = pf.parse_log(legacy.read_text(encoding="utf-8", errors="replace"))
+        assert g.recompiles is None and g.warmup_ms is None
+        assert g.submission_bytes and g.roundtrip_bpb and g.steady_step_ms
+
+
+# ----------------------------------------------------------------------------------------------------
+# verdict
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_go_when_everything_holds():
+    ok, final, warns = pf.verdict(GPU_ENV, runs(asqu={"step_ms": 660.0}), cpu=False)
+    assert ok and final == "GO", (final, warns)
+
+
+@pytest.mark.parametrize("env_patch, per_act, expect", [
+    ({"cuda_available": False}, {}, "NO-GO: no CUDA device"),
+    ({"torch": None}, {}, "NO-GO: torch is not importable"),
+    ({"nccl_available": False}, {}, "NCCL is not available"),
+    ({}, {"asqu": {"attention": "sdpa"}}, "asqu: attention is sdpa on CUDA"),
+    ({"fa3": None, "fa2": None}, {"asqu": {"attention": "sdpa"}}, "asqu: attention is sdpa on CUDA"),
+    ({}, {"relu2": {"recompiles": 1}}, "relu2: 1 recompile(s) after warm-up"),
+    ({}, {"asqu": {"total": 16_000_001}}, "asqu: artifact 16,000,001 bytes > 16,000,000"),
+    ({}, {"asqu": {"step_ms": 680.0}}, "asqu/relu2 step time 1.046 > 1.030"),
+    ({}, {"relu2": {"returncode": 1, "final": False, "tail": ["error: DATA_PATH=/x: no shards"]}},
+     "relu2 run failed (exit 1): error: DATA_PATH=/x: no shards"),
+    ({}, {"asqu": {"final": False}}, "asqu run log lacks Total submission size"),
+    ({}, {"asqu": {"device": "cpu"}}, "asqu: the run used device cpu"),
+    # without the recompile line, a step 5x slower than the median is taken for a recompile
+    ({}, {"relu2": {"recompiles": None, "spike_step": 38, "spike_ms": 23178.0}},
+     "relu2: step 38 took 23178 ms against a median of 650 ms"),
+])
+def test_no_go_reasons(env_patch, per_act, expect):
+    env = {**GPU_ENV, **env_patch}
+    ok, final, _ = pf.verdict(env, runs(**per_act), cpu=False)
+    assert not ok and final.startswith("NO-GO: ") and expect in final, final
+
+
+def test_warnings_that_are_not_no_go():
+    env = {**GPU_ENV, "gpus": GPU_ENV["gpus"][:1], "zstandard": None}
+    ok, final, warns = pf.verdict(env, runs(relu2={"recompiles": None, "warmup_ms": None},
+                                            asqu={"recompiles": 0, "spike_step": 5, "spike_ms": 9000.0}), cpu=False)
+    assert ok and final == "GO"
+    text = "\n".join(warns)
+    assert "1 GPU(s); the record run uses 8" in text and "zstandard" in text
+    assert "relu2: recompiles after warm-up unknown" in text and "relu2: compile/warm-up time unknown" in text
+    assert "asqu: step 5 took 9000 ms" in text  # known recompiles:0, so a slow step is only a warning
+    ok, final, warns = pf.verdict({**GPU_ENV, "fa3": None, "fa2": "2.7.4", "fa2_usable": True}, runs(), cpu=False)
+    assert ok and any("used attention flash_attn_3; this Python offers flash_attn_2" in w for w in warns)
+
+
+def test_several_reasons_are_joined():
+    ok, final, _ = pf.verdict({**GPU_ENV, "nccl_available": False}, runs(asqu={"attention": "sdpa", "recompiles": 2}),
+                              cpu=False)
+    assert not ok and final.count(";") >= 2
+
+
+def test_cpu_verdict():
+    cpu_env = {"python": "3.11", "torch": "2.13.0", "cuda_available": False, "nccl_available": False}
+    kw = {"device": "cpu", "dtype": "float32", "attention": "sdpa", "peak": None}
+    ok, final, warns = pf.verdict(cpu_env, runs(relu2=kw, asqu={**kw, "step_ms": 900.0}), cpu=True)
+    assert ok and final.startswith("CPU-SMOKE-OK") and "not possible" in final
+    assert not any("ratio" in w or "step time" in w for w in warns)  # CPU speed says nothing about the GPU
+    ok, final, _ = pf.verdict(cpu_env, runs(relu2=kw, asqu={**kw, "final": False}), cpu=True)
+    assert not ok and final.startswith("CPU-SMOKE-FAILED: asqu run log lacks")
+
+
+def test_child_env_drops_the_callers_config():
+    base = {"PATH": "/bin", "MLP_ACTIVATION": "relu2", "ITERATIONS": "7", "RANK": "3", "WORLD_SIZE": "8", "HOME": "/h"}
+    env, dropped = pf.child_env(base, {"ITERATIONS": "40"}, cpu=True)
+    assert env["ITERATIONS"] == "40" and "MLP_ACTIVATION" not in env and "RANK" not in env
+    assert env["PATH"] == "/bin" and env["CUDA_VISIBLE_DEVICES"] == "" and dropped == ["ITERATIONS", "MLP_ACTIVATION"]
+
+
+def test_no_cuda_without_cpu_flag_stops_early(capsys, monkeypatch):
+    monkeypatch.setattr(pf, "check_environment", lambda: {"python": "3", "torch": "2", "cuda_available": False,
+                                                          "nccl_available": False})
+    assert pf.main([]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("NO-GO: no CUDA device")
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_main_gpu_flow_with_stand_in_runs(fail, tmp_path, monkeypatch, capsys):
+    """The GPU path of main() end to end, with runs stood in by synthetic logs: report, exit code, cleanup."""
+    monkeypatch.setattr(pf, "check_environment", lambda: dict(GPU_ENV))
+    seen = []
+
+    def fake_run(activation, workdir, env, timeout_s, echo=print):
+        seen.append((activation, env))
+        workdir.mkdir(parents=True)
+        r = result(activation, step_ms=650.0 if activation == "relu2" else 655.0,
+                   returncode=1 if fail and activation == "asqu" else 0, final=not (fail and activation == "asqu"))
+        r.workdir = workdir
+        return r
+
+    monkeypatch.setattr(pf, "run_training", fake_run)
+    report = tmp_path / "r.json"
+    rc = pf.main(["--data-path", "/data/x", "--tokenizer-path", "/tok/x.model", "--workdir", str(tmp_path),
+                  "--json", str(report), "--set", "ASQU_BETA_GRAD_EVERY=2"])
+    out = capsys.readouterr().out
+    last = out.strip().splitlines()[-1]
+    assert [a for a, _ in seen] == ["relu2", "asqu"]
+    for act, env in seen:  # the GPU runs: default model, compiled, the preflight's schedule, absolute paths
+        assert env["MLP_ACTIVATION"] == act and env["COMPILE"] == "1" and env["ITERATIONS"] == "40"
+        assert env["WARMUP_STEPS"] == "10" and env["MAX_WALLCLOCK_SECONDS"] == "0" and env["VAL_LOSS_EVERY"] == "0"
+        assert env["EVAL_STRIDE"] == "1024" and env["ASQU_BETA_GRAD_EVERY"] == "2" and "MODEL_DIM" not in env
+        assert env["DATA_PATH"] == "/data/x" and env["RUN_ID"].startswith(f"preflight_{act}_")
+        assert "CUDA_VISIBLE_DEVICES" not in env or env["CUDA_VISIBLE_DEVICES"] == os.environ.get("CUDA_VISIBLE_DEVICES")
+    tmps = [p for p in tmp_path.iterdir() if p.name.startswith("asqu_preflight_")]
+    if fail:
+        assert rc == 1 and last.startswith("NO-GO: asqu run failed (exit 1)")
+        assert len(tmps) == 1 and "a run failed: its logs are there" in out  # kept for the user
+    else:
+        assert rc == 0 and last == "GO" and tmps == []  # removed without --keep
+        assert "asqu/relu2 steady step time ratio: 1.008" in out and "15,555,017 bytes" in out
+        assert "61,234 ms (3 graphs)" in out and "40,123 MiB allocated" in out
+    assert json.loads(report.read_text())["final"] == last
+
+
+# ----------------------------------------------------------------------------------------------------
+# a real CPU run of the script
+# ----------------------------------------------------------------------------------------------------
+
+TINY = ["MODEL_DIM=64", "MLP_MULT=2", "ROPE_DIMS=8", "TRAIN_SEQ_LEN=128", "EVAL_SEQ_LEN=128",
+        "TRAIN_BATCH_TOKENS=2048", "BIGRAM_VOCAB_SIZE=256", "BIGRAM_DIM=32", "VE_DIM=32",
+        "LATE_QAT_THRESHOLD=0.5"]  # 6 steps, warmdown 3: QAT switches on at step 5
+
+
+@pytest.fixture(scope="module")
+def mini_data(tmp_path_factory):
+    """A cut of the offline sample: one 40k-token train shard and a 4k-token val shard (fast evals)."""
+    from shard_io import read_shard, write_shard
+
+    src, tok = pf.SAMPLE_DATA, pf.SAMPLE_TOKENIZER
+    root = tmp_path_factory.mktemp("mini")
+    if not (tok.is_file() and sorted(src.glob("fineweb_val_*.bin"))):
+        from build_sample import build_sample
+
+        info = build_sample(root / "ds", root / "tok", vocab_size=1024)
+        src, tok = Path(info["out_dir"]), Path(info["tokenizer"])
+    out = root / "mini"
+    out.mkdir()
+    write_shard(out / "fineweb_train_000000.bin", read_shard(sorted(src.glob("fineweb_train_*.bin"))[0])[:40_000])
+    write_shard(out / "fineweb_val_000000.bin", read_shard(sorted(src.glob("fineweb_val_*.bin"))[0])[:4_097])
+    return out, tok
+
+
+def test_real_cpu_run(mini_data, tmp_path):
+    data, tok = mini_data
+    report = tmp_path / "report.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("MLP_ACTIVATION", "ITERATIONS", "RUN_ID")}
+    env.update(OMP_NUM_THREADS="1", MLP_ACTIVATION="leaky2", ITERATIONS="999")  # ignored: default config
+    cmd = [sys.executable, str(REPO / "scripts" / "gpu_preflight.py"), "--cpu", "--steps", "6", "--warmup", "1",
+           "--eval-stride", "64", "--data-path", str(data), "--tokenizer-path", str(tok),
+           "--workdir", str(tmp_path), "--keep", "--json", str(report)]
+    for item in TINY:
+        cmd += ["--set", item]
+    cwd = tmp_path / "user"
+    cwd.mkdir()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout
+    assert proc.returncode == 0, out[-4000:] + proc.stderr[-2000:]
+    assert out.strip().splitlines()[-1].startswith("CPU-SMOKE-OK")
+    assert list(cwd.iterdir()) == []  # the user's folder is untouched
+
+    rep = json.loads(report.read_text())
+    assert rep["ok"] and set(rep["runs"]) == {"relu2", "asqu"}
+    have_new_lines = "recompiles_after_warmup" in (REPO / "train_gpt.py").read_text()
+    for act, run in rep["runs"].items():
+        log = Path(run["log"])
+        assert log.is_file() and log.parent.parent.parent == Path(out.split("working folder: ")[1].split()[0])
+        body = log.read_text().split(SEP)[-1]
+        # every reported figure is the one in the run's own log
+        assert f"mlp_activation:{act}" in body and "compile:0" in body  # --set/--activations won, shell ignored
+        assert f"Total submission size int6+zstd: {run['submission_bytes']} bytes" in body
+        assert re.search(rf"final_int6_roundtrip_exact val_loss:\S+ val_bpb:{run['roundtrip_val_bpb']:.8f}", body)
+        assert re.search(rf"final_int6_sliding_window_exact val_loss:\S+ val_bpb:{run['sliding_val_bpb']:.8f}", body)
+        assert f"late_qat:enabled step:{run['late_qat_step']} " in body and run["late_qat_step"] == 5
+        times = [0] + [int(t) for t in re.findall(r"^step:\d+/6 train_loss:\S+ train_time:(\d+)ms", body, re.M)]
+        assert len(times) == 7 and run["timed_steps"] == 6
+        deltas = sorted(b - a for a, b in zip(times, times[1:]))
+        assert run["steady_step_ms"] == pytest.approx((deltas[2] + deltas[3]) / 2)
+        assert (run["device"], run["attention"], run["peak_allocated_mib"]) == ("cpu", "sdpa", None)
+        m = re.search(r"^recompiles_after_warmup:(\d+)$", body, re.M)
+        assert run["recompiles_after_warmup"] == (int(m.group(1)) if m else None)
+        m = re.search(r"^warmup_done time:(\S+)ms graphs:(\d+)$", body, re.M)
+        assert run["warmup_ms"] == (float(m.group(1)) if m else None)
+        if have_new_lines:
+            assert m is not None
+        # the text report shows the same figures
+        assert f"{run['submission_bytes']:,} bytes" in out and f"{run['roundtrip_val_bpb']:.6f}" in out
+    ratio = rep["runs"]["asqu"]["steady_step_ms"] / rep["runs"]["relu2"]["steady_step_ms"]
+    assert rep["asqu_relu2_ratio"] == pytest.approx(ratio) and f"ratio: {ratio:.3f}" in out
+    assert "ignored from your environment (default config): ITERATIONS MLP_ACTIVATION" in out
