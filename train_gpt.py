@@ -47,27 +47,21 @@ except ImportError:  # the artifact falls back to zlib level 9 (said in the log)
 # -----------------------------
 # HYPERPARAMETERS
 # -----------------------------
-# Every variable, its default and meaning, in one place: `python3 train_gpt.py --help` prints this block.
-# Defaults reproduce the March 22 record.
-
+# Every variable, its default and meaning (`python3 train_gpt.py --help` prints them); defaults = the March 22 record.
 
 class ConfigError(ValueError):
     """Bad user input: printed as one line, exit code 2."""
 
-
 class RunError(RuntimeError):
     """A run that cannot go on (diverged, unwritable output, unreadable artifact): one line, exit code 1."""
-
 
 ACTIVATIONS = ("relu2", "leaky2", "asqu")
 # Variables that do not change results: left out of config_fingerprint.
 NOT_FINGERPRINTED = ("SEED", "RUN_ID", "DATA_PATH", "TOKENIZER_PATH", "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY",
                      "COMPILE", "ATTENTION")
 
-
 class Hyperparameters:
     """Reads every setting from the environment (attribute = NAME.lower()), then validate() checks them."""
-
     def __init__(self, environ: Mapping[str, str] | None = None):
         self._environ = os.environ if environ is None else environ
         self._vars: list[tuple[str, object, str]] = []  # (NAME, default, meaning), in this order
@@ -150,14 +144,11 @@ class Hyperparameters:
         self.attention = v("ATTENTION", "auto", str, "auto | flash_attn_3 | flash_attn_2 | sdpa (auto: FA3, FA2 >= 2.6, SDPA)").strip().lower()
         self.cpu_bf16 = v("CPU_BF16", False, bool, "on CPU, the CUDA numerics: bf16 autocast and bf16 embedding tables")
         self.validate()
-
     def _var(self, name: str, default, kind, doc: str):
         self._vars.append((name, default, doc))
-        raw = self._environ.get(name)
-        if raw is None or raw.strip() == "":
+        raw = (self._environ.get(name) or "").strip()
+        if not raw:
             return default
-        raw = raw.strip()
-        example = "1" if default is None else default
         try:
             if kind is bool and raw not in ("0", "1"):
                 raise ValueError
@@ -166,106 +157,85 @@ class Hyperparameters:
                 raise ValueError
         except ValueError:
             what = {bool: "0 or 1", int: "a whole number", float: "a finite number", str: "text"}[kind]
+            example = 1 if default is None else int(default) if kind is bool else default
             raise ConfigError(f"{name}={raw!r} is not {what}; set it to e.g. {name}={example} or unset it") from None
         if value != default:
             self._set[name] = raw
         return value
-
     @classmethod
     def variables(cls) -> list[tuple[str, object, str]]:
         """(NAME, default, meaning) of every setting, in the order above."""
         return cls({})._vars
-
     def validate(self) -> None:
-        if self.mlp_activation == "leaky_relu2":  # the seed PR's name
-            self.mlp_activation = "leaky2"
-        if self.mlp_activation not in ACTIVATIONS:
-            raise ConfigError(f"MLP_ACTIVATION={self.mlp_activation!r} is not one of {', '.join(ACTIVATIONS)}")
-        if self.final_weights not in ("ema", "swa", "raw"):
-            raise ConfigError(f"FINAL_WEIGHTS={self.final_weights!r} is not one of ema, swa, raw")
-        if self.attention not in ("auto", "flash_attn_3", "flash_attn_2", "sdpa"):
-            raise ConfigError(f"ATTENTION={self.attention!r} is not one of auto, flash_attn_3, flash_attn_2, sdpa")
-        if not 0 <= self.seed < 2**32:
-            raise ConfigError(f"SEED={self.seed} must be in 0..{2**32 - 1}, e.g. SEED=1337")
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ConfigError(msg)
+        defaults = {n: d for n, d, _ in self._vars}
+        self.mlp_activation = {"leaky_relu2": "leaky2"}.get(self.mlp_activation, self.mlp_activation)  # the seed PR's name
+        for name, allowed in (("MLP_ACTIVATION", ACTIVATIONS), ("FINAL_WEIGHTS", ("ema", "swa", "raw")),
+                              ("ATTENTION", ("auto", "flash_attn_3", "flash_attn_2", "sdpa"))):
+            need(getattr(self, name.lower()) in allowed, f"{name}={getattr(self, name.lower())!r} is not one of {', '.join(allowed)}")
+        need(0 <= self.seed < 2**32, f"SEED={self.seed} must be in 0..{2**32 - 1}, e.g. SEED=1337")
         if self.run_id is None:
             self.run_id = f"{self.mlp_activation}_seed{self.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
-        if self.run_id in (".", "..") or any(c in self.run_id for c in "/\\\0") or self.run_id != self.run_id.strip():
-            raise ConfigError(f"RUN_ID={self.run_id!r} names a file: no path separators or surrounding spaces, e.g. RUN_ID=exp_run1")
-        positive = ("ITERATIONS", "TRAIN_BATCH_TOKENS", "TRAIN_SEQ_LEN", "EVAL_SEQ_LEN", "VOCAB_SIZE", "NUM_LAYERS",
-                    "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "EVAL_BATCH_SEQS", "ASQU_BETA_GRAD_EVERY",
-                    "VAL_BATCH_SIZE", "SWA_EVERY", "VE_DIM", "BIGRAM_DIM", "MUON_BACKEND_STEPS")
-        for name in positive:
-            if getattr(self, name.lower()) <= 0:
-                raise ConfigError(f"{name}={getattr(self, name.lower())} must be positive, e.g. {name}="
-                                  f"{dict((n, d) for n, d, _ in self._vars)[name]}")
+        need(self.run_id not in (".", "..") and not any(c in self.run_id for c in "/\\\0") and self.run_id == self.run_id.strip(),
+             f"RUN_ID={self.run_id!r} names a file: no path separators or surrounding spaces, e.g. RUN_ID=exp_run1")
+        for name in ("ITERATIONS", "TRAIN_BATCH_TOKENS", "TRAIN_SEQ_LEN", "EVAL_SEQ_LEN", "VOCAB_SIZE", "NUM_LAYERS",
+                     "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "EVAL_BATCH_SEQS", "ASQU_BETA_GRAD_EVERY",
+                     "VAL_BATCH_SIZE", "SWA_EVERY", "VE_DIM", "BIGRAM_DIM", "MUON_BACKEND_STEPS"):
+            need(getattr(self, name.lower()) > 0, f"{name}={getattr(self, name.lower())} must be positive, e.g. {name}={defaults[name]}")
         for name in ("WARMUP_STEPS", "WARMDOWN_ITERS", "MAX_WALLCLOCK_SECONDS", "EVAL_STRIDE", "XSA_LAST_N",
                      "BIGRAM_VOCAB_SIZE", "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY", "ROPE_DIMS", "GRAD_CLIP_NORM",
                      "MUON_MOMENTUM_WARMUP_STEPS", "LATE_QAT_THRESHOLD", "QUANT_SCALE_FLOOR"):
-            if getattr(self, name.lower()) < 0:
-                raise ConfigError(f"{name}={getattr(self, name.lower())} must be >= 0 (0 = off where the help says so)")
-        if self.model_dim % self.num_heads or self.num_heads % self.num_kv_heads:
-            raise ConfigError(f"MODEL_DIM={self.model_dim} must divide by NUM_HEADS={self.num_heads}, "
-                              f"and NUM_HEADS by NUM_KV_HEADS={self.num_kv_heads}, e.g. 512, 8, 4")
+            need(getattr(self, name.lower()) >= 0, f"{name}={getattr(self, name.lower())} must be >= 0, e.g. {name}={defaults[name]}")
+        need(self.model_dim % self.num_heads == 0 and self.num_heads % self.num_kv_heads == 0,
+             f"MODEL_DIM={self.model_dim} must divide by NUM_HEADS={self.num_heads}, and NUM_HEADS by "
+             f"NUM_KV_HEADS={self.num_kv_heads}, e.g. 512, 8, 4")
         head_dim = self.model_dim // self.num_heads
         rd = self.rope_dims or head_dim
-        if rd % 2 or rd > head_dim or rd < 4:
-            raise ConfigError(f"ROPE_DIMS={self.rope_dims} must be even, >= 4 and <= head_dim={head_dim}")
-        if self.xsa_last_n > self.num_layers:
-            raise ConfigError(f"XSA_LAST_N={self.xsa_last_n} exceeds NUM_LAYERS={self.num_layers}")
-        if self.ve_layers is None:  # the record's 9,10 at 11 layers
+        need(rd % 2 == 0 and 4 <= rd <= head_dim, f"ROPE_DIMS={self.rope_dims} must be even, >= 4 and <= head_dim={head_dim}")
+        need(self.xsa_last_n <= self.num_layers, f"XSA_LAST_N={self.xsa_last_n} exceeds NUM_LAYERS={self.num_layers}")
+        if self.ve_layers is None:  # the last two layers: the record's 9,10 at 11 layers
             self.ve_layers = ",".join(str(i) for i in range(max(0, self.num_layers - 2), self.num_layers))
-        if self.ve_layers.strip().lower() == "none":
-            self.ve_layers = ""
+        self.ve_layers = "" if self.ve_layers.strip().lower() == "none" else self.ve_layers
         try:
             self.ve_layer_list = [int(s) for s in self.ve_layers.split(",") if s.strip()]
         except ValueError:
             raise ConfigError(f"VE_LAYERS={self.ve_layers!r} must be comma-separated layer indices, e.g. VE_LAYERS=9,10") from None
-        bad = [i for i in self.ve_layer_list if not 0 <= i < self.num_layers]
-        if bad or len(set(self.ve_layer_list)) != len(self.ve_layer_list):
-            raise ConfigError(f"VE_LAYERS={self.ve_layers!r}: indices must be distinct and in 0..{self.num_layers - 1}")
-        if self.bigram_vocab_size == 1:
-            raise ConfigError("BIGRAM_VOCAB_SIZE must be 0 (off) or >= 2, e.g. BIGRAM_VOCAB_SIZE=2048")
+        need(all(0 <= i < self.num_layers for i in self.ve_layer_list) and len(set(self.ve_layer_list)) == len(self.ve_layer_list),
+             f"VE_LAYERS={self.ve_layers!r}: indices must be distinct and in 0..{self.num_layers - 1}")
+        need(self.bigram_vocab_size != 1, "BIGRAM_VOCAB_SIZE must be 0 (off) or >= 2, e.g. BIGRAM_VOCAB_SIZE=2048")
         try:
             self.clip_percentiles = [float(s) for s in self.int6_clip_percentiles.split(",") if s.strip()]
         except ValueError:
             self.clip_percentiles = []
-        if not self.clip_percentiles or not all(0.0 < p <= 1.0 for p in self.clip_percentiles):
-            raise ConfigError(f"INT6_CLIP_PERCENTILES={self.int6_clip_percentiles!r} must be comma-separated values "
-                              "in (0, 1], e.g. INT6_CLIP_PERCENTILES=0.999,0.9999,1.0")
-        if self.eval_stride > self.eval_seq_len:
-            raise ConfigError(f"EVAL_STRIDE={self.eval_stride} exceeds EVAL_SEQ_LEN={self.eval_seq_len}")
-        if self.asqu_sigmoid_beta and not 0.0 < self.asqu_beta_init < 1.0:
-            raise ConfigError(f"ASQU_BETA_INIT={self.asqu_beta_init} must be in (0, 1) with ASQU_SIGMOID_BETA=1")
-        if self.mlp_mult <= 0 or self.mlp_hidden < 1:
-            raise ConfigError(f"MLP_MULT={self.mlp_mult} gives an MLP hidden width of {max(self.mlp_hidden, 0)} with "
-                              f"MODEL_DIM={self.model_dim}: it needs MLP_MULT x MODEL_DIM >= 1, e.g. MLP_MULT=3.0")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"EMA_DECAY={self.ema_decay} must be in [0, 1), e.g. EMA_DECAY=0.997")
-        if self.logit_softcap <= 0:
-            raise ConfigError(f"LOGIT_SOFTCAP={self.logit_softcap} must be positive, e.g. LOGIT_SOFTCAP=30")
-        if self.final_weights == "swa" and self.max_wallclock_seconds <= 0 and self.swa_snapshots() == 0:
-            raise ConfigError(f"FINAL_WEIGHTS=swa takes no snapshot with ITERATIONS={self.iterations}, "
-                              f"WARMDOWN_ITERS={self.warmdown_iters}, SWA_EVERY={self.swa_every} (snapshots start "
-                              "once the LR scale < 0.2); lower SWA_EVERY, raise WARMDOWN_ITERS or use FINAL_WEIGHTS=ema")
-
+        need(bool(self.clip_percentiles) and all(0.0 < p <= 1.0 for p in self.clip_percentiles),
+             f"INT6_CLIP_PERCENTILES={self.int6_clip_percentiles!r} must be comma-separated values in (0, 1], "
+             "e.g. INT6_CLIP_PERCENTILES=0.999,0.9999,1.0")
+        need(self.eval_stride <= self.eval_seq_len, f"EVAL_STRIDE={self.eval_stride} exceeds EVAL_SEQ_LEN={self.eval_seq_len}")
+        need(not self.asqu_sigmoid_beta or 0.0 < self.asqu_beta_init < 1.0,
+             f"ASQU_BETA_INIT={self.asqu_beta_init} must be in (0, 1) with ASQU_SIGMOID_BETA=1")
+        need(self.mlp_hidden >= 1, f"MLP_MULT={self.mlp_mult} gives an MLP hidden width of {max(self.mlp_hidden, 0)} with "
+                                   f"MODEL_DIM={self.model_dim}: MLP_MULT x MODEL_DIM must be >= 1, e.g. MLP_MULT=3.0")
+        need(0.0 <= self.ema_decay < 1.0, f"EMA_DECAY={self.ema_decay} must be in [0, 1), e.g. EMA_DECAY=0.997")
+        need(self.logit_softcap > 0, f"LOGIT_SOFTCAP={self.logit_softcap} must be positive, e.g. LOGIT_SOFTCAP=30")
+        need(self.final_weights != "swa" or self.max_wallclock_seconds > 0 or self.swa_snapshots() > 0,
+             f"FINAL_WEIGHTS=swa takes no snapshot with ITERATIONS={self.iterations}, WARMDOWN_ITERS={self.warmdown_iters}, "
+             f"SWA_EVERY={self.swa_every} (snapshots start at LR scale < 0.2); lower SWA_EVERY or use FINAL_WEIGHTS=ema")
     def swa_snapshots(self) -> int:
         """SWA snapshots a fixed-step run takes: steps s+1 on a multiple of SWA_EVERY with scale(s) < 0.2."""
         return sum(1 for s in range(max(0, self.iterations - self.warmdown_iters), self.iterations)
                    if (s + 1) % self.swa_every == 0 and lr_scale(self, s, 0.0) < 0.2)
-
     @property
     def mlp_hidden(self) -> int:
         return int(self.mlp_mult * self.model_dim)
-
     def config_line(self) -> str:
         """config:NAME=value ... for every setting away from its default (paste it to rerun)."""
         return "config:" + " ".join(f"{n}={shlex.quote(self._set[n])}" for n, _, _ in self._vars if n in self._set)
-
     def fingerprint(self) -> str:
         """12 hex digits of the effective settings that change results (not SEED, paths, logging knobs)."""
         text = "\n".join(f"{n}={getattr(self, n.lower())!r}" for n, _, _ in self._vars if n not in NOT_FINGERPRINTED)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
-
     def activation_summary(self) -> str:
         if self.mlp_activation == "leaky2":
             return f"mlp_activation:leaky2 mlp_leaky_slope:{self.mlp_leaky_slope}"
@@ -275,36 +245,29 @@ class Hyperparameters:
                     f"asqu_beta_grad_every:{self.asqu_beta_grad_every}")
         return "mlp_activation:relu2"
 
-
 # Environment names that are never settings of this script (torchrun, CUDA, threads): not checked for typos.
 FOREIGN_PREFIXES = ("CUDA", "NCCL", "TORCH", "OMP_", "MKL_", "KMP_", "PYTHON", "MASTER_", "LOCAL_", "GROUP_",
                     "ROLE_", "WORLD_", "RANK", "HF_", "LC_", "XDG_")
 
-
 def close_variable_warnings(environ: Mapping[str, str]) -> list[str]:
     """WARNING lines for environment names close to a setting's name but not one (NUM_LAYER, EMA_DECAYS)."""
     known = [n for n, _, _ in Hyperparameters.variables()]
-    lines = []
-    for name in sorted(environ):
-        if name in known or name.startswith(FOREIGN_PREFIXES):
-            continue
-        match = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.85)
-        if match:
-            lines.append(f"WARNING: {name} is not a setting of train_gpt.py and is ignored; did you mean {match[0]}?")
-    return lines
-
+    close = {name: difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.85) for name in sorted(environ)
+             if name not in known and not name.startswith(FOREIGN_PREFIXES)}
+    return [f"WARNING: {name} is not a setting of train_gpt.py and is ignored; did you mean {match[0]}?"
+            for name, match in close.items() if match]
 
 def print_help() -> None:
     print(__doc__.strip() + "\n\nSettings (environment variables), default, meaning:")
     for name, default, doc in Hyperparameters.variables():
         shown = "auto" if default is None else int(default) if isinstance(default, bool) else default
         print(f"  {name:<28} {str(shown):<34} {doc}")
+
 # -----------------------------
 # RUNTIME: CUDA VS CPU
 # -----------------------------
-# Everything that differs by device is here: device and process group (runtime_from_env, init_distributed),
-# attention kernel, autocast, and the bf16 parameter layout (build_model). CPU_BF16=1 gives a CPU the CUDA
-# numerics, so tests rehearse the production path except kernels and NCCL.
+# Everything that differs by device: process group, attention kernel, autocast, bf16 parameter layout (build_model).
+# CPU_BF16=1 gives a CPU the CUDA numerics, so tests rehearse the production path except kernels and NCCL.
 
 @dataclass
 class Runtime:
@@ -315,23 +278,19 @@ class Runtime:
     device: torch.device
     bf16: bool  # bf16 autocast and bf16 embedding tables (CUDA, or CPU_BF16=1)
     compile: bool
-
     @property
     def master(self) -> bool:
         return self.rank == 0
-
     @property
     def grad_accum_steps(self) -> int:
         return max(1, 8 // self.world_size)  # the same global batch for 1, 2, 8 or 16 processes
-
 
 def runtime_from_env(args: Hyperparameters) -> Runtime:
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    compile_model = device.type == "cuda" if args.compile is None else args.compile
     rt = Runtime(rank, world_size, local_rank, "RANK" in os.environ and "WORLD_SIZE" in os.environ, device,
-                 device.type == "cuda" or args.cpu_bf16, compile_model)
+                 device.type == "cuda" or args.cpu_bf16, device.type == "cuda" if args.compile is None else args.compile)
     micro = world_size * rt.grad_accum_steps * args.train_seq_len
     if args.train_batch_tokens % micro:
         raise ConfigError(f"TRAIN_BATCH_TOKENS={args.train_batch_tokens} must be divisible by world_size ({world_size}) "
@@ -339,9 +298,7 @@ def runtime_from_env(args: Hyperparameters) -> Runtime:
                           f"{micro}, e.g. TRAIN_BATCH_TOKENS={max(1, round(args.train_batch_tokens / micro)) * micro}")
     return rt
 
-
 def init_distributed(rt: Runtime) -> None:
-    """CUDA + NCCL when a GPU is present, else CPU + gloo."""
     if rt.device.type == "cuda":
         torch.cuda.set_device(rt.device)
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -350,63 +307,36 @@ def init_distributed(rt: Runtime) -> None:
         dist.init_process_group(backend="nccl" if rt.device.type == "cuda" else "gloo",
                                 device_id=rt.device if rt.device.type == "cuda" else None)
 
-
-ATTN_BACKEND = "sdpa"  # set by pick_attention_backend()
-_fa3 = _fa2 = None
-
-
-def _import_fa3():
-    try:
-        from flash_attn_interface import flash_attn_func  # FlashAttention 3 (Hopper)
-        return flash_attn_func
-    except ImportError:
-        return None
-
-
-def _import_fa2():
-    try:  # FlashAttention 2 before 2.6 is not a torch.library op: it would break fullgraph compile
-        import flash_attn
-        from flash_attn import flash_attn_func
-        return flash_attn_func if tuple(int(x) for x in flash_attn.__version__.split(".")[:2]) >= (2, 6) else None
-    except (ImportError, ValueError, AttributeError):
-        return None
-
+ATTN_BACKEND, _fa3, _fa2 = "sdpa", None, None  # set by pick_attention_backend()
 
 def pick_attention_backend(choice: str, device: torch.device) -> str | None:
-    """ATTENTION=auto: FA3, else FA2 >= 2.6, else SDPA on CUDA (returns a WARNING line); SDPA on CPU.
-    A named backend is used as named on any device, or is an error when it cannot be imported."""
+    """auto: FA3, else FA2 >= 2.6, else SDPA (+ a WARNING line) on CUDA; SDPA on CPU. A named one is used or an error."""
     global ATTN_BACKEND, _fa3, _fa2
-    warning = None
+    cuda, _fa3, _fa2 = device.type == "cuda", None, None
+    if choice == "flash_attn_3" or (choice == "auto" and cuda):
+        with contextlib.suppress(ImportError):
+            from flash_attn_interface import flash_attn_func as _fa3  # FlashAttention 3 (Hopper)
+    if choice == "flash_attn_2" or (choice == "auto" and cuda and _fa3 is None):
+        with contextlib.suppress(ImportError, ValueError, AttributeError):  # FA2 < 2.6 is no torch op: breaks fullgraph
+            import flash_attn
+            _fa2 = flash_attn.flash_attn_func if tuple(map(int, flash_attn.__version__.split(".")[:2])) >= (2, 6) else None
     if choice == "auto":
-        _fa3 = _import_fa3() if device.type == "cuda" else None
-        _fa2 = _import_fa2() if device.type == "cuda" and _fa3 is None else None
         choice = "flash_attn_3" if _fa3 else "flash_attn_2" if _fa2 else "sdpa"
-        if device.type == "cuda" and choice == "sdpa":
-            warning = ("WARNING: neither FlashAttention 3 (flash_attn_interface) nor FlashAttention 2 >= 2.6 imports: "
-                       "attention runs on PyTorch SDPA, slower, so fewer steps fit in the cap. Install FlashAttention 3 "
-                       "(the hopper/ package of github.com/Dao-AILab/flash-attention) as the record did")
-    elif choice == "flash_attn_3" and (_fa3 := _import_fa3()) is None:
-        raise ConfigError("ATTENTION=flash_attn_3 but flash_attn_interface cannot be imported; install FlashAttention 3 "
-                          "or set ATTENTION=auto")
-    elif choice == "flash_attn_2" and (_fa2 := _import_fa2()) is None:
-        raise ConfigError("ATTENTION=flash_attn_2 but flash_attn >= 2.6 cannot be imported; pip install 'flash-attn>=2.6' "
-                          "or set ATTENTION=auto")
+    elif choice != "sdpa" and (_fa3 if choice == "flash_attn_3" else _fa2) is None:
+        package = "flash_attn_interface (FlashAttention 3)" if choice == "flash_attn_3" else "flash_attn >= 2.6"
+        raise ConfigError(f"ATTENTION={choice} but {package} cannot be imported; install it or set ATTENTION=auto")
     ATTN_BACKEND = choice
-    return warning
+    if cuda and choice == "sdpa":
+        return ("WARNING: attention runs on PyTorch SDPA (no FlashAttention 3 or 2 >= 2.6 imports): slower steps, fewer in "
+                "the cap. Install FlashAttention 3 (hopper/ of github.com/Dao-AILab/flash-attention) as the record did")
+    return None
 
-
-def _sdpa_has_gqa() -> bool:
-    # enable_gqa appeared in PyTorch 2.5; older versions need K/V repeated (PR #1133's crash).
-    try:
-        q = torch.zeros(1, 2, 1, 4)
-        F.scaled_dot_product_attention(q, q[:, :1], q[:, :1], is_causal=True, enable_gqa=True)
-        return True
-    except TypeError:
-        return False
-
-
-_SDPA_GQA = _sdpa_has_gqa()
-
+try:  # enable_gqa appeared in PyTorch 2.5; older versions need K/V repeated (PR #1133's crash)
+    F.scaled_dot_product_attention(torch.zeros(1, 2, 1, 4), torch.zeros(1, 1, 1, 4), torch.zeros(1, 1, 1, 4),
+                                   is_causal=True, enable_gqa=True)
+    _SDPA_GQA = True
+except TypeError:
+    _SDPA_GQA = False
 
 def attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     """Causal attention on (B, T, H, D) q and (B, T, Hkv, D) k, v; returns (B, T, H, D)."""
@@ -423,18 +353,12 @@ def attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         y = F.scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), is_causal=True)
     return y.transpose(1, 2)
 
-
 def autocast_ctx(rt: Runtime):
-    """bf16 autocast on CUDA (the record) or with CPU_BF16=1; plain fp32 otherwise."""
-    if rt.bf16:
-        return torch.autocast(device_type=rt.device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
+    return torch.autocast(device_type=rt.device.type, dtype=torch.bfloat16) if rt.bf16 else contextlib.nullcontext()
 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
-
 
 # -----------------------------
 # MUON OPTIMIZER
@@ -454,14 +378,10 @@ def zeropower_via_newtonschulz5(G: Tensor, steps: int = 5, eps: float = 1e-7) ->
         X = a * X + B @ X
     return X.T if transposed else X
 
-
 class Muon(torch.optim.Optimizer):
-    """Nesterov momentum, orthogonalised update scaled by sqrt(max(1, rows/cols)), decoupled weight
-    decay. Each rank orthogonalises a round-robin share of the matrices; one all-reduce of the updates."""
-
+    """Nesterov momentum, orthogonalised update x sqrt(max(1, rows/cols)), decoupled WD; ranks split matrices round-robin."""
     def __init__(self, params, lr: float, momentum: float, backend_steps: int, weight_decay: float):
         super().__init__(params, dict(lr=lr, momentum=momentum, backend_steps=backend_steps, weight_decay=weight_decay))
-
     @torch.no_grad()
     def step(self):
         distributed = dist.is_available() and dist.is_initialized()
@@ -472,27 +392,21 @@ class Muon(torch.optim.Optimizer):
                 continue
             lr, momentum = group["lr"], group["momentum"]
             updates = torch.zeros(sum(p.numel() for p in params), device=params[0].device, dtype=torch.bfloat16)
-            offset = 0
-            for i, p in enumerate(params):
+            chunks = updates.split([p.numel() for p in params])  # views: one flat buffer for the all-reduce
+            for i, (p, chunk) in enumerate(zip(params, chunks)):
                 if i % world_size == rank and p.grad is not None:
-                    state = self.state[p]
-                    if "momentum_buffer" not in state:
-                        state["momentum_buffer"] = torch.zeros_like(p.grad)
-                    buf = state["momentum_buffer"]
-                    buf.mul_(momentum).add_(p.grad)
+                    if "momentum_buffer" not in self.state[p]:
+                        self.state[p]["momentum_buffer"] = torch.zeros_like(p.grad)
+                    buf = self.state[p]["momentum_buffer"].mul_(momentum).add_(p.grad)
                     g = zeropower_via_newtonschulz5(p.grad.add(buf, alpha=momentum), steps=group["backend_steps"])
                     g *= max(1, g.size(0) / g.size(1)) ** 0.5
-                    updates[offset:offset + p.numel()] = g.reshape(-1)
-                offset += p.numel()
+                    chunk.copy_(g.reshape(-1))
             if distributed:
                 dist.all_reduce(updates, op=dist.ReduceOp.SUM)
-            offset = 0
-            for p in params:
+            for p, chunk in zip(params, chunks):
                 if group["weight_decay"] > 0:
                     p.mul_(1.0 - lr * group["weight_decay"])
-                p.add_(updates[offset:offset + p.numel()].view_as(p).to(p.dtype), alpha=-lr)
-                offset += p.numel()
-
+                p.add_(chunk.view_as(p).to(p.dtype), alpha=-lr)
 
 # -----------------------------
 # DATA: SHARDS AND LOADERS
@@ -500,7 +414,6 @@ class Muon(torch.optim.Optimizer):
 # Shard = 256 little-endian int32 header (magic, version, token count) + uint16 tokens.
 
 SHARD_MAGIC, SHARD_VERSION, HEADER_BYTES = 20240520, 1, 256 * 4
-
 
 def shard_token_count(path: Path) -> int:
     """Validate a shard's header and size without reading its tokens."""
@@ -514,7 +427,6 @@ def shard_token_count(path: Path) -> int:
                           f"{size} bytes (truncated or corrupt); re-download or rebuild this file")
     return n
 
-
 def load_shard(path: Path, vocab_size: int) -> np.ndarray:
     """The shard's tokens (memory-mapped), every id checked against VOCAB_SIZE (one cheap max)."""
     tokens = np.memmap(path, dtype="<u2", mode="r", offset=HEADER_BYTES, shape=(shard_token_count(path),))
@@ -524,56 +436,37 @@ def load_shard(path: Path, vocab_size: int) -> np.ndarray:
                           "tokenizer: set VOCAB_SIZE and TOKENIZER_PATH to match it, or rebuild the shard")
     return tokens
 
-
 def find_shards(data_path: str, split: str) -> list[Path]:
     """The split's shards, every one's header and size checked; at least one token in all."""
-    folder = Path(data_path)
-    files = sorted(folder.glob(f"fineweb_{split}_*.bin"))
+    files = sorted(Path(data_path).glob(f"fineweb_{split}_*.bin"))
     if not files:
-        raise ConfigError(
-            f"DATA_PATH={data_path}: no fineweb_{split}_*.bin shards found. Download the data with "
-            "`python3 data/cached_challenge_fineweb.py --variant sp1024`, or build the offline sample with "
-            "`python3 data/build_sample.py` and set DATA_PATH=./data/datasets/sample_sp1024")
+        raise ConfigError(f"DATA_PATH={data_path}: no fineweb_{split}_*.bin shards found. Download the data with "
+                          "`python3 data/cached_challenge_fineweb.py --variant sp1024`, or build the offline sample "
+                          "with `python3 data/build_sample.py` and set DATA_PATH=./data/datasets/sample_sp1024")
     if sum(shard_token_count(f) for f in files) == 0:
         raise ConfigError(f"DATA_PATH={data_path}: the fineweb_{split}_*.bin shards hold no tokens; rebuild or re-download them")
     return files
 
-
-class TokenStream:
-    """Reads shards in order, wrapping around; take(n) returns the next n tokens."""
-
-    def __init__(self, files: list[Path], vocab_size: int):
-        self.files, self.vocab_size, self.file_idx, self.pos = files, vocab_size, 0, 0
+class DistributedTokenLoader:
+    """Rank r takes slice r of each micro-step's span, so 1 process x 8 micro-steps sees the same data as 2 x 4 or 8 x 1."""
+    def __init__(self, files: list[Path], vocab_size: int, rt: Runtime):
+        self.files, self.vocab_size, self.rt, self.file_idx, self.pos = files, vocab_size, rt, 0, 0
         self.tokens = load_shard(files[0], vocab_size)
-
     def take(self, n: int) -> np.ndarray:
         chunks = []
         while n > 0:
             if self.pos >= len(self.tokens):
                 self.file_idx = (self.file_idx + 1) % len(self.files)
                 self.tokens, self.pos = load_shard(self.files[self.file_idx], self.vocab_size), 0
-                continue
             k = min(n, len(self.tokens) - self.pos)
             chunks.append(self.tokens[self.pos:self.pos + k])
             self.pos, n = self.pos + k, n - k
         return np.concatenate(chunks)
-
-
-class DistributedTokenLoader:
-    """Each micro-step takes the next contiguous span of world_size * (local_tokens + 1) tokens;
-    rank r takes slice r. So 1 process x 8 micro-steps sees the same data as 2 x 4 or 8 x 1."""
-
-    def __init__(self, files: list[Path], vocab_size: int, rt: Runtime):
-        self.rank, self.world_size, self.device = rt.rank, rt.world_size, rt.device
-        self.stream = TokenStream(files, vocab_size)
-
     def next_batch(self, global_tokens: int, seq_len: int, grad_accum_steps: int) -> tuple[Tensor, Tensor]:
-        span = global_tokens // (self.world_size * grad_accum_steps) + 1
-        chunk = self.stream.take(span * self.world_size)[self.rank * span:(self.rank + 1) * span]
-        local = torch.from_numpy(chunk.astype(np.int64))
+        rank, world, span = self.rt.rank, self.rt.world_size, global_tokens // (self.rt.world_size * grad_accum_steps) + 1
+        local = torch.from_numpy(self.take(span * world)[rank * span:(rank + 1) * span].astype(np.int64))
         x, y = local[:-1].reshape(-1, seq_len), local[1:].reshape(-1, seq_len)
-        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-
+        return x.to(self.rt.device, non_blocking=True), y.to(self.rt.device, non_blocking=True)
 
 def load_validation_tokens(files: list[Path], seq_len: int, vocab_size: int) -> np.ndarray:
     """All val shards, truncated to a multiple of seq_len (+1 for the last target)."""
@@ -585,14 +478,12 @@ def load_validation_tokens(files: list[Path], seq_len: int, vocab_size: int) -> 
                           "lower EVAL_SEQ_LEN or use a larger validation shard")
     return tokens[:usable + 1]
 
-
 # -----------------------------
 # TOKENIZER AND BYTE ACCOUNTING
 # -----------------------------
-# BPB divides by the UTF-8 bytes of the text. Each target token adds: 0 for boundary pieces (control /
-# unknown / unused), 1 per byte piece, else the piece's UTF-8 length without a leading '▁', plus 1 for that
-# space unless the previous token is a boundary. A space that the vocabulary can only spell as the byte
-# pieces E2 96 81 ('▁' in UTF-8) adds 1 in all, not 3 (upstream issue #897).
+# BPB divides by the UTF-8 bytes of the text. Each target token adds: 0 for boundary pieces (control / unknown /
+# unused), 1 per byte piece, else the piece's UTF-8 length without a leading '▁', plus 1 for that space unless the
+# previous token is a boundary. A space spelled as the byte pieces E2 96 81 ('▁' in UTF-8) adds 1, not 3 (issue #897).
 
 def load_tokenizer(path: str, vocab_size: int) -> spm.SentencePieceProcessor:
     if not path.endswith(".model"):
@@ -609,14 +500,12 @@ def load_tokenizer(path: str, vocab_size: int) -> spm.SentencePieceProcessor:
                           f"set VOCAB_SIZE={sp.vocab_size()} or use the matching tokenizer")
     return sp
 
-
 @dataclass
 class ByteTables:
     base: np.ndarray  # int16: bytes of the piece without its leading '▁' (byte pieces 1, boundaries 0)
     leading_space: np.ndarray  # bool: the piece starts with '▁'
     boundary: np.ndarray  # bool: control, unknown or unused piece
     byte_value: np.ndarray  # int16: the byte of a <0xNN> piece, else -1
-
 
 def build_byte_luts(sp: spm.SentencePieceProcessor, vocab_size: int) -> ByteTables:
     t = ByteTables(np.zeros(vocab_size, np.int16), np.zeros(vocab_size, np.bool_), np.ones(vocab_size, np.bool_),
@@ -634,7 +523,6 @@ def build_byte_luts(sp: spm.SentencePieceProcessor, vocab_size: int) -> ByteTabl
         t.base[i] = len(piece.encode("utf-8"))
     return t
 
-
 def stream_bytes(tokens: np.ndarray, t: ByteTables) -> np.ndarray:
     """Bytes each position's token adds to the text, given the previous token (position 0 follows a boundary)."""
     tok = np.asarray(tokens).astype(np.int64)
@@ -645,21 +533,21 @@ def stream_bytes(tokens: np.ndarray, t: ByteTables) -> np.ndarray:
     out[space + 1] = out[space + 2] = 0.0
     return out
 
-
 # Probe strings for check_byte_tables: spaces, newlines, tabs, digits, punctuation, accents, CJK, emoji.
 BYTE_PROBES = ("Hello world", "a b", "two  spaces", "line one\nline two", "tab\there", "digits 0123456789 3.14",
                "Punctuation: (a), [b]; {c}! \"q\" 'x' - ok?", "caf\u00e9 na\u00efve fa\u00e7ade", "\u65e5\u672c\u8a9e\u306e\u6587\u7ae0",
                "emoji \U0001f642 ok", "x y z", "end ")
 
-
 def check_byte_tables(sp: spm.SentencePieceProcessor, t: ByteTables, path: str) -> int:
-    """Byte tables against the tokenizer's own decoded (normalized) text; returns the probes checked."""
+    """Byte tables against the tokenizer's own normalized text ('▁' = a space; a leading one after BOS is not
+    counted, as in the tables); returns the probes checked."""
     checked = 0
     for text in BYTE_PROBES:
         ids = sp.encode(text)
         if any(sp.is_unknown(i) for i in ids):  # unknown pieces count 0 bytes by the challenge's rule
             continue
-        expect = len(sp.decode(ids).encode("utf-8"))
+        norm = sp.normalize(text)
+        expect = len(norm.removeprefix("\u2581").replace("\u2581", " ").encode("utf-8"))
         got = int(stream_bytes(np.array(ids, dtype=np.int64), t).sum())
         if got != expect:
             raise ConfigError(f"TOKENIZER_PATH={path}: the byte tables count {got} bytes for {text!r}, whose "
@@ -667,19 +555,18 @@ def check_byte_tables(sp: spm.SentencePieceProcessor, t: ByteTables, path: str) 
         checked += 1
     return checked
 
-
 # -----------------------------
 # MODEL
 # -----------------------------
 
 class CastedLinear(nn.Linear):
-    """fp32 weights cast to the compute dtype. Late QAT fake-quantizes the matrices the export stores
-    as int6 (int6 = True: attention and MLP) to that grid (row-max scale in fp16, codes in [-31, 31])
-    with a straight-through gradient. qat is an argument, not a global flag: torch.compile specializes on it
-    on every version (a class attribute was constant-folded by some versions and recompiled by others)."""
+    """fp32 weights cast to the compute dtype. Late QAT fake-quantizes int6=True matrices (attention, MLP) to the export's
+    int6 grid with a straight-through gradient. qat is an argument, not a global flag: torch.compile specializes on it on
+    every version (a class attribute was constant-folded by some versions and recompiled by others)."""
     scale_floor = 1.0  # QUANT_SCALE_FLOOR, set by main()
-    int6 = False
-
+    def __init__(self, in_features: int, out_features: int, bias: bool = False, int6: bool = False, zero_init: bool = False):
+        super().__init__(in_features, out_features, bias=bias)
+        self.int6, self._zero_init = int6, zero_init
     def forward(self, x: Tensor, qat: bool = False) -> Tensor:
         w = self.weight
         if qat and self.int6 and self.training:
@@ -689,10 +576,8 @@ class CastedLinear(nn.Linear):
             w = w + (w_q - w).detach()
         return F.linear(x, w.to(x.dtype))
 
-
 def rms_norm(x: Tensor) -> Tensor:
     return F.rms_norm(x, (x.size(-1),))
-
 
 def rotary_tables(seq_len: int, rope_dims: int, base: float, device: torch.device) -> tuple[Tensor, Tensor]:
     """cos/sin for partial RoPE; beyond the 1024-token reference length the base is NTK-scaled."""
@@ -702,7 +587,6 @@ def rotary_tables(seq_len: int, rope_dims: int, base: float, device: torch.devic
     freqs = torch.outer(torch.arange(seq_len, dtype=torch.float32, device=device), inv_freq)
     return freqs.cos()[None, :, None, :], freqs.sin()[None, :, None, :]
 
-
 def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """Rotate-half RoPE over the first rope_dims of the last axis; the rest passes through."""
     r = cos.size(-1) * 2
@@ -710,30 +594,23 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return torch.cat((x1 * cos + x2 * sin, x2 * cos - x1 * sin, rest), dim=-1)
 
-
 class CausalSelfAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, num_kv_heads: int, qk_gain_init: float, xsa: bool):
         super().__init__()
         self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, dim // num_heads
         kv_dim = num_kv_heads * self.head_dim
-        self.c_q = CastedLinear(dim, dim, bias=False)
-        self.c_k = CastedLinear(dim, kv_dim, bias=False)
-        self.c_v = CastedLinear(dim, kv_dim, bias=False)
-        self.proj = CastedLinear(dim, dim, bias=False)
-        self.proj._zero_init = True
-        for m in (self.c_q, self.c_k, self.c_v, self.proj):
-            m.int6 = True
+        self.c_q = CastedLinear(dim, dim, int6=True)
+        self.c_k = CastedLinear(dim, kv_dim, int6=True)
+        self.c_v = CastedLinear(dim, kv_dim, int6=True)
+        self.proj = CastedLinear(dim, dim, int6=True, zero_init=True)
         self.q_gain = nn.Parameter(torch.full((num_heads,), qk_gain_init, dtype=torch.float32))
         self.xsa = xsa
-
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, v_embed: Tensor | None, qat: bool) -> Tensor:
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, v_embed: Tensor | None, qat: bool = False) -> Tensor:
         B, T, D = x.shape
         q = self.c_q(x, qat).reshape(B, T, self.num_heads, self.head_dim)
         k = self.c_k(x, qat).reshape(B, T, self.num_kv_heads, self.head_dim)
         v = self.c_v(x, qat)
-        if v_embed is not None:
-            v = v + v_embed
-        v = v.reshape(B, T, self.num_kv_heads, self.head_dim)
+        v = (v if v_embed is None else v + v_embed).reshape(B, T, self.num_kv_heads, self.head_dim)
         q, k = apply_rotary(rms_norm(q), cos, sin), apply_rotary(rms_norm(k), cos, sin)
         q = q * self.q_gain.to(q.dtype)[None, None, :, None]
         y = attention(q, k, v)
@@ -743,19 +620,16 @@ class CausalSelfAttention(nn.Module):
             y = y - (y * vn).sum(-1, keepdim=True) * vn
         return self.proj(y.reshape(B, T, D), qat)
 
-
 class AsquFunction(torch.autograd.Function):
     """f(h) = h^2 for h > 0, beta_c h^2 for h <= 0. Saves only h (as relu2 does); the backward produces
     dh = 2 g p with p = (h > 0 ? h : beta h) and dbeta_c = sum over tokens of g h^2 [h <= 0] together,
     in the activation dtype with fp32 sums, times beta_grad_scale (0 skips it: ASQU_BETA_GRAD_EVERY)."""
-
     @staticmethod
     def forward(ctx, h: Tensor, beta: Tensor, beta_grad_scale: float) -> Tensor:
         b = beta.to(h.dtype)
         ctx.save_for_backward(h, b)
         ctx.beta_grad_scale = beta_grad_scale
         return h * F.prelu(h.reshape(-1, h.size(-1)), b).view_as(h)  # prelu: per-channel slope on dim 1
-
     @staticmethod
     def backward(ctx, g: Tensor):
         h, b = ctx.saved_tensors
@@ -772,51 +646,38 @@ class AsquFunction(torch.autograd.Function):
                 x = torch.where(neg, gh * h2, 0.0)
                 if h.device.type == "cpu" and rows % 8 == 0:
                     x = x.view(rows // 8, 8, C).sum(1, dtype=acc)
-                dbeta = x.sum(0, dtype=acc)
+                dbeta = x.sum(0, dtype=acc) * ctx.beta_grad_scale
         else:  # eager: the fewest kernels and allocations
             dh = (g2 * F.prelu(h2, b)).mul_(2.0)
             if need_beta:
                 m = h2.clamp(max=0)
-                dbeta = m.mul_(m).mul_(g2).sum(0, dtype=acc)
-        if need_beta:
-            dbeta = dbeta * ctx.beta_grad_scale
-        elif ctx.needs_input_grad[1]:  # skipped: a zero gradient, not None, so DDP's reducer sees beta
-            dbeta = torch.zeros(C, dtype=torch.float32, device=h.device)
-        else:
-            dbeta = None
+                dbeta = m.mul_(m).mul_(g2).sum(0, dtype=acc) * ctx.beta_grad_scale
+        if not need_beta:  # skipped: a zero gradient, not None, so DDP's reducer sees beta
+            dbeta = torch.zeros(C, dtype=torch.float32, device=h.device) if ctx.needs_input_grad[1] else None
         return dh.view_as(h), dbeta, None
 
-
 class ASQU(nn.Module):
-    """Asymmetric Squared Unit: one learned negative-side coefficient beta per hidden channel.
-    beta_grad=False skips beta's gradient on this micro-step; with ASQU_BETA_GRAD_EVERY=k the training
-    loop passes True every k-th micro-step, and that gradient is scaled by k (the same expectation)."""
-
+    """Asymmetric Squared Unit: one learned negative-side coefficient beta per hidden channel. beta_grad=False
+    skips beta's gradient; with ASQU_BETA_GRAD_EVERY=k it is on every k-th micro-step, scaled by k (same expectation)."""
     def __init__(self, hidden: int, beta_init: float, sigmoid_beta: bool, beta_grad_every: int = 1):
         super().__init__()
         self.sigmoid_beta, self.beta_grad_every = sigmoid_beta, beta_grad_every
         init = math.log(beta_init / (1 - beta_init)) if sigmoid_beta else beta_init
         self.beta = nn.Parameter(torch.full((hidden,), init, dtype=torch.float32))
-
     def effective_beta(self) -> Tensor:
         return torch.sigmoid(self.beta) if self.sigmoid_beta else self.beta
-
     def forward(self, h: Tensor, beta_grad: bool = True) -> Tensor:
         scale = float(self.beta_grad_every) if beta_grad else 0.0
         return AsquFunction.apply(h, self.effective_beta(), scale if self.training else 1.0)
-
 
 class MLP(nn.Module):
     def __init__(self, dim: int, hidden: int, args: Hyperparameters):
         super().__init__()
         self.activation, self.slope = args.mlp_activation, args.mlp_leaky_slope
-        self.fc = CastedLinear(dim, hidden, bias=False)
-        self.proj = CastedLinear(hidden, dim, bias=False)
-        self.proj._zero_init = True
-        self.fc.int6 = self.proj.int6 = True
+        self.fc = CastedLinear(dim, hidden, int6=True)
+        self.proj = CastedLinear(hidden, dim, int6=True, zero_init=True)
         if self.activation == "asqu":
             self.asqu = ASQU(hidden, args.asqu_beta_init, args.asqu_sigmoid_beta, args.asqu_beta_grad_every)
-
     def forward(self, x: Tensor, qat: bool = False, beta_grad: bool = True) -> Tensor:
         h = self.fc(x, qat)
         if self.activation == "relu2":
@@ -826,7 +687,6 @@ class MLP(nn.Module):
         else:
             h = self.asqu(h, beta_grad)
         return self.proj(h, qat)
-
 
 class Block(nn.Module):
     def __init__(self, layer_idx: int, args: Hyperparameters):
@@ -839,66 +699,54 @@ class Block(nn.Module):
         self.mlp_scale = nn.Parameter(torch.ones(dim, dtype=torch.float32))
         self.resid_mix = nn.Parameter(torch.stack((torch.ones(dim), torch.zeros(dim))).float())
         self.norm_scale = 1.0 / math.sqrt(layer_idx + 1) if args.ln_scale else 1.0
-
-    def forward(self, x: Tensor, x0: Tensor, cos: Tensor, sin: Tensor, v_embed: Tensor | None, qat: bool,
-                beta_grad: bool) -> Tensor:
+    def forward(self, x: Tensor, x0: Tensor, cos: Tensor, sin: Tensor, v_embed: Tensor | None, qat: bool = False,
+                beta_grad: bool = True) -> Tensor:
         mix = self.resid_mix.to(x.dtype)
         x = mix[0] * x + mix[1] * x0
         x = x + self.attn_scale.to(x.dtype) * self.attn(rms_norm(x) * self.norm_scale, cos, sin, v_embed, qat)
         return x + self.mlp_scale.to(x.dtype) * self.mlp(rms_norm(x) * self.norm_scale, qat, beta_grad)
 
-
 class SmearGate(nn.Module):
     """x = (1 - g) x + g x_prev with a learned per-channel gate g = sigmoid(gate)."""
-
     def __init__(self, dim: int):
         super().__init__()
         self.gate = nn.Parameter(torch.zeros(dim, dtype=torch.float32))
-
     def forward(self, x: Tensor) -> Tensor:
         g = torch.sigmoid(self.gate.to(x.dtype))
         x_prev = torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
         return (1 - g) * x + g * x_prev
 
-
 class BigramHash(nn.Module):
     """Embedding of a hash of (previous token, token), projected to the model width."""
-
     def __init__(self, buckets: int, dim: int, model_dim: int):
         super().__init__()
         self.buckets = buckets
         self.embed = nn.Embedding(buckets, dim)
         nn.init.zeros_(self.embed.weight)
-        self.proj = CastedLinear(dim, model_dim, bias=False)
+        self.proj = CastedLinear(dim, model_dim)
         nn.init.zeros_(self.proj.weight)
         self.scale = nn.Parameter(torch.tensor(0.05, dtype=torch.float32))
-
     def bucket_ids(self, ids: Tensor) -> Tensor:
         t, mod = ids.to(torch.int32), self.buckets - 1
         out = torch.full_like(t, mod)  # position 0 has no previous token
         out[..., 1:] = torch.bitwise_xor(36313 * t[..., 1:], 27191 * t[..., :-1]) % mod
         return out.long()
-
     def forward(self, ids: Tensor) -> Tensor:
         h = self.proj(self.embed(self.bucket_ids(ids)))
         return h * self.scale.to(h.dtype)
 
-
 class ValueEmbedding(nn.Module):
     """Shared token table added to the attention values of selected layers."""
-
     def __init__(self, vocab_size: int, dim: int, kv_dim: int):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, dim)
         nn.init.normal_(self.embed.weight, std=0.01)
-        self.proj = CastedLinear(dim, kv_dim, bias=False)
+        self.proj = CastedLinear(dim, kv_dim)
         nn.init.zeros_(self.proj.weight)
         self.scale = nn.Parameter(torch.tensor(0.1, dtype=torch.float32))
-
     def forward(self, ids: Tensor) -> Tensor:
         h = self.proj(self.embed(ids))
         return h * self.scale.to(h.dtype)
-
 
 class GPT(nn.Module):
     def __init__(self, args: Hyperparameters):
@@ -916,28 +764,20 @@ class GPT(nn.Module):
         if self.ve_layers:
             self.ve_shared = ValueEmbedding(args.vocab_size, args.ve_dim, args.num_kv_heads * head_dim)
             self.ve_layer_scales = nn.ParameterList(nn.Parameter(torch.ones(1)) for _ in self.ve_layers)
-        self.lm_head = None
-        if not args.tie_embeddings:
-            self.lm_head = CastedLinear(dim, args.vocab_size, bias=False)
-            self.lm_head._zero_init = True
+        self.lm_head = None if args.tie_embeddings else CastedLinear(dim, args.vocab_size, zero_init=True)
         self._init_weights(args)
-
     def _init_weights(self, args: Hyperparameters) -> None:
         nn.init.normal_(self.tok_emb.weight, std=args.tied_embed_init_std)
         for name, m in self.named_modules():
-            if not isinstance(m, nn.Linear):
-                continue
             if getattr(m, "_zero_init", False):
                 nn.init.zeros_(m.weight)
-            elif min(m.weight.shape) >= 64:
+            elif isinstance(m, nn.Linear) and min(m.weight.shape) >= 64:
                 nn.init.orthogonal_(m.weight)
                 if name.endswith("proj"):  # bigram.proj, ve_shared.proj (block projs are zero)
                     with torch.no_grad():
                         m.weight.mul_(1.0 / math.sqrt(2 * args.num_layers))
-
     def forward(self, ids: Tensor, targets: Tensor | None = None, qat: bool = False, beta_grad: bool = True) -> Tensor:
-        """Mean cross-entropy when targets are given, else soft-capped logits (B, T, V). qat and beta_grad
-        are the training loop's per-step switches (late QAT, ASQU_BETA_GRAD_EVERY)."""
+        """Mean cross-entropy with targets, else soft-capped logits (B, T, V); qat, beta_grad: per-step switches."""
         x = self.tok_emb(ids)
         if self.bigram is not None:
             x = x + self.bigram(ids)
@@ -949,32 +789,24 @@ class GPT(nn.Module):
         for i, block in enumerate(self.blocks):
             if i >= self.num_encoder_layers and skips:  # U-Net: decoders take encoder outputs, newest first
                 x = x + self.skip_weights[i - self.num_encoder_layers].to(x.dtype) * skips.pop()
-            v_embed = None
-            if i in self.ve_layers:
-                v_embed = ve * self.ve_layer_scales[self.ve_layers.index(i)].to(ve.dtype)
+            v_embed = ve * self.ve_layer_scales[self.ve_layers.index(i)].to(ve.dtype) if i in self.ve_layers else None
             x = block(x, x0, cos, sin, v_embed, qat, beta_grad)
             if i < self.num_encoder_layers:
                 skips.append(x)
         x = rms_norm(x)
         logits = self.lm_head(x) if self.lm_head is not None else F.linear(x, self.tok_emb.weight.to(x.dtype))
         logits = self.softcap * torch.tanh(logits / self.softcap)
-        if targets is None:
-            return logits
-        return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1))
-
+        return logits if targets is None else F.cross_entropy(logits.float().flatten(0, 1), targets.reshape(-1))
 
 # Control tensors: scales, mixes, gains, skip weights, gates, ASQU beta. fp32 always, AdamW, never quantized.
 CONTROL_PATTERNS = ("attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weights", "smear.gate",
                     "bigram.scale", "ve_shared.scale", "ve_layer_scales", "asqu.beta")
 
-
 def is_control(name: str) -> bool:
     return any(p in name for p in CONTROL_PATTERNS)
 
-
 def build_model(args: Hyperparameters, rt: Runtime) -> GPT:
-    """With bf16 (CUDA, CPU_BF16=1) the record's layout: the whole model cast to bf16, then linear weights and
-    low-dimensional / control parameters back to fp32 (so rounded through bf16); embedding tables stay bf16."""
+    """With bf16 the record's layout: all cast to bf16 (so rounded), then linears and small/control params back to fp32."""
     model = GPT(args).to(rt.device)
     if rt.bf16:
         model.bfloat16()
@@ -986,7 +818,6 @@ def build_model(args: Hyperparameters, rt: Runtime) -> GPT:
                 p.data = p.data.float()
     return model
 
-
 # -----------------------------
 # EVALUATION: BITS PER BYTE
 # -----------------------------
@@ -996,15 +827,11 @@ class ValData:
     tokens: Tensor  # int64 validation stream (CPU), a multiple of EVAL_SEQ_LEN plus one
     nbytes: Tensor  # int16 bytes each position's token adds to the text (stream_bytes)
 
-
 class Progress:
     """Console line (rank 0) every ~10% or ~30 s of a long phase; progress: lines never go to the logs."""
-
     def __init__(self, what: str, total: int, total_tokens: int):
-        self.what, self.total, self.total_tokens = what, max(total, 1), total_tokens
+        self.what, self.total, self.total_tokens, self.next = what, max(total, 1), total_tokens, 0.1
         self.t0 = self.last = time.perf_counter()
-        self.next = 0.1
-
     def update(self, done: int) -> None:
         now, frac = time.perf_counter(), done / self.total
         if frac < self.next and now - self.last < 30:
@@ -1013,27 +840,19 @@ class Progress:
         print(f"progress: {self.what} {100 * frac:.0f}% tokens:{int(frac * self.total_tokens):,}/{self.total_tokens:,} "
               f"elapsed:{elapsed:.0f}s eta:{elapsed / max(frac, 1e-9) - elapsed:.0f}s", flush=True)
 
-
 def sliding_windows(total_targets: int, seq_len: int, stride: int) -> tuple[Tensor, Tensor]:
-    """Window starts and scored counts: window j ends at seq_len + j*stride (the last at total_targets)
-    and scores the targets past the previous window's end, so every target is scored exactly once."""
-    ends = list(range(seq_len, total_targets, stride)) + [total_targets]
-    ends_t = torch.tensor(ends, dtype=torch.int64)
-    scored = torch.diff(ends_t, prepend=torch.zeros(1, dtype=torch.int64))
-    return ends_t - seq_len, scored
+    """Window starts and scored counts: window j ends at seq_len + j*stride, the last at the end; each target scored once."""
+    ends = torch.tensor(list(range(seq_len, total_targets, stride)) + [total_targets], dtype=torch.int64)
+    return ends - seq_len, torch.diff(ends, prepend=torch.zeros(1, dtype=torch.int64))
 
-
-def evaluate(args: Hyperparameters, model: nn.Module, rt: Runtime, val: ValData, stride: int, batch_seqs: int,
-             progress: str | None = None) -> tuple[float, float]:
-    """(val_loss, val_bpb) over windows of EVAL_SEQ_LEN every `stride` tokens: each scored token sees up to
-    EVAL_SEQ_LEN - stride tokens of context; stride = EVAL_SEQ_LEN is the plain non-overlapping eval.
-    Windows are split across ranks; sums in float64, all-reduced."""
+def eval_sums(args: Hyperparameters, model: nn.Module, rt: Runtime, val: ValData, stride: int, batch_seqs: int,
+              progress: str | None = None) -> Tensor:
+    """This rank's float64 (loss, tokens, bytes) sums over EVAL_SEQ_LEN windows, one every `stride` tokens."""
     seq_len = args.eval_seq_len
     starts, scored = sliding_windows(val.tokens.numel() - 1, seq_len, stride)
-    n = starts.numel()
-    first, last = n * rt.rank // rt.world_size, n * (rt.rank + 1) // rt.world_size
+    first, last = starts.numel() * rt.rank // rt.world_size, starts.numel() * (rt.rank + 1) // rt.world_size
     offsets, positions = torch.arange(seq_len + 1), torch.arange(seq_len, device=rt.device)
-    sums = torch.zeros(3, device=rt.device, dtype=torch.float64)  # loss, tokens, bytes
+    sums = torch.zeros(3, device=rt.device, dtype=torch.float64)
     meter = Progress(progress, last - first, val.tokens.numel() - 1) if progress and rt.master else None
     was_training = model.training
     model.eval()
@@ -1053,6 +872,10 @@ def evaluate(args: Hyperparameters, model: nn.Module, rt: Runtime, val: ValData,
             if meter:
                 meter.update(idx.stop - first)
     model.train(was_training)
+    return sums
+
+def finish_bpb(sums: Tensor, rt: Runtime) -> tuple[float, float]:
+    """(val_loss, val_bpb) from the ranks' summed (loss, tokens, bytes)."""
     if rt.distributed:
         dist.all_reduce(sums, op=dist.ReduceOp.SUM)
     val_loss = (sums[0] / sums[1]).item()
@@ -1060,39 +883,32 @@ def evaluate(args: Hyperparameters, model: nn.Module, rt: Runtime, val: ValData,
         raise RunError(f"non-finite validation loss ({val_loss}); the weights diverged or the eval is broken")
     return val_loss, val_loss / math.log(2.0) * sums[1].item() / sums[2].item()
 
-
 def eval_val(args: Hyperparameters, model: nn.Module, rt: Runtime, val: ValData, progress: str | None = None):
     """The plain eval: non-overlapping EVAL_SEQ_LEN windows, VAL_BATCH_SIZE tokens per batch over all ranks."""
     batch_seqs = max(1, args.val_batch_size // (rt.world_size * rt.grad_accum_steps * args.eval_seq_len))
-    return evaluate(args, model, rt, val, args.eval_seq_len, batch_seqs, progress)
-
+    return finish_bpb(eval_sums(args, model, rt, val, args.eval_seq_len, batch_seqs, progress), rt)
 
 def eval_val_sliding(args: Hyperparameters, model: nn.Module, rt: Runtime, val: ValData, progress: str | None = None):
     """The headline metric: EVAL_STRIDE windows, EVAL_BATCH_SEQS per batch."""
-    return evaluate(args, model, rt, val, args.eval_stride, args.eval_batch_seqs, progress)
-
+    return finish_bpb(eval_sums(args, model, rt, val, args.eval_stride, args.eval_batch_seqs, progress), rt)
 
 # -----------------------------
 # EXPORT: GPTQ-LITE INT6 / INT8 ARTIFACT
 # -----------------------------
-# Rules in order: control tensors (incl. ASQU beta) fp32; attention and MLP matrices int6 per row,
-# the clip percentile with least error chosen per row; other small floats (<= 65,536 elements) fp16;
-# embedding tables and other large floats int8 per row.
+# Rules in order: control tensors (incl. ASQU beta) fp32; attention and MLP matrices int6 per row, the clip percentile
+# with least error chosen per row; other small floats (<= 65,536 elements) fp16; embeddings, other large floats int8.
 
 SMALL_TENSOR_NUMEL = 65_536
 INT8_CLIP_Q = 0.9999984
 ARTIFACT_FORMAT = "asqu-golf-int6-v1"
 FP16_TINY = 2.0 ** -24  # smallest fp16 subnormal: keeps scales non-zero for all-zero rows
 
-
 def quant_scale(row_clip: Tensor, qmax: int, floor: float) -> Tensor:
     """fp16 per-row scales for codes in [-qmax, qmax]; clips below floor are raised to it."""
     return (row_clip.clamp_min(floor) / qmax).clamp_min(FP16_TINY).to(torch.float16)
 
-
 def quantize_rows(w: Tensor, scale: Tensor, qmax: int) -> Tensor:
     return torch.clamp(torch.round(w / scale.float()[:, None]), -qmax, qmax)
-
 
 def row_quantiles(a: Tensor, qs: list[float]) -> Tensor:
     """torch.quantile(a, q, dim=1) (linear interpolation) for several q with one sort: (len(qs), rows)."""
@@ -1104,7 +920,6 @@ def row_quantiles(a: Tensor, qs: list[float]) -> Tensor:
         hi = min(lo + 1, a.size(1) - 1)
         out.append(s[:, lo] + (s[:, hi] - s[:, lo]) * frac)
     return torch.stack(out)
-
 
 def quantize_int6(w: Tensor, percentiles: list[float], floor: float) -> tuple[Tensor, Tensor, float]:
     """Per-row int6 with the least-squared-error clip among the candidates; returns codes, fp16 scales, MSE."""
@@ -1123,18 +938,10 @@ def quantize_int6(w: Tensor, percentiles: list[float], floor: float) -> tuple[Te
             best_s, best_err = torch.where(better, s, best_s), torch.minimum(err, best_err)
     return best_q.to(torch.int8), best_s, best_err.sum().item() / w.numel()
 
-
 def quantize_int8(w: Tensor, floor: float) -> tuple[Tensor, Tensor]:
-    w = w.float()
-    if w.ndim == 1:
-        w = w[None]
+    w = torch.atleast_2d(w.float())  # a vector is one row
     s = quant_scale(row_quantiles(w.abs(), [INT8_CLIP_Q])[0], 127, floor)
     return quantize_rows(w, s, 127).to(torch.int8), s
-
-
-def is_int6_matrix(name: str, t: Tensor) -> bool:
-    return t.ndim == 2 and name.startswith("blocks.") and (".attn." in name or ".mlp." in name)
-
 
 def quantize_state_dict(sd: dict[str, Tensor], percentiles: list[float], floor: float) -> tuple[dict, dict[str, float]]:
     """Returns the artifact payload and the int6 MSE of each quantized matrix."""
@@ -1145,7 +952,7 @@ def quantize_state_dict(sd: dict[str, Tensor], percentiles: list[float], floor: 
             tensors[name], meta[name] = t.cpu(), "raw"
         elif is_control(name):
             tensors[name], meta[name] = t.float().cpu(), "fp32"
-        elif is_int6_matrix(name, t):
+        elif t.ndim == 2 and name.startswith("blocks.") and (".attn." in name or ".mlp." in name):
             q, s, mse[name] = quantize_int6(t, percentiles, floor)
             tensors[name + ".q"], tensors[name + ".scale"], meta[name] = q.cpu(), s.cpu(), "int6"
         elif t.numel() <= SMALL_TENSOR_NUMEL:
@@ -1155,7 +962,6 @@ def quantize_state_dict(sd: dict[str, Tensor], percentiles: list[float], floor: 
             tensors[name + ".q"], tensors[name + ".scale"], meta[name] = q.cpu(), s.cpu(), "int8"
         meta[name] = {"kind": meta[name], "dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape)}
     return {"format": ARTIFACT_FORMAT, "tensors": tensors, "meta": meta}, mse
-
 
 def dequantize_state_dict(payload: dict) -> dict[str, Tensor]:
     tensors, out = payload["tensors"], {}
@@ -1168,12 +974,10 @@ def dequantize_state_dict(payload: dict) -> dict[str, Tensor]:
             out[name] = tensors[name].to(dtype)
     return out
 
-
 def compress(raw: bytes) -> tuple[bytes, str]:
     if zstandard is not None:
         return zstandard.ZstdCompressor(level=22).compress(raw), "zstd"
     return zlib.compress(raw, 9), "zlib"
-
 
 def load_artifact(blob: bytes, name: str) -> dict:
     """Decode an artifact's bytes; corrupt or truncated bytes are a clear error naming it."""
@@ -1191,22 +995,18 @@ def load_artifact(blob: bytes, name: str) -> dict:
         raise RunError(f"artifact {name} is corrupt or truncated: {exc}") from None
     return payload
 
-
 def read_artifact(path: Path) -> dict:
     if not Path(path).is_file():
         raise RunError(f"artifact {path} does not exist")
     return load_artifact(Path(path).read_bytes(), str(path))
 
-
 # -----------------------------
 # FILES AND LOGGING
 # -----------------------------
-# Working folder: logs/<RUN_ID>.txt and train_seed<SEED>.log (train.log for seed 1337); this run's
-# final_model.pt and final_model.int6.ptz in runs/<RUN_ID>/, and the latest run's in the folder itself
-# (hard links). Nothing earlier is overwritten: an earlier file of the same name is kept as NAME.1, NAME.2, ...
+# Working folder: logs/<RUN_ID>.txt, train_seed<SEED>.log (train.log for seed 1337); runs/<RUN_ID>/final_model.pt
+# and .int6.ptz, hard-linked as the folder's latest. Nothing is overwritten: earlier files are kept as NAME.1, NAME.2, ...
 
-RUN = {"log": None, "step": None, "iterations": 0}  # what the exit handlers need: the log, the current step
-
+RUN = {"log": None, "step": None, "iterations": 0, "lock": None}  # for the exit handlers: log, current step
 
 def keep_existing(path: Path, into: Path | None = None) -> Path | None:
     """Move an earlier file aside (into/NAME, or NAME.1, NAME.2, ... there) instead of overwriting it."""
@@ -1221,21 +1021,19 @@ def keep_existing(path: Path, into: Path | None = None) -> Path | None:
     path.rename(kept)
     return kept
 
-
 def write_file(path: Path, data: bytes) -> None:
     """Atomic write through a temporary name unique to this process; a failure leaves no partial file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(data)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise RunError(f"cannot write {path}: {exc.strerror or exc}; free disk space or use a writable folder") from None
 
-
 def publish_latest(path: Path, log) -> None:
-    """Make ./NAME this run's file: a hard link to runs/<RUN_ID>/NAME (a copy where links fail). An earlier
-    ./NAME that is kept nowhere else (a run of an older version) moves to runs/earlier/ first."""
+    """Make ./NAME a hard link to runs/<RUN_ID>/NAME (copy where links fail); a lone earlier ./NAME goes to runs/earlier/."""
     latest, tmp = Path(path.name), Path(f".{path.name}.{os.getpid()}.tmp")
     try:
         if latest.exists() and latest.stat().st_nlink == 1:
@@ -1248,7 +1046,6 @@ def publish_latest(path: Path, log) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise RunError(f"cannot write {latest}: {exc.strerror or exc}; this run's file is kept at {path}") from None
-
 
 def lock_run_id(run_id: str):
     """Refuse a second live run with this RUN_ID in this folder; the lock dies with the process."""
@@ -1265,10 +1062,8 @@ def lock_run_id(run_id: str):
         raise ConfigError(f"RUN_ID={run_id} belongs to a run still going in this folder; set another RUN_ID") from None
     return handle
 
-
 class Logger:
     """Rank 0 writes every line to logs/<RUN_ID>.txt and train_seed<SEED>.log (and train.log for seed 1337)."""
-
     def __init__(self, args: Hyperparameters, master: bool):
         self.files, self.kept, self.path = [], [], None
         if not master:
@@ -1279,14 +1074,12 @@ class Logger:
         try:
             Path("logs").mkdir(exist_ok=True)
             for p in paths:
-                kept = keep_existing(p)
-                if kept:
+                if kept := keep_existing(p):
                     self.kept.append(f"kept earlier {p} as {kept}")
                 self.files.append(open(p, "a", encoding="utf-8"))
         except OSError as exc:
             raise ConfigError(f"cannot write {p}: {exc.strerror or exc}; run from a writable folder") from None
         self.path = paths[0]
-
     def __call__(self, msg: str, console: bool = True) -> None:
         if console and self.path:
             print(msg, flush=True)
@@ -1298,14 +1091,12 @@ class Logger:
             self.files = []
             raise RunError(f"cannot write the log {self.path}: {exc.strerror or exc}; free disk space") from None
 
-
 # -----------------------------
 # TRAINING
 # -----------------------------
 
 def param_groups(model: GPT) -> dict[str, list[nn.Parameter]]:
-    """Every parameter in exactly one group: muon (block/projection matrices), embed (token tables),
-    head (untied lm_head), scalar (control tensors), asqu (beta)."""
+    """Every parameter in exactly one group: muon (matrices), embed, head (untied), scalar (control), asqu (beta)."""
     groups = {"muon": [], "embed": [], "head": [], "scalar": [], "asqu": []}
     for name, p in model.named_parameters():
         if name.endswith("asqu.beta"):
@@ -1320,18 +1111,15 @@ def param_groups(model: GPT) -> dict[str, list[nn.Parameter]]:
             groups["muon"].append(p)
     return groups
 
-
 def build_optimizers(model: GPT, args: Hyperparameters, rt: Runtime) -> dict[str, torch.optim.Optimizer]:
     """One optimizer per group, keyed like param_groups; each param group remembers its base_lr."""
     g = param_groups(model)
     adam = dict(betas=(args.beta1, args.beta2), eps=args.adam_eps, fused=rt.device.type == "cuda")
     embed_lr = args.tied_embed_lr if args.tie_embeddings else args.embed_lr
-    opts = {
-        "embed": torch.optim.AdamW([{"params": g["embed"], "lr": embed_lr}], weight_decay=args.adam_wd, **adam),
-        "muon": Muon(g["muon"], lr=args.matrix_lr, momentum=args.muon_momentum, backend_steps=args.muon_backend_steps,
-                     weight_decay=args.muon_wd),
-        "scalar": torch.optim.AdamW([{"params": g["scalar"], "lr": args.scalar_lr}], weight_decay=args.adam_wd, **adam),
-    }
+    opts = {"embed": torch.optim.AdamW([{"params": g["embed"], "lr": embed_lr}], weight_decay=args.adam_wd, **adam),
+            "muon": Muon(g["muon"], lr=args.matrix_lr, momentum=args.muon_momentum,
+                         backend_steps=args.muon_backend_steps, weight_decay=args.muon_wd),
+            "scalar": torch.optim.AdamW([{"params": g["scalar"], "lr": args.scalar_lr}], weight_decay=args.adam_wd, **adam)}
     if g["asqu"]:
         opts["asqu"] = torch.optim.AdamW([{"params": g["asqu"], "lr": args.asqu_lr}], weight_decay=args.asqu_wd, **adam)
     if g["head"]:
@@ -1341,10 +1129,8 @@ def build_optimizers(model: GPT, args: Hyperparameters, rt: Runtime) -> dict[str
             group["base_lr"] = group["lr"]
     return opts
 
-
 def lr_scale(args: Hyperparameters, step: int, elapsed_ms: float) -> float:
-    """1.0, then linear warmdown to 0: over the last WARMDOWN_ITERS steps (fixed-step mode) or, with a
-    wall-clock cap, over the last WARMDOWN_ITERS * mean-step-time of the budget."""
+    """1.0, then linear warmdown to 0 over the last WARMDOWN_ITERS steps (with a wall-clock cap, their estimated time)."""
     if args.warmdown_iters <= 0:
         return 1.0
     if args.max_wallclock_seconds <= 0:
@@ -1353,32 +1139,24 @@ def lr_scale(args: Hyperparameters, step: int, elapsed_ms: float) -> float:
     remaining_ms = max(1000.0 * args.max_wallclock_seconds - elapsed_ms, 0.0)
     return remaining_ms / max(warmdown_ms, 1e-9) if remaining_ms <= warmdown_ms else 1.0
 
-
-def asqu_diag(model: GPT) -> list[str]:
-    lines = []
+def log_asqu_diag(model: GPT, log) -> None:
     for i, block in enumerate(model.blocks):
         if hasattr(block.mlp, "asqu"):
             b = block.mlp.asqu.effective_beta().detach().float()
-            lines.append(f"asqu_diag layer:{i} beta_mean:{b.mean().item():.4f} beta_std:{b.std().item():.4f} "
-                         f"beta_min:{b.min().item():.4f} beta_max:{b.max().item():.4f}")
-    return lines
+            log(f"asqu_diag layer:{i} beta_mean:{b.mean().item():.4f} beta_std:{b.std().item():.4f} "
+                f"beta_min:{b.min().item():.4f} beta_max:{b.max().item():.4f}")
 
-
-def compiled_graphs() -> int:
-    """Graphs torch.compile has built in this process (dynamo's own counter)."""
+def compiled_graphs() -> int:  # graphs torch.compile has built in this process
     return int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
-
 
 @dataclass
 class Trainer:
-    """What a training step needs: the model as called (DDP / compiled), its parameters, the optimizers, data."""
     args: Hyperparameters
     rt: Runtime
     model: nn.Module  # DDP(compiled(base)) or less
     base: GPT
     optimizers: dict[str, torch.optim.Optimizer]
     loader: DistributedTokenLoader
-
     def step(self, step: int, scale: float, qat: bool) -> Tensor:
         """One optimizer step over grad_accum_steps micro-batches at LR x scale; returns the local mean loss."""
         args, accum = self.args, self.rt.grad_accum_steps
@@ -1395,21 +1173,17 @@ class Trainer:
         frac = min(step / args.muon_momentum_warmup_steps, 1.0) if args.muon_momentum_warmup_steps > 0 else 1.0
         self.optimizers["muon"].param_groups[0]["momentum"] = ((1 - frac) * args.muon_momentum_warmup_start
                                                                + frac * args.muon_momentum)
-        for opt in self.optimizers.values():
-            for group in opt.param_groups:
-                group["lr"] = group["base_lr"] * scale
         if args.grad_clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.base.parameters(), args.grad_clip_norm)
         for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = group["base_lr"] * scale
             opt.step()
-        for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
         return total / accum
 
-
 def warm_up(tr: Trainer, train_files: list[Path], log) -> None:
-    """WARMUP_STEPS real steps that compile every graph variant the timed loop uses (late QAT off and on,
-    each ASQU_BETA_GRAD_EVERY phase), then weights, optimizer state and data are reset."""
+    """WARMUP_STEPS real steps compiling every graph variant of the timed loop (QAT off/on, beta phases), then a reset."""
     args, rt = tr.args, tr.rt
     phases = 2 if args.late_qat_threshold > 0 else 1
     needed = phases * math.ceil(args.asqu_beta_grad_every / rt.grad_accum_steps)
@@ -1431,10 +1205,8 @@ def warm_up(tr: Trainer, train_files: list[Path], log) -> None:
     sync(rt.device)
     log(f"warmup_done time:{1000.0 * (time.perf_counter() - t0):.0f}ms graphs:{compiled_graphs()}")
 
-
 def train(tr: Trainer, val: ValData, log) -> tuple[int, dict[str, Tensor] | None]:
-    """The timed loop: steps until ITERATIONS or the wall-clock cap, validation off the clock. Returns the
-    steps taken and the final weights chosen by FINAL_WEIGHTS (None = the raw weights in place)."""
+    """The timed loop, validation off the clock. Returns the steps taken and the FINAL_WEIGHTS (None: raw, in place)."""
     args, rt, base = tr.args, tr.rt, tr.base
     ema = {k: v.detach().float().clone() for k, v in base.state_dict().items()}
     swa, swa_count, qat, new_graphs = None, 0, False, 0
@@ -1452,15 +1224,13 @@ def train(tr: Trainer, val: ValData, log) -> tuple[int, dict[str, Tensor] | None
             val_loss, val_bpb = eval_val(args, tr.model, rt, val)
             log(f"step:{step}/{args.iterations} val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} "
                 f"train_time:{training_ms:.0f}ms step_avg:{training_ms / max(step, 1):.2f}ms")
-            for line in asqu_diag(base):
-                log(line)
+            log_asqu_diag(base, log)
             sync(rt.device)
             t0 = time.perf_counter()
         if last_step:
             if stop_after is not None and step < args.iterations:
                 log(f"stopping_early: wallclock_cap train_time:{training_ms:.0f}ms step:{step}/{args.iterations}")
             break
-
         scale = lr_scale(args, step, synced_ms)  # the ranks' mean clock: every rank takes the same LR and QAT switch
         if args.late_qat_threshold > 0 and scale < args.late_qat_threshold and not qat:
             qat = True
@@ -1481,13 +1251,11 @@ def train(tr: Trainer, val: ValData, log) -> tuple[int, dict[str, Tensor] | None
                 swa = {k: v.detach().float().clone() for k, v in state.items()}
                 log(f"swa:start step:{step}")
             else:
-                for k, v in state.items():
-                    swa[k] += v.float()
+                torch._foreach_add_(list(swa.values()), [state[k].float() for k in swa])
             swa_count += 1
         approx_ms = training_ms + 1000.0 * (time.perf_counter() - t0)
         # One small all-reduce per step: the mean train loss, the stop decision and the clock, across ranks.
-        status = torch.tensor([train_loss.item(), float(max_ms is not None and approx_ms >= max_ms), approx_ms],
-                              device=rt.device)
+        status = torch.tensor([train_loss.item(), float(approx_ms >= (max_ms or math.inf)), approx_ms], device=rt.device)
         if rt.distributed:
             dist.all_reduce(status, op=dist.ReduceOp.SUM)
         mean_loss, reached_cap = status[0].item() / rt.world_size, status[1].item() > 0
@@ -1501,7 +1269,6 @@ def train(tr: Trainer, val: ValData, log) -> tuple[int, dict[str, Tensor] | None
                 f"train_time:{approx_ms:.0f}ms step_avg:{approx_ms / step:.2f}ms")
         if stop_after is None and reached_cap:
             stop_after = step
-
     log(f"recompiles_after_warmup:{new_graphs}")
     if rt.device.type == "cuda":
         log(f"peak memory allocated: {torch.cuda.max_memory_allocated() // 2**20} MiB "
@@ -1519,18 +1286,14 @@ def train(tr: Trainer, val: ValData, log) -> tuple[int, dict[str, Tensor] | None
         return step, {k: v / swa_count for k, v in swa.items()}
     return step, None
 
-
 SIZE_LIMIT = 16_000_000
 
-
 def export(args: Hyperparameters, base: GPT, code: str, log) -> bytes:
-    """Rank 0: write runs/<RUN_ID>/final_model.pt and the int6 artifact, make them the folder's latest, and
-    return the artifact's bytes (what every rank scores)."""
+    """Rank 0: write runs/<RUN_ID>/final_model.pt and the int6 artifact, publish both as latest; returns its bytes."""
     run_dir = Path("runs") / args.run_id
     raw_path, artifact_path = run_dir / "final_model.pt", run_dir / "final_model.int6.ptz"
     for p in (raw_path, artifact_path):
-        kept = keep_existing(p)
-        if kept:
+        if kept := keep_existing(p):
             log(f"kept earlier {p} as {kept}")
     print("progress: export writing final_model.pt", flush=True)
     buf = io.BytesIO()
@@ -1563,7 +1326,6 @@ def export(args: Hyperparameters, base: GPT, code: str, log) -> bytes:
             f"{len(blob) + code_bytes - SIZE_LIMIT} bytes; not a valid submission (files kept in {run_dir})")
     return blob
 
-
 def score_artifact(args: Hyperparameters, rt: Runtime, blob: bytes | None, val: ValData, diag_bpb: float, log) -> None:
     """Every rank scores the exact bytes rank 0 wrote (broadcast in memory: no shared folder needed)."""
     if rt.distributed:
@@ -1588,7 +1350,6 @@ def score_artifact(args: Hyperparameters, rt: Runtime, blob: bytes | None, val: 
             f"eval_time:{1000.0 * (time.perf_counter() - t_s):.0f}ms")
         log(f"final_int6_sliding_window_exact val_loss:{s_loss:.8f} val_bpb:{s_bpb:.8f}")
 
-
 def log_header(args: Hyperparameters, rt: Runtime, log, code: str, notes: list[str]) -> None:
     """The source and versions (log files only), then the run's identity and configuration."""
     log(code, console=False)
@@ -1608,7 +1369,6 @@ def log_header(args: Hyperparameters, rt: Runtime, log, code: str, notes: list[s
     log(args.config_line())
     log(f"config_fingerprint:{args.fingerprint()}")
 
-
 def main() -> None:
     # Set-up: every input checked before anything is written.
     args = Hyperparameters()
@@ -1624,7 +1384,7 @@ def main() -> None:
     val_np = load_validation_tokens(find_shards(args.data_path, "val"), args.eval_seq_len, args.vocab_size)
     val = ValData(torch.from_numpy(val_np.astype(np.int64)), torch.from_numpy(stream_bytes(val_np, tables).astype(np.int16)))
     warning = pick_attention_backend(args.attention, rt.device)
-    lock = lock_run_id(args.run_id) if rt.master else None  # noqa: F841 (held until exit)
+    RUN["lock"] = lock_run_id(args.run_id) if rt.master else None  # held until the process exits
     log = RUN["log"] = Logger(args, rt.master)
     init_distributed(rt)
     if rt.master:
@@ -1654,22 +1414,19 @@ def main() -> None:
     log(f"seed:{args.seed}")
     if args.mlp_activation == "asqu" and rt.grad_accum_steps % args.asqu_beta_grad_every:
         log(f"WARNING: ASQU_BETA_GRAD_EVERY={args.asqu_beta_grad_every} does not divide the {rt.grad_accum_steps} "
-            "micro-steps of a step: some steps update beta from no gradient, and AdamW normalises the k-scaling "
-            "away, so beta learns more slowly (about 1/sqrt(k)) than with 1 process")
+            "micro-steps of a step: some steps update beta from no gradient, so it learns more slowly; set it to a divisor")
     if args.max_wallclock_seconds <= 0 and args.warmdown_iters > args.iterations:
         log(f"WARNING: WARMDOWN_ITERS={args.warmdown_iters} > ITERATIONS={args.iterations}: the LR decays from "
             f"step 0 (scale starts at {args.iterations / args.warmdown_iters:.3f})")
     if args.iterations < 3 / (1 - args.ema_decay) and args.final_weights == "ema":
-        log(f"WARNING: ITERATIONS={args.iterations} is short for EMA_DECAY={args.ema_decay} (it averages over about "
-            f"{1 / (1 - args.ema_decay):.0f} steps): the final EMA weights are still {100 * args.ema_decay ** args.iterations:.0f}% "
-            "the initial ones; lower EMA_DECAY or use FINAL_WEIGHTS=raw")
+        log(f"WARNING: ITERATIONS={args.iterations} is short for EMA_DECAY={args.ema_decay}: the EMA weights are still "
+            f"{100 * args.ema_decay ** args.iterations:.0f}% the initial ones; lower EMA_DECAY or use FINAL_WEIGHTS=raw")
 
     # Model, compile, optimizers.
     global zeropower_via_newtonschulz5
     compiled = base
     if rt.compile:
-        # One cache serves every variant of GPT.forward: train with QAT off/on and beta-grad on/off, eval,
-        # a partial last eval batch, logits for the sliding eval, the scorer model. Past the limit fullgraph fails.
+        # One cache for every GPT.forward variant (QAT, beta-grad, eval, partial batch, scorer); fullgraph fails past it.
         limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
         setattr(torch._dynamo.config, limit, 64)
         zeropower_via_newtonschulz5 = torch.compile(zeropower_via_newtonschulz5)
@@ -1691,8 +1448,7 @@ def main() -> None:
     diag_loss, diag_bpb = eval_val(args, compiled, rt, val)
     log(f"DIAGNOSTIC post_{args.final_weights} val_loss:{diag_loss:.4f} val_bpb:{diag_bpb:.4f} "
         f"eval_time:{1000.0 * (time.perf_counter() - t_diag):.0f}ms")
-    for line in asqu_diag(base):
-        log(line)
+    log_asqu_diag(base, log)
 
     # Export (rank 0) and scoring (every rank, the same bytes).
     blob = export(args, base, code, log) if rt.master else None
@@ -1701,10 +1457,8 @@ def main() -> None:
         dist.barrier()
         dist.destroy_process_group()
 
-
 def on_signal(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
-
 
 if __name__ == "__main__":
     if len(sys.argv) > 1:

@@ -142,6 +142,7 @@ def test_beta_grad_every_k_micro_steps(monkeypatch, k):
     """Accumulating 4 micro-batches as the training loop does: beta's gradient is k times the sum over
     micro-steps 0, k, 2k, ...; every other parameter's gradient is untouched; k = 1 is the plain gradient."""
     monkeypatch.setenv("MLP_ACTIVATION", "asqu")
+    monkeypatch.setenv("ASQU_BETA_GRAD_EVERY", str(k))
     args = tg.Hyperparameters()
     torch.manual_seed(0)
     mlp = tg.MLP(16, 32, args)
@@ -150,14 +151,13 @@ def test_beta_grad_every_k_micro_steps(monkeypatch, k):
     per_batch = []
     for x in batches:
         mlp.zero_grad()
-        monkeypatch.setattr(tg.ASQU, "beta_grad_scale", 1.0)
         mlp(x).square().sum().backward()
         per_batch.append({n: p.grad.clone() for n, p in mlp.named_parameters()})
     mlp.zero_grad()
     for i, x in enumerate(batches):
-        monkeypatch.setattr(tg.ASQU, "beta_grad_scale", tg.beta_grad_scale(i, k))
-        mlp(x).square().sum().backward()
-    expect_beta = k * sum(per_batch[i]["asqu.beta"] for i in range(0, 4, k))
+        mlp(x, beta_grad=i % k == 0).square().sum().backward()  # the training loop's rule
+    plain = [b["asqu.beta"] / k for b in per_batch]  # beta_grad=True always carries the factor k
+    expect_beta = k * sum(plain[i] for i in range(0, 4, k))
     torch.testing.assert_close(mlp.asqu.beta.grad, expect_beta)
     for name in ("fc.weight", "proj.weight"):
         torch.testing.assert_close(dict(mlp.named_parameters())[name].grad, sum(b[name] for b in per_batch))

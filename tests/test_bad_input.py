@@ -15,11 +15,19 @@ def check_refused(proc, tmp_path, *needles, code=2):
         assert n in err[-1], (n, err[-1])
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "logs").exists() and not list(tmp_path.glob("train*.log"))  # nothing written
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("env,needles", [
     ({"MLP_ACTIVATION": "gelu"}, ["MLP_ACTIVATION='gelu'", "relu2, leaky2, asqu"]),
-    ({"ITERATIONS": "lots"}, ["ITERATIONS='lots'", "not a finite number"]),
+    ({"ITERATIONS": "lots"}, ["ITERATIONS='lots'", "not a whole number"]),
+    ({"SEED": "-1"}, ["SEED=-1", "0..4294967295"]),
+    ({"RUN_ID": "exp/run1"}, ["RUN_ID='exp/run1'", "path separators"]),
+    ({"SWA_EVERY": "0", "FINAL_WEIGHTS": "swa"}, ["SWA_EVERY=0", "positive"]),
+    ({"VE_DIM": "0"}, ["VE_DIM=0", "positive"]),
+    ({"BIGRAM_DIM": "0"}, ["BIGRAM_DIM=0", "positive"]),
+    ({"FINAL_WEIGHTS": "swa", "SWA_EVERY": "50"}, ["FINAL_WEIGHTS=swa takes no snapshot", "SWA_EVERY=50"]),
+    ({"ATTENTION": "flash_attn_3"}, ["ATTENTION=flash_attn_3", "cannot be imported"]),
     ({"MATRIX_LR": "0.0.1"}, ["MATRIX_LR"]),
     ({"LN_SCALE": "yes"}, ["LN_SCALE", "0 or 1"]),
     ({"TRAIN_BATCH_TOKENS": "2000"}, ["TRAIN_BATCH_TOKENS=2000", "divisible"]),

@@ -36,9 +36,8 @@ def test_byte_tables_match_sentencepiece_decoding(real_sp):
     for d in docs:
         stream += [1] + real_sp.encode(d)
     assert 3 in stream  # <unk> really occurs
-    luts = tg.build_byte_luts(real_sp, 1024, CPU)
-    x, y = torch.tensor(stream[:-1]), torch.tensor(stream[1:])
-    table_total = tg.count_bytes(x, y, luts).sum().item()
+    tables = tg.build_byte_luts(real_sp, 1024)
+    table_total = tg.stream_bytes(np.array(stream), tables)[1:].sum()
     boundary = lambda i: real_sp.is_control(i) or real_sp.is_unknown(i) or real_sp.is_unused(i)  # noqa: E731
     independent, run = 0, []
     for tok in stream[1:] + [1]:
@@ -50,7 +49,7 @@ def test_byte_tables_match_sentencepiece_decoding(real_sp):
     assert table_total == independent
     # the leading-space +1 is counted once (issue #1719's bug would add ~17%)
     words = real_sp.encode(" the cat sat")
-    assert tg.count_bytes(torch.tensor([1] + words[:-1]), torch.tensor(words), luts).sum().item() == len("the cat sat")
+    assert tg.stream_bytes(np.array([1] + words), tables)[1:].sum() == len("the cat sat")
 
 
 # ---------------------------------------------------------------- sliding windows
@@ -66,13 +65,11 @@ def test_sliding_windows_score_every_target_once(n, L, stride):
     assert (counts == 1).all()
 
 
-class Capture:
-    """Replaces _finish_bpb to record the raw float64 sums of an eval."""
+CPU_RT = tg.Runtime(0, 1, 0, False, CPU, False, False)
 
-    def __init__(self, monkeypatch):
-        self.calls = []
-        orig = tg._finish_bpb
-        monkeypatch.setattr(tg, "_finish_bpb", lambda a, b, c: (self.calls.append((a.item(), b.item(), c.item())), orig(a, b, c))[1])
+
+def rank(r: int, world: int) -> tg.Runtime:
+    return tg.Runtime(r, world, 0, False, CPU, False, False)
 
 
 @pytest.fixture(scope="module")
@@ -91,36 +88,36 @@ def tiny(sample_data):
         for name, p in model.named_parameters():
             p.add_(torch.randn_like(p) * (0.05 if p.ndim == 2 else 0.2))
     sp = tg.load_tokenizer(sample_data["tokenizer"], 1024)
-    val = tg.load_validation_tokens(tg.find_shards(sample_data["data_path"], "val"), args.eval_seq_len)[: 40 * 128 + 1]
-    return args, model, val, tg.build_byte_luts(sp, 1024, CPU)
+    val = tg.load_validation_tokens(tg.find_shards(sample_data["data_path"], "val"), args.eval_seq_len, 1024)[: 40 * 128 + 1]
+    data = tg.ValData(torch.from_numpy(val.astype(np.int64)),
+                      torch.from_numpy(tg.stream_bytes(val, tg.build_byte_luts(sp, 1024)).astype(np.int16)))
+    return args, model, data, None
 
 
-def test_sliding_totals_equal_plain_eval(tiny, monkeypatch):
+def sums(args, model, rt, val, sliding: bool) -> list[float]:
+    stride, batch = (args.eval_stride, args.eval_batch_seqs) if sliding else (args.eval_seq_len, 3)
+    return tg.eval_sums(args, model, rt, val, stride, batch).tolist()
+
+
+def test_sliding_totals_equal_plain_eval(tiny):
     args, model, val, luts = tiny
-    cap = Capture(monkeypatch)
-    tg.eval_val(args, model, 0, 1, CPU, val, luts)
-    tg.eval_val_sliding(args, model, 0, 1, CPU, val, luts)
-    (_, tok_a, bytes_a), (_, tok_b, bytes_b) = cap.calls
-    assert tok_a == tok_b == val.numel() - 1 and bytes_a == bytes_b
+    (_, tok_a, bytes_a), (_, tok_b, bytes_b) = sums(args, model, CPU_RT, val, False), sums(args, model, CPU_RT, val, True)
+    assert tok_a == tok_b == val.tokens.numel() - 1 and bytes_a == bytes_b
 
 
 def test_stride_equal_to_window_is_the_plain_eval(tiny, monkeypatch):
     args, model, val, luts = tiny
     monkeypatch.setattr(args, "eval_stride", args.eval_seq_len)
-    plain = tg.eval_val(args, model, 0, 1, CPU, val, luts)
-    slide = tg.eval_val_sliding(args, model, 0, 1, CPU, val, luts)
+    plain = tg.eval_val(args, model, CPU_RT, val)
+    slide = tg.eval_val_sliding(args, model, CPU_RT, val)
     assert slide[0] == pytest.approx(plain[0], rel=1e-6) and slide[1] == pytest.approx(plain[1], rel=1e-6)
 
 
-@pytest.mark.parametrize("fn", ["eval_val", "eval_val_sliding"])
-def test_two_ranks_sum_to_one(tiny, monkeypatch, fn):
+@pytest.mark.parametrize("sliding", [False, True])
+def test_two_ranks_sum_to_one(tiny, sliding):
     """The ranks' shares partition the work: their sums add up to the single-process sums."""
     args, model, val, luts = tiny
-    cap = Capture(monkeypatch)
-    getattr(tg, fn)(args, model, 0, 1, CPU, val, luts)
-    getattr(tg, fn)(args, model, 0, 2, CPU, val, luts)
-    getattr(tg, fn)(args, model, 1, 2, CPU, val, luts)
-    one, r0, r1 = cap.calls
+    one, r0, r1 = (sums(args, model, rank(r, w), val, sliding) for r, w in ((0, 1), (0, 2), (1, 2)))
     assert r0[1] > 0 and r1[1] > 0
     assert r0[1] + r1[1] == one[1] and r0[2] + r1[2] == one[2]
     assert r0[0] + r1[0] == pytest.approx(one[0], rel=1e-9)
@@ -182,10 +179,12 @@ def test_scale_floor_is_the_records_clamp_and_qat_uses_it(monkeypatch):
     lin.int6 = True
     with torch.no_grad():
         lin.weight.copy_(w)
-    monkeypatch.setattr(tg.CastedLinear, "qat", True)
     monkeypatch.setattr(tg.CastedLinear, "scale_floor", 1.0)
     x = torch.eye(256)
-    torch.testing.assert_close(lin(x).T, q.float() * s.float()[:, None])
+    torch.testing.assert_close(lin(x, qat=True).T, q.float() * s.float()[:, None])
+    torch.testing.assert_close(lin(x, qat=False).T, w)  # off: the fp32 weights as they are
+    lin.eval()
+    torch.testing.assert_close(lin(x, qat=True).T, w)  # never in eval mode
 
 
 def test_roundtrip_keeps_control_tensors_bit_exact_and_output_close(tiny, tmp_path):
@@ -210,7 +209,7 @@ def test_roundtrip_keeps_control_tensors_bit_exact_and_output_close(tiny, tmp_pa
     assert set(mse) == {k for k in sd if kinds[k] == "int6"} and len(mse) == 6 * args.num_layers
     fresh = tg.GPT(args)
     fresh.load_state_dict(deq, strict=True)
-    x = val[: 2 * 128].reshape(2, 128)
+    x = val.tokens[: 2 * 128].reshape(2, 128)
     with torch.no_grad():
         a, b = model(x), fresh(x)
     assert (a - b).abs().mean() < 0.05 * a.abs().mean()
@@ -253,9 +252,11 @@ def test_export_size_accounting_and_over_limit_warning(tiny, tmp_path, monkeypat
     monkeypatch.setattr(tg, "SIZE_LIMIT", 1000)
     lines = []
     code = "print('code')\n# é\n"
-    tg.export_and_evaluate(args, model, code, lambda msg, console=True: lines.append(msg), True, False, 0, 1, CPU,
-                           val, luts, diag_bpb=3.0)
+    log = lambda msg, console=True: lines.append(msg)  # noqa: E731
+    blob = tg.export(args, model, code, log)
+    tg.score_artifact(args, CPU_RT, blob, val, 3.0, log)
     blob_bytes = (tmp_path / "final_model.int6.ptz").stat().st_size
+    assert blob_bytes == len(blob) == (tmp_path / "runs" / args.run_id / "final_model.int6.ptz").stat().st_size
     total = int(re.search(r"^Total submission size int6\+zstd: (\d+) bytes$", "\n".join(lines), re.M).group(1))
     assert total == blob_bytes + len(code.encode("utf-8"))
     assert any(ln.startswith(f"WARNING: submission size {total} bytes exceeds the 1,000-byte limit") for ln in lines)

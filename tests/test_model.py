@@ -9,6 +9,8 @@ import torch.nn.functional as F
 
 import train_gpt as tg
 
+RT = tg.Runtime(0, 1, 0, False, torch.device("cpu"), False, False)
+
 RECORD_PARAMS = 26_993_756
 HIDDEN, LAYERS = 1536, 11
 
@@ -142,7 +144,7 @@ def test_sdpa_gqa_fallback_equals_native(monkeypatch):
 
 def test_optimizer_groups(default_env):
     args, model = make(default_env, MLP_ACTIVATION="asqu", ASQU_WD="0.01")
-    groups = tg.param_groups(model, args)
+    groups = tg.param_groups(model)
     ids = [id(p) for ps in groups.values() for p in ps]
     assert len(ids) == len(set(ids)) == len(list(model.parameters()))  # each parameter exactly once
     names = {id(p): n for n, p in model.named_parameters()}
@@ -152,19 +154,20 @@ def test_optimizer_groups(default_env):
     assert "bigram.proj.weight" in muon and "ve_shared.proj.weight" in muon and len(muon) == 6 * LAYERS + 2
     assert {names[id(p)] for p in groups["embed"]} == {"tok_emb.weight", "bigram.embed.weight", "ve_shared.embed.weight"}
     assert "blocks.0.resid_mix" in {names[id(p)] for p in groups["scalar"]}
-    opts = tg.build_optimizers(model, args, torch.device("cpu"))
-    beta_opt = [o for o in opts if any(id(p) in set(map(id, groups["asqu"])) for g in o.param_groups for p in g["params"])]
+    opts = tg.build_optimizers(model, args, RT)
+    beta_opt = [o for o in opts.values() if any(id(p) in set(map(id, groups["asqu"])) for g in o.param_groups for p in g["params"])]
     assert len(beta_opt) == 1 and len(beta_opt[0].param_groups) == 1
     g = beta_opt[0].param_groups[0]
     assert g["lr"] == 0.001 and g["base_lr"] == 0.001 and g["weight_decay"] == 0.01
-    muon_opt = [o for o in opts if isinstance(o, tg.Muon)][0]
+    muon_opt = opts["muon"]
+    assert isinstance(muon_opt, tg.Muon) and beta_opt[0] is opts["asqu"]
     assert muon_opt.param_groups[0]["lr"] == 0.025 and muon_opt.param_groups[0]["weight_decay"] == 0.04
 
 
 def test_asqu_weight_decay_default_zero(default_env):
     args, model = make(default_env)
-    opts = tg.build_optimizers(model, args, torch.device("cpu"))
-    assert opts[3].param_groups[0]["weight_decay"] == 0.0 and args.asqu_wd == 0.0
+    opts = tg.build_optimizers(model, args, RT)
+    assert opts["asqu"].param_groups[0]["weight_decay"] == 0.0 and args.asqu_wd == 0.0
 
 
 def test_lr_schedule_fixed_and_wallclock(default_env):

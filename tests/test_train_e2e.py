@@ -106,15 +106,17 @@ def test_warmup_steps_are_reset(run_train, tmp_path):
 
 def test_earlier_files_are_kept(run_train, tmp_path):
     (tmp_path / "train_seed7.log").write_text("an earlier run\n")
-    (tmp_path / "final_model.pt").write_bytes(b"earlier weights")
     run_train(RUN_ID="same", EVAL_STRIDE=0, ITERATIONS=2)
     first_log = (tmp_path / "logs/same.txt").read_text()
-    run_train(RUN_ID="same", EVAL_STRIDE=0, ITERATIONS=2)
+    first_artifact = (tmp_path / "runs/same/final_model.int6.ptz").read_bytes()
+    run_train(RUN_ID="same", EVAL_STRIDE=0, ITERATIONS=2)  # the same RUN_ID again, once the first has ended
     assert (tmp_path / "train_seed7.log.1").read_text() == "an earlier run\n"
-    assert (tmp_path / "final_model.pt.1").read_bytes() == b"earlier weights"
     assert (tmp_path / "logs/same.txt.1").read_text() == first_log
-    assert (tmp_path / "final_model.pt.2").exists() and (tmp_path / "final_model.int6.ptz.1").exists()
-    assert "kept earlier logs/same.txt as logs/same.txt.1" in (tmp_path / "logs/same.txt").read_text()
+    assert (tmp_path / "runs/same/final_model.int6.ptz.1").read_bytes() == first_artifact
+    assert (tmp_path / "runs/same/final_model.pt.1").exists()
+    log = (tmp_path / "logs/same.txt").read_text()
+    assert "kept earlier logs/same.txt as logs/same.txt.1" in log
+    assert "kept earlier runs/same/final_model.int6.ptz as runs/same/final_model.int6.ptz.1" in log
 
 
 def test_seed_1337_also_writes_train_log(run_train, tmp_path):

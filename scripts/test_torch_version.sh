@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Runs the compile/QAT tests (or the whole suite) under another PyTorch version, in its own virtualenv.
+# The system torch is never touched: the venv is created without --system-site-packages, PYTHONPATH,
+# PYTHONHOME and the user site are ignored, and the script checks that the torch it imports lives in the venv.
+#
+# Usage:
+#   scripts/test_torch_version.sh VERSION                  # tests/test_compile.py + tests/*qat*.py + tests/*compile*.py
+#   scripts/test_torch_version.sh VERSION all              # the whole suite
+#   scripts/test_torch_version.sh VERSION tests/test_x.py [more files or pytest options ...]
+#   scripts/test_torch_version.sh VERSION --setup-only     # only create/update the venv, run no test
+# Example: scripts/test_torch_version.sh 2.9.1
+#
+# Environment:
+#   VENV_DIR          the venv folder (default ~/.cache/asqu-golf/venv-torch-VERSION); created or reused
+#   PYTHON            the interpreter that creates the venv (default python3)
+#   TORCH_INDEX_URL   optional pip --index-url for torch only (e.g. https://download.pytorch.org/whl/cpu for the
+#                     small CPU build); default: plain `pip install torch==VERSION` (on Linux x86_64 that is the
+#                     ~3.4 GB CUDA build, which also runs on CPU; about 2 minutes)
+#   NICE              niceness for pip and pytest (default 10)
+# The exit status is pytest's (0 when every selected test passed).
+set -euo pipefail
+
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+if [[ $# -lt 1 || "$1" == "-h" || "$1" == "--help" ]]; then usage; [[ $# -ge 1 ]] && exit 0 || exit 2; fi
+VERSION=$1; shift
+if ! [[ "$VERSION" =~ ^[0-9]+\.[0-9]+(\.[0-9]+)?([a-z0-9.+-]*)$ ]]; then
+  echo "error: '$VERSION' is not a torch version (example: 2.9.1)" >&2; exit 2
+fi
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+VENV_DIR=${VENV_DIR:-$HOME/.cache/asqu-golf/venv-torch-$VERSION}
+PY=${PYTHON:-python3}
+NICE=${NICE:-10}
+VPY="$VENV_DIR/bin/python"
+# Nothing from the outside Python environment may leak into the venv's interpreter.
+CLEAN_ENV=(env -u PYTHONPATH -u PYTHONHOME PYTHONNOUSERSITE=1)
+
+mkdir -p "$(dirname "$VENV_DIR")"
+# One creator at a time per venv (two sessions asking for the same version wait for each other).
+exec 9>"$VENV_DIR.lock"
+flock 9
+
+if [[ ! -x "$VPY" ]]; then
+  echo "venv: creating $VENV_DIR with $("$PY" --version 2>&1)"
+  "$PY" -m venv "$VENV_DIR"
+fi
+
+installed_torch() {  # the venv's torch version without a local suffix (2.9.1+cu128 -> 2.9.1), or nothing
+  "${CLEAN_ENV[@]}" "$VPY" -c "import torch; print(torch.__version__.split('+')[0])" 2>/dev/null || true
+}
+
+if [[ "$(installed_torch)" != "${VERSION%%+*}" ]]; then
+  echo "venv: installing torch==$VERSION into $VENV_DIR"
+  idx=()
+  [[ -n "${TORCH_INDEX_URL:-}" ]] && idx=(--index-url "$TORCH_INDEX_URL")
+  "${CLEAN_ENV[@]}" nice -n "$NICE" "$VPY" -m pip install -q ${idx[@]+"${idx[@]}"} "torch==$VERSION"
+else
+  echo "venv: reusing $VENV_DIR (torch $(installed_torch) already installed)"
+fi
+# The project's other requirements; torch stays pinned to the requested version.
+PIN=$(mktemp); trap 'rm -f "$PIN"' EXIT
+echo "torch==$VERSION" >"$PIN"
+"${CLEAN_ENV[@]}" nice -n "$NICE" "$VPY" -m pip install -q -c "$PIN" \
+  -r "$REPO/requirements.txt" -r "$REPO/requirements-dev.txt"
+
+# The torch the tests will import must be the venv's, of the requested version.
+TORCH_INFO=$("${CLEAN_ENV[@]}" "$VPY" - "$VENV_DIR" <<'EOF'
+import os, sys, torch
+venv = os.path.realpath(sys.argv[1])
+path = os.path.realpath(torch.__file__)
+if not path.startswith(venv + os.sep):
+    sys.exit(f"error: torch imported from {path}, outside the venv {venv}")
+print(f"torch {torch.__version__} ({path}), python {sys.version.split()[0]}")
+EOF
+)
+if [[ "$(installed_torch)" != "${VERSION%%+*}" ]]; then
+  echo "error: the venv has torch $(installed_torch), not $VERSION" >&2; exit 1
+fi
+echo "venv: $TORCH_INFO"
+
+if [[ "${1:-}" == "--setup-only" ]]; then exit 0; fi
+
+cd "$REPO"
+if [[ $# -eq 0 ]]; then
+  shopt -s nullglob
+  declare -A seen=()
+  TESTS=()
+  for f in tests/test_compile.py tests/*qat*.py tests/*compile*.py; do
+    [[ -f "$f" && -z "${seen[$f]:-}" ]] && { seen[$f]=1; TESTS+=("$f"); }
+  done
+  shopt -u nullglob
+elif [[ "$1" == "all" ]]; then
+  shift; TESTS=("$@")  # no file: pytest.ini's testpaths (the whole suite)
+else
+  TESTS=("$@")
+fi
+
+echo "pytest: ${TESTS[*]:-the whole suite} (torch $VERSION)"
+set +e
+# Compiled kernels of another torch version are kept apart from the system's cache.
+"${CLEAN_ENV[@]}" TORCHINDUCTOR_CACHE_DIR="${TORCHINDUCTOR_CACHE_DIR:-$VENV_DIR/inductor-cache}" \
+  nice -n "$NICE" "$VPY" -m pytest -q ${TESTS[@]+"${TESTS[@]}"}
+rc=$?
+set -e
+echo "result: pytest exit $rc with $TORCH_INFO"
+exit $rc

@@ -1,0 +1,131 @@
+"""Settings: --help from the Hyperparameters block, the config line and fingerprint, typo warnings, and
+bad values refused with one message that names the variable and a valid example (issues 11, 13, 14, 15)."""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+import train_gpt as tg
+from conftest import REPO, TINY_ENV
+
+
+def hp(**env) -> tg.Hyperparameters:
+    return tg.Hyperparameters({k: str(v) for k, v in env.items()})
+
+
+def test_help_lists_every_setting_and_writes_nothing(tmp_path):
+    for flag in ("--help", "-h"):
+        proc = subprocess.run([sys.executable, str(REPO / "train_gpt.py"), flag], cwd=tmp_path, capture_output=True,
+                              text=True, env={**os.environ, "DATA_PATH": "/nonexistent"})
+        assert proc.returncode == 0, proc.stderr
+        listed = {ln.split()[0] for ln in proc.stdout.splitlines() if ln.startswith("  ") and ln.split()[0].isupper()}
+        assert listed == {name for name, _, _ in tg.Hyperparameters.variables()}
+        for name, default, doc in tg.Hyperparameters.variables():
+            line = next(ln for ln in proc.stdout.splitlines() if ln.split()[:1] == [name])
+            assert doc in line, name
+        assert "ITERATIONS" in proc.stdout and "20000" in proc.stdout
+    assert not list(tmp_path.iterdir())  # no logs, no runs/
+    proc = subprocess.run([sys.executable, str(REPO / "train_gpt.py"), "--itrations=5"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: unknown argument --itrations=5")
+    assert "--help" in proc.stderr and not list(tmp_path.iterdir())
+
+
+def test_every_setting_is_an_attribute_with_its_default():
+    args = hp()
+    for name, default, _ in tg.Hyperparameters.variables():
+        if default is not None and name not in ("VE_LAYERS",):
+            assert getattr(args, name.lower()) == default, name
+    assert args.config_line() == "config:"
+
+
+def test_config_line_lists_changes_in_order_and_reproduces_the_settings():
+    env = {"NUM_LAYERS": "4", "SEED": "42", "DATA_PATH": "/data/with space", "MATRIX_LR": "0.03",
+           "MODEL_DIM": "512", "MLP_MULT": "3"}  # the last two equal their defaults: not listed
+    args = hp(**env)
+    line = args.config_line()
+    tokens = shlex.split(line.removeprefix("config:"))
+    assert [t.split("=", 1)[0] for t in tokens] == ["DATA_PATH", "SEED", "NUM_LAYERS", "MATRIX_LR"]
+    again = tg.Hyperparameters(dict(t.split("=", 1) for t in tokens))
+    assert again.config_line() == line and again.fingerprint() == args.fingerprint()
+    assert again.data_path == "/data/with space"
+
+
+def test_fingerprint_ignores_seed_paths_and_logging_but_not_results():
+    base = hp(NUM_LAYERS=4).fingerprint()
+    assert len(base) == 12 and int(base, 16) >= 0
+    same = hp(NUM_LAYERS=4, SEED=1, RUN_ID="x", DATA_PATH="/elsewhere", TRAIN_LOG_EVERY=1, VAL_LOSS_EVERY=5,
+              COMPILE=1, ATTENTION="sdpa").fingerprint()
+    assert same == base
+    assert hp(NUM_LAYERS=5).fingerprint() != base
+    assert hp(NUM_LAYERS=4, MLP_ACTIVATION="relu2").fingerprint() != base
+    assert hp(NUM_LAYERS=4, ASQU_LR=0.002).fingerprint() != base
+    # the alias and the resolved VE_LAYERS default give the same effective configuration
+    assert hp(MLP_ACTIVATION="leaky_relu2").fingerprint() == hp(MLP_ACTIVATION="leaky2").fingerprint()
+    assert hp(NUM_LAYERS=4, VE_LAYERS="2,3").fingerprint() == base
+
+
+def test_ve_layers_default_to_the_last_two():
+    assert hp().ve_layer_list == [9, 10]  # the record
+    assert hp(NUM_LAYERS=4).ve_layer_list == [2, 3]
+    assert hp(NUM_LAYERS=1, XSA_LAST_N=0).ve_layer_list == [0]
+    assert hp(NUM_LAYERS=4, VE_LAYERS="none").ve_layer_list == []
+
+
+def test_close_names_warn_and_foreign_names_do_not():
+    env = {"NUM_LAYER": "4", "MLP_ACTIVATON": "relu2", "EMA_DECAYS": "0.9", "PATH": "/bin", "RANK": "0",
+           "LOCAL_RANK": "0", "WORLD_SIZE": "2", "CUDA_VISIBLE_DEVICES": "0", "OMP_NUM_THREADS": "1", "HOME": "/root",
+           "MASTER_PORT": "29500", "TORCHELASTIC_RUN_ID": "x", "NUM_LAYERS": "4", "SEED": "1"}
+    warnings = tg.close_variable_warnings(env)
+    assert len(warnings) == 3
+    for typo, known in (("NUM_LAYER", "NUM_LAYERS"), ("MLP_ACTIVATON", "MLP_ACTIVATION"), ("EMA_DECAYS", "EMA_DECAY")):
+        assert any(w.startswith(f"WARNING: {typo} ") and w.endswith(f"did you mean {known}?") for w in warnings)
+    assert tg.close_variable_warnings(dict(os.environ)) == [] or all("did you mean" in w for w in
+                                                                      tg.close_variable_warnings(dict(os.environ)))
+
+
+@pytest.mark.parametrize("env,needles", [
+    ({"SWA_EVERY": "0", "FINAL_WEIGHTS": "swa"}, ["SWA_EVERY=0", "positive", "SWA_EVERY=50"]),
+    ({"VE_DIM": "0"}, ["VE_DIM=0", "positive", "VE_DIM=128"]),
+    ({"BIGRAM_DIM": "0"}, ["BIGRAM_DIM=0", "positive"]),
+    ({"RUN_ID": "exp/run1"}, ["RUN_ID='exp/run1'", "path separators", "RUN_ID=exp_run1"]),
+    ({"RUN_ID": ".."}, ["RUN_ID='..'"]),
+    ({"SEED": "-1"}, ["SEED=-1", "0..4294967295"]),
+    ({"SEED": str(2**32)}, ["SEED=4294967296"]),
+    ({"COMPILE": "yes"}, ["COMPILE='yes'", "0 or 1", "COMPILE=1"]),
+    ({"MLP_MULT": "0.001"}, ["MLP_MULT=0.001", "hidden width of 0", "MLP_MULT=3.0"]),
+    ({"ITERATIONS": "1e3"}, ["ITERATIONS='1e3'", "whole number", "ITERATIONS=20000"]),
+    ({"ATTENTION": "flash"}, ["ATTENTION='flash'", "flash_attn_3"]),
+    ({"FINAL_WEIGHTS": "swa", "MAX_WALLCLOCK_SECONDS": "0", "ITERATIONS": "100", "WARMDOWN_ITERS": "10",
+      "SWA_EVERY": "30"}, ["FINAL_WEIGHTS=swa", "SWA_EVERY=30", "no snapshot"]),
+])
+def test_bad_values_name_the_variable_and_a_valid_example(env, needles):
+    with pytest.raises(tg.ConfigError) as err:
+        tg.Hyperparameters(env)
+    for n in needles:
+        assert n in str(err.value), (n, str(err.value))
+
+
+def test_swa_is_accepted_when_a_snapshot_is_certain():
+    args = hp(FINAL_WEIGHTS="swa", MAX_WALLCLOCK_SECONDS=0, ITERATIONS=100, WARMDOWN_ITERS=50, SWA_EVERY=5)
+    # scale < 0.2 from step 91 on: snapshots after steps 95 and 100
+    assert args.swa_snapshots() == 2
+
+
+def test_tiny_env_is_valid_and_describes_itself():
+    args = tg.Hyperparameters(TINY_ENV)
+    assert args.ve_layer_list == [2, 3] and "NUM_LAYERS=4" in args.config_line()
+
+
+def test_readme_table_documents_exactly_the_settings():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    table = text.split("## Environment variables", 1)[1].split("\n\n", 2)[1]
+    documented = set()
+    for row in table.splitlines()[2:]:
+        first_cell = row.split("|")[1]
+        documented.update(part.strip().strip("`") for part in first_cell.split(","))
+    assert documented == {name for name, _, _ in tg.Hyperparameters.variables()}
