@@ -1054,12 +1054,11 @@ def lock_run_id(run_id: str):
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         handle = open(run_dir / ".lock", "w")
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # another process holds it
+        raise ConfigError(f"RUN_ID={run_id} belongs to a run still going in this folder; set another RUN_ID") from None
     except OSError as exc:
         raise ConfigError(f"cannot write {run_dir}: {exc.strerror or exc}; run from a writable folder") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        raise ConfigError(f"RUN_ID={run_id} belongs to a run still going in this folder; set another RUN_ID") from None
     return handle
 
 class Logger:
@@ -1080,6 +1079,7 @@ class Logger:
         except OSError as exc:
             raise ConfigError(f"cannot write {p}: {exc.strerror or exc}; run from a writable folder") from None
         self.path = paths[0]
+        print(f"logs: {self.path}", flush=True)
     def __call__(self, msg: str, console: bool = True) -> None:
         if console and self.path:
             print(msg, flush=True)
@@ -1154,6 +1154,7 @@ class Trainer:
     args: Hyperparameters
     rt: Runtime
     model: nn.Module  # DDP(compiled(base)) or less
+    compiled: nn.Module  # compiled(base) or base: evaluation
     base: GPT
     optimizers: dict[str, torch.optim.Optimizer]
     loader: DistributedTokenLoader
@@ -1205,8 +1206,8 @@ def warm_up(tr: Trainer, train_files: list[Path], log) -> None:
     sync(rt.device)
     log(f"warmup_done time:{1000.0 * (time.perf_counter() - t0):.0f}ms graphs:{compiled_graphs()}")
 
-def train(tr: Trainer, val: ValData, log) -> tuple[int, dict[str, Tensor] | None]:
-    """The timed loop, validation off the clock. Returns the steps taken and the FINAL_WEIGHTS (None: raw, in place)."""
+def train(tr: Trainer, val: ValData, log) -> dict[str, Tensor] | None:
+    """The timed loop, validation off the clock. Returns the FINAL_WEIGHTS (None: raw, in place)."""
     args, rt, base = tr.args, tr.rt, tr.base
     ema = {k: v.detach().float().clone() for k, v in base.state_dict().items()}
     swa, swa_count, qat, new_graphs = None, 0, False, 0
@@ -1277,14 +1278,14 @@ def train(tr: Trainer, val: ValData, log) -> tuple[int, dict[str, Tensor] | None
         log(f"WARNING: {step} steps is short for EMA_DECAY={args.ema_decay}: the EMA weights are still "
             f"{100 * args.ema_decay ** step:.0f}% the initial ones")
     if args.final_weights == "ema":
-        return step, ema
+        return ema
     if args.final_weights == "swa":
         if swa is None:
             raise RunError("FINAL_WEIGHTS=swa but no SWA snapshot was taken (the wall-clock cap ended the run before "
                            "the LR scale fell below 0.2 on a multiple of SWA_EVERY); run longer or use FINAL_WEIGHTS=ema")
         log(f"swa:applying {swa_count} snapshots")
-        return step, {k: v / swa_count for k, v in swa.items()}
-    return step, None
+        return {k: v / swa_count for k, v in swa.items()}
+    return None
 
 SIZE_LIMIT = 16_000_000
 
@@ -1350,9 +1351,51 @@ def score_artifact(args: Hyperparameters, rt: Runtime, blob: bytes | None, val: 
             f"eval_time:{1000.0 * (time.perf_counter() - t_s):.0f}ms")
         log(f"final_int6_sliding_window_exact val_loss:{s_loss:.8f} val_bpb:{s_bpb:.8f}")
 
-def log_header(args: Hyperparameters, rt: Runtime, log, code: str, notes: list[str]) -> None:
-    """The source and versions (log files only), then the run's identity and configuration."""
-    log(code, console=False)
+@dataclass
+class Inputs:  # what a run reads, every piece checked before anything is written
+    code: str  # this file: logged and counted in the submission size
+    train_files: list[Path]
+    val: ValData
+    probes: int  # byte-table probe strings checked against the tokenizer
+    warnings: list[str]  # settings' typos, a slow attention fallback: already on stderr, logged in the header
+
+def load_inputs(args: Hyperparameters, rt: Runtime) -> Inputs:
+    warnings = close_variable_warnings(os.environ) if rt.master else []
+    for line in warnings:
+        print(line, file=sys.stderr, flush=True)
+    sp = load_tokenizer(args.tokenizer_path, args.vocab_size)
+    tables = build_byte_luts(sp, args.vocab_size)
+    probes = check_byte_tables(sp, tables, args.tokenizer_path)
+    train_files = find_shards(args.data_path, "train")
+    val_np = load_validation_tokens(find_shards(args.data_path, "val"), args.eval_seq_len, args.vocab_size)
+    val = ValData(torch.from_numpy(val_np.astype(np.int64)), torch.from_numpy(stream_bytes(val_np, tables).astype(np.int16)))
+    if (warning := pick_attention_backend(args.attention, rt.device)) and rt.master:
+        print(warning, file=sys.stderr, flush=True)
+        warnings.append(warning)
+    return Inputs(Path(__file__).read_text(encoding="utf-8"), train_files, val, probes, warnings)
+
+def build_trainer(args: Hyperparameters, rt: Runtime, train_files: list[Path]) -> Trainer:
+    """The seeded model, compiled (CUDA by default) and DDP-wrapped when distributed, with its optimizers."""
+    global zeropower_via_newtonschulz5
+    CastedLinear.scale_floor = args.quant_scale_floor
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    base = compiled = build_model(args, rt)
+    if rt.compile:
+        # One cache for every GPT.forward variant (QAT, beta-grad, eval, partial batch, scorer); fullgraph fails past it.
+        limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+        setattr(torch._dynamo.config, limit, 64)
+        zeropower_via_newtonschulz5 = torch.compile(zeropower_via_newtonschulz5)
+        compiled = torch.compile(base, dynamic=False, fullgraph=True)
+    model = DDP(compiled, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None,
+                broadcast_buffers=False) if rt.distributed else compiled
+    return Trainer(args, rt, model, compiled, base, build_optimizers(base, args, rt),
+                   DistributedTokenLoader(train_files, args.vocab_size, rt))
+
+def log_header(args: Hyperparameters, rt: Runtime, log, inputs: Inputs, base: GPT) -> None:
+    """The source and versions (log files only), then what the run is: identity, configuration, data, model."""
+    log(inputs.code, console=False)
     log("=" * 100, console=False)
     log(f"Running Python {sys.version}", console=False)
     log(f"Running PyTorch {torch.__version__}", console=False)
@@ -1363,44 +1406,16 @@ def log_header(args: Hyperparameters, rt: Runtime, log, code: str, notes: list[s
             smi = f"nvidia-smi: unavailable ({exc})"
         log(smi, console=False)
     log("=" * 100, console=False)
-    for line in notes:
+    for line in log.kept:
         log(line)
+    for line in inputs.warnings:
+        log(line, console=False)
     log(f"run_id:{args.run_id}")
     log(args.config_line())
     log(f"config_fingerprint:{args.fingerprint()}")
-
-def main() -> None:
-    # Set-up: every input checked before anything is written.
-    args = Hyperparameters()
-    rt = runtime_from_env(args)
-    notes = close_variable_warnings(os.environ) if rt.master else []
-    for line in notes:
-        print(line, file=sys.stderr, flush=True)
-    code = Path(__file__).read_text(encoding="utf-8")
-    sp = load_tokenizer(args.tokenizer_path, args.vocab_size)
-    tables = build_byte_luts(sp, args.vocab_size)
-    probes = check_byte_tables(sp, tables, args.tokenizer_path)
-    train_files = find_shards(args.data_path, "train")
-    val_np = load_validation_tokens(find_shards(args.data_path, "val"), args.eval_seq_len, args.vocab_size)
-    val = ValData(torch.from_numpy(val_np.astype(np.int64)), torch.from_numpy(stream_bytes(val_np, tables).astype(np.int16)))
-    warning = pick_attention_backend(args.attention, rt.device)
-    RUN["lock"] = lock_run_id(args.run_id) if rt.master else None  # held until the process exits
-    log = RUN["log"] = Logger(args, rt.master)
-    init_distributed(rt)
-    if rt.master:
-        print(f"logs: {log.path}", flush=True)
-    log_header(args, rt, log, code, log.kept + ([warning] if warning else []))
-    for line in notes:
-        log(line, console=False)  # already on stderr
-
-    CastedLinear.scale_floor = args.quant_scale_floor
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    log(f"val_bpb:enabled tokenizer_kind=sentencepiece tokenizer_path={args.tokenizer_path} byte_probes_ok:{probes}")
-    log(f"train_loader:dataset:{Path(args.data_path).resolve().name} train_shards:{len(train_files)}")
-    log(f"val_loader:shards pattern={Path(args.data_path) / 'fineweb_val_*.bin'} tokens:{val.tokens.numel() - 1}")
-    base = build_model(args, rt)
+    log(f"val_bpb:enabled tokenizer_kind=sentencepiece tokenizer_path={args.tokenizer_path} byte_probes_ok:{inputs.probes}")
+    log(f"train_loader:dataset:{Path(args.data_path).resolve().name} train_shards:{len(inputs.train_files)}")
+    log(f"val_loader:shards pattern={Path(args.data_path) / 'fineweb_val_*.bin'} tokens:{inputs.val.tokens.numel() - 1}")
     log(f"model_params:{sum(p.numel() for p in base.parameters())}")
     log(args.activation_summary())
     log(f"device:{rt.device} dtype:{'bfloat16' if rt.bf16 else 'float32'} attention:{ATTN_BACKEND} compile:{int(rt.compile)}")
@@ -1422,37 +1437,34 @@ def main() -> None:
         log(f"WARNING: ITERATIONS={args.iterations} is short for EMA_DECAY={args.ema_decay}: the EMA weights are still "
             f"{100 * args.ema_decay ** args.iterations:.0f}% the initial ones; lower EMA_DECAY or use FINAL_WEIGHTS=raw")
 
-    # Model, compile, optimizers.
-    global zeropower_via_newtonschulz5
-    compiled = base
-    if rt.compile:
-        # One cache for every GPT.forward variant (QAT, beta-grad, eval, partial batch, scorer); fullgraph fails past it.
-        limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
-        setattr(torch._dynamo.config, limit, 64)
-        zeropower_via_newtonschulz5 = torch.compile(zeropower_via_newtonschulz5)
-        compiled = torch.compile(base, dynamic=False, fullgraph=True)
-    model = DDP(compiled, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None,
-                broadcast_buffers=False) if rt.distributed else compiled
-    tr = Trainer(args, rt, model, base, build_optimizers(base, args, rt),
-                 DistributedTokenLoader(train_files, args.vocab_size, rt))
-
-    # Compile warm-up (then reset), the timed loop, the final weights.
-    warm_up(tr, train_files, log)
-    steps, final = train(tr, val, log)
-    RUN["step"] = None
+def apply_final_weights(tr: Trainer, final: dict[str, Tensor] | None, val: ValData, log) -> float:
+    """Load the weights FINAL_WEIGHTS chose (None: the raw weights stay) and log their diagnostic score."""
     if final is not None:
-        current = base.state_dict()
-        base.load_state_dict({k: v.to(current[k].dtype) for k, v in final.items()})
-    sync(rt.device)
+        current = tr.base.state_dict()
+        tr.base.load_state_dict({k: v.to(current[k].dtype) for k, v in final.items()})
+    sync(tr.rt.device)
     t_diag = time.perf_counter()
-    diag_loss, diag_bpb = eval_val(args, compiled, rt, val)
-    log(f"DIAGNOSTIC post_{args.final_weights} val_loss:{diag_loss:.4f} val_bpb:{diag_bpb:.4f} "
+    diag_loss, diag_bpb = eval_val(tr.args, tr.compiled, tr.rt, val)
+    log(f"DIAGNOSTIC post_{tr.args.final_weights} val_loss:{diag_loss:.4f} val_bpb:{diag_bpb:.4f} "
         f"eval_time:{1000.0 * (time.perf_counter() - t_diag):.0f}ms")
-    log_asqu_diag(base, log)
+    log_asqu_diag(tr.base, log)
+    return diag_bpb
 
-    # Export (rank 0) and scoring (every rank, the same bytes).
-    blob = export(args, base, code, log) if rt.master else None
-    score_artifact(args, rt, blob, val, diag_bpb, log)
+def main() -> None:
+    args = Hyperparameters()
+    rt = runtime_from_env(args)
+    inputs = load_inputs(args, rt)  # set-up: every input checked before anything is written
+    RUN["lock"] = lock_run_id(args.run_id) if rt.master else None  # held until the process exits
+    log = RUN["log"] = Logger(args, rt.master)
+    init_distributed(rt)
+    tr = build_trainer(args, rt, inputs.train_files)
+    log_header(args, rt, log, inputs, tr.base)
+    warm_up(tr, inputs.train_files, log)  # every graph variant compiled, then weights, optimizers, data reset
+    final = train(tr, inputs.val, log)  # the timed loop
+    RUN["step"] = None
+    diag_bpb = apply_final_weights(tr, final, inputs.val, log)
+    blob = export(args, tr.base, inputs.code, log) if rt.master else None  # rank 0 writes the files
+    score_artifact(args, rt, blob, inputs.val, diag_bpb, log)  # every rank scores the same bytes
     if rt.distributed:
         dist.barrier()
         dist.destroy_process_group()
