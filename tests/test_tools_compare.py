@@ -87,18 +87,21 @@ def test_welch_statistics_match_scipy_and_the_formula(tmp_path):
 
 def test_criterion_met(tmp_path, capsys):
     write_runs(tmp_path, "relu2", [1.8960, 1.8966, 1.8957], step_avg=84.5)
-    write_runs(tmp_path, "asqu", [1.8900, 1.8897, 1.8906], step_avg=88.8)
+    write_runs(tmp_path, "asqu", [1.8880, 1.8877, 1.8886], step_avg=88.8)
     assert compare.main(["relu2", "asqu", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "MET" in out and "NOT MET" not in out
-    assert "one-sided Welch p < 0.01" in out
+    assert "shown at one-sided Welch p < 0.01" in out
     assert compare.main(["relu2", "asqu", str(tmp_path), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     crit = result["criterion"]
     assert crit["met"] is True
-    assert crit["improvement"] == pytest.approx(0.0060, abs=1e-9)
-    p = stats.ttest_ind([1.89, 1.8897, 1.8906], [1.896, 1.8966, 1.8957], equal_var=False, alternative="less").pvalue
+    assert crit["improvement"] == pytest.approx(0.0080, abs=1e-9)
+    b, a = [1.888, 1.8877, 1.8886], [1.896, 1.8966, 1.8957]
+    p = stats.ttest_ind(b, a, equal_var=False, alternative="less").pvalue
     assert crit["p_one_sided"] == pytest.approx(p, rel=1e-9)
+    p_margin = stats.ttest_ind(b, [x - 0.005 for x in a], equal_var=False, alternative="less").pvalue
+    assert crit["p_margin"] == pytest.approx(p_margin, rel=1e-9) and p_margin < 0.01
     assert result["step_time_ratio_b_over_a"] == pytest.approx(88.8 / 84.5, rel=1e-3)
     assert result["a"]["seeds"] == [42, 1337, 2024]
 
@@ -117,6 +120,7 @@ def test_step_time_line_in_text(tmp_path, capsys):
     [
         ([1.8933, 1.8936, 1.8930], "below 0.005"),          # real but too small: 0.003 nats
         ([1.8840, 1.8990, 1.8900], "is not below 0.01"),      # 0.006 nats but noisy
+        ([1.8900, 1.8897, 1.8906], "exceeds 0.005 nats is not below 0.01"),  # 0.006 nats, not shown beyond 0.005
     ],
 )
 def test_criterion_not_met(tmp_path, capsys, b_losses, reason):
@@ -165,7 +169,7 @@ def test_leaky_relu2_alias_is_accepted(tmp_path, capsys):
 
 def test_check_exit_codes(tmp_path, capsys):
     met, not_met = tmp_path / "met", tmp_path / "not_met"
-    for folder, b_losses in ((met, [1.8900, 1.8897, 1.8906]), (not_met, [1.8933, 1.8936, 1.8930])):
+    for folder, b_losses in ((met, [1.8880, 1.8877, 1.8886]), (not_met, [1.8933, 1.8936, 1.8930])):
         folder.mkdir()
         write_runs(folder, "relu2", [1.8960, 1.8966, 1.8957])
         write_runs(folder, "asqu", b_losses)

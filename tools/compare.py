@@ -18,10 +18,11 @@ of logs without a config line) are compared, and runs that differ are refused (e
 message listing the differences) unless --allow-config-diff. Logs without a config line are
 compared on what they show, and named in a note.
 
-The challenge's record criterion is stated as met or not met: B must beat A by at least
-0.005 nats, i.e. mean sliding val_loss of A minus that of B >= 0.005, with p < 0.01 in a
-ONE-SIDED Welch test of "mean B < mean A". For information a stricter p is also shown:
-the one-sided Welch test of "mean A - mean B > 0.005" (the margin itself significant).
+The challenge's record criterion is stated as met or not met. Its words: "beat the existing SOTA
+by at least 0.005 nats ... provide enough run logs to show at p < 0.01 that they achieved the
+required 0.005-nat improvement". So B must beat A by at least 0.005 nats in mean sliding val_loss,
+and the ONE-SIDED Welch test of "mean A - mean B > 0.005" (the margin itself) must give p < 0.01.
+For information the plain one-sided p of "mean B < mean A" is shown too.
 
 Only runs that finished (every final line their settings promise) are compared; the same run
 found twice counts once. Exit status: 0, or with --check 0 met / 1 not met; 2 usage error or
@@ -131,7 +132,7 @@ class Criterion:
 
 def record_criterion(runs_a: list[RunLog], runs_b: list[RunLog], attr: str = "sliding_val_loss",
                      margin: float = RECORD_MARGIN_NATS, alpha: float = RECORD_ALPHA) -> Criterion:
-    """The challenge's bar: mean(A) - mean(B) >= margin nats and one-sided Welch p < alpha."""
+    """The challenge's bar: mean(A) - mean(B) >= margin nats, shown at one-sided Welch p < alpha."""
     a = runlog.finite(getattr(r, attr) for r in runs_a)
     b = runlog.finite(getattr(r, attr) for r in runs_b)
     improvement = float(np.mean(a) - np.mean(b)) if a and b else None
@@ -152,11 +153,12 @@ def record_criterion(runs_a: list[RunLog], runs_b: list[RunLog], attr: str = "sl
     reasons = []
     if improvement < margin:
         reasons.append(f"improvement {improvement:+.5f} nats is below {margin}")
-    if w.p_b_lower >= alpha:
-        reasons.append(f"one-sided p = {w.p_b_lower:.3g} is not below {alpha}")
+    if p_margin is None or p_margin >= alpha:
+        shown = "undefined" if p_margin is None else f"{p_margin:.3g}"
+        reasons.append(f"one-sided p = {shown} that the improvement exceeds {margin} nats is not below {alpha}")
     met = not reasons
-    reason = (f"improvement {improvement:+.5f} nats >= {margin} and one-sided p = {w.p_b_lower:.3g} < {alpha}"
-              if met else "; ".join(reasons))
+    reason = (f"improvement {improvement:+.5f} nats >= {margin}, and one-sided p = {p_margin:.3g} < {alpha} that it "
+              f"exceeds {margin}" if met else "; ".join(reasons))
     return Criterion(met, attr, improvement, w.p_b_lower, p_margin, margin, alpha, reason)
 
 
@@ -269,11 +271,11 @@ def render(result: dict) -> str:
     lines.append(f"steps reached (mean): {a} {_f(st[a], '{:.1f}')}, {b} {_f(st[b], '{:.1f}')}")
     c = result["criterion"]
     lines.append("")
-    lines.append(f"Record criterion ({b} beats {a} by >= {c['margin']} nats in mean {c['metric']}, "
+    lines.append(f"Record criterion ({b} beats {a} by >= {c['margin']} nats in mean {c['metric']}, shown at "
                  f"one-sided Welch p < {c['alpha']}): {'MET' if c['met'] else 'NOT MET'}")
     lines.append(f"  {c['reason']}")
-    if c["p_margin"] is not None:
-        lines.append(f"  stricter one-sided p that the improvement exceeds {c['margin']} nats: {c['p_margin']:.3g}")
+    if c["p_one_sided"] is not None:
+        lines.append(f"  for information, one-sided p that {b} is lower at all: {c['p_one_sided']:.3g}")
     return "\n".join(lines)
 
 

@@ -343,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--author", required=True)
     parser.add_argument("--github-id", required=True)
     parser.add_argument("--blurb", required=True, help="one-paragraph description")
-    parser.add_argument("--track", choices=sorted(TRACKS), default="10min_16mb")
+    parser.add_argument("--track", type=lambda t: t.removeprefix("track_"), choices=sorted(TRACKS), default="10min_16mb",
+                        help="10min_16mb (the record track) or non_record_16mb; the folder names' track_ prefix is accepted")
     parser.add_argument("--date", help="YYYY-MM-DD (default: today)")
     parser.add_argument("--against", nargs="+", metavar="SOTA_LOG", help="the current SOTA's train_seed*.log files "
                         "(or folder): the README gets compare.py's record criterion; put it after the run logs")
