@@ -1388,8 +1388,7 @@ def build_trainer(args: Hyperparameters, rt: Runtime, train_files: list[Path]) -
         setattr(torch._dynamo.config, limit, 64)
         zeropower_via_newtonschulz5 = torch.compile(zeropower_via_newtonschulz5)
         compiled = torch.compile(base, dynamic=False, fullgraph=True)
-    model = DDP(compiled, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None,
-                broadcast_buffers=False) if rt.distributed else compiled
+    model = DDP(compiled, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None) if rt.distributed else compiled
     return Trainer(args, rt, model, compiled, base, build_optimizers(base, args, rt),
                    DistributedTokenLoader(train_files, args.vocab_size, rt))
 
@@ -1475,6 +1474,7 @@ def on_signal(signum, frame):
 if __name__ == "__main__":
     if len(sys.argv) > 1:
         if sys.argv[1:] in (["--help"], ["-h"]):
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `--help | head` ends quietly
             print_help()
             sys.exit(0)
         print(f"error: unknown argument {' '.join(sys.argv[1:])}; train_gpt.py is configured by environment "
