@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 import torch
+import torch._dynamo  # noqa: F401  before init_process_group: see the teardown at the end of main()
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -539,8 +540,7 @@ BYTE_PROBES = ("Hello world", "a b", "two  spaces", "line one\nline two", "tab\t
                "emoji \U0001f642 ok", "x y z", "end ")
 
 def check_byte_tables(sp: spm.SentencePieceProcessor, t: ByteTables, path: str) -> int:
-    """Byte tables against the tokenizer's own normalized text ('▁' = a space; a leading one after BOS is not
-    counted, as in the tables); returns the probes checked."""
+    """Tables vs the tokenizer's normalized text ('▁' = space, not counted first after BOS); returns probes checked."""
     checked = 0
     for text in BYTE_PROBES:
         ids = sp.encode(text)
@@ -657,8 +657,7 @@ class AsquFunction(torch.autograd.Function):
         return dh.view_as(h), dbeta, None
 
 class ASQU(nn.Module):
-    """Asymmetric Squared Unit: one learned negative-side coefficient beta per hidden channel. beta_grad=False
-    skips beta's gradient; with ASQU_BETA_GRAD_EVERY=k it is on every k-th micro-step, scaled by k (same expectation)."""
+    """Asymmetric Squared Unit: a learned negative-side beta per hidden channel; beta_grad=False skips its gradient."""
     def __init__(self, hidden: int, beta_init: float, sigmoid_beta: bool, beta_grad_every: int = 1):
         super().__init__()
         self.sigmoid_beta, self.beta_grad_every = sigmoid_beta, beta_grad_every
@@ -1464,8 +1463,9 @@ def main() -> None:
     diag_bpb = apply_final_weights(tr, final, inputs.val, log)
     blob = export(args, tr.base, inputs.code, log) if rt.master else None  # rank 0 writes the files
     score_artifact(args, rt, blob, inputs.val, diag_bpb, log)  # every rank scores the same bytes
-    if rt.distributed:
-        dist.barrier()
+    if rt.distributed:  # the group and its gloo threads must end here: a thread still waiting for the GIL when the
+        dist.barrier()  # interpreter shuts down aborts the process ("terminate called ..."). DDP's reducer holds the
+        del tr  # group, and so would torch.distributed.nn's default argument had torch._dynamo come after init.
         dist.destroy_process_group()
 
 def on_signal(signum, frame):
