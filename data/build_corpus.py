@@ -74,6 +74,7 @@ from build_sample import (  # the sample builder's tokenizer, encoder and shard 
     TRAIN_SHARD_NAME,
     BuildError,
     OutputExistsError,
+    _display,
     encode_documents,
     existing_shards,
     load_tokenizer,
@@ -619,13 +620,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _display(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
@@ -656,7 +650,7 @@ def main(argv=None) -> int:
         return err.exit_code
     elapsed = time.perf_counter() - started
     tok = info["tokenizer"]
-    print(f"corpus: {_display(info['out_dir'])}")
+    print(f"corpus: {_display(Path(info['out_dir']))}")
     for record in info["sources"]:
         if "requirement" in record:
             print(f"  source: {record['requirement']:<20} {record['files']:>4} files under {record['doc_dir']}/ "
