@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 import torch
-import torch._dynamo  # noqa: F401  before init_process_group: see the teardown at the end of main()
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -304,7 +303,8 @@ def init_distributed(rt: Runtime) -> None:
         torch.cuda.set_device(rt.device)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    if rt.distributed:
+    if rt.distributed:  # torch._dynamo (DDP imports it) before the group: see the teardown at the end of main()
+        import torch._dynamo as _dynamo  # noqa: F401  (an `as` name: a bare `import torch.x` here would shadow torch)
         dist.init_process_group(backend="nccl" if rt.device.type == "cuda" else "gloo",
                                 device_id=rt.device if rt.device.type == "cuda" else None)
 
