@@ -526,7 +526,7 @@ def build_byte_luts(sp: spm.SentencePieceProcessor, vocab_size: int) -> ByteTabl
 
 def stream_bytes(tokens: np.ndarray, t: ByteTables) -> np.ndarray:
     """Bytes each position's token adds to the text, given the previous token (position 0 follows a boundary)."""
-    tok = np.asarray(tokens).astype(np.int64)
+    tok = np.asarray(tokens, dtype=np.int64)  # no copy when the caller already has int64
     prev_boundary = np.concatenate(([True], t.boundary[tok[:-1]]))
     out = t.base[tok].astype(np.float64) + (t.leading_space[tok] & ~prev_boundary)
     b = t.byte_value[tok]
@@ -1366,8 +1366,8 @@ def load_inputs(args: Hyperparameters, rt: Runtime) -> Inputs:
     tables = build_byte_luts(sp, args.vocab_size)
     probes = check_byte_tables(sp, tables, args.tokenizer_path)
     train_files = find_shards(args.data_path, "train")
-    val_np = load_validation_tokens(find_shards(args.data_path, "val"), args.eval_seq_len, args.vocab_size)
-    val = ValData(torch.from_numpy(val_np.astype(np.int64)), torch.from_numpy(stream_bytes(val_np, tables).astype(np.int16)))
+    val_np = load_validation_tokens(find_shards(args.data_path, "val"), args.eval_seq_len, args.vocab_size).astype(np.int64)
+    val = ValData(torch.from_numpy(val_np), torch.from_numpy(stream_bytes(val_np, tables).astype(np.int16)))
     if (warning := pick_attention_backend(args.attention, rt.device)) and rt.master:
         print(warning, file=sys.stderr, flush=True)
         warnings.append(warning)
