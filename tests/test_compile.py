@@ -5,21 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-import train_gpt as tg
-from conftest import TINY_ENV
+from test_cuda_path import tiny_args, tiny_model
 
 
 @pytest.mark.parametrize("act", ["relu2", "leaky2", "asqu"])
-def test_whole_model_compiles_fullgraph_and_matches_eager(monkeypatch, act):
-    for k, v in dict(TINY_ENV, NUM_LAYERS="2", VE_LAYERS="1", XSA_LAST_N="1", MLP_ACTIVATION=act).items():
-        monkeypatch.setenv(k, v)
-    args = tg.Hyperparameters()
-    torch.manual_seed(0)
-    model = tg.GPT(args)
-    with torch.no_grad():  # non-zero projections, so every path carries gradient
-        for name, p in model.named_parameters():
-            if name.endswith("proj.weight"):
-                p.normal_(0, 0.02)
+def test_whole_model_compiles_fullgraph_and_matches_eager(act):
+    model = tiny_model(tiny_args(MLP_ACTIVATION=act))  # non-zero projections: every path carries gradient
     ids = torch.randint(0, 1024, (2, 64))
     tgt = torch.randint(0, 1024, (2, 64))
     torch._dynamo.reset()
