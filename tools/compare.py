@@ -56,15 +56,14 @@ RECORD_MARGIN_NATS = 0.005
 RECORD_ALPHA = 0.01
 
 
-class ToolError(Exception):
-    """An error the user can fix; printed as one line, exit status 2."""
+ToolError = runlog.ToolError
 
 
 @dataclass
 class Welch:
     t: float | None = None
     p_two_sided: float | None = None
-    p_b_lower: float | None = None  # one-sided: H1 mean(B) < mean(A)
+    p_one_sided_b_lower: float | None = None  # H1: mean(B) < mean(A)
     df: float | None = None  # Welch-Satterthwaite degrees of freedom
     ci95_low: float | None = None  # 95% confidence interval of mean(B) - mean(A)
     ci95_high: float | None = None
@@ -83,39 +82,13 @@ def welch_test(a: list[float], b: list[float]) -> Welch:
     return Welch(*values) if all(math.isfinite(v) for v in values) else Welch()
 
 
-@dataclass
-class MetricComparison:
-    metric: str
-    n_a: int
-    n_b: int
-    mean_a: float | None
-    mean_b: float | None
-    std_a: float | None
-    std_b: float | None
-    diff_b_minus_a: float | None
-    t: float | None
-    df: float | None
-    ci95_low: float | None
-    ci95_high: float | None
-    p_two_sided: float | None
-    p_one_sided_b_lower: float | None
-
-
-def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) >= 2 else None)
-
-
-def compare_metric(runs_a: list[RunLog], runs_b: list[RunLog], attr: str) -> MetricComparison:
+def compare_metric(runs_a: list[RunLog], runs_b: list[RunLog], attr: str) -> dict:
     a = runlog.finite(getattr(r, attr) for r in runs_a)
     b = runlog.finite(getattr(r, attr) for r in runs_b)
-    mean_a, std_a = _mean_std(a)
-    mean_b, std_b = _mean_std(b)
+    (mean_a, std_a), (mean_b, std_b) = runlog.mean_std(a), runlog.mean_std(b)
     diff = mean_b - mean_a if mean_a is not None and mean_b is not None else None
-    w = welch_test(a, b)
-    return MetricComparison(attr, len(a), len(b), mean_a, mean_b, std_a, std_b, diff, w.t, w.df, w.ci95_low,
-                            w.ci95_high, w.p_two_sided, w.p_b_lower)
+    return {"metric": attr, "n_a": len(a), "n_b": len(b), "mean_a": mean_a, "mean_b": mean_b, "std_a": std_a,
+            "std_b": std_b, "diff_b_minus_a": diff, **asdict(welch_test(a, b))}
 
 
 @dataclass
@@ -130,15 +103,16 @@ class Criterion:
     reason: str
 
 
-def record_criterion(runs_a: list[RunLog], runs_b: list[RunLog], attr: str = "sliding_val_loss",
-                     margin: float = RECORD_MARGIN_NATS, alpha: float = RECORD_ALPHA) -> Criterion:
-    """The challenge's bar: mean(A) - mean(B) >= margin nats, shown at one-sided Welch p < alpha."""
+def record_criterion(runs_a: list[RunLog], runs_b: list[RunLog]) -> Criterion:
+    """The challenge's bar: mean(A) - mean(B) >= 0.005 nats of sliding val_loss, and one-sided Welch
+    p < 0.01 that the improvement exceeds 0.005 nats."""
+    attr, margin, alpha = "sliding_val_loss", RECORD_MARGIN_NATS, RECORD_ALPHA
     a = runlog.finite(getattr(r, attr) for r in runs_a)
     b = runlog.finite(getattr(r, attr) for r in runs_b)
     improvement = float(np.mean(a) - np.mean(b)) if a and b else None
     w = welch_test(a, b)
     p_margin = None
-    if w.p_b_lower is not None:
+    if w.p_one_sided_b_lower is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             shifted = scipy_stats.ttest_ind(b, np.asarray(a) - margin, equal_var=False, alternative="less")
@@ -147,7 +121,7 @@ def record_criterion(runs_a: list[RunLog], runs_b: list[RunLog], attr: str = "sl
         return Criterion(False, attr, improvement, None, None, margin, alpha,
                          f"cannot be assessed: needs at least 2 runs per side with {attr} "
                          f"(have {len(a)} and {len(b)})")
-    if w.p_b_lower is None:
+    if w.p_one_sided_b_lower is None:
         return Criterion(False, attr, improvement, None, None, margin, alpha,
                          "cannot be assessed: the runs have no variance, so Welch's test is undefined")
     reasons = []
@@ -159,15 +133,13 @@ def record_criterion(runs_a: list[RunLog], runs_b: list[RunLog], attr: str = "sl
     met = not reasons
     reason = (f"improvement {improvement:+.5f} nats >= {margin}, and one-sided p = {p_margin:.3g} < {alpha} that it "
               f"exceeds {margin}" if met else "; ".join(reasons))
-    return Criterion(met, attr, improvement, w.p_b_lower, p_margin, margin, alpha, reason)
+    return Criterion(met, attr, improvement, w.p_one_sided_b_lower, p_margin, margin, alpha, reason)
 
 
 def config_differences(runs_a: list[RunLog], runs_b: list[RunLog]) -> list[str]:
     """How the compared runs differ besides the activation and its knobs (runlog.differences), one
     entry per difference with the first pair of logs that shows it."""
-    reps: list[RunLog] = []  # one run per group (runlog.group_key) of each arm
-    for side in (runs_a, runs_b):
-        reps += {runlog.group_key(r): r for r in reversed(side)}.values()
+    reps = [group[0] for side in (runs_a, runs_b) for group in runlog.groups(side)]
     found: dict[str, str] = {}
     for i, x in enumerate(reps):
         for y in reps[i + 1:]:
@@ -179,9 +151,7 @@ def config_differences(runs_a: list[RunLog], runs_b: list[RunLog]) -> list[str]:
     return list(found.values())
 
 
-def compare(runs: list[RunLog], act_a: str, act_b: str, margin: float = RECORD_MARGIN_NATS,
-            alpha: float = RECORD_ALPHA, criterion_metric: str = "sliding_val_loss",
-            allow_config_diff: bool = False) -> dict:
+def compare(runs: list[RunLog], act_a: str, act_b: str, allow_config_diff: bool = False) -> dict:
     """All figures of the A/B comparison as a JSON-ready dict; a ToolError when the arms differ in
     more than the activation (unless allow_config_diff)."""
     # the parser stores leaky_relu2 (train_gpt.py's alias) as leaky2; accept the alias here too
@@ -189,7 +159,7 @@ def compare(runs: list[RunLog], act_a: str, act_b: str, margin: float = RECORD_M
     act_b = runlog.ACTIVATION_ALIASES.get(act_b, act_b)
     if act_a == act_b:
         raise ToolError("A and B must be different activations")
-    finished = sorted((r for r in runs if r.finished), key=lambda r: (r.seed is None, r.seed or 0, str(r.path)))
+    finished = sorted((r for r in runs if r.finished), key=runlog.by_seed)
     runs_a = [r for r in finished if r.mlp_activation == act_a]
     runs_b = [r for r in finished if r.mlp_activation == act_b]
     found = runlog.activation_order(finished)
@@ -200,19 +170,16 @@ def compare(runs: list[RunLog], act_a: str, act_b: str, margin: float = RECORD_M
     if diffs and not allow_config_diff:
         raise ToolError(f"the runs differ in more than the activation and its knobs: {'; '.join(diffs)}. "
                         "Compare like with like, or pass --allow-config-diff to compare anyway")
-    gap_a = _mean_std(runlog.finite(r.quant_gap_bpb for r in runs_a))
-    gap_b = _mean_std(runlog.finite(r.quant_gap_bpb for r in runs_b))
-    step_a = _mean_std(runlog.finite(r.step_avg_ms for r in runs_a))[0]
-    step_b = _mean_std(runlog.finite(r.step_avg_ms for r in runs_b))[0]
-    steps_a = _mean_std(runlog.finite(r.steps for r in runs_a))[0]
-    steps_b = _mean_std(runlog.finite(r.steps for r in runs_b))[0]
+    gap_a, gap_b = (runlog.mean_std(r.quant_gap_bpb for r in side) for side in (runs_a, runs_b))
+    step_a, step_b = (runlog.mean_std(r.step_avg_ms for r in side)[0] for side in (runs_a, runs_b))
+    steps_a, steps_b = (runlog.mean_std(r.steps for r in side)[0] for side in (runs_a, runs_b))
     return {
         "a": {"activation": act_a, "seeds": [r.seed for r in runs_a], "logs": [str(r.path) for r in runs_a]},
         "b": {"activation": act_b, "seeds": [r.seed for r in runs_b], "logs": [str(r.path) for r in runs_b]},
         "skipped_unfinished": [str(r.path) for r in runs if not r.finished and r.mlp_activation in (act_a, act_b)],
         "config_differences": diffs,
         "without_config_line": [str(r.path) for r in runs_a + runs_b if r.config is None],
-        "metrics": [asdict(compare_metric(runs_a, runs_b, attr)) for attr, _ in METRICS],
+        "metrics": [compare_metric(runs_a, runs_b, attr) for attr, _ in METRICS],
         "quant_gap_bpb": {
             act_a: {"mean": gap_a[0], "std": gap_a[1]},
             act_b: {"mean": gap_b[0], "std": gap_b[1]},
@@ -220,7 +187,7 @@ def compare(runs: list[RunLog], act_a: str, act_b: str, margin: float = RECORD_M
         "step_avg_ms": {act_a: step_a, act_b: step_b},
         "steps": {act_a: steps_a, act_b: steps_b},
         "step_time_ratio_b_over_a": (step_b / step_a) if step_a and step_b else None,
-        "criterion": asdict(record_criterion(runs_a, runs_b, criterion_metric, margin, alpha)),
+        "criterion": asdict(record_criterion(runs_a, runs_b)),
     }
 
 
@@ -253,11 +220,7 @@ def render(result: dict) -> str:
             _f(m["t"], "{:.3f}"), _f(m["df"], "{:.2f}"), _f(m["p_two_sided"], "{:.3g}"),
             _f(m["p_one_sided_b_lower"], "{:.3g}"),
         ])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines.append("")
-    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-    lines.append("")
+    lines += ["", *runlog.text_table(header, rows), ""]
     gaps = result["quant_gap_bpb"]
     for act in (a, b):
         g = gaps[act]
@@ -287,13 +250,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("a", metavar="A", help="baseline activation, e.g. relu2")
     parser.add_argument("b", metavar="B", help="candidate activation, e.g. asqu")
     parser.add_argument("paths", nargs="+", metavar="LOG_OR_DIR", help="run log files or folders")
-    parser.add_argument("--margin", type=float, default=RECORD_MARGIN_NATS,
-                        help="required improvement in nats (default %(default)s)")
-    parser.add_argument("--alpha", type=float, default=RECORD_ALPHA,
-                        help="significance level, one-sided (default %(default)s)")
-    parser.add_argument("--metric", default="sliding_val_loss",
-                        choices=["sliding_val_loss", "roundtrip_val_loss", "post_ema_val_loss"],
-                        help="val_loss figure the criterion uses (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the comparison as strict JSON")
     parser.add_argument("--check", action="store_true", help="exit 1 when the record criterion is not met")
     parser.add_argument("--allow-config-diff", action="store_true",
@@ -304,11 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        try:
-            runs = runlog.collect_runs(args.paths)
-        except runlog.LogError as exc:
-            raise ToolError(str(exc)) from exc
-        result = compare(runs, args.a, args.b, args.margin, args.alpha, args.metric, args.allow_config_diff)
+        result = compare(runlog.collect_runs(args.paths), args.a, args.b, args.allow_config_diff)
     except ToolError as exc:
         print(f"compare: error: {exc}", file=sys.stderr)
         return 2

@@ -45,8 +45,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 _TOOLS_DIR = str(Path(__file__).resolve().parent)
 if _TOOLS_DIR not in sys.path:  # sibling modules (runlog, ...) also under `python -m tools.X`
     sys.path.insert(0, _TOOLS_DIR)
@@ -193,8 +191,8 @@ def submission_record(runs: list[RunLog], args: argparse.Namespace, date: str, c
         "name": args.name,
         "blurb": args.blurb,
         "date": date,
-        "val_loss": round(float(np.mean([r.sliding_val_loss for r in runs])), 8),
-        "val_bpb": round(float(np.mean([r.sliding_val_bpb for r in runs])), 8),
+        "val_loss": round(runlog.mean_std(r.sliding_val_loss for r in runs)[0], 8),
+        "val_bpb": round(runlog.mean_std(r.sliding_val_bpb for r in runs)[0], 8),
         "bytes_total": max(r.submission_bytes for r in runs),
         "bytes_code": code_bytes,
     }
@@ -289,17 +287,13 @@ def readme_text(runs: list[RunLog], record: dict, track: str, notes: list[str], 
             f"{_fmt(run.step_avg_ms, '{:.2f}')} | {logged.get('post_ema_val_bpb', '-')} | "
             f"{logged['roundtrip_val_bpb']} | {logged['sliding_val_bpb']} | {logged['sliding_val_loss']} | "
             f"{run.submission_bytes:,} |")
+    columns = (("steps", "{:.0f}"), ("train_time_ms", "{:.1f}"), ("step_avg_ms", "{:.2f}"), ("post_ema_val_bpb", "{:.4f}"),
+               ("roundtrip_val_bpb", "{:.8f}"), ("sliding_val_bpb", "{:.8f}"), ("sliding_val_loss", "{:.8f}"),
+               ("submission_bytes", "{:,.0f}"))
+    stats = [(runlog.mean_std(getattr(r, attr) for r in runs), 1000 if attr == "train_time_ms" else 1, fmt)
+             for attr, fmt in columns]
     for label, index in (("mean", 0), ("std", 1)):
-        cells = []
-        for attr, fmt in (("steps", "{:.0f}"), ("train_time_ms", "{:.1f}"), ("step_avg_ms", "{:.2f}"),
-                          ("post_ema_val_bpb", "{:.4f}"), ("roundtrip_val_bpb", "{:.8f}"),
-                          ("sliding_val_bpb", "{:.8f}"), ("sliding_val_loss", "{:.8f}"),
-                          ("submission_bytes", "{:,.0f}")):
-            values = [v / 1000 if attr == "train_time_ms" else v for v in runlog.finite(getattr(r, attr) for r in runs)]
-            stat = None
-            if values and (index == 0 or len(values) > 1):
-                stat = float(np.mean(values)) if index == 0 else float(np.std(values, ddof=1))
-            cells.append(_fmt(stat, fmt))
+        cells = [_fmt(None if st[index] is None else st[index] / scale, fmt) for st, scale, fmt in stats]
         lines.append(f"| **{label}** | " + " | ".join(cells) + " |")
     lines += ["", "## Record criterion", "", criterion, "", "## Reproduce", "", "```bash",
               *reproduce_lines(runs), "```", "", "## Checks (tools/package.py)", "",
@@ -369,7 +363,7 @@ def package(args: argparse.Namespace) -> Path:
     except UnicodeDecodeError as exc:
         raise PackageError(f"{script} is not UTF-8 text") from exc
     try:
-        runs = sorted(runlog.collect_runs(args.logs), key=lambda r: (r.seed is None, r.seed or 0))
+        runs = sorted(runlog.collect_runs(args.logs), key=runlog.by_seed)
     except runlog.LogError as exc:
         raise PackageError(str(exc)) from exc
     problems, notes = check_runs(runs, source, len(source_data), args.track)

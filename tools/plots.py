@@ -63,8 +63,7 @@ SEED_LINESTYLES = ["-", "--", ":", "-."]
 BETA_KEY = re.compile(r"(?:.*\.)?blocks\.(\d+)\.mlp\.asqu\.beta")
 
 
-class ToolError(Exception):
-    """An error the user can fix; printed as one line, exit status 2."""
+ToolError = runlog.ToolError
 
 
 # ----- grouping and styles --------------------------------------------------------
@@ -80,29 +79,13 @@ class Group:
     runs: list[RunLog] = field(default_factory=list)
 
 
-def _group_key(run: RunLog) -> tuple:
-    """runlog's pooling key (activation, its knobs, fingerprint, visible setup) when it has one."""
-    if hasattr(runlog, "group_key"):
-        return tuple(runlog.group_key(run))
-    return (run.mlp_activation, getattr(run, "config_fingerprint", None))
-
-
 def group_runs(runs: list[RunLog], notes: list[str] | None = None) -> list[Group]:
-    """Runs that may be pooled, per group; activations in runlog's order, seeds sorted.
-
-    When one activation has several groups, each label names its fingerprint (or a number) and a
-    line per group is appended to ``notes`` (printed by the command line)."""
-    groups: dict[tuple, Group] = {}
-    for run in runs:
-        key = _group_key(run)
-        groups.setdefault(key, Group(run.mlp_activation, getattr(run, "config_fingerprint", None))).runs.append(run)
-    order = runlog.activation_order(runs)
-    ordered = sorted(groups.items(), key=lambda kv: (order.index(kv[1].activation), kv[1].fingerprint or "",
-                                                     str(kv[0])))
+    """runlog.groups, each with a label and a colour. When one activation has several groups, each label
+    names its fingerprint (or a number) and a line per group is appended to ``notes``."""
+    groups = [Group(g[0].mlp_activation, g[0].config_fingerprint, runs=g) for g in runlog.groups(runs)]
     extra = iter(_EXTRA_COLORS * 10)
-    used_default: set[str] = set()
-    for key, group in ordered:
-        same = [g for _, g in ordered if g.activation == group.activation]
+    for group in groups:
+        same = [g for g in groups if g.activation == group.activation]
         if len(same) == 1:
             group.label = group.activation
         elif group.fingerprint and len({g.fingerprint for g in same}) == len(same):
@@ -110,16 +93,11 @@ def group_runs(runs: list[RunLog], notes: list[str] | None = None) -> list[Group
         else:
             group.label = f"{group.activation} (config {same.index(group) + 1})"
         if len(same) > 1 and notes is not None:
-            what = runlog.group_label(group.runs[0]) if hasattr(runlog, "group_label") else str(key)
             notes.append(f"{group.label}: {len(group.runs)} run(s), not pooled with other {group.activation} "
-                         f"runs: {what}")
-        if group.activation in ACTIVATION_COLORS and group.activation not in used_default:
-            group.color = ACTIVATION_COLORS[group.activation]
-            used_default.add(group.activation)
-        else:
-            group.color = next(extra)
-        group.runs.sort(key=lambda r: (r.seed is None, r.seed or 0, r.name))
-    return [g for _, g in ordered]
+                         f"runs: {runlog.group_label(group.runs[0])}")
+        default = group is same[0] and group.activation in ACTIVATION_COLORS
+        group.color = ACTIVATION_COLORS[group.activation] if default else next(extra)
+    return groups
 
 
 def _seed_key(run: RunLog):
@@ -383,8 +361,6 @@ def _load_state(path: Path) -> dict:
             tg = _train_gpt()
             return tg.dequantize_state_dict(tg.read_artifact(path))
         state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except ToolError:
-        raise
     except Exception as exc:  # noqa: BLE001 - any load failure is one line naming the file
         raise ToolError(f"cannot load state dict {path}: {exc}") from exc
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
@@ -553,12 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.paths and not args.state_dict:
         parser.error("give run logs and/or --state-dict files")
     try:
-        try:
-            runs = runlog.collect_runs(args.paths) if args.paths else []
-        except runlog.LogError as exc:
-            raise ToolError(str(exc)) from exc
-        if args.paths and not runs:
-            raise ToolError("no run logs found in " + ", ".join(args.paths))
+        runs = runlog.load_runs(args.paths) if args.paths else []
         written = write_plots(runs, args.out, args.state_dict, args.format, args.sigmoid_beta)
         notes: list[str] = []
         group_runs(runs, notes)

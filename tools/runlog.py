@@ -15,6 +15,7 @@ import json
 import math
 import re
 import shlex
+import statistics
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterable
@@ -68,7 +69,11 @@ _TORCH_VERSION = re.compile(r"^Running PyTorch (\S+)", re.M)
 _TORCHRUN_NOISE = re.compile(r"[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ \d+ \S+:\d+\].*|\*+|Setting OMP_NUM_THREADS.*|\s*")
 
 
-class LogError(ValueError):
+class ToolError(Exception):
+    """An input problem the user can fix; every tool prints it as one line and exits with status 2."""
+
+
+class LogError(ToolError, ValueError):
     """A file that cannot be read as a run log."""
 
 
@@ -428,6 +433,14 @@ def collect_runs(paths: Iterable[str | Path]) -> list[RunLog]:
     return dedupe(found)
 
 
+def load_runs(paths: list[str | Path]) -> list[RunLog]:
+    """collect_runs, refusing a command line that names no run log."""
+    runs = collect_runs(paths)
+    if not runs:
+        raise ToolError("no run logs found in " + ", ".join(map(str, paths)))
+    return runs
+
+
 # ----- what a run was: grouping and differences -------------------------------------------------
 
 def is_activation_knob(name: str) -> bool:
@@ -445,6 +458,16 @@ def group_key(run: RunLog) -> tuple:
     """Runs with equal keys may be pooled: same activation (and knobs), fingerprint and visible setup."""
     return (run.mlp_activation, tuple(sorted(run.activation_settings.items())), run.config_fingerprint,
             *setup_facts(run).values())
+
+
+def groups(runs: list[RunLog]) -> list[list[RunLog]]:
+    """Runs that may be pooled (group_key): by activation_order then fingerprint, each group by seed."""
+    by_key: dict[tuple, list[RunLog]] = {}
+    for run in runs:
+        by_key.setdefault(group_key(run), []).append(run)
+    order = activation_order(runs)
+    ordered = sorted(by_key.values(), key=lambda g: (order.index(g[0].mlp_activation), g[0].config_fingerprint or ""))
+    return [sorted(g, key=by_seed) for g in ordered]
 
 
 def group_label(run: RunLog) -> str:
@@ -487,6 +510,27 @@ def differences(a: RunLog, b: RunLog) -> list[str]:
 def finite(values: Iterable[float | None]) -> list[float]:
     """The values that are present and finite."""
     return [float(v) for v in values if v is not None and math.isfinite(v)]
+
+
+def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None]:
+    """(mean, sample std with ddof=1) of the finite values; None where there are too few."""
+    vals = finite(values)
+    if not vals:
+        return None, None
+    return sum(vals) / len(vals), (statistics.stdev(vals) if len(vals) >= 2 else None)
+
+
+def by_seed(run: RunLog) -> tuple:
+    """Sort key: by seed, runs without one last."""
+    return run.seed is None, run.seed or 0, str(run.path)
+
+
+def text_table(header: list[str], rows: list[list[str] | str]) -> list[str]:
+    """Rows of cells in left-aligned columns; a row given as a str is a heading, printed as is."""
+    cells = [header, *(r for r in rows if not isinstance(r, str))]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return [r if isinstance(r, str) else "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+            for r in (header, *rows)]
 
 
 def activation_order(runs: Iterable[RunLog]) -> list[str]:

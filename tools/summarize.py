@@ -19,8 +19,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 _TOOLS_DIR = str(Path(__file__).resolve().parent)
 if _TOOLS_DIR not in sys.path:  # sibling modules (runlog, ...) also under `python -m tools.X`
     sys.path.insert(0, _TOOLS_DIR)
@@ -39,28 +37,7 @@ COLUMNS = [
     ("quant_gap", "quant_gap_bpb", "{:+.4f}"),
     ("bytes", "submission_bytes", "{:d}"),
 ]
-
-
-class ToolError(Exception):
-    """An error the user can fix; printed as one line, exit status 2."""
-
-
-def groups(runs: list[RunLog]) -> list[list[RunLog]]:
-    """Runs that may be pooled (runlog.group_key), activations in runlog.activation_order."""
-    by_key: dict[tuple, list[RunLog]] = {}
-    for run in runs:
-        by_key.setdefault(runlog.group_key(run), []).append(run)
-    order = runlog.activation_order(runs)
-    members = sorted(by_key.values(), key=lambda g: order.index(g[0].mlp_activation))
-    return [sorted(g, key=lambda r: (r.seed is None, r.seed or 0, str(r.path))) for g in members]
-
-
-def stats(values: list) -> tuple[float | None, float | None]:
-    """(mean, sample std) of the finite values; std is None with fewer than 2."""
-    vals = runlog.finite(values)
-    if not vals:
-        return None, None
-    return float(np.mean(vals)), (float(np.std(vals, ddof=1)) if len(vals) >= 2 else None)
+ToolError = runlog.ToolError
 
 
 def _cell(run: RunLog, attr: str, fmt: str) -> str:
@@ -78,47 +55,27 @@ def _stat_cell(value: float | None, fmt: str) -> str:
 
 def render_table(runs: list[RunLog]) -> str:
     """The human-readable summary: per group a header line, its runs, mean and std."""
-    header = ["activation", *[c[0] for c in COLUMNS], "status", "log"]
     rows: list[list[str] | str] = []
-    for number, members in enumerate(groups(runs), start=1):
+    for number, members in enumerate(runlog.groups(runs), start=1):
         act = members[0].mlp_activation
         rows.append(f"group {number}: {runlog.group_label(members[0])}")
-        for run in members:
-            rows.append([act, *[_cell(run, a, f) for _, a, f in COLUMNS], run.status, str(run.path)])
+        rows += [[act, *[_cell(run, a, f) for _, a, f in COLUMNS], run.status, str(run.path)] for run in members]
         finished = [r for r in members if r.finished]
         count = f"n={len(finished)}" + (f" of {len(members)}" if len(finished) != len(members) else "")
+        stats = {attr: runlog.mean_std(getattr(r, attr) for r in finished) for _, attr, _ in COLUMNS}
         for label, index in (("mean", 0), ("std", 1)):
-            cells = ["" if attr == "seed" else _stat_cell(stats([getattr(r, attr) for r in finished])[index],
-                                                          fmt if index == 0 else fmt.replace("+", ""))
+            cells = ["" if attr == "seed" else _stat_cell(stats[attr][index], fmt if index == 0 else fmt.replace("+", ""))
                      for _, attr, fmt in COLUMNS]
             rows.append([f"{act} {label}", *cells, count if index == 0 else "", ""])
-    table = [r for r in rows if isinstance(r, list)]
-    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
-    lines += [r if isinstance(r, str) else "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    for run in runs:
-        lines += [f"duplicate: {dup} (the same run as {run.path}; counted once)" for dup in run.duplicates]
+    lines = runlog.text_table(["activation", *[c[0] for c in COLUMNS], "status", "log"], rows)
+    lines += [f"duplicate: {dup} (the same run as {run.path}; counted once)" for run in runs for dup in run.duplicates]
     return "\n".join(lines)
 
 
 def summary_json(runs: list[RunLog]) -> list[dict]:
     """One record per run (runlog.RunLog.to_json) plus its group number and label."""
-    out = []
-    for number, members in enumerate(groups(runs), start=1):
-        for run in members:
-            out.append({**run.to_json(), "group": number, "group_label": runlog.group_label(run)})
-    return out
-
-
-def load_runs(paths: list[str]) -> list[RunLog]:
-    """Parse the command line's logs; a ToolError when none is found."""
-    try:
-        runs = runlog.collect_runs(paths)
-    except runlog.LogError as exc:
-        raise ToolError(str(exc)) from exc
-    if not runs:
-        raise ToolError("no run logs found in " + ", ".join(paths))
-    return runs
+    return [{**run.to_json(), "group": number, "group_label": runlog.group_label(run)}
+            for number, members in enumerate(runlog.groups(runs), start=1) for run in members]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print strict JSON, one object per run")
     args = parser.parse_args(argv)
     try:
-        runs = load_runs(args.paths)
+        runs = runlog.load_runs(args.paths)
     except ToolError as exc:
         print(f"summarize: error: {exc}", file=sys.stderr)
         return 2

@@ -181,10 +181,6 @@ def launch_command(script: Path, nproc: int, launcher: str) -> list[str]:
             f"--nproc_per_node={nproc}", str(script)]
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def check_sweep_record(out: Path, record: dict, force: bool) -> None:
     """Refuse to resume a sweep whose shared settings differ; then store the settings."""
     path = out / "sweep.json"
@@ -193,15 +189,12 @@ def check_sweep_record(out: Path, record: dict, force: bool) -> None:
             old = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise SweepError(f"{path} is unreadable ({exc}); move it away to start afresh") from exc
-        changed = [k for k in ("env", "nproc") if old.get(k) != record[k]]
-        if changed and not force:
-            diff = []
-            old_env, new_env = old.get("env", {}), record["env"]
-            for key in sorted(set(old_env) | set(new_env)):
-                if old_env.get(key) != new_env.get(key):
-                    diff.append(f"{key}: {old_env.get(key)!r} -> {new_env.get(key)!r}")
-            if old.get("nproc") != record["nproc"]:
-                diff.append(f"nproc: {old.get('nproc')} -> {record['nproc']}")
+        old_env, new_env = old.get("env", {}), record["env"]
+        diff = [f"{key}: {old_env.get(key)!r} -> {new_env.get(key)!r}" for key in sorted(set(old_env) | set(new_env))
+                if old_env.get(key) != new_env.get(key)]
+        if old.get("nproc") != record["nproc"]:
+            diff.append(f"nproc: {old.get('nproc')} -> {record['nproc']}")
+        if diff and not force:
             raise SweepError(
                 f"{out} was started with other shared settings ({'; '.join(diff)}); runs with "
                 "different settings must not be compared. Use a new --out, or --force to go on anyway."
@@ -386,7 +379,7 @@ def sweep(args: argparse.Namespace) -> int:
                   f"(MLP_ACTIVATION={run.activation} SEED={run.seed} RUN_ID={run.run_id})")
         return 0
 
-    record = {"train_script": str(script), "train_script_sha256": _sha256(script), "env": settings,
+    record = {"train_script": str(script), "train_script_sha256": hashlib.sha256(script.read_bytes()).hexdigest(), "env": settings,
               "nproc": args.nproc, "command": command}
     check_sweep_record(out, record, args.force)
     base_env = {**os.environ, **settings}
