@@ -66,7 +66,7 @@ def test_table_has_rows_and_mean_std_per_activation(tmp_path, capsys):
                          val_every=100, train_every=100))
     (tmp_path / "asqu_seed7.log").write_text(make_log(seed=7, activation="asqu", steps=300, crash_at_step=150))
     assert summarize.main([str(tmp_path)]) == 0
-    out = capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out.split("\n\n")[0].splitlines()  # the runs table (beta tables follow)
     assert out[0].split()[:3] == ["activation", "seed", "steps"]
     run_rows = [line for line in out[1:] if line.split()[1].isdigit()]
     assert len(run_rows) == 7
@@ -170,3 +170,21 @@ def test_every_tool_has_help(tool):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage:")
+
+
+def test_final_beta_table_per_layer(tmp_path, capsys):
+    betas = {1: [(0.20, 0.05, 0.10, 0.30), (0.40, 0.10, 0.00, 0.90)],
+             2: [(0.30, 0.07, -0.20, 0.50), (0.50, 0.20, 0.10, 0.80)]}
+    for seed, b in betas.items():
+        (tmp_path / f"train_seed{seed}.log").write_text(make_log(seed=seed, layers=2, betas=b))
+    (tmp_path / "train_seed3.log").write_text(make_log(seed=3, activation="relu2"))
+    assert summarize.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(out) if "final ASQU beta per layer" in line)
+    assert sum("final ASQU beta per layer" in line for line in out) == 1  # the relu2 group has none
+    rows = [line.split() for line in out[start + 2:start + 4]]
+    assert rows[0] == ["0", "2", "0.2500", f"{np.std([0.2, 0.3], ddof=1):.4f}", "0.0600", "-0.2000", "0.5000"]
+    assert rows[1] == ["1", "2", "0.4500", f"{np.std([0.4, 0.5], ddof=1):.4f}", "0.1500", "0.0000", "0.9000"]
+    assert summarize.main(["--json", str(tmp_path / "train_seed2.log")]) == 0
+    record = json.loads(capsys.readouterr().out)[0]
+    assert record["final_betas"][1] == {"layer": 1, "mean": 0.5, "std": 0.2, "min": 0.1, "max": 0.8}

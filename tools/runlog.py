@@ -273,6 +273,7 @@ class RunLog:
             record[key] = getattr(self, key)
         record["missing_final_lines"] = self.missing_final
         record["duplicates"] = [str(p) for p in self.duplicates]
+        record["final_betas"] = [{k: v for k, v in vars(b).items() if k != "step"} for b in self.final_betas()]
         return record
 
 

@@ -68,8 +68,27 @@ def render_table(runs: list[RunLog]) -> str:
                      for _, attr, fmt in COLUMNS]
             rows.append([f"{act} {label}", *cells, count if index == 0 else "", ""])
     lines = runlog.text_table(["activation", *[c[0] for c in COLUMNS], "status", "log"], rows)
+    for number, members in enumerate(runlog.groups(runs), start=1):
+        lines += beta_table(number, [r for r in members if r.finished])
     lines += [f"duplicate: {dup} (the same run as {run.path}; counted once)" for run in runs for dup in run.duplicates]
     return "\n".join(lines)
+
+
+def beta_table(number: int, runs: list[RunLog]) -> list[str]:
+    """ASQU's final beta per layer (the last asqu_diag lines) over a group's runs: the mean and the std over
+    runs of each run's channel mean, the mean within-run std, and the extremes over all runs."""
+    finals = [b for r in runs for b in r.final_betas()]
+    if not finals:
+        return []
+    rows = []
+    for layer in sorted({b.layer for b in finals}):
+        stats = [b for b in finals if b.layer == layer]
+        mean, std = runlog.mean_std(b.mean for b in stats)
+        rows.append([str(layer), str(len(stats)), f"{mean:.4f}", _stat_cell(std, "{:.4f}"),
+                     f"{runlog.mean_std(b.std for b in stats)[0]:.4f}", f"{min(b.min for b in stats):.4f}",
+                     f"{max(b.max for b in stats):.4f}"])
+    header = ["layer", "runs", "beta_mean", "std over runs", "beta_std (mean)", "beta_min (min)", "beta_max (max)"]
+    return ["", f"final ASQU beta per layer, group {number} (last asqu_diag lines):", *runlog.text_table(header, rows)]
 
 
 def summary_json(runs: list[RunLog]) -> list[dict]:
