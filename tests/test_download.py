@@ -18,7 +18,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -405,14 +404,12 @@ def closed_port() -> int:
 @pytest.mark.parametrize("env", [{"HF_HUB_OFFLINE": "1"}, {"HF_ENDPOINT": "http://127.0.0.1:{port}"}],
                          ids=["HF_HUB_OFFLINE", "no-answer"])
 def test_real_hub_unreachable_is_reported_in_seconds(tmp_path, env):
-    """The real huggingface_hub, no network used: without the reachability check, a refused connection
-    costs about 23 s of retries before any message."""
+    """The real huggingface_hub, no network used: the reachability check answers before any download is
+    tried (without it, a refused connection went through about 23 s of retries, each a stderr line)."""
     env = dict(os.environ, HF_HOME=str(tmp_path / "hf_home"), **{k: v.format(port=closed_port()) for k, v in env.items()})
     env.pop("HF_HUB_CACHE", None)
-    start = time.monotonic()
     proc = subprocess.run([sys.executable, str(SCRIPT), "--data-dir", str(tmp_path / "data")],
                           capture_output=True, text=True, env=env, timeout=120)
-    assert time.monotonic() - start < 15
     assert proc.returncode == ccf.EXIT_UNREACHABLE, proc.stderr
     assert proc.stderr.startswith("error: the Hugging Face Hub cannot be reached (") and proc.stderr.count("\n") == 1
     assert "DATA_PATH=" in proc.stderr and "TOKENIZER_PATH=" in proc.stderr

@@ -66,7 +66,8 @@ def test_concurrent_runs_in_one_folder_each_score_their_own_model(run_train, tmp
 
 
 def test_a_live_run_id_is_refused(tmp_path, sample_data):
-    first = start({"RUN_ID": "same", "ITERATIONS": 400, "VAL_LOSS_EVERY": 0, "EVAL_STRIDE": 0}, tmp_path, sample_data)
+    # The first run must outlive the second's start-up on any machine: it never ends by itself (killed below).
+    first = start({"RUN_ID": "same", "ITERATIONS": 10**9, "VAL_LOSS_EVERY": 0, "EVAL_STRIDE": 0}, tmp_path, sample_data)
     try:
         deadline = time.time() + 300
         while not (tmp_path / "logs/same.txt").exists() and time.time() < deadline:
@@ -77,6 +78,7 @@ def test_a_live_run_id_is_refused(tmp_path, sample_data):
         assert err.strip().splitlines()[-1] == ("error: RUN_ID=same belongs to a run still going in this folder; "
                                                 "set another RUN_ID")
         assert not (tmp_path / "logs/same.txt.1").exists()  # the live run's log was not moved
+        assert first.poll() is None  # the refusal came from the live lock, not a finished run
     finally:
         first.kill()
         first.communicate()
