@@ -30,8 +30,8 @@ the log and the field, and the exit status is 1 (a field the log does not show i
 * the target folder does not exist yet.
 
 ``--against LOGS...`` (the current SOTA's train_seed*.log) runs compare.py's record criterion (mean
-sliding val_loss lower by >= 0.005 nats, one-sided Welch p < 0.01) and writes its result into the
-README; without it the README says the criterion was not checked. Put --against after the run logs.
+sliding val_loss lower by >= 0.005 nats, one-sided Welch p < 0.01 that the improvement exceeds 0.005 nats)
+and writes its result into the README; without it the README says the criterion was not checked. Put --against after the run logs.
 """
 from __future__ import annotations
 
@@ -322,7 +322,8 @@ def criterion_text(runs: list[RunLog], against: list[str] | None) -> str:
     c = compare.record_criterion(sota, runs)
     names = ", ".join(str(r.path) for r in sota) or "none finished"
     return (f"Against {len(sota)} SOTA run(s) ({names}): **{'MET' if c.met else 'NOT MET'}** "
-            f"(mean sliding val_loss lower by >= {c.margin} nats, one-sided Welch p < {c.alpha}): {c.reason}.")
+            f"(mean sliding val_loss lower by >= {c.margin} nats, one-sided Welch p < {c.alpha} that the improvement "
+            f"exceeds {c.margin} nats): {c.reason}.")
 
 
 def build_parser() -> argparse.ArgumentParser:
