@@ -44,7 +44,13 @@ def start(env_over: dict, cwd: Path, sample_data, nproc: int = 1) -> subprocess.
                OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     env.update({k: str(v) for k, v in env_over.items()})
     return subprocess.Popen([sys.executable, str(REPO / "train_gpt.py")], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=deliver_sigint)
+
+
+def deliver_sigint() -> None:
+    """In the child: SIGINT at its default, so Python turns it into KeyboardInterrupt. A test session started in
+    the background by a non-interactive shell inherits SIGINT ignored, and so would the run."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_concurrent_runs_in_one_folder_each_score_their_own_model(run_train, tmp_path, sample_data):
