@@ -75,8 +75,8 @@ from build_sample import (  # the sample builder's tokenizer, encoder and shard 
     BuildError,
     OutputExistsError,
     _display,
+    check_build_options,
     encode_documents,
-    existing_shards,
     load_tokenizer,
     train_tokenizer,
 )
@@ -510,16 +510,7 @@ def build_corpus(
 ) -> dict:
     """Build the corpus into out_dir and return what corpus.json records (plus paths)."""
     out_dir = Path(out_dir)
-    if shard_tokens < 1:
-        raise BuildError(f"--shard-tokens {shard_tokens}: must be a positive number of tokens")
-    if not 0 < val_fraction < 1:
-        raise BuildError(f"--val-fraction {val_fraction}: must be between 0 and 1 (exclusive)")
-    old_shards = existing_shards(out_dir)
-    if old_shards and not force:
-        raise OutputExistsError(
-            f"{out_dir} already holds {len(old_shards)} shard file(s) ({old_shards[0].name}, ...); "
-            "nothing was changed. Use --force to rebuild it, or choose another --out / --name"
-        )
+    old_shards = check_build_options(out_dir, val_fraction, shard_tokens, force, elsewhere="another --out / --name")
 
     raw, source_records = collect_documents(sources, cache, input_dir, offline, log)
     documents, dropped = prepare_documents(raw, prose=prose, min_chars=min_chars)

@@ -305,6 +305,23 @@ def existing_shards(out_dir) -> list[Path]:
     return sorted(out_dir.glob(SHARD_GLOB)) if out_dir.is_dir() else []
 
 
+def check_build_options(out_dir: Path, val_fraction: float, shard_tokens: int, force: bool,
+                        elsewhere: str = "another --out") -> list[Path]:
+    """Refuse a bad split or shard size, and an out_dir already holding shards unless force (nothing is written);
+    returns those shards, to be replaced."""
+    if not 0 < val_fraction < 1:
+        raise BuildError(f"--val-fraction {val_fraction}: must be between 0 and 1 (exclusive)")
+    if shard_tokens < 1:
+        raise BuildError(f"--shard-tokens {shard_tokens}: must be a positive number of tokens")
+    old_shards = existing_shards(out_dir)
+    if old_shards and not force:
+        raise OutputExistsError(
+            f"{out_dir} already holds {len(old_shards)} shard file(s) ({old_shards[0].name}, ...); "
+            f"nothing was changed. Use --force to rebuild it, or choose {elsewhere}"
+        )
+    return old_shards
+
+
 def encode_documents(sp: spm.SentencePieceProcessor, documents) -> np.ndarray:
     """Concatenate the documents' tokens, each document prefixed with BOS."""
     encoded = sp.encode(list(documents))
@@ -334,16 +351,7 @@ def build_sample(
     BuildError for bad inputs or options; nothing is written in either case.
     """
     out_dir = Path(out_dir)
-    if not 0 < val_fraction < 1:
-        raise BuildError(f"--val-fraction {val_fraction}: must be between 0 and 1 (exclusive)")
-    if shard_tokens < 1:
-        raise BuildError(f"--shard-tokens {shard_tokens}: must be a positive number of tokens")
-    old_shards = existing_shards(out_dir)
-    if old_shards and not force:
-        raise OutputExistsError(
-            f"{out_dir} already holds {len(old_shards)} shard file(s) ({old_shards[0].name}, ...); "
-            "nothing was changed. Use --force to rebuild it, or choose another --out"
-        )
+    old_shards = check_build_options(out_dir, val_fraction, shard_tokens, force)
 
     documents = read_documents(inputs) if inputs else default_documents()
     n_train = split_point(len(documents), val_fraction)

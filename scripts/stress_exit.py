@@ -38,15 +38,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-# tests/conftest.py's TINY_ENV (the configuration the abort was seen with): every feature on, sliding eval on.
-TINY = {
-    "VOCAB_SIZE": "1024", "NUM_LAYERS": "4", "MODEL_DIM": "64", "NUM_HEADS": "4", "NUM_KV_HEADS": "2",
-    "MLP_MULT": "2", "ROPE_DIMS": "8", "TRAIN_SEQ_LEN": "128", "EVAL_SEQ_LEN": "128", "TRAIN_BATCH_TOKENS": "2048",
-    "ITERATIONS": "6", "WARMDOWN_ITERS": "3", "WARMUP_STEPS": "0", "VAL_LOSS_EVERY": "3", "TRAIN_LOG_EVERY": "1",
-    "MAX_WALLCLOCK_SECONDS": "0", "XSA_LAST_N": "2", "VE_LAYERS": "2,3", "BIGRAM_VOCAB_SIZE": "256",
-    "BIGRAM_DIM": "32", "VE_DIM": "32", "EVAL_STRIDE": "64", "SEED": "7",
-    "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
-}
+sys.path.insert(0, str(REPO / "tests"))
+from conftest import TINY_ENV  # noqa: E402  the tests' tiny configuration, with which the abort was seen
+
+TINY = {**TINY_ENV, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # every feature on, sliding eval on
 
 # --thread-check: run the trainer as __main__ after registering an atexit handler. atexit handlers run last
 # registered first, so this one runs after every handler the trainer and torch register, just before the

@@ -56,7 +56,8 @@ def _stat_cell(value: float | None, fmt: str) -> str:
 def render_table(runs: list[RunLog]) -> str:
     """The human-readable summary: per group a header line, its runs, mean and std."""
     rows: list[list[str] | str] = []
-    for number, members in enumerate(runlog.groups(runs), start=1):
+    groups = runlog.groups(runs)
+    for number, members in enumerate(groups, start=1):
         act = members[0].mlp_activation
         rows.append(f"group {number}: {runlog.group_label(members[0])}")
         rows += [[act, *[_cell(run, a, f) for _, a, f in COLUMNS], run.status, str(run.path)] for run in members]
@@ -68,7 +69,7 @@ def render_table(runs: list[RunLog]) -> str:
                      for _, attr, fmt in COLUMNS]
             rows.append([f"{act} {label}", *cells, count if index == 0 else "", ""])
     lines = runlog.text_table(["activation", *[c[0] for c in COLUMNS], "status", "log"], rows)
-    for number, members in enumerate(runlog.groups(runs), start=1):
+    for number, members in enumerate(groups, start=1):
         lines += beta_table(number, [r for r in members if r.finished])
     lines += [f"duplicate: {dup} (the same run as {run.path}; counted once)" for run in runs for dup in run.duplicates]
     return "\n".join(lines)
