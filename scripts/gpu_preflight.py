@@ -676,7 +676,7 @@ def parse_args(argv=None):
     p.add_argument("--tokenizer-path", help="SentencePiece model (default: TOKENIZER_PATH, else the sp1024 one)")
     p.add_argument("--max-ratio", type=float, default=1.03, help="NO-GO above this asqu/relu2 step-time ratio")
     p.add_argument("--timeout", type=float, default=1200, help="seconds per run before it is stopped (default 1200)")
-    p.add_argument("--workdir", help="make the temporary folder inside this folder (default: the system's)")
+    p.add_argument("--workdir", help="make the temporary folder inside this folder, created if missing (default: the system's)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, artifacts)")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     a = p.parse_args(argv)
@@ -709,6 +709,8 @@ def main(argv=None) -> int:
             Path(args.json).write_text(json.dumps(report_json(env, {}, ok, final, warns, notes), indent=2))
         return 1
 
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="asqu_preflight_", dir=args.workdir))
     print(f"working folder: {tmp}")
     results: dict[str, RunResult] = {}

@@ -206,7 +206,8 @@ def test_main_gpu_flow_with_stand_in_runs(fail, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(pf, "run_training", fake_run)
     report = tmp_path / "r.json"
-    rc = pf.main(["--data-path", "/data/x", "--tokenizer-path", "/tok/x.model", "--workdir", str(tmp_path),
+    workdir = tmp_path / "not" / "yet"  # created by the preflight
+    rc = pf.main(["--data-path", "/data/x", "--tokenizer-path", "/tok/x.model", "--workdir", str(workdir),
                   "--json", str(report), "--set", "ASQU_BETA_GRAD_EVERY=2"])
     out = capsys.readouterr().out
     last = out.strip().splitlines()[-1]
@@ -217,7 +218,7 @@ def test_main_gpu_flow_with_stand_in_runs(fail, tmp_path, monkeypatch, capsys):
         assert env["EVAL_STRIDE"] == "1024" and env["ASQU_BETA_GRAD_EVERY"] == "2" and "MODEL_DIM" not in env
         assert env["DATA_PATH"] == "/data/x" and env["RUN_ID"].startswith(f"preflight_{act}_")
         assert "CUDA_VISIBLE_DEVICES" not in env or env["CUDA_VISIBLE_DEVICES"] == os.environ.get("CUDA_VISIBLE_DEVICES")
-    tmps = [p for p in tmp_path.iterdir() if p.name.startswith("asqu_preflight_")]
+    tmps = [p for p in workdir.iterdir() if p.name.startswith("asqu_preflight_")]
     if fail:
         assert rc == 1 and last.startswith("NO-GO: asqu run failed (exit 1)")
         assert len(tmps) == 1 and "a run failed: its logs are there" in out  # kept for the user
