@@ -5,28 +5,9 @@
     python tools/compare.py relu2 asqu logs/*.txt --json
     python tools/compare.py relu2 asqu sweeps/ab1/ --check   # exit 0 met, 1 not met
 
-For each BPB figure (post-EMA, int6 roundtrip, sliding window) and for the sliding
-val_loss it prints the means, B - A, and Welch's t-test (scipy.stats.ttest_ind with
-equal_var=False): t, Welch's degrees of freedom, the 95% confidence interval of B - A, the
-two-sided p-value and the one-sided p-value for "B is lower than A". With fewer than 2
-runs on a side the test is "n/a". It also prints the quantization gap (int6 roundtrip BPB
-minus post-EMA BPB) per activation and the step-time ratio B/A.
-
-The arms must differ only in the activation and its knobs (MLP_ACTIVATION, MLP_LEAKY_SLOPE,
-ASQU_*): config lines, dataset, val tokens, world size, device, iterations (and model_params
-of logs without a config line) are compared, and runs that differ are refused (exit 2, one
-message listing the differences) unless --allow-config-diff. Logs without a config line are
-compared on what they show, and named in a note.
-
-The challenge's record criterion is stated as met or not met. Its words: "beat the existing SOTA
-by at least 0.005 nats ... provide enough run logs to show at p < 0.01 that they achieved the
-required 0.005-nat improvement". So B must beat A by at least 0.005 nats in mean sliding val_loss,
-and the ONE-SIDED Welch test of "mean A - mean B > 0.005" (the margin itself) must give p < 0.01.
-For information the plain one-sided p of "mean B < mean A" is shown too.
-
-Only runs that finished (every final line their settings promise) are compared; the same run
-found twice counts once. Exit status: 0, or with --check 0 met / 1 not met; 2 usage error or
-refused configuration difference.
+Welch's t-tests per figure, the quant gap, the step-time ratio and the challenge's record criterion
+(B beats A by >= 0.005 nats of sliding val_loss at one-sided p < 0.01 that the improvement exceeds
+0.005); arms that differ in more than the activation are refused. Details: tools/README.md, "compare.py".
 """
 from __future__ import annotations
 
@@ -111,19 +92,14 @@ def record_criterion(runs_a: list[RunLog], runs_b: list[RunLog]) -> Criterion:
     b = runlog.finite(getattr(r, attr) for r in runs_b)
     improvement = float(np.mean(a) - np.mean(b)) if a and b else None
     w = welch_test(a, b)
-    p_margin = None
-    if w.p_one_sided_b_lower is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            shifted = scipy_stats.ttest_ind(b, np.asarray(a) - margin, equal_var=False, alternative="less")
-        p_margin = float(shifted.pvalue) if math.isfinite(shifted.pvalue) else None
-    if len(a) < 2 or len(b) < 2:
-        return Criterion(False, attr, improvement, None, None, margin, alpha,
-                         f"cannot be assessed: needs at least 2 runs per side with {attr} "
-                         f"(have {len(a)} and {len(b)})")
     if w.p_one_sided_b_lower is None:
-        return Criterion(False, attr, improvement, None, None, margin, alpha,
-                         "cannot be assessed: the runs have no variance, so Welch's test is undefined")
+        why = (f"needs at least 2 runs per side with {attr} (have {len(a)} and {len(b)})" if len(a) < 2 or len(b) < 2
+               else "the runs have no variance, so Welch's test is undefined")
+        return Criterion(False, attr, improvement, None, None, margin, alpha, f"cannot be assessed: {why}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        shifted = scipy_stats.ttest_ind(b, np.asarray(a) - margin, equal_var=False, alternative="less")
+    p_margin = float(shifted.pvalue) if math.isfinite(shifted.pvalue) else None
     reasons = []
     if improvement < margin:
         reasons.append(f"improvement {improvement:+.5f} nats is below {margin}")

@@ -1,37 +1,13 @@
 #!/usr/bin/env python3
-"""Package finished runs as a submission folder under records/.
+"""Check finished runs against the challenge's rules and package them under records/.
 
     python tools/package.py --name "ASQU 11L" --author "Jane Doe" --github-id jdoe \\
         --blurb "March 22 stack with learned per-channel ASQU betas" \\
         sweeps/ab1/asqu_seed1337 sweeps/ab1/asqu_seed42 sweeps/ab1/asqu_seed2024 \\
         --against records/track_10min_16mb/<SOTA>/train_seed*.log
 
-creates ``records/track_10min_16mb/YYYY-MM-DD_<Name>/`` (``--track non_record_16mb`` for
-``records/track_non_record_16mb/``) holding ``train_gpt.py``, one ``train_seed<SEED>.log`` per run,
-``submission.json``, ``requirements.txt`` (what the runs imported, from their logs) and
-``README.md`` (setup, results, record criterion, a Reproduce block built from the logs' config
-lines). In submission.json, ``val_bpb`` / ``val_loss`` are the means over the runs of the final
-sliding-window BPB / val_loss, ``bytes_total`` the largest run's total submission size,
-``bytes_code`` the size of the copied train_gpt.py. ``--check`` runs every check and writes nothing.
-
-Everything is checked before anything is written; every problem is reported, one line each naming
-the log and the field, and the exit status is 1 (a field the log does not show is a problem too):
-
-* every log has every final line its settings promise; every run's total submission size is at most
-  16,000,000 bytes; the train_gpt.py to copy is byte-identical to the source dumped in every log
-  (a log without a dump is checked against its ``Code size`` line);
-* the runs share one mlp_activation and one config fingerprint; no seed appears twice;
-* record track: device CUDA, world_size 8, dataset fineweb10B_sp1024 with 62,021,632 val tokens, a
-  config fingerprint, at least 3 distinct seeds; training within the 600 s cap (the last logged
-  train_time may exceed 600,000 ms by ``TRAIN_TIME_TOLERANCE_MS`` = 1,000 ms: the script checks the
-  clock after each step, so a capped run ends less than one step past the cap; the March 22 record's
-  seed 1337 stopped at 600,036 ms); the final evaluations (DIAGNOSTIC + int6 roundtrip + sliding
-  window eval_time) within 600 s per run;
-* the target folder does not exist yet.
-
-``--against LOGS...`` (the current SOTA's train_seed*.log) runs compare.py's record criterion (mean
-sliding val_loss lower by >= 0.005 nats, one-sided Welch p < 0.01 that the improvement exceeds 0.005 nats)
-and writes its result into the README; without it the README says the criterion was not checked. Put --against after the run logs.
+Everything is checked before anything is written; each problem is one line naming the log and the
+field (exit 1). The checks per track and the folder's files: tools/README.md, "package.py".
 """
 from __future__ import annotations
 
@@ -331,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check finished runs and package them as records/<track>/YYYY-MM-DD_<Name>/.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Refuses (exit 1, one line per problem, nothing written) what the challenge's rules exclude; "
-               "see the module docstring. --check: validate only.",
+               "see tools/README.md. --check: validate only.",
     )
     parser.add_argument("logs", nargs="+", metavar="LOG_OR_DIR", help="run logs or run folders")
     parser.add_argument("--name", required=True, help="submission name (folder: YYYY-MM-DD_<Name>)")

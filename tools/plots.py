@@ -4,31 +4,7 @@
     python3 tools/plots.py results/cpu-ab/ --out results/cpu-ab/plots
     python3 tools/plots.py logs/ --state-dict . --format svg --out plots
 
-Writes, under --out (FORMAT: png, svg or pdf, from --format):
-
-* ``val_bpb.FORMAT``: validation BPB against step. Thin lines are single runs (seeds told
-  apart by marker and line style), colours are activations; the thick line and band are the
-  activation's mean +- std over seeds at the steps every seed logged. Right panel: the
-  second half of training, with only the points of that half (so both panels show every
-  point they plot).
-* ``final_val_loss.FORMAT``: the deciding number: the final int6 sliding-window val_loss of
-  every seed as a point, with the mean and its 95% t-interval per activation (the int6
-  roundtrip val_loss when no run has a sliding-window line; the axis label says which).
-* ``quant_gap.FORMAT``: int6 roundtrip BPB minus post-EMA BPB; bars (from zero) are the mean
-  over seeds, points the seeds.
-* ``step_time.FORMAT``: ms per step between logged steps, and each activation's mean final
-  step_avg (bars from zero, points the seeds).
-* ``asqu_beta_layers.FORMAT``: per-layer beta mean +- std (and min..max) from the final
-  ``asqu_diag`` lines of each ASQU run, and the per-layer mean over training of the first.
-* ``asqu_beta_hist.FORMAT``: one histogram per layer of the final betas, from each
-  ``--state-dict``: a ``final_model.pt`` (raw state dict), a ``final_model.int6.ptz``
-  (the artifact; betas are stored exact fp32), a run folder ``runs/<RUN_ID>/`` holding one
-  of them, or a working folder (every ``runs/*/`` in it; runs without betas are skipped).
-  ``--sigmoid-beta`` for ASQU_SIGMOID_BETA=1 runs, whose stored tensor is the logit of beta.
-
-Runs are grouped by activation and configuration fingerprint (when the logs have one); a
-group is labelled with its fingerprint only when one activation has several. A plot
-without data (say, no ASQU run) is skipped with a note on stderr.
+The files and what each shows: tools/README.md, "plots.py".
 """
 from __future__ import annotations
 
@@ -212,13 +188,8 @@ def fig_final_val_loss(runs: list[RunLog]):
     fig, ax = plt.subplots(figsize=(max(5.5, 2.4 * len(groups) + 2), 5))
     ticks = []
     for i, group in enumerate(groups):
-        vals = [value_of[id(r)] for r in group.runs]
-        n = len(vals)
-        for k, run in enumerate(group.runs):
-            x = i - 0.1 + (k - (n - 1) / 2) * min(0.06, 0.4 / max(n, 1))
-            ax.plot([x], [value_of[id(run)]], ls="none", marker=styles.marker(run), ms=7, color=group.color,
-                    markeredgecolor="k", markeredgewidth=0.5)
-        mean, half, n = mean_ci(vals)
+        _seed_points(ax, i - 0.1, [(r, value_of[id(r)]) for r in group.runs], styles, group.color)
+        mean, half, n = mean_ci([value_of[id(r)] for r in group.runs])
         ax.errorbar([i + 0.25], [mean], yerr=None if half is None else [[half], [half]], fmt="_", ms=22, mew=2.5,
                     color=group.color, ecolor="k", elinewidth=1.2, capsize=6)
         spread = f"\n{mean:.5f} ± {half:.5f}" if half is not None else f"\n{mean:.5f} (one seed)"
@@ -235,20 +206,24 @@ def fig_final_val_loss(runs: list[RunLog]):
     return fig
 
 
+def _seed_points(ax, center: float, pairs: list[tuple[RunLog, float]], styles: SeedStyles, color: str) -> None:
+    """Each (run, value) as a point in its seed's marker, spread side by side around x = center."""
+    n = len(pairs)
+    for k, (run, v) in enumerate(pairs):
+        x = center + (k - (n - 1) / 2) * min(0.07, 0.42 / n)
+        ax.plot([x], [v], ls="none", marker=styles.marker(run), ms=6.5, color=color, markeredgecolor="k",
+                markeredgewidth=0.5)
+
+
 def _bars_with_seeds(ax, groups: list[Group], styles: SeedStyles, value) -> None:
     """Per group: a bar from zero at the mean of value(run) over its runs, and each run as a point."""
     for i, group in enumerate(groups):
         pairs = [(r, value(r)) for r in group.runs]
         pairs = [(r, float(v)) for r, v in pairs if v is not None and math.isfinite(v)]
-        if not pairs:
-            continue
-        ax.bar([i], [float(np.mean([v for _, v in pairs]))], width=0.6, bottom=0, color=group.color, alpha=0.45,
-               edgecolor=group.color)
-        n = len(pairs)
-        for k, (run, v) in enumerate(pairs):
-            x = i + (k - (n - 1) / 2) * min(0.08, 0.45 / n)
-            ax.plot([x], [v], ls="none", marker=styles.marker(run), ms=6, color=group.color,
-                    markeredgecolor="k", markeredgewidth=0.5)
+        if pairs:
+            ax.bar([i], [float(np.mean([v for _, v in pairs]))], width=0.6, bottom=0, color=group.color, alpha=0.45,
+                   edgecolor=group.color)
+            _seed_points(ax, i, pairs, styles, group.color)
     ax.axhline(0.0, color="k", lw=0.8)
     ax.set_xticks(range(len(groups)), [f"{g.label}\nn={len(g.runs)}" for g in groups], fontsize=8)
     ax.set_xlim(-0.6, len(groups) - 0.4)

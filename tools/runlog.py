@@ -1,13 +1,7 @@
 """Parse train_gpt.py run logs into structured runs; shared by every tool in this folder.
 
-A log file (``logs/<RUN_ID>.txt``, ``train_seed<SEED>.log``) may begin with torchrun noise and the
-whole source of train_gpt.py, then a line of 100 '=', the Python / PyTorch / GPU versions and another
-such line; the run's own lines follow. The source dump is full of f-strings that look like log lines,
-so everything up to the *last* line of exactly 100 '=' is header and never parsed for results (a log
-without such a line is parsed whole), and every result line must fully match an anchored pattern with
-real numbers (``nan`` / ``inf`` accepted, so a diverged run still parses). Logs written before the
-``run_id:`` / ``config:`` / ``config_fingerprint:`` lines existed (the published records') parse too;
-what they do not say stays ``None``.
+The rules (what is header, which lines are read, finished runs, duplicates, comparable runs):
+tools/README.md, "What a log says".
 """
 from __future__ import annotations
 
@@ -302,7 +296,7 @@ def split_header(text: str) -> tuple[str | None, str, str, int]:
 
 
 def parse_text(text: str, path: str | Path = "<text>") -> RunLog:
-    """Parse a whole log's text (see the module docstring for the rules)."""
+    """Parse a whole log's text (the rules: tools/README.md)."""
     dump, versions, body, separators = split_header(text)
     run = RunLog(path=Path(path), source_dump=dump, header_blocks=separators)
     version = _TORCH_VERSION.search(versions)

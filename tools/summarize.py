@@ -4,14 +4,7 @@
     python tools/summarize.py logs/ sweeps/ab1/ train_seed1337.log
     python tools/summarize.py sweeps/ab1 --json > runs.json
 
-Arguments are log files or folders (see runlog.collect_runs: ``*.log`` and ``logs/*.txt``; files
-without a model_params or step line are not runs; the same run found in several files counts once
-and the others are listed as duplicates). Runs are grouped by activation and configuration
-fingerprint and, for logs without one, by what the log shows (model_params, iterations, dataset,
-val tokens, world size, device): runs that visibly differ are never pooled. Figures are shown as
-logged. A run whose log lacks a final line its settings promise is ``truncated`` (or
-``interrupted``); the mean / std rows (sample std, ddof=1) cover the finished runs of the group
-(``n=2 of 3``). ``--json`` prints strict JSON (non-finite values are null), one object per run.
+Which files are runs, which runs are pooled, and the JSON: tools/README.md, "summarize.py".
 """
 from __future__ import annotations
 

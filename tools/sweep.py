@@ -6,34 +6,7 @@
     python tools/sweep.py --activations relu2,leaky2,asqu --seeds 1337,42 --out sweeps/debug \\
         --nproc 1 --fixed-steps 2000 --env VAL_LOSS_EVERY=0
 
-Each run gets its own working directory ``OUT/<activation>_seed<seed>/`` and the
-environment ``MLP_ACTIVATION``, ``SEED`` and ``RUN_ID=<activation>_seed<seed>`` on top of
-the shared settings (``--env``, ``--fixed-steps`` = ITERATIONS=N MAX_WALLCLOCK_SECONDS=0,
-``--wallclock`` = MAX_WALLCLOCK_SECONDS=S). train_gpt.py writes ``logs/<RUN_ID>.txt``,
-``train_seed<SEED>.log`` and the model files there; its console output goes to
-``console.out`` in the same folder (``--echo`` also shows it here). Relative DATA_PATH /
-TOKENIZER_PATH are made absolute; when unset they point at the repository's
-``data/datasets/fineweb10B_sp1024`` and ``data/tokenizers/fineweb_1024_bpe.model``.
-
-Launcher: ``torchrun --standalone --nproc_per_node=N`` (run as ``python -m
-torch.distributed.run``) when N > 1 or a GPU is present, else plain ``python``;
-``--launcher`` overrides the choice.
-
-Before the first run, every run's settings are checked with the repository's train_gpt.py
-(``train_gpt.Hyperparameters(environ)``): activation names and every ``--env`` value; an ``--env``
-name that is not one of train_gpt.py's variables (``python3 train_gpt.py --help``) is refused,
-with the close name when there is one (runtime names such as CUDA_*, NCCL_*, OMP_* pass).
-
-Order: seed-major (every activation of the first seed, then the next seed), so that an
-A/B pair is available early. Resuming: a run whose log is finished (every final line its
-config promises: the sliding-window line unless EVAL_STRIDE=0) is skipped; a run that
-crashed is run again after its old files are moved to ``crashed-<k>/`` in its folder.
-The shared settings are stored in ``OUT/sweep.json``; resuming with different
-ones is refused (mixing settings would spoil the comparison) unless ``--force``.
-
-The sweep stops at the first failed run, naming its log. At the end it prints the
-summary (``summary.json`` is written too), compares every other activation with the
-first one, and writes the plots to ``OUT/plots/``.
+Folders, launcher, the settings check, resuming and the report at the end: tools/README.md, "sweep.py".
 """
 from __future__ import annotations
 
@@ -80,31 +53,18 @@ class SweepError(Exception):
 
 @dataclass
 class Run:
-    index: int
-    total: int
+    """One activation x seed: its RUN_ID, folder and the files train_gpt.py writes there."""
+
     activation: str
     seed: int
     out: Path
 
-    @property
-    def run_id(self) -> str:
-        return f"{self.activation}_seed{self.seed}"
-
-    @property
-    def folder(self) -> Path:
-        return self.out / self.run_id
-
-    @property
-    def log_path(self) -> Path:
-        return self.folder / "logs" / f"{self.run_id}.txt"
-
-    @property
-    def seed_log_path(self) -> Path:
-        return self.folder / f"train_seed{self.seed}.log"
-
-    @property
-    def console_path(self) -> Path:
-        return self.folder / "console.out"
+    def __post_init__(self):
+        self.run_id = f"{self.activation}_seed{self.seed}"
+        self.folder = self.out / self.run_id
+        self.log_path = self.folder / "logs" / f"{self.run_id}.txt"
+        self.seed_log_path = self.folder / f"train_seed{self.seed}.log"
+        self.console_path = self.folder / "console.out"
 
     def finished_log(self) -> Path | None:
         """The run's log when it is finished (runlog: every final line its config promises), else None."""
@@ -263,8 +223,8 @@ def execute(run: Run, command: list[str], env: dict[str, str], echo: bool) -> in
 
 
 def plan_runs(activations: list[str], seeds: list[int], out: Path) -> list[Run]:
-    pairs = [(act, seed) for seed, act in itertools.product(seeds, activations)]
-    return [Run(i + 1, len(pairs), act, seed, out) for i, (act, seed) in enumerate(pairs)]
+    """Seed-major: every activation of the first seed, then the next seed (an A/B pair early)."""
+    return [Run(act, seed, out) for seed, act in itertools.product(seeds, activations)]
 
 
 def check_settings(runs: list[Run], settings: dict[str, str], env_names: list[str]) -> None:
@@ -372,49 +332,44 @@ def sweep(args: argparse.Namespace) -> int:
     print(f"sweep: {len(runs)} runs ({', '.join(activations)} x seeds {', '.join(map(str, seeds))}) in {out}")
     print(f"sweep: command: {shlex.join(command)}")
     print("sweep: shared settings: " + " ".join(f"{k}={v}" for k, v in sorted(settings.items())))
+    places = [f"{i}/{len(runs)}" for i in range(1, len(runs) + 1)]
     if args.dry_run:
-        for run in runs:
+        for place, run in zip(places, runs):
             state = "done, would skip" if run.finished_log() else "would run"
-            print(f"[{run.index}/{run.total}] {run.run_id}: {state} in {run.folder} "
+            print(f"[{place}] {run.run_id}: {state} in {run.folder} "
                   f"(MLP_ACTIVATION={run.activation} SEED={run.seed} RUN_ID={run.run_id})")
         return 0
 
-    record = {"train_script": str(script), "train_script_sha256": hashlib.sha256(script.read_bytes()).hexdigest(), "env": settings,
-              "nproc": args.nproc, "command": command}
+    record = {"train_script": str(script), "train_script_sha256": hashlib.sha256(script.read_bytes()).hexdigest(),
+              "env": settings, "nproc": args.nproc, "command": command}
     check_sweep_record(out, record, args.force)
-    base_env = {**os.environ, **settings}
     started = time.monotonic()
-    for run in runs:
+    for place, run in zip(places, runs):
         done = run.finished_log()
         if done is not None:
-            print(f"[{run.index}/{run.total}] {run.run_id}: already finished ({done}), skipped")
+            print(f"[{place}] {run.run_id}: already finished ({done}), skipped")
             continue
         aside = set_aside(run)
         if aside is not None:
-            print(f"[{run.index}/{run.total}] {run.run_id}: earlier unfinished attempt kept in {aside}")
-        print(f"[{run.index}/{run.total}] {run.run_id}: running (sweep elapsed {_clock(time.monotonic() - started)}); "
+            print(f"[{place}] {run.run_id}: earlier unfinished attempt kept in {aside}")
+        print(f"[{place}] {run.run_id}: running (sweep elapsed {_clock(time.monotonic() - started)}); "
               f"console: {run.console_path}", flush=True)
-        env = {**base_env, "MLP_ACTIVATION": run.activation, "SEED": str(run.seed), "RUN_ID": run.run_id}
+        env = {**os.environ, **settings, "MLP_ACTIVATION": run.activation, "SEED": str(run.seed), "RUN_ID": run.run_id}
         t0 = time.monotonic()
         status = execute(run, command, env, args.echo)
         took = time.monotonic() - t0
         log = run.log_path if run.log_path.is_file() else run.seed_log_path
         parsed = runlog.parse_log(log) if log.is_file() else None
         if status != 0 or parsed is None or not parsed.finished:
-            why = f"exit status {status}"
-            if status == 0:
-                why = f"it ended without {', '.join(parsed.missing_final)}" if parsed else "it wrote no log"
-            where = f"its log: {log}" if log.is_file() else f"it wrote no log (expected {run.log_path})"
+            why = f"exit status {status}" if status else \
+                f"it ended without {', '.join(parsed.missing_final)}" if parsed else "it wrote no log"
+            where = f"its log: {log}" if parsed else f"it wrote no log (expected {run.log_path})"
             tail = _tail(run.console_path)
-            raise SweepError(
-                f"run {run.index}/{run.total} {run.run_id} failed ({why}) after {took:.1f} s; {where}; "
-                f"console output: {run.console_path}" + (f"\n--- last console lines ---\n{tail}" if tail else ""),
-                code=1,
-            )
+            raise SweepError(f"run {place} {run.run_id} failed ({why}) after {took:.1f} s; {where}; console output: "
+                             f"{run.console_path}" + (f"\n--- last console lines ---\n{tail}" if tail else ""), code=1)
         figure = parsed.sliding_val_bpb if parsed.sliding_val_bpb is not None else parsed.roundtrip_val_bpb
-        print(f"[{run.index}/{run.total}] {run.run_id}: done in {took:.1f} s "
-              f"(steps {parsed.steps}, final BPB {figure}; sweep elapsed {_clock(time.monotonic() - started)})",
-              flush=True)
+        print(f"[{place}] {run.run_id}: done in {took:.1f} s (steps {parsed.steps}, final BPB {figure}; "
+              f"sweep elapsed {_clock(time.monotonic() - started)})", flush=True)
     report(out, runs, activations, plots=not args.no_plots)
     return 0
 
