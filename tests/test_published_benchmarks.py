@@ -1,0 +1,32 @@
+"""The README's benchmark figures are the ones the committed benchmark output shows (no figure without a command)."""
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def benchmark_section() -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("## ASQU's cost: benchmarks")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def test_every_ratio_in_the_readme_is_in_the_committed_output():
+    section = benchmark_section()
+    outputs = {p: p.read_text(encoding="utf-8") for p in [*REPO.glob("results/bench/*.txt"),
+                                                           *REPO.glob("results/gpu-*/*.txt")]}
+    # every output file the README links to exists
+    for link in re.findall(r"\]\((results/[^)]+)\)", section):
+        assert (REPO / link).exists(), link
+    triples = re.findall(r"(\d\.\d{3}) \[(\d\.\d{3}), (\d\.\d{3})\]", section)
+    assert len(triples) >= 10
+    for median, low, high in triples:
+        printed = f"x{median} [min {low}, max {high}]"
+        assert any(printed in text for text in outputs.values()), f"README figure {printed} is in no benchmark output"
+
+
+def test_the_single_run_gpu_step_ratio_is_the_preflights():
+    section = benchmark_section()
+    ratio = re.search(r"record-size model in `scripts/gpu_preflight.py`, (\d\.\d{3})", section).group(1)
+    preflight = (REPO / "results/gpu-2026-11-26/preflight.txt").read_text(encoding="utf-8")
+    assert f"asqu/relu2 steady step time ratio: {ratio}" in preflight
