@@ -1,13 +1,14 @@
 """ASQU's cost against relu2: the activation alone, and whole training steps of train_gpt.py.
 
   python3 scripts/bench_asqu.py activation                   # fwd + bwd of the activation, eager and compiled
-  python3 scripts/bench_asqu.py step                         # whole steps, eager and COMPILE=1
+  python3 scripts/bench_asqu.py step                         # whole steps (Trainer.step), eager and COMPILE=1
   python3 scripts/bench_asqu.py step --mode compiled --rounds 7
   python3 scripts/bench_asqu.py step --default-config        # the record's model (meant for a GPU)
   python3 scripts/bench_asqu.py all
 
 Variants are interleaved round by round (their order rotated every round), so that machine noise
-hits all of them alike. Every ratio is taken within one round (variant / relu2 of the same round)
+hits all of them alike; the step benchmark builds and compiles every variant's model (train_gpt.py's
+own build_trainer and warm_up) in this one process before timing anything. Every ratio is taken within one round (variant / relu2 of the same round)
 and printed as the median with the min and max over the rounds; absolute times likewise. The header
 gives the date, torch version, device and thread count. Whole-step goals (asqu / relu2):
 eager <= 1.25, compiled <= 1.03; the output says "goal not met" where the median misses one.
@@ -19,9 +20,7 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -164,8 +163,7 @@ def bench_activation(device: str, tokens: int, hidden: int, dtype: torch.dtype, 
 STEP_ENV = {  # an MLP-heavy small model: the MLP dominates, so ASQU's cost is exposed
     "MODEL_DIM": "64", "MLP_MULT": "16", "NUM_LAYERS": "4", "NUM_HEADS": "4", "NUM_KV_HEADS": "2", "ROPE_DIMS": "16",
     "TRAIN_SEQ_LEN": "256", "EVAL_SEQ_LEN": "256", "TRAIN_BATCH_TOKENS": "16384", "XSA_LAST_N": "2", "VE_LAYERS": "2,3",
-    "VE_DIM": "32", "BIGRAM_VOCAB_SIZE": "256", "BIGRAM_DIM": "32", "VAL_LOSS_EVERY": "0", "EVAL_STRIDE": "0",
-    "MAX_WALLCLOCK_SECONDS": "0", "TRAIN_LOG_EVERY": "1000", "LATE_QAT_THRESHOLD": "0",
+    "VE_DIM": "32", "BIGRAM_VOCAB_SIZE": "256", "BIGRAM_DIM": "32", "LATE_QAT_THRESHOLD": "0",
 }
 RECORD_ENV = {  # the record's model (minus data-dependent settings): meant for a GPU
     "MODEL_DIM": "512", "MLP_MULT": "3", "NUM_LAYERS": "11", "NUM_HEADS": "8", "NUM_KV_HEADS": "4",
@@ -178,20 +176,37 @@ class BenchError(Exception):
     pass
 
 
-def run_steps(act: str, compiled: bool, steps: int, warmup: int, data: dict, extra: dict) -> float:
-    """step_avg (ms) of one train_gpt.py run of `steps` timed steps (warm-up steps excluded)."""
-    env = dict(os.environ, **STEP_ENV, **extra, MLP_ACTIVATION=act, COMPILE=str(int(compiled)),
-               ITERATIONS=str(steps), WARMUP_STEPS=str(warmup), DATA_PATH=data["data_path"],
-               TOKENIZER_PATH=data["tokenizer"], RUN_ID="bench")
-    with tempfile.TemporaryDirectory() as cwd:
-        proc = subprocess.run([sys.executable, str(REPO / "train_gpt.py")], cwd=cwd, env=env, capture_output=True,
-                              text=True)
-    found = re.findall(rf"^step:{steps}/{steps} val_loss:\S+ val_bpb:\S+ train_time:\d+ms step_avg:(\S+)ms$",
-                       proc.stdout, re.M)
-    if proc.returncode != 0 or not found:
-        tail = (proc.stdout[-1500:] + proc.stderr[-1500:]).strip()
-        raise BenchError(f"train_gpt.py run ({act}, COMPILE={int(compiled)}) failed (exit {proc.returncode}):\n{tail}")
-    return float(found[-1])
+def build_trainer(act: str, compiled: bool, warmup: int, data: dict, extra: dict):
+    """train_gpt.py's own Trainer for one variant, built and warmed up as a run builds it (every graph compiled)."""
+    env = dict(STEP_ENV, **extra, MLP_ACTIVATION=act, COMPILE=str(int(compiled)), WARMUP_STEPS=str(warmup),
+               DATA_PATH=data["data_path"], TOKENIZER_PATH=data["tokenizer"])
+    try:
+        args = tg.Hyperparameters(env)
+        rt = tg.runtime_from_env(args)
+    except tg.ConfigError as exc:
+        raise BenchError(str(exc)) from exc
+    tg.init_distributed(rt)
+    tg.pick_attention_backend(args.attention, rt.device)
+    tg.zeropower_via_newtonschulz5 = ZEROPOWER  # build_trainer compiles it: once per trainer, not compiled twice
+    files = sorted(Path(data["data_path"]).glob("fineweb_train_*.bin"))
+    tr = tg.build_trainer(args, rt, files)
+    tg.warm_up(tr, files, lambda line: None)
+    tr.steps_done = 0
+    return tr
+
+
+def time_steps(tr, steps: int) -> float:
+    """ms per optimizer step over `steps` steps of the trainer (the timed loop's own Trainer.step)."""
+    tg.sync(tr.rt.device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        tr.step(tr.steps_done, 1.0, qat=False)
+        tr.steps_done += 1
+    tg.sync(tr.rt.device)
+    return 1000.0 * (time.perf_counter() - t0) / steps
+
+
+ZEROPOWER = tg.zeropower_via_newtonschulz5
 
 
 def sample_data() -> dict:
@@ -205,14 +220,20 @@ def sample_data() -> dict:
 
 
 def bench_steps(rounds: int, steps: int, modes: list[str], extra: dict, config_name: str) -> None:
+    """Both models of a mode live in this process, compiled before any timing; each round times `steps` steps
+    of every variant in turn (order rotated), so machine noise and clock drift hit them alike."""
     data = sample_data()
     variants = [(mode, act) for mode in modes for act in ("relu2", "asqu")]
+    trainers = {(mode, act): build_trainer(act, mode == "compiled", 3 if mode == "compiled" else 1, data, extra)
+                for mode, act in variants}
     times: dict[tuple, list[float]] = {v: [] for v in variants}
+    graphs = tg.compiled_graphs()
     for r in range(rounds):
-        for mode, act in rotated(variants, r):
-            warmup = 3 if mode == "compiled" else 1
-            times[(mode, act)].append(run_steps(act, mode == "compiled", steps, warmup, data, extra))
-    print(f"\ntrain_gpt.py whole step, {config_name} model, {steps} timed steps per run, "
+        for v in rotated(variants, r):
+            times[v].append(time_steps(trainers[v], steps))
+    if tg.compiled_graphs() != graphs:  # a graph compiled inside a timed block: its times are not step times
+        print(f"WARNING: {tg.compiled_graphs() - graphs} graph(s) compiled during the timed steps")
+    print(f"\ntrain_gpt.py Trainer.step, {config_name} model, {steps} steps per variant per round, in one process, "
           f"sample data; config {' '.join(f'{k}={v}' for k, v in {**STEP_ENV, **extra}.items())}")
     for mode in modes:
         relu, asqu = times[(mode, "relu2")], times[(mode, "asqu")]
@@ -227,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("what", choices=["activation", "step", "all"])
     p.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help=f"rounds (default {DEFAULT_ROUNDS})")
     p.add_argument("--mode", choices=["eager", "compiled", "both"], default="both", help="step benchmark modes")
-    p.add_argument("--steps", type=int, default=20, help="timed training steps per run (step benchmark)")
+    p.add_argument("--steps", type=int, default=10, help="steps per variant per round (step benchmark)")
     p.add_argument("--tokens", type=int, default=16384, help="rows of the activation benchmark's input")
     p.add_argument("--hidden", type=int, default=1024, help="columns of the activation benchmark's input")
     p.add_argument("--iters", type=int, default=20, help="calls per round (activation benchmark)")

@@ -1,12 +1,12 @@
-"""Tests of the benchmark scripts' bookkeeping (no timing assertions): per-round ratios, median / min /
-max, the goal verdict, round-by-round interleaving, the output header, and reading train_gpt.py's step_avg."""
+"""Tests of the benchmark scripts (no timing assertions): per-round ratios, median / min / max, the goal
+verdict, round-by-round interleaving, the output header, and the step benchmark's real trainers."""
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -49,20 +49,25 @@ def test_header_names_date_torch_device_threads():
     assert "NOTE: fewer than 5 rounds" in bench.header("x", 1, "cpu")
 
 
-def test_step_benchmark_interleaves_and_reports(monkeypatch, capsys):
-    calls = []
+def test_step_benchmark_builds_each_variant_once_then_interleaves(monkeypatch, capsys):
+    built, calls = [], []
     per_step = {("eager", "relu2"): 100.0, ("eager", "asqu"): 110.0,
                 ("compiled", "relu2"): 100.0, ("compiled", "asqu"): 105.0}
 
-    def fake_run(act, compiled, steps, warmup, data, extra):
-        mode = "compiled" if compiled else "eager"
-        calls.append((mode, act))
-        return per_step[(mode, act)] + len(calls) * 0.001
+    def fake_build(act, compiled, warmup, data, extra):
+        built.append(("compiled" if compiled else "eager", act))
+        return built[-1]
 
-    monkeypatch.setattr(bench, "run_steps", fake_run)
+    def fake_time(variant, steps):
+        calls.append(variant)
+        return per_step[variant] + len(calls) * 0.001
+
+    monkeypatch.setattr(bench, "build_trainer", fake_build)
+    monkeypatch.setattr(bench, "time_steps", fake_time)
     monkeypatch.setattr(bench, "sample_data", lambda: {})
     bench.bench_steps(5, 4, ["eager", "compiled"], {}, "MLP-heavy small")
     variants = [("eager", "relu2"), ("eager", "asqu"), ("compiled", "relu2"), ("compiled", "asqu")]
+    assert built == variants  # every model built (and compiled) before the first timing
     assert calls == [v for r in range(5) for v in bench.rotated(variants, r)]
     out = capsys.readouterr().out
     assert "eager     asqu/relu2 x1.100 [min 1.100, max 1.100]: goal <= 1.25 met in every round" in out
@@ -70,11 +75,13 @@ def test_step_benchmark_interleaves_and_reports(monkeypatch, capsys):
     assert "relu2 100.01 [min 100.00, max 100.02] ms/step" in out
 
 
-def test_run_steps_reads_the_final_step_avg_or_fails_with_the_output(monkeypatch):
-    stdout = ("step:4/4 train_loss:6.9 train_time:400ms step_avg:100.00ms\n"
-              "step:4/4 val_loss:6.9000 val_bpb:4.1000 train_time:412ms step_avg:103.00ms\n")
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout, ""))
-    assert bench.run_steps("asqu", False, 4, 1, {"data_path": "d", "tokenizer": "t"}, {}) == 103.0
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1, "", "Boom\n"))
-    with pytest.raises(bench.BenchError, match="(?s)exit 1.*Boom"):
-        bench.run_steps("asqu", True, 4, 3, {"data_path": "d", "tokenizer": "t"}, {})
+def test_step_benchmark_trains_the_real_models(sample_data, monkeypatch, capsys):
+    """One eager round on CPU: train_gpt.py's trainers really step (weights move, beta gets its gradient)."""
+    monkeypatch.setattr(bench, "sample_data", lambda: sample_data)
+    tr = bench.build_trainer("asqu", False, 1, sample_data, {"TRAIN_BATCH_TOKENS": "2048"})
+    beta = tr.base.blocks[0].mlp.asqu.beta.detach().clone()
+    assert tr.steps_done == 0 and bench.time_steps(tr, 2) > 0 and tr.steps_done == 2
+    assert not torch.equal(beta, tr.base.blocks[0].mlp.asqu.beta)
+    assert bench.main(["step", "--mode", "eager", "--rounds", "1", "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "NOTE: fewer than 5 rounds" in out and "eager     asqu/relu2 x" in out
