@@ -25,8 +25,13 @@ def test_every_ratio_in_the_readme_is_in_the_committed_output():
         assert any(printed in text for text in outputs.values()), f"README figure {printed} is in no benchmark output"
 
 
-def test_the_single_run_gpu_step_ratio_is_the_preflights():
-    section = benchmark_section()
-    ratio = re.search(r"record-size model in `scripts/gpu_preflight.py`, (\d\.\d{3})", section).group(1)
-    preflight = (REPO / "results/gpu-2026-11-26/preflight.txt").read_text(encoding="utf-8")
-    assert f"asqu/relu2 steady step time ratio: {ratio}" in preflight
+def test_the_gpu_results_readme_quotes_its_own_files():
+    folder = REPO / "results" / "gpu-2026-11-26"
+    readme = (folder / "README.md").read_text(encoding="utf-8")
+    outputs = "\n".join(p.read_text(encoding="utf-8") for p in folder.glob("*.txt"))
+    triples = re.findall(r"(\d\.\d{3}) \[(\d\.\d{3}), (\d\.\d{3})\]", readme)
+    assert len(triples) >= 8
+    for median, low, high in triples:
+        assert f"x{median} [min {low}, max {high}]" in outputs, (median, low, high)
+    ratio = re.search(r"The preflight's single runs, one after the other, gave (\d\.\d{3})", readme).group(1)
+    assert f"asqu/relu2 steady step time ratio: {ratio}" in outputs
