@@ -8,8 +8,8 @@
 
 Variants are interleaved round by round (their order rotated every round), so that machine noise
 hits all of them alike; the step benchmark builds and compiles every variant's model (train_gpt.py's
-own build_trainer and warm_up) in this one process before timing anything. Every ratio is taken within one round (variant / relu2 of the same round)
-and printed as the median with the min and max over the rounds; absolute times likewise. The header
+own build_trainer and warm_up) in this one process before timing anything. Every ratio is taken within
+one round (variant / relu2 of the same round) and printed as the median with the min and max over the rounds; absolute times likewise. The header
 gives the date, torch version, device and thread count. Whole-step goals (asqu / relu2):
 eager <= 1.25, compiled <= 1.03; the output says "goal not met" where the median misses one.
 CPU timings on a shared machine are noisy: quote medians of at least 5 rounds with their spread.
@@ -32,6 +32,10 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import train_gpt as tg  # noqa: E402
+
+# train_gpt.build_trainer replaces this global by its compiled form; the step benchmark builds several
+# trainers in one process, so it puts the original back before each (compiling it once, not wrapped again).
+ZEROPOWER = tg.zeropower_via_newtonschulz5
 
 DEFAULT_ROUNDS = 5
 STEP_GOALS = {"eager": 1.25, "compiled": 1.03}  # whole-step asqu / relu2
@@ -187,7 +191,7 @@ def build_trainer(act: str, compiled: bool, warmup: int, data: dict, extra: dict
         raise BenchError(str(exc)) from exc
     tg.init_distributed(rt)
     tg.pick_attention_backend(args.attention, rt.device)
-    tg.zeropower_via_newtonschulz5 = ZEROPOWER  # build_trainer compiles it: once per trainer, not compiled twice
+    tg.zeropower_via_newtonschulz5 = ZEROPOWER
     files = sorted(Path(data["data_path"]).glob("fineweb_train_*.bin"))
     tr = tg.build_trainer(args, rt, files)
     tg.warm_up(tr, files, lambda line: None)
@@ -204,9 +208,6 @@ def time_steps(tr, steps: int) -> float:
         tr.steps_done += 1
     tg.sync(tr.rt.device)
     return 1000.0 * (time.perf_counter() - t0) / steps
-
-
-ZEROPOWER = tg.zeropower_via_newtonschulz5
 
 
 def sample_data() -> dict:

@@ -361,8 +361,10 @@ def sweep(args: argparse.Namespace) -> int:
         log = run.log_path if run.log_path.is_file() else run.seed_log_path
         parsed = runlog.parse_log(log) if log.is_file() else None
         if status != 0 or parsed is None or not parsed.finished:
-            why = f"exit status {status}" if status else \
-                f"it ended without {', '.join(parsed.missing_final)}" if parsed else "it wrote no log"
+            if status:
+                why = f"exit status {status}"
+            else:
+                why = f"it ended without {', '.join(parsed.missing_final)}" if parsed else "it wrote no log"
             where = f"its log: {log}" if parsed else f"it wrote no log (expected {run.log_path})"
             tail = _tail(run.console_path)
             raise SweepError(f"run {place} {run.run_id} failed ({why}) after {took:.1f} s; {where}; console output: "
