@@ -58,7 +58,7 @@ class RunError(RuntimeError):
 ACTIVATIONS = ("relu2", "leaky2", "asqu")
 # Variables that do not change results: left out of config_fingerprint.
 NOT_FINGERPRINTED = ("SEED", "RUN_ID", "DATA_PATH", "TOKENIZER_PATH", "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY",
-                     "COMPILE", "ATTENTION")
+                     "COMPILE", "ATTENTION", "MLP_KERNEL")
 
 class Hyperparameters:
     """Reads every setting from the environment (attribute = NAME.lower()), then validate() checks them."""
@@ -143,6 +143,8 @@ class Hyperparameters:
         self.compile = v("COMPILE", None, bool, "torch.compile(fullgraph=True) the model (default: 1 on CUDA, 0 on CPU)")
         self.attention = v("ATTENTION", "auto", str, "auto | flash_attn_3 | flash_attn_2 | sdpa (auto: FA3, FA2 >= 2.6, SDPA)").strip().lower()
         self.cpu_bf16 = v("CPU_BF16", False, bool, "on CPU, the CUDA numerics: bf16 autocast and bf16 embedding tables")
+        self.mlp_kernel = v("MLP_KERNEL", "auto", str, "auto | triton | torch: the MLP activation's kernels "
+                            "(auto: the faster on this GPU by committed measurements, else torch)").strip().lower()
         self.validate()
     def _var(self, name: str, default, kind, doc: str):
         self._vars.append((name, default, doc))
@@ -173,7 +175,8 @@ class Hyperparameters:
         defaults = {n: d for n, d, _ in self._vars}
         self.mlp_activation = {"leaky_relu2": "leaky2"}.get(self.mlp_activation, self.mlp_activation)  # the seed PR's name
         for name, allowed in (("MLP_ACTIVATION", ACTIVATIONS), ("FINAL_WEIGHTS", ("ema", "swa", "raw")),
-                              ("ATTENTION", ("auto", "flash_attn_3", "flash_attn_2", "sdpa"))):
+                              ("ATTENTION", ("auto", "flash_attn_3", "flash_attn_2", "sdpa")),
+                              ("MLP_KERNEL", ("auto", "triton", "torch"))):
             need(getattr(self, name.lower()) in allowed, f"{name}={getattr(self, name.lower())!r} is not one of {', '.join(allowed)}")
         need(0 <= self.seed < 2**32, f"SEED={self.seed} must be in 0..{2**32 - 1}, e.g. SEED=1337")
         if self.run_id is None:
@@ -291,12 +294,31 @@ def runtime_from_env(args: Hyperparameters) -> Runtime:
     device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
     rt = Runtime(rank, world_size, local_rank, "RANK" in os.environ and "WORLD_SIZE" in os.environ, device,
                  device.type == "cuda" or args.cpu_bf16, device.type == "cuda" if args.compile is None else args.compile)
+    args.mlp_kernel = pick_mlp_kernel(args.mlp_kernel, device)
     micro = world_size * rt.grad_accum_steps * args.train_seq_len
     if args.train_batch_tokens % micro:
         raise ConfigError(f"TRAIN_BATCH_TOKENS={args.train_batch_tokens} must be divisible by world_size ({world_size}) "
                           f"x gradient accumulation ({rt.grad_accum_steps}) x TRAIN_SEQ_LEN ({args.train_seq_len}) = "
                           f"{micro}, e.g. TRAIN_BATCH_TOKENS={max(1, round(args.train_batch_tokens / micro)) * micro}")
     return rt
+
+# MLP_KERNEL=auto takes the Triton kernels on the GPUs whose committed measurements (results/gpu-*) show them faster
+# than torch's compiled activation; none has been measured yet, so auto means torch everywhere for now.
+TRITON_FASTER_ON: tuple[str, ...] = ()  # torch.cuda.get_device_name() values
+
+def pick_mlp_kernel(choice: str, device: torch.device) -> str:
+    """auto -> triton or torch (see TRITON_FASTER_ON); triton is checked to be able to run here."""
+    if choice == "auto":
+        faster = device.type == "cuda" and torch.cuda.get_device_name(device) in TRITON_FASTER_ON
+        return "triton" if faster and triton is not None else "torch"
+    if choice == "triton" and triton is None:
+        raise ConfigError("MLP_KERNEL=triton but the triton package cannot be imported; pip install triton, "
+                          "or set MLP_KERNEL=torch")
+    interpreted = os.environ.get("TRITON_INTERPRET", "").strip().lower() in ("1", "true", "yes", "on")
+    if choice == "triton" and device.type != "cuda" and not interpreted:
+        raise ConfigError("MLP_KERNEL=triton needs a CUDA GPU; on CPU only under TRITON_INTERPRET=1 (slow: for "
+                          "tests), or set MLP_KERNEL=torch")
+    return choice
 
 def init_distributed(rt: Runtime) -> None:
     if rt.device.type == "cuda":
@@ -556,6 +578,129 @@ def check_byte_tables(sp: spm.SentencePieceProcessor, t: ByteTables, path: str) 
     return checked
 
 # -----------------------------
+# TRITON KERNELS: THE MLP ACTIVATION (MLP_KERNEL=triton)
+# -----------------------------
+# One family: f(h) = h^2 for h > 0, coef h^2 for h <= 0, with coef = 0 (relu2), s^2 (leaky2) or beta_c per channel
+# (asqu). The backward reads g and h once and writes dh; for asqu the same pass sums g h^2 [h <= 0] per channel into
+# per-program fp32 partials, which a second small kernel adds up in a fixed order: no atomics, the same bits every
+# run. beta_grad_scale (ASQU_BETA_GRAD_EVERY; 0 = skipped) is a plain argument: no recompilation for either value.
+# Registered as custom ops with fake implementations, so torch.compile(fullgraph=True) keeps one graph around them.
+# On CPU they run under TRITON_INTERPRET=1 (slow, for tests: the same program the GPU runs).
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # MLP_KERNEL=triton is then refused with a ConfigError
+    triton = None
+
+TRITON_BLOCK_M, TRITON_BLOCK_N, TRITON_ROWS_PER_PROGRAM = 32, 128, 512  # tiles of 32 rows x 128 channels
+
+if triton is not None:
+    @triton.jit
+    def squared_act_fwd_kernel(h_ptr, beta_ptr, y_ptr, rows, C, neg_coef, PER_CHANNEL: tl.constexpr,
+                               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+        # torch: y = torch.where(h > 0, h * h, coef * h * h), computed in fp32, stored in h's dtype
+        r = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+        c = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = (r < rows)[:, None] & (c < C)[None, :]
+        offsets = r.to(tl.int64)[:, None] * C + c[None, :]
+        h = tl.load(h_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+        if PER_CHANNEL:
+            coef = tl.load(beta_ptr + c, mask=c < C, other=0.0).to(tl.float32)[None, :]
+        else:
+            coef = neg_coef
+        y = h * h * tl.where(h > 0, 1.0, coef)
+        tl.store(y_ptr + offsets, y.to(y_ptr.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def squared_act_bwd_kernel(g_ptr, h_ptr, beta_ptr, dh_ptr, partial_ptr, rows, C, rows_per_program, neg_coef,
+                               PER_CHANNEL: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+        # torch: dh = 2 * g * h * torch.where(h > 0, 1, coef); partial[program] = (g * h * h * (h <= 0)).sum(rows)
+        c = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        channel_mask = c < C
+        if PER_CHANNEL:
+            coef = tl.load(beta_ptr + c, mask=channel_mask, other=0.0).to(tl.float32)[None, :]
+        else:
+            coef = neg_coef
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        first_row = tl.program_id(0) * rows_per_program
+        for start in range(first_row, first_row + rows_per_program, BLOCK_M):
+            r = start + tl.arange(0, BLOCK_M)
+            mask = (r < rows)[:, None] & channel_mask[None, :]
+            offsets = r.to(tl.int64)[:, None] * C + c[None, :]
+            h = tl.load(h_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+            g = tl.load(g_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+            gh = g * h
+            negative = h <= 0
+            tl.store(dh_ptr + offsets, (2.0 * gh * tl.where(negative, coef, 1.0)).to(dh_ptr.dtype.element_ty), mask=mask)
+            if PER_CHANNEL:
+                acc += tl.where(negative, gh * h, 0.0)
+        if PER_CHANNEL:
+            tl.store(partial_ptr + tl.program_id(0) * C + c, tl.sum(acc, axis=0), mask=channel_mask)
+
+    @triton.jit
+    def column_sum_kernel(partial_ptr, out_ptr, parts, C, scale, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr):
+        # torch: out = scale * partial.sum(0), in a fixed order (scale 0 writes zeros, whatever the partials hold)
+        c = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        acc = tl.zeros((BLOCK_P, BLOCK_N), dtype=tl.float32)
+        for start in range(0, parts, BLOCK_P):
+            p = start + tl.arange(0, BLOCK_P)
+            mask = (p < parts)[:, None] & (c < C)[None, :]
+            acc += tl.load(partial_ptr + p.to(tl.int64)[:, None] * C + c[None, :], mask=mask, other=0.0)
+        total = tl.sum(acc, axis=0)
+        tl.store(out_ptr + c, tl.where(scale != 0, total * scale, 0.0), mask=c < C)
+
+@torch.library.custom_op("asqu_golf::squared_act", mutates_args=())
+def squared_act(h: Tensor, beta: Tensor | None, neg_coef: float, beta_grad_scale: float) -> Tensor:
+    """f(h) with coef = beta (per channel, when given) or neg_coef; beta_grad_scale is for the backward."""
+    h2 = h.reshape(-1, h.size(-1)).contiguous()
+    rows, C = h2.shape
+    y = torch.empty_like(h2)
+    grid = (triton.cdiv(rows, TRITON_BLOCK_M), triton.cdiv(C, TRITON_BLOCK_N))
+    squared_act_fwd_kernel[grid](h2, h2 if beta is None else beta, y, rows, C, neg_coef, beta is not None,
+                                 BLOCK_M=TRITON_BLOCK_M, BLOCK_N=TRITON_BLOCK_N)
+    return y.view(h.shape)
+
+@squared_act.register_fake
+def _squared_act_fake(h, beta, neg_coef, beta_grad_scale):
+    return h.new_empty(h.shape)
+
+@torch.library.custom_op("asqu_golf::squared_act_backward", mutates_args=())
+def squared_act_backward(g: Tensor, h: Tensor, beta: Tensor | None, neg_coef: float,
+                         beta_grad_scale: float) -> tuple[Tensor, Tensor]:
+    """(dh, dbeta): dbeta is fp32 of beta's size, times beta_grad_scale; empty when beta is None."""
+    C = h.size(-1)
+    h2, g2 = h.reshape(-1, C).contiguous(), g.reshape(-1, C).contiguous()
+    rows = h2.size(0)
+    dh = torch.empty_like(h2)
+    parts = triton.cdiv(rows, TRITON_ROWS_PER_PROGRAM)
+    per_channel = beta is not None
+    partial = torch.empty((parts if per_channel else 0, C), dtype=torch.float32, device=h.device)
+    dbeta = torch.empty(C if per_channel else 0, dtype=torch.float32, device=h.device)
+    squared_act_bwd_kernel[(parts, triton.cdiv(C, TRITON_BLOCK_N))](
+        g2, h2, beta if per_channel else h2, dh, partial, rows, C, TRITON_ROWS_PER_PROGRAM, neg_coef, per_channel,
+        BLOCK_M=TRITON_BLOCK_M, BLOCK_N=TRITON_BLOCK_N)
+    if per_channel:
+        column_sum_kernel[(triton.cdiv(C, TRITON_BLOCK_N),)](partial, dbeta, parts, C, beta_grad_scale,
+                                                           BLOCK_P=16, BLOCK_N=TRITON_BLOCK_N)
+    return dh.view(h.shape), dbeta
+
+@squared_act_backward.register_fake
+def _squared_act_backward_fake(g, h, beta, neg_coef, beta_grad_scale):
+    return h.new_empty(h.shape), h.new_empty(h.size(-1) if beta is not None else 0, dtype=torch.float32)
+
+def _squared_act_setup(ctx, inputs, output) -> None:
+    h, beta, ctx.neg_coef, ctx.beta_grad_scale = inputs
+    ctx.save_for_backward(h, beta)
+
+def _squared_act_grad(ctx, g: Tensor):
+    h, beta = ctx.saved_tensors
+    dh, dbeta = squared_act_backward(g, h, beta, ctx.neg_coef, ctx.beta_grad_scale)
+    return dh, dbeta if ctx.needs_input_grad[1] else None, None, None
+
+squared_act.register_autograd(_squared_act_grad, setup_context=_squared_act_setup)
+
+# -----------------------------
 # MODEL
 # -----------------------------
 
@@ -665,26 +810,31 @@ class ASQU(nn.Module):
         self.beta = nn.Parameter(torch.full((hidden,), init, dtype=torch.float32))
     def effective_beta(self) -> Tensor:
         return torch.sigmoid(self.beta) if self.sigmoid_beta else self.beta
-    def forward(self, h: Tensor, beta_grad: bool = True) -> Tensor:
-        scale = float(self.beta_grad_every) if beta_grad else 0.0
-        return AsquFunction.apply(h, self.effective_beta(), scale if self.training else 1.0)
+    def forward(self, h: Tensor, beta_grad: bool = True, triton_kernel: bool = False) -> Tensor:
+        scale = (float(self.beta_grad_every) if beta_grad else 0.0) if self.training else 1.0
+        if triton_kernel:
+            return squared_act(h, self.effective_beta(), 0.0, scale)
+        return AsquFunction.apply(h, self.effective_beta(), scale)
 
 class MLP(nn.Module):
     def __init__(self, dim: int, hidden: int, args: Hyperparameters):
         super().__init__()
         self.activation, self.slope = args.mlp_activation, args.mlp_leaky_slope
+        self.triton_kernel = args.mlp_kernel == "triton"  # "auto" is resolved by runtime_from_env
         self.fc = CastedLinear(dim, hidden, int6=True)
         self.proj = CastedLinear(hidden, dim, int6=True, zero_init=True)
         if self.activation == "asqu":
             self.asqu = ASQU(hidden, args.asqu_beta_init, args.asqu_sigmoid_beta, args.asqu_beta_grad_every)
     def forward(self, x: Tensor, qat: bool = False, beta_grad: bool = True) -> Tensor:
         h = self.fc(x, qat)
-        if self.activation == "relu2":
+        if self.activation == "asqu":
+            h = self.asqu(h, beta_grad, self.triton_kernel)
+        elif self.triton_kernel:
+            h = squared_act(h, None, self.slope ** 2 if self.activation == "leaky2" else 0.0, 0.0)
+        elif self.activation == "relu2":
             h = torch.relu(h).square()
-        elif self.activation == "leaky2":
-            h = F.leaky_relu(h, self.slope).square()
         else:
-            h = self.asqu(h, beta_grad)
+            h = F.leaky_relu(h, self.slope).square()
         return self.proj(h, qat)
 
 class Block(nn.Module):
@@ -1416,7 +1566,8 @@ def log_header(args: Hyperparameters, rt: Runtime, log, inputs: Inputs, base: GP
     log(f"val_loader:shards pattern={Path(args.data_path) / 'fineweb_val_*.bin'} tokens:{inputs.val.tokens.numel() - 1}")
     log(f"model_params:{sum(p.numel() for p in base.parameters())}")
     log(args.activation_summary())
-    log(f"device:{rt.device} dtype:{'bfloat16' if rt.bf16 else 'float32'} attention:{ATTN_BACKEND} compile:{int(rt.compile)}")
+    log(f"device:{rt.device} dtype:{'bfloat16' if rt.bf16 else 'float32'} attention:{ATTN_BACKEND} compile:{int(rt.compile)} "
+        f"mlp_kernel:{args.mlp_kernel}")
     log(f"XSA:last_{args.xsa_last_n} active_layers:{[i for i, b in enumerate(base.blocks) if b.attn.xsa]}")
     log(f"world_size:{rt.world_size} grad_accum_steps:{rt.grad_accum_steps}")
     log(f"attention_mode:gqa num_heads:{args.num_heads} num_kv_heads:{args.num_kv_heads}")
