@@ -241,6 +241,11 @@ class RunLog:
         return "failed" if self.error else "truncated"
 
     @property
+    def non_finite(self) -> list[str]:
+        """The final figures logged as nan / inf (a diverged run): the tools leave such a run out of every mean."""
+        return [name for name in FINAL_FIGURES if getattr(self, name) is not None and not math.isfinite(getattr(self, name))]
+
+    @property
     def final_eval_ms(self) -> int | None:
         """DIAGNOSTIC + roundtrip (+ sliding when promised) eval_time; None when the log lacks one."""
         parts = [self.post_ema_eval_ms, self.roundtrip_eval_ms]
@@ -263,7 +268,7 @@ class RunLog:
         record = {"log": str(self.path), "name": self.name, "mlp_activation_logged": self.activation_logged}
         record.update((f.name, getattr(self, f.name)) for f in fields(self) if f.name not in hidden)
         for key in ("steps", "train_time_ms", "step_avg_ms", "stopped_early", "quant_gap_bpb", "final_eval_ms", "finished",
-                    "status"):
+                    "status", "non_finite"):
             record[key] = getattr(self, key)
         record["missing_final_lines"] = self.missing_final
         record["duplicates"] = [str(p) for p in self.duplicates]
@@ -271,6 +276,7 @@ class RunLog:
         return record
 
 
+FINAL_FIGURES = [f"{kind}_val_{unit}" for kind in ("post_ema", "roundtrip", "sliding") for unit in ("loss", "bpb")]
 _FIELD_TYPES = {f.name: str(f.type) for f in fields(RunLog)}
 
 
