@@ -239,6 +239,27 @@ def test_same_run_copied_across_folders_counts_once(tmp_path):
         "early_copy.log", "logs/r1.txt", "records/track_non_record_16mb/2026-01-01_X/train_seed1.log"]
 
 
+def test_same_run_id_seed_and_settings_in_two_different_logs_is_refused(tmp_path):
+    def write(rel, seed=1, config=None, **kw):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(make_log(seed=seed, steps=60, val_every=30, train_every=30, run_id="r1",
+                                             config=config or {"NUM_LAYERS": "4"}, **kw))
+        return tmp_path / rel
+
+    first = write("a/train_seed1.log")
+    second = write("b/train_seed1.log", step_avg_ms=90.0)  # the same run_id, seed and settings, other figures
+    with pytest.raises(runlog.LogError) as err:
+        runlog.collect_runs([tmp_path])
+    assert str(err.value) == (f"{first} and {second} hold the same run (run_id r1, seed 1, same settings) but differ: "
+                              "counting both would count it twice; name or keep only one of them")
+    assert len(runlog.collect_runs([first])) == 1
+    second.unlink()
+    write("b/train_seed2.log", seed=2)  # run_id reused with another seed: another run
+    write("c/train_seed1.log", config={"NUM_LAYERS": "5"})  # ... or other settings (another sweep): another run
+    assert sorted((r.seed, r.config["NUM_LAYERS"]) for r in runlog.collect_runs([tmp_path])) == [
+        (1, "4"), (1, "5"), (2, "4")]
+
+
 def test_files_that_are_not_run_logs_are_not_runs(tmp_path):
     (tmp_path / "README.md").write_text("step:1/2 train_loss:1.0000 train_time:1ms step_avg:1.00ms\n")
     (tmp_path / "pip.log").write_text("Collecting torch\nSuccessfully installed torch\n")

@@ -431,7 +431,14 @@ def collect_runs(paths: Iterable[str | Path]) -> list[RunLog]:
             run = parse_text(text, file)
             if path.is_file() or looks_like_run(run):
                 found.append((run, text.replace("\r\n", "\n")))
-    return dedupe(found)
+    runs = dedupe(found)
+    seen: dict[tuple, RunLog] = {}
+    for run in runs:  # not copies of one another, yet the same run_id, seed and settings: never count both
+        other = seen.setdefault((run.run_id, run.seed, group_key(run)), run) if run.run_id else run
+        if other is not run:
+            raise LogError(f"{other.path} and {run.path} hold the same run (run_id {run.run_id}, seed {run.seed}, same "
+                           "settings) but differ: counting both would count it twice; name or keep only one of them")
+    return runs
 
 
 def load_runs(paths: list[str | Path]) -> list[RunLog]:
