@@ -205,3 +205,33 @@ def test_non_finite_run_is_counted_but_left_out_of_the_mean(tmp_path, capsys):
     rows = run_json(capsys, tmp_path)
     assert [r["non_finite"] for r in sorted(rows, key=lambda r: r["seed"])] == [
         [], [], ["sliding_val_loss", "sliding_val_bpb"]]
+
+
+@pytest.mark.parametrize("tool, argv, line", [
+    ("summarize", ["--jsn", "x"], "summarize.py: error: unrecognized arguments: --jsn; did you mean --json?"),
+    ("compare", ["relu2", "asqu", "x", "--chek"],
+     "compare.py: error: unrecognized arguments: --chek; did you mean --check?"),
+    ("sweep", ["--activations", "relu2", "--seeds", "1", "--out", "o", "--wallclok", "3"],
+     "sweep.py: error: unrecognized arguments: --wallclok 3; did you mean --wallclock?"),
+    ("plots", ["x"], "plots.py: error: the following arguments are required: --out; see plots.py --help"),
+])
+def test_usage_errors_are_one_line_with_the_fix(tool, argv, line):
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / f"{tool}.py"), *argv],
+                          capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stderr, proc.stdout) == (2, line + "\n", "")
+
+
+def test_compare_on_an_empty_folder_says_no_logs(tmp_path, capsys):
+    import compare
+
+    assert compare.main(["relu2", "asqu", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"compare: error: no run logs found in {tmp_path}\n"
+
+
+def test_a_closed_output_pipe_ends_quietly():
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import runlog\n"
+            "def main():\n    raise BrokenPipeError(32, 'Broken pipe')\n"
+            "runlog.run_main(main)")
+    proc = subprocess.run([sys.executable, "-c", code, str(REPO / "tools")], capture_output=True, text=True,
+                          timeout=60)
+    assert (proc.returncode, proc.stderr) == (1, "")

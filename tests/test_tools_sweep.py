@@ -234,10 +234,12 @@ def test_out_that_is_a_file_is_one_clear_error(fake, capsys, where, dry_run):
     target = {"out": out, "parent": out, "run folder": out / "asqu_seed42"}[where]
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("not a folder\n")
-    argv = sweep_args(script, out / "sub" if where == "parent" else out, "--no-plots", *(["--dry-run"] if dry_run else []))
+    given = out / "sub" if where == "parent" else out
+    argv = sweep_args(script, given, "--no-plots", *(["--dry-run"] if dry_run else []))
     assert sweep.main(argv) == 2
     err = capsys.readouterr().err
-    assert err == f"sweep: error: --out {argv[5]}: {target} is a file, not a folder; give --out a new or existing folder\n"
+    assert err == (f"sweep: error: --out {given}: {target} is a file, not a folder; "
+                   "give --out a new or existing folder\n")
     assert target.read_text() == "not a folder\n" and calls_of(calls) == []
 
 

@@ -291,7 +291,7 @@ def report(out: Path, runs: list[Run], activations: list[str], plots: bool) -> N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = runlog.ArgumentParser(
         description="Run train_gpt.py over activations x seeds, one run at a time, resumably.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Example: python tools/sweep.py --activations relu2,asqu --seeds 1337,42,2024 "
