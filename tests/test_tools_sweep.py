@@ -243,6 +243,19 @@ def test_out_that_is_a_file_is_one_clear_error(fake, capsys, where, dry_run):
     assert target.read_text() == "not a folder\n" and calls_of(calls) == []
 
 
+def test_unwritable_out_is_one_clear_error(fake, capsys, monkeypatch):
+    script, calls, out = fake
+
+    def full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    assert sweep.main(sweep_args(script, out, "--no-plots")) == 2
+    assert capsys.readouterr().err == (f"sweep: error: --out {out}: cannot write {out / 'sweep.json'} (No space left "
+                                       "on device); give --out a writable folder\n")
+    assert calls_of(calls) == []
+
+
 def test_unreadable_sweep_record_is_one_clear_error(fake, capsys):
     script, calls, out = fake
     (out / "sweep.json").mkdir(parents=True)  # a folder where the settings file should be
