@@ -244,3 +244,22 @@ def test_copies_of_a_run_count_once(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert sorted(result["b"]["seeds"]) == [42, 1337]
     assert next(m for m in result["metrics"] if m["metric"] == "sliding_val_loss")["n_b"] == 2
+
+
+def test_non_finite_runs_are_left_out_and_the_counts_say_so(tmp_path, capsys):
+    write_runs(tmp_path, "relu2", [1.8960, 1.8966, 1.8957])
+    paths = write_runs(tmp_path, "asqu", [1.8880, 1.8877, float("nan")])
+    assert compare.main(["relu2", "asqu", str(tmp_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["b"]["seeds"] == [42, 1337] and result["b"]["left_out_non_finite"] == [str(paths[2])]
+    assert result["a"]["left_out_non_finite"] == []
+    assert {(m["n_a"], m["n_b"]) for m in result["metrics"]} == {(3, 2)}  # every figure uses the runs counted
+    assert compare.main(["relu2", "asqu", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == (f"B = asqu: 2 runs (seeds 42, 1337); 1 more left out: non-finite final values "
+                      f"(nan/inf, a diverged run): {paths[2]}")
+    for path in paths[:2]:
+        path.unlink()
+    assert compare.main(["relu2", "asqu", str(tmp_path)]) == 2
+    assert "no finished runs with mlp_activation asqu (found: relu2, asqu; 1 with non-finite results left out)" in (
+        capsys.readouterr().err)

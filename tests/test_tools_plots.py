@@ -330,3 +330,13 @@ def test_bad_state_dicts_are_one_line_errors(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     with pytest.raises(plots.ToolError, match="holds no final_model.pt"):
         plots.beta_sources([tmp_path / "empty"])
+
+
+def test_out_that_is_a_file_is_one_clear_error(tmp_path, capsys):
+    log = tmp_path / "asqu_seed1.log"
+    log.write_text(make_log(seed=1, steps=60, val_every=30, train_every=30))
+    (tmp_path / "afile").write_text("keep me\n")
+    assert plots.main([str(log), "--out", str(tmp_path / "afile" / "plots")]) == 2
+    assert capsys.readouterr().err == (f"plots: error: --out {tmp_path / 'afile' / 'plots'}: cannot make this folder "
+                                       "(Not a directory); give --out a new or existing folder\n")
+    assert (tmp_path / "afile").read_text() == "keep me\n"

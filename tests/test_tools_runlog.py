@@ -239,6 +239,27 @@ def test_same_run_copied_across_folders_counts_once(tmp_path):
         "early_copy.log", "logs/r1.txt", "records/track_non_record_16mb/2026-01-01_X/train_seed1.log"]
 
 
+def test_same_run_id_seed_and_settings_in_two_different_logs_is_refused(tmp_path):
+    def write(rel, seed=1, config=None, **kw):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(make_log(seed=seed, steps=60, val_every=30, train_every=30, run_id="r1",
+                                             config=config or {"NUM_LAYERS": "4"}, **kw))
+        return tmp_path / rel
+
+    first = write("a/train_seed1.log")
+    second = write("b/train_seed1.log", step_avg_ms=90.0)  # the same run_id, seed and settings, other figures
+    with pytest.raises(runlog.LogError) as err:
+        runlog.load_runs([tmp_path])
+    assert str(err.value) == (f"{first} and {second} hold the same run (run_id r1, seed 1, same settings) but differ: "
+                              "counting both would count it twice; name or keep only one of them")
+    assert len(runlog.load_runs([first])) == 1
+    second.unlink()
+    write("b/train_seed2.log", seed=2)  # run_id reused with another seed: another run
+    write("c/train_seed1.log", config={"NUM_LAYERS": "5"})  # ... or other settings (another sweep): another run
+    assert sorted((r.seed, r.config["NUM_LAYERS"]) for r in runlog.load_runs([tmp_path])) == [
+        (1, "4"), (1, "5"), (2, "4")]
+
+
 def test_files_that_are_not_run_logs_are_not_runs(tmp_path):
     (tmp_path / "README.md").write_text("step:1/2 train_loss:1.0000 train_time:1ms step_avg:1.00ms\n")
     (tmp_path / "pip.log").write_text("Collecting torch\nSuccessfully installed torch\n")
@@ -353,3 +374,48 @@ def test_separator_must_be_exactly_100_characters():
     text = source + "\n" + SEPARATOR + "\nseed:5\n"
     run = runlog.parse_text(text)
     assert run.source_dump == source and run.seed == 5
+
+
+def test_damaged_unreadable_and_foreign_files_are_one_clear_refusal(tmp_path, monkeypatch):
+    text = make_log(seed=1, steps=60, val_every=30, train_every=30)
+    damaged = tmp_path / "runs" / "damaged.log"
+    damaged.parent.mkdir()
+    damaged.write_bytes(text.encode().replace(b"seed:1\n", b"seed:1\xff\n"))  # the seed line would be lost
+    for given in (damaged, damaged.parent):  # named, or found in a folder
+        with pytest.raises(runlog.LogError) as err:
+            runlog.collect_runs([given])
+        offset = text.encode().index(b"seed:1\n") + 6
+        assert str(err.value) == (f"{damaged} is not UTF-8 text (byte 0xff at offset {offset}), so not a log "
+                                  "train_gpt.py wrote or a damaged one; use an undamaged copy or leave it out")
+    damaged.write_bytes(b"\x89PNG\r\n\x1a\n binary, not a run")  # found in a folder and not a run: skipped
+    (tmp_path / "runs" / "ok.log").write_text(text)
+    assert [r.path.name for r in runlog.collect_runs([tmp_path])] == ["ok.log"]
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("just some notes\n")
+    with pytest.raises(runlog.LogError, match=rf"^{foreign} is not a run log \(no model_params, step, run_id or error "
+                                              r"line\); name a log train_gpt.py wrote$"):
+        runlog.collect_runs([foreign])
+    (tmp_path / "early.log").write_text("run_id:r9\nerror: NUM_LAYERS='x' is not a whole number\n")
+    assert runlog.collect_runs([tmp_path / "early.log"])[0].status == "failed"  # a run that ended early is a run
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(runlog.LogError, match=r"^cannot read log .*ok.log: Permission denied; fix its permissions or "
+                                              r"leave it out$"):
+        runlog.collect_runs([tmp_path / "runs" / "ok.log"])
+
+
+def test_crlf_copy_counts_once_and_another_tokenizer_is_not_pooled(tmp_path):
+    text = make_log(seed=1, steps=60, val_every=30, train_every=30, config={})
+    (tmp_path / "a.log").write_text(text)
+    (tmp_path / "a_crlf.log").write_bytes(text.replace("\n", "\r\n").encode())
+    runs = runlog.collect_runs([tmp_path])
+    assert len(runs) == 1 and runs[0].tokenizer == "fineweb_1024_bpe.model" and len(runs[0].duplicates) == 1
+    (tmp_path / "b.log").write_text(text.replace("tokenizer_path=./data/tokenizers/fineweb_1024_bpe.model",
+                                                 "tokenizer_path=/data/tok/other_1024.model byte_probes_ok:1"))
+    a, b = runlog.collect_runs([tmp_path / "a.log", tmp_path / "b.log"])
+    assert b.tokenizer == "other_1024.model" and a.config_fingerprint == b.config_fingerprint
+    assert runlog.differences(a, b) == ["tokenizer=fineweb_1024_bpe.model vs tokenizer=other_1024.model"]
+    assert len(runlog.groups([a, b])) == 2

@@ -188,3 +188,50 @@ def test_final_beta_table_per_layer(tmp_path, capsys):
     assert summarize.main(["--json", str(tmp_path / "train_seed2.log")]) == 0
     record = json.loads(capsys.readouterr().out)[0]
     assert record["final_betas"][1] == {"layer": 1, "mean": 0.5, "std": 0.2, "min": 0.1, "max": 0.8}
+
+
+def test_non_finite_run_is_counted_but_left_out_of_the_mean(tmp_path, capsys):
+    for seed, loss in ((1, 1.8880), (2, 1.8890), (3, float("nan"))):
+        (tmp_path / f"asqu_seed{seed}.log").write_text(make_log(seed=seed, sliding=sliding_pair(loss), steps=60,
+                                                                val_every=30, train_every=30, config={}))
+    assert summarize.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    mean_row = next(line for line in out if line.startswith("asqu mean"))
+    assert "1.88850000" in mean_row.split() and mean_row.endswith("n=3 (1 non-finite, left out of the mean)")
+    nan_row = next(line for line in out if line.endswith("asqu_seed3.log"))
+    assert "finished (non-finite)" in nan_row and "nan" in nan_row.split()
+    assert "runs" in out[out.index(next(x for x in out if "final ASQU beta" in x)) + 1]
+    assert next(x for x in out if x.startswith("0 ")).split()[1] == "2"  # betas: the two finite runs
+    rows = run_json(capsys, tmp_path)
+    assert [r["non_finite"] for r in sorted(rows, key=lambda r: r["seed"])] == [
+        [], [], ["sliding_val_loss", "sliding_val_bpb"]]
+
+
+@pytest.mark.parametrize("tool, argv, line", [
+    ("summarize", ["--jsn", "x"], "summarize.py: error: unrecognized arguments: --jsn; did you mean --json?"),
+    ("compare", ["relu2", "asqu", "x", "--chek"],
+     "compare.py: error: unrecognized arguments: --chek; did you mean --check?"),
+    ("sweep", ["--activations", "relu2", "--seeds", "1", "--out", "o", "--wallclok", "3"],
+     "sweep.py: error: unrecognized arguments: --wallclok 3; did you mean --wallclock?"),
+    ("plots", ["x"], "plots.py: error: the following arguments are required: --out; see plots.py --help"),
+])
+def test_usage_errors_are_one_line_with_the_fix(tool, argv, line):
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / f"{tool}.py"), *argv],
+                          capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stderr, proc.stdout) == (2, line + "\n", "")
+
+
+def test_compare_on_an_empty_folder_says_no_logs(tmp_path, capsys):
+    import compare
+
+    assert compare.main(["relu2", "asqu", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"compare: error: no run logs found in {tmp_path}\n"
+
+
+def test_a_closed_output_pipe_ends_quietly():
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import runlog\n"
+            "def main():\n    raise BrokenPipeError(32, 'Broken pipe')\n"
+            "runlog.run_main(main)")
+    proc = subprocess.run([sys.executable, "-c", code, str(REPO / "tools")], capture_output=True, text=True,
+                          timeout=60)
+    assert (proc.returncode, proc.stderr) == (1, "")

@@ -214,6 +214,57 @@ def test_dry_run_runs_nothing(fake, capsys):
     assert not out.exists() and calls_of(calls) == []
 
 
+def test_changed_settings_fail_the_dry_run_as_they_fail_the_run(fake, capsys):
+    script, calls, out = fake
+    assert sweep.main(sweep_args(script, out, "--no-plots", "--env", "NUM_LAYERS=6")) == 0
+    capsys.readouterr()
+    for extra in ((), ("--dry-run",)):
+        assert sweep.main(sweep_args(script, out, "--no-plots", "--env", "NUM_LAYERS=7", *extra)) == 2
+        captured = capsys.readouterr()
+        assert "other shared settings (NUM_LAYERS: '6' -> '7')" in captured.err and captured.err.count("\n") == 1
+        assert "would run" not in captured.out
+    assert sweep.main(sweep_args(script, out, "--no-plots", "--env", "NUM_LAYERS=7", "--dry-run", "--force")) == 0
+    assert json.loads((out / "sweep.json").read_text())["env"]["NUM_LAYERS"] == "6"  # a dry run writes nothing
+
+
+@pytest.mark.parametrize("where", ["out", "parent", "run folder"])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_out_that_is_a_file_is_one_clear_error(fake, capsys, where, dry_run):
+    script, calls, out = fake
+    target = {"out": out, "parent": out, "run folder": out / "asqu_seed42"}[where]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("not a folder\n")
+    given = out / "sub" if where == "parent" else out
+    argv = sweep_args(script, given, "--no-plots", *(["--dry-run"] if dry_run else []))
+    assert sweep.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (f"sweep: error: --out {given}: {target} is a file, not a folder; "
+                   "give --out a new or existing folder\n")
+    assert target.read_text() == "not a folder\n" and calls_of(calls) == []
+
+
+def test_unwritable_out_is_one_clear_error(fake, capsys, monkeypatch):
+    script, calls, out = fake
+
+    def full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    assert sweep.main(sweep_args(script, out, "--no-plots")) == 2
+    assert capsys.readouterr().err == (f"sweep: error: --out {out}: cannot write {out / 'sweep.json'} (No space left "
+                                       "on device); give --out a writable folder\n")
+    assert calls_of(calls) == []
+
+
+def test_unreadable_sweep_record_is_one_clear_error(fake, capsys):
+    script, calls, out = fake
+    (out / "sweep.json").mkdir(parents=True)  # a folder where the settings file should be
+    assert sweep.main(sweep_args(script, out, "--dry-run")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sweep: error: {out / 'sweep.json'} is unreadable (") and err.count("\n") == 1
+    assert "move it away to start afresh" in err
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

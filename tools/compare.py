@@ -136,12 +136,16 @@ def compare(runs: list[RunLog], act_a: str, act_b: str, allow_config_diff: bool 
     if act_a == act_b:
         raise ToolError("A and B must be different activations")
     finished = sorted((r for r in runs if r.finished), key=runlog.by_seed)
-    runs_a = [r for r in finished if r.mlp_activation == act_a]
-    runs_b = [r for r in finished if r.mlp_activation == act_b]
+    runs_a = [r for r in finished if r.mlp_activation == act_a and not r.non_finite]
+    runs_b = [r for r in finished if r.mlp_activation == act_b and not r.non_finite]
+    diverged = {act: [str(r.path) for r in finished if r.mlp_activation == act and r.non_finite]
+                for act in (act_a, act_b)}
     found = runlog.activation_order(finished)
     for act, side in ((act_a, runs_a), (act_b, runs_b)):
         if not side:
-            raise ToolError(f"no finished runs with mlp_activation {act} (found: {', '.join(found) or 'none'})")
+            left_out = f"; {len(diverged[act])} with non-finite results left out" if diverged[act] else ""
+            raise ToolError(f"no finished runs with mlp_activation {act} "
+                            f"(found: {', '.join(found) or 'none'}{left_out})")
     diffs = config_differences(runs_a, runs_b)
     if diffs and not allow_config_diff:
         raise ToolError(f"the runs differ in more than the activation and its knobs: {'; '.join(diffs)}. "
@@ -150,8 +154,9 @@ def compare(runs: list[RunLog], act_a: str, act_b: str, allow_config_diff: bool 
     step_a, step_b = (runlog.mean_std(r.step_avg_ms for r in side)[0] for side in (runs_a, runs_b))
     steps_a, steps_b = (runlog.mean_std(r.steps for r in side)[0] for side in (runs_a, runs_b))
     return {
-        "a": {"activation": act_a, "seeds": [r.seed for r in runs_a], "logs": [str(r.path) for r in runs_a]},
-        "b": {"activation": act_b, "seeds": [r.seed for r in runs_b], "logs": [str(r.path) for r in runs_b]},
+        **{key: {"activation": act, "seeds": [r.seed for r in side], "logs": [str(r.path) for r in side],
+                 "left_out_non_finite": diverged[act]}
+           for key, act, side in (("a", act_a, runs_a), ("b", act_b, runs_b))},
         "skipped_unfinished": [str(r.path) for r in runs if not r.finished and r.mlp_activation in (act_a, act_b)],
         "config_differences": diffs,
         "without_config_line": [str(r.path) for r in runs_a + runs_b if r.config is None],
@@ -173,10 +178,14 @@ def _f(value, fmt: str = "{:.5f}") -> str:
 
 def render(result: dict) -> str:
     a, b = result["a"]["activation"], result["b"]["activation"]
-    lines = [
-        f"A = {a}: {len(result['a']['seeds'])} runs (seeds {', '.join(map(str, result['a']['seeds']))})",
-        f"B = {b}: {len(result['b']['seeds'])} runs (seeds {', '.join(map(str, result['b']['seeds']))})",
-    ]
+    lines = []
+    for key in ("a", "b"):
+        side = result[key]
+        left_out = len(side["left_out_non_finite"])
+        seeds = ", ".join(map(str, side["seeds"]))
+        lines.append(f"{key.upper()} = {side['activation']}: {len(side['seeds'])} runs (seeds {seeds})"
+                     + (f"; {left_out} more left out: non-finite final values (nan/inf, a diverged run): "
+                        + ", ".join(side["left_out_non_finite"]) if left_out else ""))
     if result["skipped_unfinished"]:
         lines.append("not compared (not finished): " + ", ".join(result["skipped_unfinished"]))
     for diff in result["config_differences"]:
@@ -219,7 +228,7 @@ def render(result: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = runlog.ArgumentParser(
         description="Compare activation B against A across seeds (Welch t-tests, record criterion).",
         epilog="Exit status: 0 (with --check: criterion met), 1 with --check: not met, 2 usage error or "
                "runs that differ in more than the activation.")
@@ -236,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        result = compare(runlog.collect_runs(args.paths), args.a, args.b, args.allow_config_diff)
+        result = compare(runlog.load_runs(args.paths), args.a, args.b, args.allow_config_diff)
     except ToolError as exc:
         print(f"compare: error: {exc}", file=sys.stderr)
         return 2
@@ -245,4 +254,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    runlog.run_main(main)

@@ -471,7 +471,11 @@ def write_plots(runs: list[RunLog], out_dir: str | Path, state_dicts: list[str |
         raise ToolError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     out_dir = Path(out_dir)
     sources = load_beta_sources(list(state_dicts), sigmoid_beta)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ToolError(f"--out {out_dir}: cannot make this folder ({exc.strerror or exc}); give --out a new or "
+                        "existing folder") from exc
     written: list[Path] = []
     figures = [(name, lambda f=f: f(runs)) for name, f in LOG_FIGURES] if runs else []
     figures.append(("asqu_beta_hist", lambda: fig_beta_hist(sources)))
@@ -486,7 +490,7 @@ def write_plots(runs: list[RunLog], out_dir: str | Path, state_dicts: list[str |
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Plot train_gpt.py run logs and ASQU betas.")
+    parser = runlog.ArgumentParser(description="Plot train_gpt.py run logs and ASQU betas.")
     parser.add_argument("paths", nargs="*", metavar="LOG_OR_DIR", help="run log files or folders")
     parser.add_argument("--out", required=True, help="folder for the plot files (created)")
     parser.add_argument("--format", choices=FORMATS, default="png", help="file format (default png)")
@@ -522,4 +526,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    runlog.run_main(main)

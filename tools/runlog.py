@@ -5,12 +5,16 @@ tools/README.md, "What a log says".
 """
 from __future__ import annotations
 
+import argparse
+import difflib
 import json
 import math
+import os
 import re
 import shlex
 import statistics
 from dataclasses import dataclass, field, fields
+import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -38,6 +42,7 @@ _LINES = {
     "device": (r"device:(\S+) dtype:(\S+) attention:(\S+)(?: \S+:\S+)*", "device dtype attention"),
     "dataset": (rf"train_loader:dataset:(\S+) train_shards:{_I}", "dataset train_shards"),
     "val_tokens": (rf"val_loader:shards pattern=.* tokens:{_I}", "val_tokens"),
+    "tokenizer": (r"val_bpb:enabled tokenizer_kind=\S+ tokenizer_path=(?:\S*/)?([^\s/]+)(?: \S+)*", "tokenizer"),
     "warmup": (rf"warmup_done time:{_I}ms graphs:{_I}", "warmup_ms warmup_graphs"),
     "recompiles": (rf"recompiles_after_warmup:{_I}", "recompiles_after_warmup"),
     "stop": (rf"stopping_early: wallclock_cap train_time:{_I}ms step:{_I}/{_I}", "stop_train_time_ms stop_step iterations"),
@@ -120,6 +125,7 @@ class RunLog:
     dataset: str | None = None
     train_shards: int | None = None
     val_tokens: int | None = None
+    tokenizer: str | None = None  # the file name of the tokenizer the val_bpb figures were counted with
     mlp_activation: str = DEFAULT_ACTIVATION
     activation_logged: bool = False
     activation_settings: dict[str, str] = field(default_factory=dict)
@@ -241,6 +247,11 @@ class RunLog:
         return "failed" if self.error else "truncated"
 
     @property
+    def non_finite(self) -> list[str]:
+        """The final figures logged as nan / inf (a diverged run): the tools leave such a run out of every mean."""
+        return [name for name in FINAL_FIGURES if not math.isfinite(getattr(self, name) or 0.0)]
+
+    @property
     def final_eval_ms(self) -> int | None:
         """DIAGNOSTIC + roundtrip (+ sliding when promised) eval_time; None when the log lacks one."""
         parts = [self.post_ema_eval_ms, self.roundtrip_eval_ms]
@@ -263,7 +274,7 @@ class RunLog:
         record = {"log": str(self.path), "name": self.name, "mlp_activation_logged": self.activation_logged}
         record.update((f.name, getattr(self, f.name)) for f in fields(self) if f.name not in hidden)
         for key in ("steps", "train_time_ms", "step_avg_ms", "stopped_early", "quant_gap_bpb", "final_eval_ms", "finished",
-                    "status"):
+                    "status", "non_finite"):
             record[key] = getattr(self, key)
         record["missing_final_lines"] = self.missing_final
         record["duplicates"] = [str(p) for p in self.duplicates]
@@ -271,6 +282,7 @@ class RunLog:
         return record
 
 
+FINAL_FIGURES = [f"{kind}_val_{unit}" for kind in ("post_ema", "roundtrip", "sliding") for unit in ("loss", "bpb")]
 _FIELD_TYPES = {f.name: str(f.type) for f in fields(RunLog)}
 
 
@@ -352,12 +364,16 @@ def _apply(run: RunLog, kind: str, g: tuple[str, ...], names: list[str], last_st
     return run.stop_step if kind == "stop" else last_step
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, strict: bool = False) -> str:
+    """The file's text; bad bytes are replaced, or with ``strict`` refused (train_gpt.py writes UTF-8)."""
     try:
         data = path.read_bytes()
+        return data.decode("utf-8", errors="strict" if strict else "replace")
     except OSError as exc:
-        raise LogError(f"cannot read log {path}: {exc.strerror or exc}") from exc
-    return data.decode("utf-8", errors="replace")
+        raise LogError(f"cannot read log {path}: {exc.strerror or exc}; fix its permissions or leave it out") from exc
+    except UnicodeDecodeError as exc:
+        raise LogError(f"{path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}), so not a log "
+                       "train_gpt.py wrote or a damaged one; use an undamaged copy or leave it out") from exc
 
 
 def parse_log(path: str | Path) -> RunLog:
@@ -423,16 +439,28 @@ def collect_runs(paths: Iterable[str | Path]) -> list[RunLog]:
         for file in _candidates(path) if path.is_dir() else [path]:
             text = _read(file)
             run = parse_text(text, file)
-            if path.is_file() or looks_like_run(run):
-                found.append((run, text.replace("\r\n", "\n")))
+            if looks_like_run(run) and "\ufffd" in text:
+                _read(file, strict=True)  # damaged bytes in a run log: refused, naming the first
+            if path.is_dir() and not looks_like_run(run):
+                continue
+            if not (looks_like_run(run) or run.run_id or run.error):
+                raise LogError(f"{file} is not a run log (no model_params, step, run_id or error line); "
+                               "name a log train_gpt.py wrote")
+            found.append((run, text.replace("\r\n", "\n")))
     return dedupe(found)
 
 
 def load_runs(paths: list[str | Path]) -> list[RunLog]:
-    """collect_runs, refusing a command line that names no run log."""
+    """collect_runs, refusing a command line that names no run log, or the same run in two different logs."""
     runs = collect_runs(paths)
     if not runs:
         raise ToolError("no run logs found in " + ", ".join(map(str, paths)))
+    seen: dict[tuple, RunLog] = {}
+    for run in runs:  # not copies of one another, yet the same run_id, seed and settings: never count both
+        other = seen.setdefault((run.run_id, run.seed, group_key(run)), run) if run.run_id else run
+        if other is not run:
+            raise LogError(f"{other.path} and {run.path} hold the same run (run_id {run.run_id}, seed {run.seed}, same "
+                           "settings) but differ: counting both would count it twice; name or keep only one of them")
     return runs
 
 
@@ -444,9 +472,9 @@ def is_activation_knob(name: str) -> bool:
 
 def setup_facts(run: RunLog) -> dict[str, object]:
     """Facts of the setup that change results, read from the log's own lines (None = not shown)."""
-    return {"dataset": run.dataset, "val_tokens": run.val_tokens, "world_size": run.world_size,
-            "device": run.device_type, "dtype": run.dtype, "iterations": run.iterations,
-            "model_params": run.model_params}
+    return {"dataset": run.dataset, "val_tokens": run.val_tokens, "tokenizer": run.tokenizer,
+            "world_size": run.world_size, "device": run.device_type, "dtype": run.dtype,
+            "iterations": run.iterations, "model_params": run.model_params}
 
 
 def group_key(run: RunLog) -> tuple:
@@ -526,6 +554,25 @@ def text_table(header: list[str], rows: list[list[str] | str]) -> list[str]:
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     return [r if isinstance(r, str) else "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
             for r in (header, *rows)]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line: the problem, then a close flag or where to look; exit status 2."""
+
+    def error(self, message: str):
+        flags = [flag for action in self._actions for flag in action.option_strings]
+        typed = re.findall(r"(?<!\S)--?[\w-]+", message) if message.startswith("unrecognized") else []
+        hints = [f"did you mean {close[0]}?" for word in typed if (close := difflib.get_close_matches(word, flags, 1))]
+        self.exit(2, f"{self.prog}: error: {message}; {' '.join(hints) or f'see {self.prog} --help'}\n")
+
+
+def run_main(main) -> None:
+    """sys.exit(main()), ending quietly when the reader of the output has gone (``| head``)."""
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 def activation_order(runs: Iterable[RunLog]) -> list[str]:

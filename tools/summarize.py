@@ -8,7 +8,6 @@ Which files are runs, which runs are pooled, and the JSON: tools/README.md, "sum
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -53,17 +52,21 @@ def render_table(runs: list[RunLog]) -> str:
     for number, members in enumerate(groups, start=1):
         act = members[0].mlp_activation
         rows.append(f"group {number}: {runlog.group_label(members[0])}")
-        rows += [[act, *[_cell(run, a, f) for _, a, f in COLUMNS], run.status, str(run.path)] for run in members]
+        rows += [[act, *[_cell(run, a, f) for _, a, f in COLUMNS],
+                  run.status + (" (non-finite)" if run.non_finite else ""), str(run.path)] for run in members]
         finished = [r for r in members if r.finished]
+        pooled = [r for r in finished if not r.non_finite]
         count = f"n={len(finished)}" + (f" of {len(members)}" if len(finished) != len(members) else "")
-        stats = {attr: runlog.mean_std(getattr(r, attr) for r in finished) for _, attr, _ in COLUMNS}
+        if len(pooled) < len(finished):
+            count += f" ({len(finished) - len(pooled)} non-finite, left out of the mean)"
+        stats = {attr: runlog.mean_std(getattr(r, attr) for r in pooled) for _, attr, _ in COLUMNS}
         for label, index in (("mean", 0), ("std", 1)):
             cells = ["" if attr == "seed" else _stat_cell(stats[attr][index], fmt if index == 0 else fmt.replace("+", ""))
                      for _, attr, fmt in COLUMNS]
             rows.append([f"{act} {label}", *cells, count if index == 0 else "", ""])
     lines = runlog.text_table(["activation", *[c[0] for c in COLUMNS], "status", "log"], rows)
     for number, members in enumerate(groups, start=1):
-        lines += beta_table(number, [r for r in members if r.finished])
+        lines += beta_table(number, [r for r in members if r.finished and not r.non_finite])
     lines += [f"duplicate: {dup} (the same run as {run.path}; counted once)" for run in runs for dup in run.duplicates]
     return "\n".join(lines)
 
@@ -92,7 +95,7 @@ def summary_json(runs: list[RunLog]) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = runlog.ArgumentParser(
         description="Summarise train_gpt.py run logs: a row per run, mean/std per group of comparable runs.",
         epilog="Folders are searched for *.log and logs/*.txt files; exit status 2 on a usage error.")
     parser.add_argument("paths", nargs="+", metavar="LOG_OR_DIR", help="run log files or folders")
@@ -108,4 +111,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    runlog.run_main(main)

@@ -141,29 +141,40 @@ def launch_command(script: Path, nproc: int, launcher: str) -> list[str]:
             f"--nproc_per_node={nproc}", str(script)]
 
 
-def check_sweep_record(out: Path, record: dict, force: bool) -> None:
-    """Refuse to resume a sweep whose shared settings differ; then store the settings."""
+def check_out(out: Path, runs: list[Run], record: dict, force: bool) -> None:
+    """Refuse an --out the sweep cannot use, or a resume with other shared settings (unless force).
+    The real run and --dry-run both call this, so a dry run fails where the run would."""
+    blocking = [p for p in (*out.parents, out, *(run.folder for run in runs)) if p.exists() and not p.is_dir()]
+    if blocking:
+        raise SweepError(f"--out {out}: {blocking[0]} is a file, not a folder; give --out a new or existing folder")
     path = out / "sweep.json"
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise SweepError(f"{path} is unreadable ({exc}); move it away to start afresh") from exc
-        old_env, new_env = old.get("env", {}), record["env"]
-        diff = [f"{key}: {old_env.get(key)!r} -> {new_env.get(key)!r}" for key in sorted(set(old_env) | set(new_env))
-                if old_env.get(key) != new_env.get(key)]
-        if old.get("nproc") != record["nproc"]:
-            diff.append(f"nproc: {old.get('nproc')} -> {record['nproc']}")
-        if diff and not force:
-            raise SweepError(
-                f"{out} was started with other shared settings ({'; '.join(diff)}); runs with "
-                "different settings must not be compared. Use a new --out, or --force to go on anyway."
-            )
-        if old.get("train_script_sha256") != record["train_script_sha256"]:
-            print(f"sweep: warning: {record['train_script']} changed since this sweep started; "
-                  "finished runs used the old version", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        old_env, new_env = dict(old.get("env", {})), record["env"]
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        raise SweepError(f"{path} is unreadable ({exc}); move it away to start afresh") from exc
+    diff = [f"{key}: {old_env.get(key)!r} -> {new_env.get(key)!r}" for key in sorted(set(old_env) | set(new_env))
+            if old_env.get(key) != new_env.get(key)]
+    if old.get("nproc") != record["nproc"]:
+        diff.append(f"nproc: {old.get('nproc')} -> {record['nproc']}")
+    if diff and not force:
+        raise SweepError(f"{out} was started with other shared settings ({'; '.join(diff)}); runs with "
+                         "different settings must not be compared. Use a new --out, or --force to go on anyway.")
+    if old.get("train_script_sha256") != record["train_script_sha256"]:
+        print(f"sweep: warning: {record['train_script']} changed since this sweep started; "
+              "finished runs used the old version", file=sys.stderr)
+
+
+def write_record(out: Path, record: dict) -> None:
+    """Store the shared settings in OUT/sweep.json (what a resume is checked against)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "sweep.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise SweepError(f"--out {out}: cannot write {out / 'sweep.json'} ({exc.strerror or exc}); "
+                         "give --out a writable folder") from exc
 
 
 def set_aside(run: Run) -> Path | None:
@@ -280,7 +291,7 @@ def report(out: Path, runs: list[Run], activations: list[str], plots: bool) -> N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = runlog.ArgumentParser(
         description="Run train_gpt.py over activations x seeds, one run at a time, resumably.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Example: python tools/sweep.py --activations relu2,asqu --seeds 1337,42,2024 "
@@ -328,6 +339,9 @@ def sweep(args: argparse.Namespace) -> int:
     command = launch_command(script, args.nproc, args.launcher)
     runs = plan_runs(activations, seeds, out)
     check_settings(runs, settings, list(parse_env(args.env)))
+    record = {"train_script": str(script), "train_script_sha256": hashlib.sha256(script.read_bytes()).hexdigest(),
+              "env": settings, "nproc": args.nproc, "command": command}
+    check_out(out, runs, record, args.force)
 
     print(f"sweep: {len(runs)} runs ({', '.join(activations)} x seeds {', '.join(map(str, seeds))}) in {out}")
     print(f"sweep: command: {shlex.join(command)}")
@@ -339,10 +353,7 @@ def sweep(args: argparse.Namespace) -> int:
             print(f"[{place}] {run.run_id}: {state} in {run.folder} "
                   f"(MLP_ACTIVATION={run.activation} SEED={run.seed} RUN_ID={run.run_id})")
         return 0
-
-    record = {"train_script": str(script), "train_script_sha256": hashlib.sha256(script.read_bytes()).hexdigest(),
-              "env": settings, "nproc": args.nproc, "command": command}
-    check_sweep_record(out, record, args.force)
+    write_record(out, record)
     started = time.monotonic()
     for place, run in zip(places, runs):
         done = run.finished_log()
