@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +60,18 @@ ACTIVATIONS = ("relu2", "leaky2", "asqu")
 NOT_FINGERPRINTED = ("SEED", "RUN_ID", "DATA_PATH", "TOKENIZER_PATH", "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY",
                      "COMPILE", "ATTENTION", "MLP_KERNEL")
 
+@dataclass(frozen=True)
+class Bound:
+    """A number setting's allowed values, named in its error message."""
+    words: str
+    ok: Callable[[float], bool]
+
+POSITIVE = Bound("positive", lambda x: x > 0)
+NON_NEGATIVE = Bound(">= 0", lambda x: x >= 0)
+BELOW_ONE = Bound("in [0, 1)", lambda x: 0 <= x < 1)
+SEED_RANGE = Bound(f"in 0..{2**32 - 1}", lambda x: 0 <= x < 2**32)
+INT_LIMIT = 2**32  # whole-number settings above this mean nothing here (a run of 10^23 steps never ends)
+
 class Hyperparameters:
     """Reads every setting from the environment (attribute = NAME.lower()), then validate() checks them."""
     def __init__(self, environ: Mapping[str, str] | None = None):
@@ -68,89 +80,120 @@ class Hyperparameters:
         self._set: dict[str, str] = {}  # NAME -> raw value, for settings away from their default
         v = self._var
         # Data and run identity.
-        self.data_path = v("DATA_PATH", "./data/datasets/fineweb10B_sp1024", str, "folder of fineweb_{train,val}_*.bin shards")
+        self.data_path = v("DATA_PATH", "./data/datasets/fineweb10B_sp1024", str,
+                           "folder of fineweb_{train,val}_*.bin shards")
         self.tokenizer_path = v("TOKENIZER_PATH", "./data/tokenizers/fineweb_1024_bpe.model", str,
                                 "SentencePiece model; its vocabulary must equal VOCAB_SIZE")
-        self.seed = v("SEED", 1337, int, "seed of init and everything random, 0..2**32-1")
-        self.mlp_activation = v("MLP_ACTIVATION", "asqu", str, "relu2 | leaky2 (alias leaky_relu2) | asqu").strip().lower()
-        self.run_id = v("RUN_ID", None, str, "names logs/<RUN_ID>.txt and runs/<RUN_ID>/ (default <activation>_seed<SEED>_<time>)")
+        self.seed = v("SEED", 1337, int, "seed of init and everything random, 0..2**32-1", SEED_RANGE)
+        self.mlp_activation = v("MLP_ACTIVATION", "asqu", str, "relu2 | leaky2 (alias leaky_relu2) | asqu",
+                                ACTIVATIONS + ("leaky_relu2",))
+        self.run_id = v("RUN_ID", None, str,
+                        "names logs/<RUN_ID>.txt and runs/<RUN_ID>/ (default <activation>_seed<SEED>_<time>)")
         # Schedule.
-        self.iterations = v("ITERATIONS", 20000, int, "step limit; the schedule's length in fixed-step mode")
-        self.max_wallclock_seconds = v("MAX_WALLCLOCK_SECONDS", 600.0, float, "training-time cap in seconds (0 = off: fixed-step mode)")
-        self.warmdown_iters = v("WARMDOWN_ITERS", 3500, int, "linear LR decay over the last N steps, wall-clock based when capped (0 = off)")
-        self.warmup_steps = v("WARMUP_STEPS", 20, int, "compile warm-up steps before the clock; weights, optimizers and data are then reset")
-        self.train_batch_tokens = v("TRAIN_BATCH_TOKENS", 786_432, int, "global tokens per optimizer step")
-        self.train_seq_len = v("TRAIN_SEQ_LEN", 2048, int, "training sequence length")
-        self.train_log_every = v("TRAIN_LOG_EVERY", 500, int, "train-loss line every N steps and the first 10 (0 = off)")
-        self.val_loss_every = v("VAL_LOSS_EVERY", 4000, int, "validation every N steps (0 = only at the end)")
+        self.iterations = v("ITERATIONS", 20000, int, "step limit; the schedule's length in fixed-step mode", POSITIVE)
+        self.max_wallclock_seconds = v("MAX_WALLCLOCK_SECONDS", 600.0, float,
+                                       "training-time cap in seconds (0 = off: fixed-step mode)", NON_NEGATIVE)
+        self.warmdown_iters = v("WARMDOWN_ITERS", 3500, int,
+                                "linear LR decay over the last N steps, wall-clock based when capped (0 = off)",
+                                NON_NEGATIVE)
+        self.warmup_steps = v("WARMUP_STEPS", 20, int,
+                              "compile warm-up steps before the clock; weights, optimizers and data are then reset",
+                              NON_NEGATIVE)
+        self.train_batch_tokens = v("TRAIN_BATCH_TOKENS", 786_432, int, "global tokens per optimizer step", POSITIVE)
+        self.train_seq_len = v("TRAIN_SEQ_LEN", 2048, int, "training sequence length", POSITIVE)
+        self.train_log_every = v("TRAIN_LOG_EVERY", 500, int,
+                                 "train-loss line every N steps and the first 10 (0 = off)", NON_NEGATIVE)
+        self.val_loss_every = v("VAL_LOSS_EVERY", 4000, int, "validation every N steps (0 = only at the end)",
+                                NON_NEGATIVE)
         # Evaluation.
-        self.val_batch_size = v("VAL_BATCH_SIZE", 524_288, int, "validation tokens per batch, all ranks")
-        self.eval_seq_len = v("EVAL_SEQ_LEN", 2048, int, "evaluation window length")
-        self.eval_stride = v("EVAL_STRIDE", 64, int, "sliding-window stride of the final eval (0 = no sliding eval)")
-        self.eval_batch_seqs = v("EVAL_BATCH_SEQS", 32, int, "windows per sliding-eval batch")
+        self.val_batch_size = v("VAL_BATCH_SIZE", 524_288, int, "validation tokens per batch, all ranks", POSITIVE)
+        self.eval_seq_len = v("EVAL_SEQ_LEN", 2048, int, "evaluation window length", POSITIVE)
+        self.eval_stride = v("EVAL_STRIDE", 64, int, "sliding-window stride of the final eval (0 = no sliding eval)",
+                             NON_NEGATIVE)
+        self.eval_batch_seqs = v("EVAL_BATCH_SEQS", 32, int, "windows per sliding-eval batch", POSITIVE)
         # Model.
-        self.vocab_size = v("VOCAB_SIZE", 1024, int, "vocabulary size")
-        self.num_layers = v("NUM_LAYERS", 11, int, "transformer blocks (first half encoders, the rest decoders with U-Net skips)")
-        self.model_dim = v("MODEL_DIM", 512, int, "model width")
-        self.num_heads = v("NUM_HEADS", 8, int, "query heads")
-        self.num_kv_heads = v("NUM_KV_HEADS", 4, int, "key/value heads (GQA)")
+        self.vocab_size = v("VOCAB_SIZE", 1024, int, "vocabulary size", POSITIVE)
+        self.num_layers = v("NUM_LAYERS", 11, int,
+                            "transformer blocks (first half encoders, the rest decoders with U-Net skips)", POSITIVE)
+        self.model_dim = v("MODEL_DIM", 512, int, "model width", POSITIVE)
+        self.num_heads = v("NUM_HEADS", 8, int, "query heads", POSITIVE)
+        self.num_kv_heads = v("NUM_KV_HEADS", 4, int, "key/value heads (GQA)", POSITIVE)
         self.mlp_mult = v("MLP_MULT", 3.0, float, "MLP hidden width = MLP_MULT x MODEL_DIM")
         self.mlp_leaky_slope = v("MLP_LEAKY_SLOPE", 0.5, float, "leaky2: f(h<=0) = (s h)^2")
-        self.asqu_beta_init = v("ASQU_BETA_INIT", 0.25, float, "asqu: f(h<=0) = beta_i h^2, initial beta (0.25 = leaky2(0.5))")
+        self.asqu_beta_init = v("ASQU_BETA_INIT", 0.25, float,
+                                "asqu: f(h<=0) = beta_i h^2, initial beta (0.25 = leaky2(0.5))")
         self.asqu_sigmoid_beta = v("ASQU_SIGMOID_BETA", False, bool, "1: beta = sigmoid(parameter), in (0, 1)")
         self.tie_embeddings = v("TIE_EMBEDDINGS", True, bool, "output head tied to the token embedding")
         self.tied_embed_init_std = v("TIED_EMBED_INIT_STD", 0.005, float, "std of the token-embedding init")
-        self.logit_softcap = v("LOGIT_SOFTCAP", 30.0, float, "logits = c tanh(z / c)")
+        self.logit_softcap = v("LOGIT_SOFTCAP", 30.0, float, "logits = c tanh(z / c)", POSITIVE)
         self.rope_base = v("ROPE_BASE", 10000.0, float, "RoPE base (NTK-scaled beyond 1024 tokens)")
-        self.rope_dims = v("ROPE_DIMS", 16, int, "RoPE on the first N dims of each head (0 = all)")
+        self.rope_dims = v("ROPE_DIMS", 16, int, "RoPE on the first N dims of each head (0 = all)", NON_NEGATIVE)
         self.qk_gain_init = v("QK_GAIN_INIT", 1.5, float, "initial per-head query gain")
-        self.xsa_last_n = v("XSA_LAST_N", 4, int, "XSA on the last N layers (0 = off)")
+        self.xsa_last_n = v("XSA_LAST_N", 4, int, "XSA on the last N layers (0 = off)", NON_NEGATIVE)
         self.ln_scale = v("LN_SCALE", True, bool, "scale normed block inputs by 1/sqrt(layer+1)")
-        self.bigram_vocab_size = v("BIGRAM_VOCAB_SIZE", 2048, int, "BigramHash buckets (0 = off)")
-        self.bigram_dim = v("BIGRAM_DIM", 128, int, "BigramHash embedding width")
-        self.ve_dim = v("VE_DIM", 128, int, "value-embedding width")
-        self.ve_layers = v("VE_LAYERS", None, str, "layers with value embeddings, e.g. 9,10 (default: the last two; 'none' = off)")
+        self.bigram_vocab_size = v("BIGRAM_VOCAB_SIZE", 2048, int, "BigramHash buckets (0 = off)", NON_NEGATIVE)
+        self.bigram_dim = v("BIGRAM_DIM", 128, int, "BigramHash embedding width", POSITIVE)
+        self.ve_dim = v("VE_DIM", 128, int, "value-embedding width", POSITIVE)
+        self.ve_layers = v("VE_LAYERS", None, str,
+                           "layers with value embeddings, e.g. 9,10 (default: the last two; 'none' = off)")
         # Optimisers. LRs are multiplied by the schedule's scale.
-        self.matrix_lr = v("MATRIX_LR", 0.025, float, "Muon LR (block matrices, bigram.proj, ve_shared.proj)")
-        self.muon_momentum = v("MUON_MOMENTUM", 0.99, float, "Muon momentum after its warm-up")
-        self.muon_momentum_warmup_start = v("MUON_MOMENTUM_WARMUP_START", 0.92, float, "Muon momentum at step 0")
-        self.muon_momentum_warmup_steps = v("MUON_MOMENTUM_WARMUP_STEPS", 1500, int, "steps of the momentum warm-up")
-        self.muon_backend_steps = v("MUON_BACKEND_STEPS", 5, int, "Newton-Schulz iterations")
-        self.muon_wd = v("MUON_WD", 0.04, float, "Muon decoupled weight decay")
-        self.tied_embed_lr = v("TIED_EMBED_LR", 0.035, float, "AdamW LR of the embedding tables")
-        self.embed_lr = v("EMBED_LR", 0.6, float, "AdamW LR of tok_emb when TIE_EMBEDDINGS=0")
-        self.head_lr = v("HEAD_LR", 0.008, float, "Adam LR of lm_head when TIE_EMBEDDINGS=0")
-        self.scalar_lr = v("SCALAR_LR", 0.025, float, "AdamW LR of scalars and control tensors")
-        self.asqu_lr = v("ASQU_LR", 0.001, float, "AdamW LR of ASQU beta, its own group")
-        self.asqu_wd = v("ASQU_WD", 0.0, float, "weight decay on beta (it decays toward relu2)")
-        self.asqu_beta_grad_every = v("ASQU_BETA_GRAD_EVERY", 1, int, "beta's gradient on every k-th micro-step only, times k")
-        self.adam_wd = v("ADAM_WD", 0.04, float, "AdamW weight decay (embeddings, scalars)")
-        self.beta1 = v("BETA1", 0.9, float, "Adam beta1")
-        self.beta2 = v("BETA2", 0.95, float, "Adam beta2")
-        self.adam_eps = v("ADAM_EPS", 1e-8, float, "Adam epsilon")
-        self.grad_clip_norm = v("GRAD_CLIP_NORM", 0.3, float, "global gradient-norm clip (0 = off)")
+        self.matrix_lr = v("MATRIX_LR", 0.025, float, "Muon LR (block matrices, bigram.proj, ve_shared.proj)",
+                           NON_NEGATIVE)
+        self.muon_momentum = v("MUON_MOMENTUM", 0.99, float, "Muon momentum after its warm-up", BELOW_ONE)
+        self.muon_momentum_warmup_start = v("MUON_MOMENTUM_WARMUP_START", 0.92, float, "Muon momentum at step 0",
+                                            BELOW_ONE)
+        self.muon_momentum_warmup_steps = v("MUON_MOMENTUM_WARMUP_STEPS", 1500, int, "steps of the momentum warm-up",
+                                            NON_NEGATIVE)
+        self.muon_backend_steps = v("MUON_BACKEND_STEPS", 5, int, "Newton-Schulz iterations", POSITIVE)
+        self.muon_wd = v("MUON_WD", 0.04, float, "Muon decoupled weight decay", NON_NEGATIVE)
+        self.tied_embed_lr = v("TIED_EMBED_LR", 0.035, float, "AdamW LR of the embedding tables", NON_NEGATIVE)
+        self.embed_lr = v("EMBED_LR", 0.6, float, "AdamW LR of tok_emb when TIE_EMBEDDINGS=0", NON_NEGATIVE)
+        self.head_lr = v("HEAD_LR", 0.008, float, "Adam LR of lm_head when TIE_EMBEDDINGS=0", NON_NEGATIVE)
+        self.scalar_lr = v("SCALAR_LR", 0.025, float, "AdamW LR of scalars and control tensors", NON_NEGATIVE)
+        self.asqu_lr = v("ASQU_LR", 0.001, float, "AdamW LR of ASQU beta, its own group", NON_NEGATIVE)
+        self.asqu_wd = v("ASQU_WD", 0.0, float, "weight decay on beta (it decays toward relu2)", NON_NEGATIVE)
+        self.asqu_beta_grad_every = v("ASQU_BETA_GRAD_EVERY", 1, int,
+                                      "beta's gradient on every k-th micro-step only, times k", POSITIVE)
+        self.adam_wd = v("ADAM_WD", 0.04, float, "AdamW weight decay (embeddings, scalars)", NON_NEGATIVE)
+        self.beta1 = v("BETA1", 0.9, float, "Adam beta1", BELOW_ONE)
+        self.beta2 = v("BETA2", 0.95, float, "Adam beta2", BELOW_ONE)
+        self.adam_eps = v("ADAM_EPS", 1e-8, float, "Adam epsilon", POSITIVE)
+        self.grad_clip_norm = v("GRAD_CLIP_NORM", 0.3, float, "global gradient-norm clip (0 = off)", NON_NEGATIVE)
         # Weight averaging, QAT and export.
-        self.ema_decay = v("EMA_DECAY", 0.997, float, "EMA of all weights, every step")
-        self.final_weights = v("FINAL_WEIGHTS", "ema", str, "weights exported and scored: ema | swa | raw").strip().lower()
-        self.swa_every = v("SWA_EVERY", 50, int, "FINAL_WEIGHTS=swa: snapshot every N steps once the LR scale < 0.2")
-        self.late_qat_threshold = v("LATE_QAT_THRESHOLD", 0.15, float, "fake-quantize int6 matrices once the LR scale < this (0 = off)")
+        self.ema_decay = v("EMA_DECAY", 0.997, float, "EMA of all weights, every step", BELOW_ONE)
+        self.final_weights = v("FINAL_WEIGHTS", "ema", str, "weights exported and scored: ema | swa | raw",
+                               ("ema", "swa", "raw"))
+        self.swa_every = v("SWA_EVERY", 50, int, "FINAL_WEIGHTS=swa: snapshot every N steps once the LR scale < 0.2",
+                           POSITIVE)
+        self.late_qat_threshold = v("LATE_QAT_THRESHOLD", 0.15, float,
+                                    "fake-quantize int6 matrices once the LR scale < this (0 = off)", NON_NEGATIVE)
         self.int6_clip_percentiles = v("INT6_CLIP_PERCENTILES", "0.999,0.9995,0.9999,0.99999,1.0", str,
                                        "candidate row clips of the GPTQ-lite int6 export")
         # Row clips below this are raised to it (scale >= floor/31 for int6, /127 for int8; also in QAT).
         # 1.0 is the record's clamp_min(1/31): coarser codes for small rows, a smaller artifact.
-        self.quant_scale_floor = v("QUANT_SCALE_FLOOR", 1.0, float, "floor of int6/int8 row clips, export and QAT (0 = none)")
+        self.quant_scale_floor = v("QUANT_SCALE_FLOOR", 1.0, float,
+                                   "floor of int6/int8 row clips, export and QAT (0 = none)", NON_NEGATIVE)
         # Runtime.
-        self.compile = v("COMPILE", None, bool, "torch.compile(fullgraph=True) the model (default: 1 on CUDA, 0 on CPU)")
-        self.attention = v("ATTENTION", "auto", str, "auto | flash_attn_3 | flash_attn_2 | sdpa (auto: FA3, FA2 >= 2.6, SDPA)").strip().lower()
+        self.compile = v("COMPILE", None, bool,
+                         "torch.compile(fullgraph=True) the model (default: 1 on CUDA, 0 on CPU)")
+        self.attention = v("ATTENTION", "auto", str,
+                           "auto | flash_attn_3 | flash_attn_2 | sdpa (auto: FA3, FA2 >= 2.6, SDPA)",
+                           ("auto", "flash_attn_3", "flash_attn_2", "sdpa"))
         self.cpu_bf16 = v("CPU_BF16", False, bool, "on CPU, the CUDA numerics: bf16 autocast and bf16 embedding tables")
-        self.mlp_kernel = v("MLP_KERNEL", "auto", str, "auto | triton | torch: the MLP activation's kernels "
-                            "(auto: the faster on this GPU by committed measurements, else torch)").strip().lower()
+        self.mlp_kernel = v("MLP_KERNEL", "auto", str, "auto | triton | torch: the MLP activation's kernels (auto: "
+                            "the faster on this GPU by committed measurements, else torch)", ("auto", "triton", "torch"))
         self.validate()
-    def _var(self, name: str, default, kind, doc: str):
+
+    def _var(self, name: str, default, kind, doc: str, allowed: Bound | tuple[str, ...] | None = None):
+        """The setting's value from the environment (unset: the default), checked against its kind and allowed values."""
         self._vars.append((name, default, doc))
-        raw = (self._environ.get(name) or "").strip()
-        if not raw:
+        example = 1 if default is None else int(default) if kind is bool else default
+        raw = self._environ.get(name)
+        if raw is None:
             return default
+        raw = raw.strip()
+        if not raw:
+            raise ConfigError(f"{name} is set but empty; give it a value, e.g. {name}={example}, or unset it")
         try:
             if kind is bool and raw not in ("0", "1"):
                 raise ValueError
@@ -159,8 +202,16 @@ class Hyperparameters:
                 raise ValueError
         except ValueError:
             what = {bool: "0 or 1", int: "a whole number", float: "a finite number", str: "text"}[kind]
-            example = 1 if default is None else int(default) if kind is bool else default
             raise ConfigError(f"{name}={raw!r} is not {what}; set it to e.g. {name}={example} or unset it") from None
+        if kind is int and abs(value) >= INT_LIMIT:
+            raise ConfigError(f"{name}={raw} is too large to mean anything here (at most {INT_LIMIT - 1}), "
+                              f"e.g. {name}={example}")
+        if isinstance(allowed, Bound) and not allowed.ok(value):
+            raise ConfigError(f"{name}={raw} must be {allowed.words}, e.g. {name}={example}")
+        if isinstance(allowed, tuple):
+            value = value.lower()
+            if value not in allowed:
+                raise ConfigError(f"{name}={raw!r} is not one of {', '.join(allowed)}")
         if value != default:
             self._set[name] = raw
         return value
@@ -172,31 +223,22 @@ class Hyperparameters:
         def need(ok: bool, msg: str) -> None:
             if not ok:
                 raise ConfigError(msg)
-        defaults = {n: d for n, d, _ in self._vars}
         self.mlp_activation = {"leaky_relu2": "leaky2"}.get(self.mlp_activation, self.mlp_activation)  # the seed PR's name
-        for name, allowed in (("MLP_ACTIVATION", ACTIVATIONS), ("FINAL_WEIGHTS", ("ema", "swa", "raw")),
-                              ("ATTENTION", ("auto", "flash_attn_3", "flash_attn_2", "sdpa")),
-                              ("MLP_KERNEL", ("auto", "triton", "torch"))):
-            need(getattr(self, name.lower()) in allowed, f"{name}={getattr(self, name.lower())!r} is not one of {', '.join(allowed)}")
-        need(0 <= self.seed < 2**32, f"SEED={self.seed} must be in 0..{2**32 - 1}, e.g. SEED=1337")
         if self.run_id is None:
             self.run_id = f"{self.mlp_activation}_seed{self.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
-        need(self.run_id not in (".", "..") and not any(c in self.run_id for c in "/\\\0") and self.run_id == self.run_id.strip(),
-             f"RUN_ID={self.run_id!r} names a file: no path separators or surrounding spaces, e.g. RUN_ID=exp_run1")
-        for name in ("ITERATIONS", "TRAIN_BATCH_TOKENS", "TRAIN_SEQ_LEN", "EVAL_SEQ_LEN", "VOCAB_SIZE", "NUM_LAYERS",
-                     "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "EVAL_BATCH_SEQS", "ASQU_BETA_GRAD_EVERY",
-                     "VAL_BATCH_SIZE", "SWA_EVERY", "VE_DIM", "BIGRAM_DIM", "MUON_BACKEND_STEPS"):
-            need(getattr(self, name.lower()) > 0, f"{name}={getattr(self, name.lower())} must be positive, e.g. {name}={defaults[name]}")
-        for name in ("WARMUP_STEPS", "WARMDOWN_ITERS", "MAX_WALLCLOCK_SECONDS", "EVAL_STRIDE", "XSA_LAST_N",
-                     "BIGRAM_VOCAB_SIZE", "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY", "ROPE_DIMS", "GRAD_CLIP_NORM",
-                     "MUON_MOMENTUM_WARMUP_STEPS", "LATE_QAT_THRESHOLD", "QUANT_SCALE_FLOOR"):
-            need(getattr(self, name.lower()) >= 0, f"{name}={getattr(self, name.lower())} must be >= 0, e.g. {name}={defaults[name]}")
+        need(self.run_id not in (".", "..") and self.run_id == self.run_id.strip()
+             and not any(c in "/\\" or not c.isprintable() for c in self.run_id),
+             f"RUN_ID={self.run_id!r} names a file: no path separators, control characters (newlines, tabs) or "
+             "surrounding spaces, e.g. RUN_ID=exp_run1")
+        need(len(self.run_id.encode()) <= 200, f"RUN_ID is {len(self.run_id.encode())} bytes long; it names files "
+             "(logs/<RUN_ID>.txt, runs/<RUN_ID>/), whose names allow 255 bytes: keep it to 200, e.g. RUN_ID=exp_run1")
         need(self.model_dim % self.num_heads == 0 and self.num_heads % self.num_kv_heads == 0,
              f"MODEL_DIM={self.model_dim} must divide by NUM_HEADS={self.num_heads}, and NUM_HEADS by "
              f"NUM_KV_HEADS={self.num_kv_heads}, e.g. 512, 8, 4")
         head_dim = self.model_dim // self.num_heads
         rd = self.rope_dims or head_dim
-        need(rd % 2 == 0 and 4 <= rd <= head_dim, f"ROPE_DIMS={self.rope_dims} must be even, >= 4 and <= head_dim={head_dim}")
+        need(rd % 2 == 0 and 4 <= rd <= head_dim,
+             f"ROPE_DIMS={self.rope_dims} must be even, >= 4 and <= head_dim={head_dim}")
         need(self.xsa_last_n <= self.num_layers, f"XSA_LAST_N={self.xsa_last_n} exceeds NUM_LAYERS={self.num_layers}")
         if self.ve_layers is None:  # the last two layers: the record's 9,10 at 11 layers
             self.ve_layers = ",".join(str(i) for i in range(max(0, self.num_layers - 2), self.num_layers))
@@ -204,8 +246,10 @@ class Hyperparameters:
         try:
             self.ve_layer_list = [int(s) for s in self.ve_layers.split(",") if s.strip()]
         except ValueError:
-            raise ConfigError(f"VE_LAYERS={self.ve_layers!r} must be comma-separated layer indices, e.g. VE_LAYERS=9,10") from None
-        need(all(0 <= i < self.num_layers for i in self.ve_layer_list) and len(set(self.ve_layer_list)) == len(self.ve_layer_list),
+            raise ConfigError(f"VE_LAYERS={self.ve_layers!r} must be comma-separated layer indices, "
+                              "e.g. VE_LAYERS=9,10") from None
+        distinct = len(set(self.ve_layer_list)) == len(self.ve_layer_list)
+        need(distinct and all(0 <= i < self.num_layers for i in self.ve_layer_list),
              f"VE_LAYERS={self.ve_layers!r}: indices must be distinct and in 0..{self.num_layers - 1}")
         need(self.bigram_vocab_size != 1, "BIGRAM_VOCAB_SIZE must be 0 (off) or >= 2, e.g. BIGRAM_VOCAB_SIZE=2048")
         try:
@@ -215,16 +259,16 @@ class Hyperparameters:
         need(bool(self.clip_percentiles) and all(0.0 < p <= 1.0 for p in self.clip_percentiles),
              f"INT6_CLIP_PERCENTILES={self.int6_clip_percentiles!r} must be comma-separated values in (0, 1], "
              "e.g. INT6_CLIP_PERCENTILES=0.999,0.9999,1.0")
-        need(self.eval_stride <= self.eval_seq_len, f"EVAL_STRIDE={self.eval_stride} exceeds EVAL_SEQ_LEN={self.eval_seq_len}")
+        need(self.eval_stride <= self.eval_seq_len,
+             f"EVAL_STRIDE={self.eval_stride} exceeds EVAL_SEQ_LEN={self.eval_seq_len}")
         need(not self.asqu_sigmoid_beta or 0.0 < self.asqu_beta_init < 1.0,
              f"ASQU_BETA_INIT={self.asqu_beta_init} must be in (0, 1) with ASQU_SIGMOID_BETA=1")
-        need(self.mlp_hidden >= 1, f"MLP_MULT={self.mlp_mult} gives an MLP hidden width of {max(self.mlp_hidden, 0)} with "
-                                   f"MODEL_DIM={self.model_dim}: MLP_MULT x MODEL_DIM must be >= 1, e.g. MLP_MULT=3.0")
-        need(0.0 <= self.ema_decay < 1.0, f"EMA_DECAY={self.ema_decay} must be in [0, 1), e.g. EMA_DECAY=0.997")
-        need(self.logit_softcap > 0, f"LOGIT_SOFTCAP={self.logit_softcap} must be positive, e.g. LOGIT_SOFTCAP=30")
+        need(self.mlp_hidden >= 1, f"MLP_MULT={self.mlp_mult} gives an MLP hidden width of {max(self.mlp_hidden, 0)} "
+             f"with MODEL_DIM={self.model_dim}: MLP_MULT x MODEL_DIM must be >= 1, e.g. MLP_MULT=3.0")
         need(self.final_weights != "swa" or self.max_wallclock_seconds > 0 or self.swa_snapshots() > 0,
-             f"FINAL_WEIGHTS=swa takes no snapshot with ITERATIONS={self.iterations}, WARMDOWN_ITERS={self.warmdown_iters}, "
-             f"SWA_EVERY={self.swa_every} (snapshots start at LR scale < 0.2); lower SWA_EVERY or use FINAL_WEIGHTS=ema")
+             f"FINAL_WEIGHTS=swa takes no snapshot with ITERATIONS={self.iterations}, "
+             f"WARMDOWN_ITERS={self.warmdown_iters}, SWA_EVERY={self.swa_every} (snapshots start at LR scale < 0.2); "
+             "lower SWA_EVERY or use FINAL_WEIGHTS=ema")
     def swa_snapshots(self) -> int:
         """SWA snapshots a fixed-step run takes: steps s+1 on a multiple of SWA_EVERY with scale(s) < 0.2."""
         return sum(1 for s in range(max(0, self.iterations - self.warmdown_iters), self.iterations)
@@ -295,12 +339,45 @@ def runtime_from_env(args: Hyperparameters) -> Runtime:
     rt = Runtime(rank, world_size, local_rank, "RANK" in os.environ and "WORLD_SIZE" in os.environ, device,
                  device.type == "cuda" or args.cpu_bf16, device.type == "cuda" if args.compile is None else args.compile)
     args.mlp_kernel = pick_mlp_kernel(args.mlp_kernel, device)
+    check_fits(args, rt)
     micro = world_size * rt.grad_accum_steps * args.train_seq_len
     if args.train_batch_tokens % micro:
         raise ConfigError(f"TRAIN_BATCH_TOKENS={args.train_batch_tokens} must be divisible by world_size ({world_size}) "
                           f"x gradient accumulation ({rt.grad_accum_steps}) x TRAIN_SEQ_LEN ({args.train_seq_len}) = "
                           f"{micro}, e.g. TRAIN_BATCH_TOKENS={max(1, round(args.train_batch_tokens / micro)) * micro}")
     return rt
+
+def parameter_count(args: Hyperparameters) -> int:
+    """GPT(args)'s parameter count, computed without building it (the tests check it against the model)."""
+    dim, hidden, L = args.model_dim, args.mlp_hidden, args.num_layers
+    kv_dim = args.num_kv_heads * (dim // args.num_heads)
+    block = 2 * dim * dim + 2 * kv_dim * dim + 2 * dim * hidden + args.num_heads + 4 * dim
+    block += hidden if args.mlp_activation == "asqu" else 0
+    total = L * block + args.vocab_size * dim + dim + min(L // 2, L - L // 2) * dim
+    if args.bigram_vocab_size:
+        total += args.bigram_vocab_size * args.bigram_dim + dim * args.bigram_dim + 1
+    if args.ve_layer_list:
+        total += args.vocab_size * args.ve_dim + kv_dim * args.ve_dim + 1 + len(args.ve_layer_list)
+    return total + (0 if args.tie_embeddings else args.vocab_size * dim)
+
+def check_fits(args: Hyperparameters, rt: Runtime) -> None:
+    """Refuse a model that cannot fit in the device's memory, by a low estimate: 16 bytes per parameter (fp32
+    weights, gradients, optimizer state, EMA) plus the activations kept for the backward (about 8 x MODEL_DIM +
+    2 x MLP hidden values per token per layer; the record's model measured 22 GiB at 98,304 tokens, this says 15)."""
+    if rt.device.type == "cuda":
+        have, where = torch.cuda.get_device_properties(rt.device).total_memory, f"{rt.device}"
+    else:
+        processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        have, where = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // processes, "this machine (per process)"
+    tokens = args.train_batch_tokens // (rt.world_size * rt.grad_accum_steps)
+    per_token = args.num_layers * (8 * args.model_dim + 2 * args.mlp_hidden) * (2 if rt.bf16 else 4)
+    params = parameter_count(args)
+    need = 16 * params + tokens * per_token
+    if need > have:
+        raise ConfigError(f"the model cannot fit: {params:,} parameters (NUM_LAYERS={args.num_layers}, MODEL_DIM="
+                          f"{args.model_dim}, MLP_MULT={args.mlp_mult}, VOCAB_SIZE={args.vocab_size}) and {tokens:,} "
+                          f"tokens per micro-step (TRAIN_BATCH_TOKENS={args.train_batch_tokens}) need at least "
+                          f"{need / 2**30:,.1f} GiB, {where} has {have / 2**30:,.1f} GiB; make them smaller")
 
 # MLP_KERNEL=auto takes the Triton kernels on the GPUs whose committed measurements (results/gpu-*) show them faster
 # than torch's compiled activation; none has been measured yet, so auto means torch everywhere for now.
@@ -506,7 +583,8 @@ def load_validation_tokens(files: list[Path], seq_len: int, vocab_size: int) -> 
 # -----------------------------
 # BPB divides by the UTF-8 bytes of the text. Each target token adds: 0 for boundary pieces (control / unknown /
 # unused), 1 per byte piece, else the piece's UTF-8 length without a leading '▁', plus 1 for that space unless the
-# previous token is a boundary. A space spelled as the byte pieces E2 96 81 ('▁' in UTF-8) adds 1, not 3 (issue #897).
+# previous token is a boundary. A space spelled as the byte pieces E2 96 81 ('▁' in UTF-8) adds 1, not 3 (issue #897),
+# and 0 after a boundary, as a '▁' piece does (the space SentencePiece puts before a document's text).
 
 def load_tokenizer(path: str, vocab_size: int) -> spm.SentencePieceProcessor:
     if not path.endswith(".model"):
@@ -553,6 +631,7 @@ def stream_bytes(tokens: np.ndarray, t: ByteTables) -> np.ndarray:
     out = t.base[tok].astype(np.float64) + (t.leading_space[tok] & ~prev_boundary)
     b = t.byte_value[tok]
     space = np.flatnonzero((b[:-2] == 0xE2) & (b[1:-1] == 0x96) & (b[2:] == 0x81))
+    out[space] = ~prev_boundary[space]  # a space spelled in bytes: 1 byte, or 0 at a document's start like '▁'
     out[space + 1] = out[space + 2] = 0.0
     return out
 
@@ -1219,14 +1298,18 @@ class Logger:
         paths = [Path("logs") / f"{args.run_id}.txt", Path(f"train_seed{args.seed}.log")]
         if args.seed == 1337:
             paths.append(Path("train.log"))
+        target = Path("logs")
         try:
-            Path("logs").mkdir(exist_ok=True)
-            for p in paths:
-                if kept := keep_existing(p):
-                    self.kept.append(f"kept earlier {p} as {kept}")
-                self.files.append(open(p, "a", encoding="utf-8"))
+            if target.exists() and not target.is_dir():
+                raise ConfigError("logs is a file, not a folder: this script writes logs/<RUN_ID>.txt; move or rename "
+                                  "that file, or run from another folder")
+            target.mkdir(exist_ok=True)
+            for target in paths:
+                if kept := keep_existing(target):
+                    self.kept.append(f"kept earlier {target} as {kept}")
+                self.files.append(open(target, "a", encoding="utf-8"))
         except OSError as exc:
-            raise ConfigError(f"cannot write {p}: {exc.strerror or exc}; run from a writable folder") from None
+            raise ConfigError(f"cannot write {target}: {exc.strerror or exc}; run from a writable folder") from None
         self.path = paths[0]
         print(f"logs: {self.path}", flush=True)
     def __call__(self, msg: str, console: bool = True) -> None:
@@ -1564,7 +1647,7 @@ def log_header(args: Hyperparameters, rt: Runtime, log, inputs: Inputs, base: GP
     log(f"val_bpb:enabled tokenizer_kind=sentencepiece tokenizer_path={args.tokenizer_path} byte_probes_ok:{inputs.probes}")
     log(f"train_loader:dataset:{Path(args.data_path).resolve().name} train_shards:{len(inputs.train_files)}")
     log(f"val_loader:shards pattern={Path(args.data_path) / 'fineweb_val_*.bin'} tokens:{inputs.val.tokens.numel() - 1}")
-    log(f"model_params:{sum(p.numel() for p in base.parameters())}")
+    log(f"model_params:{parameter_count(args)}")
     log(args.activation_summary())
     log(f"device:{rt.device} dtype:{'bfloat16' if rt.bf16 else 'float32'} attention:{ATTN_BACKEND} compile:{int(rt.compile)} "
         f"mlp_kernel:{args.mlp_kernel}")

@@ -170,13 +170,15 @@ def byte_tables(sp) -> ByteTables:
 
 def stream_bytes(tokens: np.ndarray, tables: ByteTables) -> np.ndarray:
     """Bytes of each position of a token stream given the token before it (position 0 follows a boundary).
-    Byte pieces <0xE2><0x96><0x81> in a row are a space by byte fallback: 1 byte for the three."""
+    Byte pieces <0xE2><0x96><0x81> in a row are a space by byte fallback: 1 byte for the three, 0 after a
+    boundary (like a '▁' piece: the space SentencePiece adds before a document's text)."""
     toks = np.asarray(tokens, dtype=np.int64)
     after_boundary = np.ones(toks.size, dtype=bool)
     after_boundary[1:] = tables.boundary[toks[:-1]]
     counts = (tables.base[toks] + (tables.leading_space[toks] & ~after_boundary)).astype(np.float64)
     b = tables.byte_value[toks]
     first = np.flatnonzero((b[:-2] == 0xE2) & (b[1:-1] == 0x96) & (b[2:] == 0x81))
+    counts[first] = ~after_boundary[first]
     counts[first + 1] = counts[first + 2] = 0.0
     return counts
 

@@ -5,12 +5,13 @@
   python3 scripts/bench_asqu.py step --mode compiled --rounds 7
   python3 scripts/bench_asqu.py step --default-config        # the record's model (meant for a GPU)
   python3 scripts/bench_asqu.py all
+  python3 scripts/bench_asqu.py step --kernels torch,triton  # also MLP_KERNEL=triton (GPU; CPU only interprets)
 
 Variants are interleaved round by round (their order rotated every round), so that machine noise
 hits all of them alike; the step benchmark builds and compiles every variant's model (train_gpt.py's
 own build_trainer and warm_up) in this one process before timing anything. Every ratio is taken within
-one round (variant / relu2 of the same round) and printed as the median with the min and max over the rounds; absolute times likewise. The header
-gives the date, torch version, device and thread count. Whole-step goals (asqu / relu2):
+one round (variant / relu2 of the same round) and printed as the median with the min and max over the
+rounds; absolute times likewise. The header gives the date, torch version, device and thread count. Whole-step goals (asqu / relu2):
 eager <= 1.25, compiled <= 1.03; the output says "goal not met" where the median misses one.
 CPU timings on a shared machine are noisy: quote medians of at least 5 rounds with their spread.
 """
@@ -39,6 +40,7 @@ ZEROPOWER = tg.zeropower_via_newtonschulz5
 
 DEFAULT_ROUNDS = 5
 STEP_GOALS = {"eager": 1.25, "compiled": 1.03}  # whole-step asqu / relu2
+ACTIVATION_GOAL = 1.05  # the activation alone, asqu / relu2, both on the Triton kernels
 
 
 # ----- statistics and reporting (shared with bench_export_eval.py) -------------------
@@ -115,14 +117,21 @@ def naive_asqu(h, beta):
     return torch.where(h > 0, h * h, beta.to(h.dtype) * h * h)
 
 
-def activation_fns(slope: float = 0.5) -> dict:
-    return {
+def activation_fns(slope: float = 0.5, triton: bool = False) -> dict:
+    fns = {
         "relu2": lambda h, b: torch.relu(h).square(),
         "leaky2": lambda h, b: F.leaky_relu(h, slope).square(),
         "asqu_naive": naive_asqu,
         "asqu": lambda h, b: tg.AsquFunction.apply(h, b, 1.0),
         "asqu_beta_frozen": lambda h, b: tg.AsquFunction.apply(h, b.detach(), 1.0),
     }
+    if triton:  # train_gpt.py's MLP_KERNEL=triton custom ops
+        fns.update({
+            "relu2_triton": lambda h, b: tg.squared_act(h, None, 0.0, 0.0),
+            "leaky2_triton": lambda h, b: tg.squared_act(h, None, slope * slope, 0.0),
+            "asqu_triton": lambda h, b: tg.squared_act(h, b, 0.0, 1.0),
+        })
+    return fns
 
 
 def time_fn(fn, h, beta, g, iters: int) -> float:
@@ -145,7 +154,10 @@ def bench_activation(device: str, tokens: int, hidden: int, dtype: torch.dtype, 
     h = torch.randn(tokens, hidden, device=device, dtype=dtype, requires_grad=True)
     beta = torch.full((hidden,), 0.25, device=device, requires_grad=True)
     g = torch.randn_like(h)
-    eager = activation_fns()
+    triton = device == "cuda" and tg.triton is not None
+    if not triton:
+        print("# Triton variants left out: they need a CUDA GPU and the triton package (on CPU Triton only interprets)")
+    eager = activation_fns(triton=triton)
     fns = {("eager", k): f for k, f in eager.items()}
     fns.update({("compiled", k): torch.compile(f, fullgraph=True, dynamic=False) for k, f in eager.items()})
     times: dict[tuple, list[float]] = {key: [] for key in fns}
@@ -160,6 +172,14 @@ def bench_activation(device: str, tokens: int, hidden: int, dtype: torch.dtype, 
             t = [x * 1e3 for x in times[(mode, name)]]
             ratio = per_round_ratios(times[(mode, name)], base)
             print(f"  {name:17s} {fmt_spread(t)} ms   {name}/relu2 x{fmt_spread(ratio)}")
+        for name in (n for n in eager if n.endswith("_triton")):
+            torch_name = name.removesuffix("_triton")
+            ratio = per_round_ratios(times[(mode, name)], times[(mode, torch_name)])
+            print(f"  {name:17s} / {torch_name} (torch) x{fmt_spread(ratio)}")
+        if "asqu_triton" in eager:
+            ratio = per_round_ratios(times[(mode, "asqu_triton")], times[(mode, "relu2_triton")])
+            print(f"  asqu_triton / relu2_triton x{fmt_spread(ratio)}: "
+                  f"{goal_verdict(ratio, ACTIVATION_GOAL)} (goal of issue 20, compiled)")
 
 
 # ----- whole training steps ----------------------------------------------------------
@@ -180,10 +200,10 @@ class BenchError(Exception):
     pass
 
 
-def build_trainer(act: str, compiled: bool, warmup: int, data: dict, extra: dict):
+def build_trainer(act: str, compiled: bool, warmup: int, data: dict, extra: dict, kernel: str = "torch"):
     """train_gpt.py's own Trainer for one variant, built and warmed up as a run builds it (every graph compiled)."""
     env = dict(STEP_ENV, **extra, MLP_ACTIVATION=act, COMPILE=str(int(compiled)), WARMUP_STEPS=str(warmup),
-               DATA_PATH=data["data_path"], TOKENIZER_PATH=data["tokenizer"])
+               DATA_PATH=data["data_path"], TOKENIZER_PATH=data["tokenizer"], MLP_KERNEL=kernel)
     try:
         args = tg.Hyperparameters(env)
         rt = tg.runtime_from_env(args)
@@ -220,13 +240,15 @@ def sample_data() -> dict:
     return {"data_path": str(root / "ds"), "tokenizer": str(root / "tok" / "sample_1024_bpe.model")}
 
 
-def bench_steps(rounds: int, steps: int, modes: list[str], extra: dict, config_name: str) -> None:
-    """Both models of a mode live in this process, compiled before any timing; each round times `steps` steps
+def bench_steps(rounds: int, steps: int, modes: list[str], extra: dict, config_name: str,
+                kernels: tuple[str, ...] = ("torch",)) -> None:
+    """Every variant's model lives in this process, compiled before any timing; each round times `steps` steps
     of every variant in turn (order rotated), so machine noise and clock drift hit them alike."""
     data = sample_data()
-    variants = [(mode, act) for mode in modes for act in ("relu2", "asqu")]
-    trainers = {(mode, act): build_trainer(act, mode == "compiled", 3 if mode == "compiled" else 1, data, extra)
-                for mode, act in variants}
+    variants = [(mode, act, kernel) for mode in modes for kernel in kernels for act in ("relu2", "asqu")]
+    trainers = {(mode, act, kernel): build_trainer(act, mode == "compiled", 3 if mode == "compiled" else 1, data,
+                                                   extra, kernel)
+                for mode, act, kernel in variants}
     times: dict[tuple, list[float]] = {v: [] for v in variants}
     graphs = tg.compiled_graphs()
     for r in range(rounds):
@@ -237,11 +259,18 @@ def bench_steps(rounds: int, steps: int, modes: list[str], extra: dict, config_n
     print(f"\ntrain_gpt.py Trainer.step, {config_name} model, {steps} steps per variant per round, in one process, "
           f"sample data; config {' '.join(f'{k}={v}' for k, v in {**STEP_ENV, **extra}.items())}")
     for mode in modes:
-        relu, asqu = times[(mode, "relu2")], times[(mode, "asqu")]
-        ratio = per_round_ratios(asqu, relu)
         label = "COMPILE=1" if mode == "compiled" else "eager"
-        print(f"  {label:9s} relu2 {fmt_spread(relu, '{:.2f}')} ms/step   asqu {fmt_spread(asqu, '{:.2f}')} ms/step")
-        print(f"  {label:9s} asqu/relu2 x{fmt_spread(ratio)}: {goal_verdict(ratio, STEP_GOALS[mode])}")
+        for kernel in kernels:
+            relu, asqu = times[(mode, "relu2", kernel)], times[(mode, "asqu", kernel)]
+            ratio = per_round_ratios(asqu, relu)
+            print(f"  {label:9s} MLP_KERNEL={kernel:6s} relu2 {fmt_spread(relu, '{:.2f}')} ms/step   "
+                  f"asqu {fmt_spread(asqu, '{:.2f}')} ms/step")
+            print(f"  {label:9s} MLP_KERNEL={kernel:6s} asqu/relu2 x{fmt_spread(ratio)}: "
+                  f"{goal_verdict(ratio, STEP_GOALS[mode])}")
+        if len(kernels) == 2:
+            for act in ("relu2", "asqu"):
+                ratio = per_round_ratios(times[(mode, act, "triton")], times[(mode, act, "torch")])
+                print(f"  {label:9s} {act} triton/torch x{fmt_spread(ratio)}: {goal_verdict(ratio, 1.0)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens", type=int, default=16384, help="rows of the activation benchmark's input")
     p.add_argument("--hidden", type=int, default=1024, help="columns of the activation benchmark's input")
     p.add_argument("--iters", type=int, default=20, help="calls per round (activation benchmark)")
+    p.add_argument("--kernels", default="torch", choices=["torch", "triton", "torch,triton"],
+                   help="MLP_KERNEL variants of the step benchmark (default torch)")
     p.add_argument("--default-config", action="store_true",
                    help="step benchmark with the record's default model instead of the MLP-heavy small one (GPU)")
     a = p.parse_args(argv)
@@ -267,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.what in ("step", "all"):
             modes = ["eager", "compiled"] if a.mode == "both" else [a.mode]
             extra, name = (RECORD_ENV, "record-size") if a.default_config else ({}, "MLP-heavy small")
-            bench_steps(a.rounds, a.steps, modes, extra, name)
+            bench_steps(a.rounds, a.steps, modes, extra, name, tuple(a.kernels.split(",")))
     except BenchError as exc:
         print(f"bench_asqu: error: {exc}", file=sys.stderr)
         return 1

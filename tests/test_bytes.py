@@ -55,7 +55,10 @@ def fallback_models(tmp_path_factory):
     assert marked == 1
     nospace = folder / "fb_nospace.model"
     nospace.write_bytes(proto.SerializeToString())
-    return path, nospace
+    proto.normalizer_spec.add_dummy_prefix = True  # SentencePiece's default: a space before every text
+    prefixed = folder / "fb_nospace_prefix.model"
+    prefixed.write_bytes(proto.SerializeToString())
+    return path, nospace, prefixed
 
 
 def test_published_tables_are_unchanged():
@@ -87,6 +90,56 @@ def test_byte_fallback_counts_the_text(fallback_models, which):
         assert spaces_as_bytes > 5 and old == text_bytes + 2 * spaces_as_bytes
     else:
         assert spaces_as_bytes == 0 and old == text_bytes
+
+
+DOCUMENTS = [TEXT, "\u65e5\u672c\u8a9e\u306e\u6587\u7ae0", "  two leading spaces", "x", "end with a space "]
+
+
+def text_bytes_of(sp, document: str) -> int:
+    """UTF-8 bytes of the document's normalized text without the space SentencePiece puts before it."""
+    return len(sp.normalize(document).removeprefix("\u2581").replace("\u2581", " ").encode("utf-8"))
+
+
+def test_byte_fallback_without_space_piece_counts_document_starts(fallback_models):
+    """Byte fallback, no usable '▁', a dummy prefix (issue 23): every document's leading space is the byte pieces
+    E2 96 81 after BOS, which count 0 bytes like a '▁' piece there; the probe check passes; documents in a BOS
+    stream count exactly their text's bytes."""
+    sp = spm.SentencePieceProcessor(model_file=str(fallback_models[2]))
+    tables = tg.build_byte_luts(sp, sp.vocab_size())
+    first = sp.encode(DOCUMENTS[1])[:3]
+    assert [sp.id_to_piece(i) for i in first] == ["<0xE2>", "<0x96>", "<0x81>"]  # the leading space, in bytes
+    assert tg.check_byte_tables(sp, tables, "fb.model") == len(tg.BYTE_PROBES)  # '日本語の文章' included
+    stream = np.concatenate([[1] + sp.encode(doc) for doc in DOCUMENTS])
+    counts = tg.stream_bytes(stream, tables)
+    assert counts.sum() == sum(text_bytes_of(sp, doc) for doc in DOCUMENTS)
+    spelled = [i + 1 for i in np.flatnonzero(stream == 1) if [sp.id_to_piece(int(t)) for t in stream[i + 1:i + 4]]
+               == ["<0xE2>", "<0x96>", "<0x81>"]]
+    assert len(spelled) >= 2 and (counts[spelled] == 0).all()  # a document's leading space in bytes: 0 bytes
+
+
+def test_byte_fallback_tokenizer_trains_with_the_text_as_denominator(fallback_models, run_train, tmp_path):
+    """A tiny run with that tokenizer trains, and the byte count its BPB divides by (val_loss / ln 2 x scored
+    tokens / val_bpb, from the exact log line) equals the UTF-8 bytes of the validation documents' text."""
+    from pydoc_data.topics import topics
+
+    from shard_io import write_shard
+
+    sp = spm.SentencePieceProcessor(model_file=str(fallback_models[2]))
+    texts = [topics[key].strip() for key in sorted(topics)]
+    data = tmp_path / "data"
+    data.mkdir()
+    write_shard(data / "fineweb_train_000000.bin", np.concatenate([[1] + sp.encode(t) for t in texts[:60]]))
+    val_docs = texts[60:63] + DOCUMENTS
+    stream = np.concatenate([[1] + sp.encode(t) for t in val_docs])
+    write_shard(data / "fineweb_val_000000.bin", stream)
+    # One evaluation window holds the whole stream: every token after the first BOS is scored once.
+    proc = run_train(DATA_PATH=data, TOKENIZER_PATH=fallback_models[2], VOCAB_SIZE=sp.vocab_size(), ITERATIONS=2,
+                     VAL_LOSS_EVERY=0, EVAL_STRIDE=0, EVAL_SEQ_LEN=len(stream) - 1, RUN_ID="fb")
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("final_int6_roundtrip_exact"))
+    loss, bpb = (float(x.split(":")[1]) for x in line.split()[1:3])
+    denominator = loss / np.log(2) * (len(stream) - 1) / bpb
+    expected = sum(text_bytes_of(sp, t) for t in val_docs)
+    assert abs(denominator - expected) < 1e-6 * expected, (denominator, expected)
 
 
 def test_probe_check_stops_a_miscounting_tokenizer(fallback_models, monkeypatch):

@@ -216,7 +216,8 @@ def test_two_process_run_matches_the_torch_kernel(run_train, small_val_data, tmp
     within 2e-3 (fp32 throughout; the kernels differ by a few ulps per element, which 4 optimizer steps grow to
     about 1e-4 here, measured), the same final metrics within 1e-3, and beta moves the same way in every layer."""
     env = dict(DATA_PATH=small_val_data, MLP_ACTIVATION="asqu", ITERATIONS=4, WARMDOWN_ITERS=4, VAL_LOSS_EVERY=0,
-               EVAL_STRIDE=64, COMPILE=compile_, WARMUP_STEPS=4 if compile_ == "1" else 0, ASQU_LR=0.01)
+               FINAL_WEIGHTS="raw", EVAL_STRIDE=64, COMPILE=compile_, WARMUP_STEPS=4 if compile_ == "1" else 0,
+               ASQU_LR=0.01)
     results = {}
     for kernel in ("torch", "triton"):
         cwd = tmp_path / kernel
@@ -228,7 +229,8 @@ def test_two_process_run_matches_the_torch_kernel(run_train, small_val_data, tmp
         finals = {line.split()[0]: float(line.split("val_bpb:")[1]) for line in proc.stdout.splitlines()
                   if line.startswith("final_int6_") and "_exact" in line}
         results[kernel] = (losses(proc.stdout), finals, final_state(cwd))
-    (torch_losses, torch_finals, torch_sd), (triton_losses, triton_finals, triton_sd) = results["torch"], results["triton"]
+    torch_losses, torch_finals, torch_sd = results["torch"]
+    triton_losses, triton_finals, triton_sd = results["triton"]
     assert len(torch_losses) == len(triton_losses) == 4
     np.testing.assert_allclose(triton_losses, torch_losses, atol=2e-3, rtol=0)
     assert torch_finals.keys() == triton_finals.keys() and len(torch_finals) == 2
@@ -242,3 +244,14 @@ def test_two_process_run_matches_the_torch_kernel(run_train, small_val_data, tmp
         agree = (torch.sign(moved_torch) == torch.sign(moved_triton)).float().mean()
         assert agree > 0.95, (key, agree)
         torch.testing.assert_close(moved_triton, moved_torch, rtol=0.05, atol=1e-4)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the no-GPU answer")
+def test_gpu_check_says_in_one_line_that_it_needs_a_gpu(tmp_path):
+    script = REPO / "scripts" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    proc = subprocess.run(["bash", str(script), str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.splitlines() == ["gpu_check: no CUDA GPU visible to torch here; this check needs one (the CPU "
+                                        "test suite covers the rest)"]
+    assert not (tmp_path / "out").exists()

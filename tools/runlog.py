@@ -22,7 +22,7 @@ ACTIVATION_ALIASES = {"leaky_relu2": "leaky2"}
 DEFAULT_ACTIVATION = "relu2"  # logs written before the MLP_ACTIVATION switch existed
 # Config variables that do not change results (train_gpt.py leaves them out of config_fingerprint).
 NON_RESULT_VARIABLES = {"SEED", "RUN_ID", "DATA_PATH", "TOKENIZER_PATH", "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY",
-                        "COMPILE", "ATTENTION"}
+                        "COMPILE", "ATTENTION", "MLP_KERNEL"}
 
 _F = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"  # a float, as logged
 _I = r"(\d+)"
