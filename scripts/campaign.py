@@ -78,14 +78,15 @@ def read_settings(environ: dict, argv: list[str]) -> dict:
     s = {name: environ.get(name, default) for name, (default, _) in SETTINGS.items()}
     if argv:
         s["OUT"] = argv[0]
-    numbers = {"NPROC": int, "WALLCLOCK": float, "TRAIN_SHARDS": int, "REF_SLIDING_BPB": float, "TOL_SLIDING_BPB": float,
-               "REF_STEPS": int, "TOL_STEPS": int, "REF_MODEL_BYTES": int, "TOL_MODEL_BYTES": int, "STEP_MARGIN": float,
+    numbers = {"NPROC": int, "WALLCLOCK": float, "TRAIN_SHARDS": int, "REF_SLIDING_BPB": float,
+               "TOL_SLIDING_BPB": float, "REF_STEPS": int, "TOL_STEPS": int, "REF_MODEL_BYTES": int, "TOL_MODEL_BYTES": int, "STEP_MARGIN": float,
                "SIZE_LIMIT": int, "TIME_LIMIT_S": float, "MIN_GAIN_BPB": float, "RUN_ESTIMATE_S": float}
     for name, kind in numbers.items():
         try:
             s[name] = kind(s[name])
         except ValueError:
-            raise CampaignError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {s[name]!r}") from None
+            wanted = "an integer" if kind is int else "a number"
+            raise CampaignError(f"{name} must be {wanted}, got {s[name]!r}") from None
     for name in ("PRICE_PER_GPU_HOUR", "BUDGET"):
         try:
             s[name] = float(s[name]) if s[name] else None
@@ -157,10 +158,10 @@ class Campaign:
         if not runs:
             return [(False, f"no finished {self.control} run at seed {s['SEEDS'][0]}")]
         r, checks = runs[0], []
-        for what, value, ref, tol in (("sliding val_bpb", r.sliding_val_bpb, s["REF_SLIDING_BPB"], s["TOL_SLIDING_BPB"]),
-                                      ("steps", r.steps, s["REF_STEPS"], s["TOL_STEPS"]),
-                                      ("compressed model bytes", r.serialized_bytes, s["REF_MODEL_BYTES"],
-                                       s["TOL_MODEL_BYTES"])):
+        for what, value, ref, tol in (
+                ("sliding val_bpb", r.sliding_val_bpb, s["REF_SLIDING_BPB"], s["TOL_SLIDING_BPB"]),
+                ("steps", r.steps, s["REF_STEPS"], s["TOL_STEPS"]),
+                ("compressed model bytes", r.serialized_bytes, s["REF_MODEL_BYTES"], s["TOL_MODEL_BYTES"])):
             ok = value is not None and abs(value - ref) <= tol
             checks.append((ok, f"control {what} {value} is {'within' if ok else 'not within'} {tol:g} of the "
                                f"record's {ref}"))
@@ -183,7 +184,8 @@ class Campaign:
             limit_ms = s["TIME_LIMIT_S"] * 1000 + 1000
             checks.append((r.train_time_ms is not None and r.train_time_ms <= limit_ms,
                            f"{r.name}: training took {r.train_time_ms} ms (limit {limit_ms:,.0f} ms)"))
-        for metric, attr in (("final_int6_roundtrip_exact", "roundtrip_val_bpb"), ("sliding window", "sliding_val_bpb")):
+        for metric, attr in (("final_int6_roundtrip_exact", "roundtrip_val_bpb"),
+                             ("sliding window", "sliding_val_bpb")):
             gain = mean(control, attr) - mean(runs, attr)
             checks.append((gain > s["MIN_GAIN_BPB"], f"{arm} is lower than the control on {metric} val_bpb by "
                                                       f"{gain:+.5f} (needs more than {s['MIN_GAIN_BPB']:g})"))
@@ -203,7 +205,8 @@ class Campaign:
         if self.s["SKIP_DOWNLOAD"] != "1":
             proc = self.run([self.s["PYTHON"], "data/cached_challenge_fineweb.py", "--variant", "sp1024",
                              "--train-shards", str(self.s["TRAIN_SHARDS"])])
-            checks.append((proc is None or proc.returncode == 0, f"data download exit status {proc and proc.returncode}"))
+            checks.append((proc is None or proc.returncode == 0,
+                           f"data download exit status {proc and proc.returncode}"))
         return checks or [(True, "preflight and download skipped")], 0
 
     def training(self, activations, seeds, out=None, env=()) -> tuple[list[tuple[bool, str]], int]:
@@ -213,8 +216,9 @@ class Campaign:
             print(f"(every run of this stage is finished in {out}: nothing to run)")
             return [], 0
         proc = self.run(self.sweep_command(activations, seeds, out, env))
-        return ([] if proc is None or proc.returncode == 0 else
-                [(False, f"tools/sweep.py failed (exit status {proc.returncode}); its output above names the run")]), todo
+        if proc is None or proc.returncode == 0:
+            return [], todo
+        return [(False, f"tools/sweep.py failed (exit status {proc.returncode}); its output above names the run")], todo
 
     def stage_control(self):
         failed, ran = self.training([self.control], self.s["SEEDS"][:1])
@@ -354,14 +358,15 @@ class Campaign:
             record["gpu_hours"] = record["wall_s"] * s["NPROC"] / 3600
             verdict = "GO" if checks and all(ok for ok, _ in checks) else "KILL"
             reasons = [text for ok, text in checks if not ok] if verdict == "KILL" else [text for _, text in checks]
+            price = s["PRICE_PER_GPU_HOUR"]
             record.update(verdict=verdict, reasons=reasons, estimate_gpu_hours=estimate,
-                          cost=None if s["PRICE_PER_GPU_HOUR"] is None else record["gpu_hours"] * s["PRICE_PER_GPU_HOUR"])
+                          cost=None if price is None else record["gpu_hours"] * price)
             print(f"stage {number} ({name}): {verdict}")
             for text in reasons:
                 print(f"  - {text}")
             spent = self.spent_gpu_hours()
-            print(f"cost: stage {number} {wall:.0f} s this time x {s['NPROC']} GPUs, {record['gpu_hours']:.3f} GPU-hours in "
-                  f"all{self.money(record['gpu_hours'])}; campaign {spent:.3f} GPU-hours{self.money(spent)}")
+            print(f"cost: stage {number} {wall:.0f} s this time x {s['NPROC']} GPUs, {record['gpu_hours']:.3f} "
+                  f"GPU-hours in all{self.money(record['gpu_hours'])}; campaign {spent:.3f} GPU-hours{self.money(spent)}")
             self.save(f"KILL at stage {number}" if verdict == "KILL" else f"GO through stage {number}")
             if verdict == "KILL":
                 print(f"\ncampaign: KILL at stage {number} ({name}); verdict in {self.out / 'campaign.json'}")

@@ -102,7 +102,8 @@ def finished_copy(go_campaign, tmp_path):
 
 KILLS = {  # the setting that triggers it, the stage it stops, the reason's words
     "control off the record": (dict(TOL_SLIDING_BPB="0"), "1", "control sliding val_bpb"),
-    "control steps": (dict(TOL_STEPS="0", REF_STEPS="7096"), "1", "control steps 4 is not within 0 of the record's 7096"),
+    "control steps": (dict(TOL_STEPS="0", REF_STEPS="7096"), "1",
+                      "control steps 4 is not within 0 of the record's 7096"),
     "step time": (dict(STEP_MARGIN="-0.9"), "2", "asqu step_avg is"),
     "size": (dict(SIZE_LIMIT="1000"), "2", "total submission size"),
     "training time": (dict(TIME_LIMIT_S="-1"), "2", "asqu_seed1337: training took"),

@@ -126,7 +126,7 @@ def test_each_fault_of_a_doctored_copy_is_named(packaged, capsys, fault):
         assert "equals no log's figure" in faults[0] and "nor their mean" in faults[0]
 
 
-FAKE_EVALUATOR = '''"""A stand-in train_gpt.py with EVAL_ONLY: prints what the real one prints when scoring an artifact."""
+FAKE_EVALUATOR = '''"""A stand-in train_gpt.py with EVAL_ONLY: prints what the real one prints scoring an artifact."""
 import hashlib
 import os
 
@@ -184,8 +184,8 @@ def test_rescore_with_the_real_train_gpt(run_train, sample_data, tmp_path, capsy
     shutil.copyfile(tmp_path / "train_seed1.log", folder / "train_seed1.log")
     shutil.copyfile(tmp_path / "final_model.int6.ptz", folder / "final_model.int6.ptz")
     run = package.runlog.parse_log(folder / "train_seed1.log")
-    (folder / "submission.json").write_text(json.dumps({"val_bpb": run.sliding_val_bpb, "val_loss": run.sliding_val_loss,
-                                                        "bytes_total": run.submission_bytes}))
+    claims = {"val_bpb": run.sliding_val_bpb, "val_loss": run.sliding_val_loss, "bytes_total": run.submission_bytes}
+    (folder / "submission.json").write_text(json.dumps(claims))
     status, faults, notes = run_audit(capsys, folder, "--data", sample_data["data_path"],
                                       "--tokenizer", sample_data["tokenizer"], "--rescore-tolerance", "1e-6")
     assert status == 0, faults
@@ -196,7 +196,8 @@ def test_bad_input_is_one_line_and_no_traceback(tmp_path):
     script = [sys.executable, str(REPO / "tools" / "package.py")]
     missing = subprocess.run([*script, "--audit", str(tmp_path / "nope")], capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stdout == ""
-    assert missing.stderr.strip().splitlines() == [f"package: audit: error: --audit {tmp_path / 'nope'}: no such folder"]
+    expected = f"package: audit: error: --audit {tmp_path / 'nope'}: no such folder"
+    assert missing.stderr.strip().splitlines() == [expected]
     both = subprocess.run([*script, "--audit", str(RECORD), "some.log"], capture_output=True, text=True)
     assert both.returncode == 2 and "give no LOG_OR_DIR with it" in both.stderr and "Traceback" not in both.stderr
     bare = subprocess.run([*script, "some.log"], capture_output=True, text=True)

@@ -5,9 +5,11 @@
         --blurb "March 22 stack with learned per-channel ASQU betas" \\
         sweeps/ab1/asqu_seed1337 sweeps/ab1/asqu_seed42 sweeps/ab1/asqu_seed2024 \\
         --against records/track_10min_16mb/<SOTA>/train_seed*.log
+    python tools/package.py --audit records/track_10min_16mb/<folder> [--against PREVIOUS_ROW_LOGS...]
 
 Everything is checked before anything is written; each problem is one line naming the log and the
-field (exit 1). The checks per track and the folder's files: tools/README.md, "package.py".
+field (exit 1). --audit applies the same rules to an existing folder, judged on what its logs show.
+The checks per track, the audit and the folder's files: tools/README.md, "package.py".
 """
 from __future__ import annotations
 
@@ -369,7 +371,8 @@ def check_claims(folder: Path, runs: list[RunLog]) -> tuple[list[str], list[str]
             notes.append(f"submission.json claims {key} {claim}: {match}{unlike}")
     code = folder / "train_gpt.py"
     if isinstance(record.get("bytes_code"), int) and code.is_file() and record["bytes_code"] != code.stat().st_size:
-        problems.append(f"{path}: bytes_code {record['bytes_code']:,} but train_gpt.py has {code.stat().st_size:,} bytes")
+        problems.append(f"{path}: bytes_code {record['bytes_code']:,} but train_gpt.py has "
+                        f"{code.stat().st_size:,} bytes")
     return problems, notes
 
 
@@ -408,7 +411,8 @@ def rescore(folder: Path, runs: list[RunLog], args: argparse.Namespace) -> tuple
     size = artifact.stat().st_size
     run = next((r for r in runs if r.serialized_bytes == size), None)
     if run is None:
-        return [f"{artifact} ({size:,} bytes) is the artifact of no log here (no Serialized model line of that size)"], []
+        return [f"{artifact} ({size:,} bytes) is the artifact of no log here "
+                "(no Serialized model line of that size)"], []
     if run.config is None:
         return [], [f"final_model.int6.ptz not re-scored: {run.path} has no config line, so its settings are unknown"]
     env = {**os.environ, **run.config, "EVAL_ONLY": str(artifact.resolve()), "RUN_ID": "audit_rescore",
@@ -434,8 +438,8 @@ def rescore(folder: Path, runs: list[RunLog], args: argparse.Namespace) -> tuple
         if new is None or abs(new - old) > args.rescore_tolerance:
             problems.append(f"re-scored {name} val_bpb {new} differs from the log's {old} by more than "
                             f"{args.rescore_tolerance} ({where})")
-    note = (f"re-scored {artifact.name} (sha256 {scored.eval_only_sha256[:12]}...): roundtrip {scored.roundtrip_val_bpb}, "
-            f"sliding {scored.sliding_val_bpb}; {run.path.name} logged {run.roundtrip_val_bpb}, {run.sliding_val_bpb}")
+    note = (f"re-scored {artifact.name} (sha256 {scored.eval_only_sha256[:12]}...): "
+            f"roundtrip {scored.roundtrip_val_bpb}, sliding {scored.sliding_val_bpb}; {run.path.name} logged {run.roundtrip_val_bpb}, {run.sliding_val_bpb}")
     return problems, [note]
 
 
