@@ -119,7 +119,10 @@ class Campaign:
         self.dry = s["DRY_RUN"] == "1"
         self.control, self.candidate = s["ACTIVATIONS"][0], s["ACTIVATIONS"][-1]
         state_path = self.out / "campaign.json"
-        self.state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {}
+        try:
+            self.state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {}
+        except (OSError, ValueError) as exc:
+            raise CampaignError(f"{state_path} is unreadable ({exc}); move it away to start afresh") from None
         self.state.setdefault("stages", {})
         self.state.setdefault("measured_runs", {"count": 0, "wall_s": 0.0})
 
@@ -387,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(argv) > 1 or (argv and argv[0].startswith("-")):
             raise CampaignError(f"takes one argument, the output folder; got {shlex.join(argv)}")
         return Campaign(read_settings(dict(os.environ), argv)).execute()
-    except (CampaignError, json.JSONDecodeError) as exc:
+    except CampaignError as exc:
         print(f"campaign: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

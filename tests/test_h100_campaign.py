@@ -208,3 +208,12 @@ def test_bad_settings_are_one_line(tmp_path, settings, message):
     result = campaign(tmp_path / "o", DRY_RUN="1", **settings)
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(f"campaign: error: {message}")
+
+
+def test_an_unreadable_record_is_one_line_and_kept(tmp_path):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "campaign.json").write_text("{not json")
+    result = campaign(tmp_path / "o", DRY_RUN="1")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert "campaign.json is unreadable" in result.stderr and "move it away to start afresh" in result.stderr
+    assert (tmp_path / "o" / "campaign.json").read_text() == "{not json"
