@@ -51,6 +51,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = REPO / "train_gpt.py"
 SIZE_LIMIT = 16_000_000
+# FlashAttention 3 is not on the package registry; the records install this Hopper wheel (CUDA 12.8, PyTorch 2.9.1)
+FA3_WHEELS = "https://windreamer.github.io/flash-attention3-wheels/"
+FA3_INSTALL = f"pip install --no-deps flash_attn_3 --find-links {FA3_WHEELS}cu128_torch291/"
 DEFAULT_DATA = "./data/datasets/fineweb10B_sp1024"
 DEFAULT_TOKENIZER = "./data/tokenizers/fineweb_1024_bpe.model"
 SAMPLE_DATA = REPO / "data" / "datasets" / "sample_sp1024"
@@ -523,6 +526,14 @@ def spike(f: LogFacts) -> tuple[int, float, float] | None:
     return (slow[0], slow[1], med) if slow[1] > max(5 * med, med + 1000.0) else None
 
 
+def fa3_missing(env: dict) -> str:
+    """What is missing for FlashAttention 3, and the command that installs it."""
+    why = env.get("fa3_error") or "not importable"
+    return (f"FlashAttention 3 (module flash_attn_interface) is missing ({why}); install it with: {FA3_INSTALL} "
+            f"(that wheel index is for CUDA 12.8 + PyTorch 2.9.1; this Python has PyTorch {env.get('torch')}: pick "
+            f"the folder of {FA3_WHEELS} that matches)")
+
+
 def verdict(env: dict, results: dict[str, RunResult], cpu: bool, max_ratio: float = 1.03,
             size_limit: int = SIZE_LIMIT) -> tuple[bool, str, list[str]]:
     """(ok, final line, warnings). GPU: `GO` or `NO-GO: a; b`. --cpu: CPU-SMOKE-OK / CPU-SMOKE-FAILED."""
@@ -554,7 +565,9 @@ def verdict(env: dict, results: dict[str, RunResult], cpu: bool, max_ratio: floa
             if f.attention is None:
                 reasons.append(f"{act}: the log has no device/attention line")
             elif f.attention == "sdpa" and (f.device or "").startswith("cuda"):
-                reasons.append(f"{act}: attention is sdpa on CUDA (install FlashAttention 3: flash_attn_interface)")
+                reasons.append(f"{act}: attention is sdpa on CUDA: " + (
+                    "flash_attn_interface is importable here, so the run chose SDPA (ATTENTION=sdpa?)" if env.get("fa3")
+                    else fa3_missing(env)))
             if f.device is not None and not f.device.startswith("cuda"):
                 reasons.append(f"{act}: the run used device {f.device}, not CUDA")
             elif f.attention not in (None, expected_attention(env)):

@@ -1,91 +1,219 @@
-"""scripts/h100_campaign.sh: syntax, and the commands its dry run (DRY_RUN=1) prints, in order."""
+"""scripts/campaign.py (and its old name, scripts/h100_campaign.sh): the staged campaign on CPU with a tiny
+configuration of 2 processes: the GO path through every stage, each KILL reason reached through settings, the
+cost lines, the budget stop, resuming, the dry run and bad settings."""
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
 import subprocess
+import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, TINY_ENV
 
-SCRIPT = REPO / "scripts" / "h100_campaign.sh"
-pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-
-
-def dry_run(*args: str, **env: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items()
-               if k not in ("OUT", "SEEDS", "ACTIVATIONS", "NPROC", "WALLCLOCK", "TRAIN_SHARDS", "VAL_LOSS_EVERY",
-                            "SKIP_PREFLIGHT", "SKIP_DOWNLOAD", "PYTHON")}
-    environ.update(DRY_RUN="1", **env)
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=environ,
-                          cwd="/", timeout=60)
+SCRIPT = REPO / "scripts" / "campaign.py"
+SETTING_NAMES = ("OUT", "PYTHON", "ACTIVATIONS", "SEEDS", "NPROC", "WALLCLOCK", "TRAIN_ENV", "TRAIN_SHARDS",
+                 "SKIP_PREFLIGHT", "SKIP_DOWNLOAD", "REF_SLIDING_BPB", "TOL_SLIDING_BPB", "REF_STEPS", "TOL_STEPS",
+                 "REF_MODEL_BYTES", "TOL_MODEL_BYTES", "STEP_MARGIN", "SIZE_LIMIT", "TIME_LIMIT_S", "MIN_GAIN_BPB",
+                 "NARROW_SWEEP", "SOTA_LOGS", "TRACK", "PRICE_PER_GPU_HOUR", "BUDGET", "RUN_ESTIMATE_S", "PLOTS",
+                 "DRY_RUN")
+# Stage 1 reaches GO with a tiny run only with wide tolerances; stage 2 and 3 with MIN_GAIN_BPB below any loss.
+PASSING = dict(TOL_SLIDING_BPB="100", TOL_STEPS="100000", TOL_MODEL_BYTES="1000000000", MIN_GAIN_BPB="-100",
+               STEP_MARGIN="100", TIME_LIMIT_S="3600")
 
 
-def commands(stdout: str) -> list[list[str]]:
-    """The printed commands ('+ ...' lines) as argument lists; '> FILE' kept as two items."""
-    return [shlex.split(line[2:]) for line in stdout.splitlines() if line.startswith("+ ")]
+def campaign(out, *args: str, **settings: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    env.update({"PYTHON": sys.executable, **settings})
+    return subprocess.run([sys.executable, str(SCRIPT), str(out), *args], capture_output=True, text=True, env=env,
+                          timeout=900)
 
 
-def test_bash_syntax():
-    result = subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True, text=True)
+def tiny_settings(sample_data) -> dict:
+    train = {k: v for k, v in TINY_ENV.items() if k not in ("SEED", "MAX_WALLCLOCK_SECONDS")}
+    train.update(ITERATIONS="4", VAL_LOSS_EVERY="0", DATA_PATH=sample_data["data_path"],
+                 TOKENIZER_PATH=sample_data["tokenizer"], OMP_NUM_THREADS="1")
+    return dict(ACTIVATIONS="relu2,asqu", SEEDS="1337,42", NPROC="2", WALLCLOCK="0", SKIP_PREFLIGHT="1",
+                SKIP_DOWNLOAD="1", TRACK="non_record_16mb", PLOTS="0", PRICE_PER_GPU_HOUR="2.5",
+                TRAIN_ENV=" ".join(f"{k}={shlex.quote(v)}" for k, v in train.items()))
+
+
+@pytest.fixture(scope="module")
+def go_campaign(sample_data, tmp_path_factory):
+    """One whole campaign that reaches GO at every stage: 4 tiny training runs (relu2, asqu x seeds 1337, 42)."""
+    out = tmp_path_factory.mktemp("campaign") / "go"
+    settings = {**tiny_settings(sample_data), **PASSING}
+    result = campaign(out, **settings)
+    return out, settings, result
+
+
+def verdicts(out) -> dict:
+    state = json.loads((out / "campaign.json").read_text())
+    return {number: stage["verdict"] for number, stage in state["stages"].items()}
+
+
+def test_go_path_through_every_stage(go_campaign):
+    out, _, result = go_campaign
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    state = json.loads((out / "campaign.json").read_text())
+    assert verdicts(out) == {"0": "GO", "1": "GO", "2": "GO", "3": "GO", "4": "GO"}
+    assert state["verdict"] == "GO through stage 4"
+    for seed in (1337, 42):
+        for act in ("relu2", "asqu"):
+            assert (out / "runs" / f"{act}_seed{seed}" / "logs" / f"{act}_seed{seed}.txt").is_file()
+    stdout = result.stdout
+    assert stdout.index("=== stage 1: control") < stdout.index("=== stage 2: A/B") < stdout.index("=== stage 4")
+    assert "control sliding val_bpb" in stdout and "is within 100 of the record's 1.12278022" in stdout
+    assert "asqu is lower than the control on final_int6_roundtrip_exact val_bpb by" in stdout
+    assert "record criterion against the control (reported, not deciding)" in stdout
+    assert "record criterion not checked (SOTA_LOGS unset)" in stdout
+    assert (out / "compare_asqu_vs_relu2.txt").read_text().startswith("A = relu2: 2 runs")
+
+
+def test_cost_lines_and_record(go_campaign):
+    out, _, result = go_campaign
+    state = json.loads((out / "campaign.json").read_text())
+    for number in ("1", "2", "3"):
+        stage = state["stages"][number]
+        assert stage["gpu_hours"] == pytest.approx(stage["wall_s"] * 2 / 3600)  # wall time x NPROC
+        assert stage["cost"] == pytest.approx(stage["gpu_hours"] * 2.5)
+        assert stage["wall_s"] > 5  # runs happened in stages 1-3
+        line = next(ln for ln in result.stdout.splitlines() if ln.startswith(f"cost: stage {number} "))
+        assert f"{stage['gpu_hours']:.3f} GPU-hours in all ({stage['cost']:.2f} at 2.5 per GPU-hour)" in line
+    assert state["measured_runs"]["count"] == 4
+    assert state["gpu_hours_total"] == pytest.approx(sum(s["gpu_hours"] for s in state["stages"].values()))
+    assert state["cost_total"] == pytest.approx(state["gpu_hours_total"] * 2.5)
+    # before stage 1 nothing was measured: RUN_ESTIMATE_S (800 s) x 1 run x 2 GPUs
+    assert state["stages"]["1"]["estimate_gpu_hours"] == pytest.approx(800 * 2 / 3600)
+
+
+@pytest.fixture
+def finished_copy(go_campaign, tmp_path):
+    """The finished runs of the GO campaign in a new output folder (no campaign.json): rules re-judged, nothing run."""
+    out, settings, result = go_campaign
+    assert result.returncode == 0, result.stderr[-2000:]
+    copy = tmp_path / "again"
+    shutil.copytree(out / "runs", copy / "runs")
+    return copy, settings
+
+
+KILLS = {  # the setting that triggers it, the stage it stops, the reason's words
+    "control off the record": (dict(TOL_SLIDING_BPB="0"), "1", "control sliding val_bpb"),
+    "control steps": (dict(TOL_STEPS="0", REF_STEPS="7096"), "1",
+                      "control steps 4 is not within 0 of the record's 7096"),
+    "step time": (dict(STEP_MARGIN="-0.9"), "2", "asqu step_avg is"),
+    "size": (dict(SIZE_LIMIT="1000"), "2", "total submission size"),
+    "training time": (dict(TIME_LIMIT_S="-1"), "2", "asqu_seed1337: training took"),
+    "not better": (dict(MIN_GAIN_BPB="10"), "2", "(needs more than 10)"),
+}
+
+
+@pytest.mark.parametrize("kill", sorted(KILLS))
+def test_each_kill_reason_stops_the_campaign(finished_copy, kill):
+    out, settings = finished_copy
+    change, stage, words = KILLS[kill]
+    result = campaign(out, **{**settings, **PASSING, **change})
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"campaign: KILL at stage {stage}" in result.stdout
+    assert "nothing to run" in result.stdout  # resumed: the finished runs are judged again, not run again
+    assert not any(line.startswith("+ ") for line in result.stdout.splitlines())
+    state = json.loads((out / "campaign.json").read_text())
+    assert state["verdict"] == f"KILL at stage {stage}"
+    assert str(int(stage) + 1) not in state["stages"]  # stopped at the first KILL
+    reasons = state["stages"][stage]["reasons"]
+    assert any(words in r for r in reasons), reasons
+    assert all(f"  - {r}" in result.stdout for r in reasons)
+
+
+def test_stage_four_kills_when_package_refuses(finished_copy):
+    out, settings = finished_copy
+    result = campaign(out, **{**settings, **PASSING, "TRACK": "10min_16mb"})  # CPU runs are no record-track runs
+    assert result.returncode == 1 and "campaign: KILL at stage 4" in result.stdout
+    reasons = json.loads((out / "campaign.json").read_text())["stages"]["4"]["reasons"]
+    assert any("package.py --check:" in r and "device is cpu" in r for r in reasons), reasons
+
+
+def test_budget_stops_before_a_stage_it_cannot_pay(finished_copy, tmp_path):
+    out, settings = finished_copy
+    # nothing measured yet: a stage-1 run is estimated at RUN_ESTIMATE_S x NPROC = 2 GPU-hours = 5.0 at 2.5
+    fresh = tmp_path / "fresh"
+    result = campaign(fresh, **{**settings, **PASSING, "RUN_ESTIMATE_S": "3600", "BUDGET": "4"})
+    assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "STOP (budget): stage 1 is estimated at 2.000 GPU-hours (5.00 at 2.5 per GPU-hour)" in result.stdout
+    assert json.loads((fresh / "campaign.json").read_text())["verdict"] == "STOPPED before stage 1 (budget)"
+    assert not (fresh / "runs").exists()
+    # finished runs cost nothing more: the same budget carries the resumed campaign through
+    result = campaign(out, **{**settings, **PASSING, "RUN_ESTIMATE_S": "3600", "BUDGET": "4"})
+    assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_dry_run_prints_every_stage_and_writes_nothing(tmp_path):
+    out = tmp_path / "campaign out"
+    result = campaign(out, DRY_RUN="1", NARROW_SWEEP="ASQU_BETA_INIT=0.15,0.35", SOTA_LOGS="sota/a.log sota/b.log")
     assert result.returncode == 0, result.stderr
+    commands = [shlex.split(line[2:]) for line in result.stdout.splitlines() if line.startswith("+ ")]
+    py = sys.executable
+    assert commands[0] == [py, "scripts/gpu_preflight.py"]
+    assert commands[1] == [py, "data/cached_challenge_fineweb.py", "--variant", "sp1024", "--train-shards", "80"]
+    sweep = [py, "tools/sweep.py", "--activations"]
+    tail = ["--out", str(out / "runs"), "--nproc", "8", "--wallclock", "600", "--no-plots"]
+    assert commands[2] == [*sweep, "relu2", "--seeds", "1337", *tail]
+    assert commands[3] == [*sweep, "relu2,leaky2,asqu", "--seeds", "1337", *tail]
+    assert commands[4] == [*sweep, "relu2,leaky2,asqu", "--seeds", "1337,42,2025", *tail]
+    assert commands[5][:6] == [*sweep, "asqu", "--seeds", "1337"]
+    assert commands[5][-2:] == ["--env", "ASQU_BETA_INIT=0.15"] and commands[6][-2:] == ["--env", "ASQU_BETA_INIT=0.35"]
+    assert commands[7] == [py, "tools/plots.py", str(out / "runs"), "--out", str(out / "plots")]
+    assert commands[8][:5] == [py, "tools/package.py", "--check", "--track", "10min_16mb"]
+    assert commands[8][-4:] == [str(out / "runs" / "asqu_seed2025"), "--against", "sota/a.log", "sota/b.log"]
+    assert len(commands) == 9
+    for number in range(5):
+        assert f"=== stage {number}:" in result.stdout
+    assert "KILL when step_avg > 1.0200 x relu2's, total size > 16,000,000 bytes, training > 600 s" in result.stdout
+    assert "estimate: 1.778 GPU-hours for the runs not yet finished" in result.stdout  # stage 1: 1 run x 800 s x 8
+    assert not out.exists()
 
 
-def test_dry_run_prints_the_campaign_in_order(tmp_path):
-    out = tmp_path / "campaign out"  # a space, to check the quoting
-    result = dry_run(str(out))
+def test_old_name_runs_the_same_campaign(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    env.update(DRY_RUN="1", PYTHON=sys.executable, SKIP_PREFLIGHT="1")
+    result = subprocess.run(["bash", str(REPO / "scripts" / "h100_campaign.sh"), str(tmp_path / "o")],
+                            capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
-    cmds = commands(result.stdout)
-    assert cmds[0] == ["python3", "scripts/gpu_preflight.py"]
-    assert cmds[1] == ["python3", "data/cached_challenge_fineweb.py", "--variant", "sp1024", "--train-shards", "80"]
-    assert cmds[2] == ["python3", "tools/sweep.py", "--activations", "relu2,leaky2,asqu", "--seeds", "1337,42,2025",
-                       "--out", str(out), "--nproc", "8", "--wallclock", "600", "--no-plots"]
-    assert cmds[3] == ["python3", "tools/summarize.py", str(out), ">", f"{out}/summary.txt"]
-    assert cmds[4] == ["python3", "tools/summarize.py", "--json", str(out), ">", f"{out}/summary.json"]
-    assert cmds[5:8] == [
-        ["python3", "tools/compare.py", "relu2", "asqu", str(out), ">", f"{out}/compare_asqu_vs_relu2.txt"],
-        ["python3", "tools/compare.py", "leaky2", "asqu", str(out), ">", f"{out}/compare_asqu_vs_leaky2.txt"],
-        ["python3", "tools/compare.py", "relu2", "leaky2", str(out), ">", f"{out}/compare_leaky2_vs_relu2.txt"],
-    ]
-    assert cmds[8] == ["python3", "tools/plots.py", str(out), "--out", f"{out}/plots",
-                       "--state-dict", f"{out}/asqu_seed1337",
-                       "--state-dict", f"{out}/asqu_seed42",
-                       "--state-dict", f"{out}/asqu_seed2025"]
-    assert len(cmds) == 9
-    assert not out.exists(), "a dry run must not create anything"
+    assert "=== stage 4: record check" in result.stdout and "gpu_preflight" not in result.stdout
 
 
-def test_dry_run_settings(tmp_path):
-    result = dry_run(PYTHON="py", SEEDS="1,2", NPROC="4", WALLCLOCK="300", TRAIN_SHARDS="10",
-                     VAL_LOSS_EVERY="1000", SKIP_PREFLIGHT="1", OUT=str(tmp_path / "o"))
-    assert result.returncode == 0, result.stderr
-    cmds = commands(result.stdout)
-    assert cmds[0] == ["py", "data/cached_challenge_fineweb.py", "--variant", "sp1024", "--train-shards", "10"]
-    sweep = cmds[1]
-    assert sweep[:2] == ["py", "tools/sweep.py"]
-    assert sweep[sweep.index("--seeds") + 1] == "1,2" and sweep[sweep.index("--nproc") + 1] == "4"
-    assert sweep[sweep.index("--wallclock") + 1] == "300" and sweep[sweep.index("--out") + 1] == str(tmp_path / "o")
-    assert sweep[sweep.index("--env") + 1] == "VAL_LOSS_EVERY=1000"
-    assert not any("gpu_preflight" in " ".join(c) for c in cmds)
-
-
-def test_preflight_failure_stops_everything(tmp_path):
-    """Not a dry run: a preflight that fails (here: a PYTHON that always fails) stops before any download."""
+def test_preflight_failure_kills_at_setup(tmp_path):
+    """Not a dry run: a preflight that fails (a PYTHON that always fails) stops before the download and training."""
     fake = tmp_path / "fakepython"
     fake.write_text("#!/bin/sh\necho \"fakepython $*\" >> \"$(dirname \"$0\")/calls\"\nexit 3\n")
     fake.chmod(0o755)
-    environ = {k: v for k, v in os.environ.items() if k != "DRY_RUN"}
-    environ["PYTHON"] = str(fake)
-    result = subprocess.run(["bash", str(SCRIPT), str(tmp_path / "o")], capture_output=True, text=True,
-                            env=environ, timeout=60)
-    assert result.returncode == 3
-    assert "preflight failed" in result.stderr
+    result = campaign(tmp_path / "o", PYTHON=str(fake))
+    assert result.returncode == 1
+    assert "campaign: KILL at stage 0" in result.stdout and "preflight exit status 3" in result.stdout
     assert (tmp_path / "calls").read_text().splitlines() == ["fakepython scripts/gpu_preflight.py"]
-    assert not (tmp_path / "o").exists()
+    assert not (tmp_path / "o" / "runs").exists()
 
 
-def test_needs_two_activations():
-    result = dry_run(ACTIVATIONS="asqu")
-    assert result.returncode == 2 and "at least two" in result.stderr
+@pytest.mark.parametrize("settings, message", [
+    (dict(ACTIVATIONS="asqu"), "ACTIVATIONS needs the control and a candidate"),
+    (dict(NPROC="eight"), "NPROC must be an integer, got 'eight'"),
+    (dict(BUDGET="100"), "BUDGET is money: set PRICE_PER_GPU_HOUR too"),
+    (dict(NARROW_SWEEP="NUM_LAYERS=10,12"), "NARROW_SWEEP takes NAME=v1,v2 with NAME one of ASQU_BETA_INIT, ASQU_LR"),
+    (dict(SEEDS="1337,x"), "SEEDS takes comma-separated integers"),
+])
+def test_bad_settings_are_one_line(tmp_path, settings, message):
+    result = campaign(tmp_path / "o", DRY_RUN="1", **settings)
+    assert result.returncode == 2 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(f"campaign: error: {message}")
+
+
+def test_an_unreadable_record_is_one_line_and_kept(tmp_path):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "campaign.json").write_text("{not json")
+    result = campaign(tmp_path / "o", DRY_RUN="1")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert "campaign.json is unreadable" in result.stderr and "move it away to start afresh" in result.stderr
+    assert (tmp_path / "o" / "campaign.json").read_text() == "{not json"

@@ -146,6 +146,18 @@ def test_no_go_reasons(env_patch, per_act, expect):
     assert not ok and final.startswith("NO-GO: ") and expect in final, final
 
 
+def test_missing_flash_attention_3_names_the_piece_and_the_install_command():
+    env = {**GPU_ENV, "fa3": None, "fa3_error": "ModuleNotFoundError: No module named 'flash_attn_interface'"}
+    ok, final, _ = pf.verdict(env, runs(relu2={"attention": "sdpa"}, asqu={"attention": "sdpa"}), cpu=False)
+    assert not ok and final.startswith("NO-GO: relu2: attention is sdpa on CUDA: FlashAttention 3 (module "
+                                       "flash_attn_interface) is missing (ModuleNotFoundError: No module named")
+    assert ("install it with: pip install --no-deps flash_attn_3 --find-links "
+            "https://windreamer.github.io/flash-attention3-wheels/cu128_torch291/ (that wheel index is for CUDA 12.8 + "
+            "PyTorch 2.9.1; this Python has PyTorch 2.9.1") in final
+    ok, final, _ = pf.verdict(GPU_ENV, runs(asqu={"attention": "sdpa"}), cpu=False)  # FA3 importable: another cause
+    assert not ok and "the run chose SDPA (ATTENTION=sdpa?)" in final and "pip install" not in final
+
+
 def test_warnings_that_are_not_no_go():
     env = {**GPU_ENV, "gpus": GPU_ENV["gpus"][:1], "zstandard": None}
     ok, final, warns = pf.verdict(env, runs(relu2={"recompiles": None, "warmup_ms": None},

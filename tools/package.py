@@ -5,9 +5,11 @@
         --blurb "March 22 stack with learned per-channel ASQU betas" \\
         sweeps/ab1/asqu_seed1337 sweeps/ab1/asqu_seed42 sweeps/ab1/asqu_seed2024 \\
         --against records/track_10min_16mb/<SOTA>/train_seed*.log
+    python tools/package.py --audit records/track_10min_16mb/<folder> [--against PREVIOUS_ROW_LOGS...]
 
 Everything is checked before anything is written; each problem is one line naming the log and the
-field (exit 1). The checks per track and the folder's files: tools/README.md, "package.py".
+field (exit 1). --audit applies the same rules to an existing folder, judged on what its logs show.
+The checks per track, the audit and the folder's files: tools/README.md, "package.py".
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -32,6 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SIZE_LIMIT_BYTES = 16_000_000
 TRAIN_CAP_MS = 600_000
 TRAIN_TIME_TOLERANCE_MS = 1_000
+MAX_TRAIN_SHARDS = 80  # the published download's default (the export has 195)
 EVAL_CAP_MS = 600_000
 MIN_RECORD_SEEDS = 3
 # 8 GPUs, scored on the published FineWeb sp1024 validation set (62,021,632 tokens in the record's logs)
@@ -69,50 +73,60 @@ def _first_difference(a: str, b: str) -> str:
     return f"the texts differ in length ({len(a_lines)} vs {len(b_lines)} lines)"
 
 
-def _record_problems(run: RunLog) -> list[str]:
-    """What the record track needs from one log that this log does not show."""
+def _record_problems(run: RunLog) -> tuple[list[str], list[str]]:
+    """(problems, unshown) for the record track: what breaks its rules, and what the log does not show."""
     p = run.path
-    problems = []
+    problems, unshown = [], []
     if run.device is None:
-        problems.append(f"{p}: the log does not show device (no device: line); the record track needs CUDA")
+        unshown.append(f"{p}: the log does not show device (no device: line); the record track needs CUDA")
     elif run.device_type != "cuda":
         problems.append(f"{p}: device is {run.device}; the record track runs on CUDA (8xH100)")
     for fact, wanted in RECORD_SETUP.items():
         value = getattr(run, fact)
         if value is None:
-            problems.append(f"{p}: the log does not show {fact}; the record track needs {fact} {wanted}")
+            unshown.append(f"{p}: the log does not show {fact}; the record track needs {fact} {wanted}")
         elif value != wanted:
             shown, needed = (f"{value:,}", f"{wanted:,}") if isinstance(wanted, int) else (value, wanted)
             problems.append(f"{p}: {fact} is {shown}; the record track needs {fact} {needed}")
+    if run.train_shards is None:
+        unshown.append(f"{p}: the log does not show train_shards (no train_loader:dataset: line)")
+    elif run.train_shards > MAX_TRAIN_SHARDS:
+        problems.append(f"{p}: train_shards is {run.train_shards}; the record track trains on the published "
+                        f"{MAX_TRAIN_SHARDS} (reviewers excluded runs trained on more, openai/parameter-golf#2127)")
     if run.config_fingerprint is None:
-        problems.append(f"{p}: the log does not show config_fingerprint, so its seeds cannot be shown to share "
-                        "one configuration")
+        unshown.append(f"{p}: the log does not show config_fingerprint, so its seeds cannot be shown to share "
+                       "one configuration")
     train_ms = run.train_time_ms
     if train_ms is None:
-        problems.append(f"{p}: the log does not show train_time (no step lines)")
+        unshown.append(f"{p}: the log does not show train_time (no step lines)")
     elif train_ms > TRAIN_CAP_MS + TRAIN_TIME_TOLERANCE_MS:
         problems.append(f"{p}: train_time {train_ms:,} ms is over the {TRAIN_CAP_MS:,} ms cap "
                         f"(+{TRAIN_TIME_TOLERANCE_MS:,} ms tolerance) of the record track")
     if not run.finished:
-        return problems  # its missing final lines are reported already
+        return problems, unshown  # its missing final lines are reported already
     parts = {"DIAGNOSTIC": run.post_ema_eval_ms, "final_int6_roundtrip": run.roundtrip_eval_ms}
     if run.sliding_promised:
         parts["final_int6_sliding_window"] = run.sliding_eval_ms
     missing = [name for name, ms in parts.items() if ms is None]
     if missing:
-        problems.append(f"{p}: the log does not show eval_time of {', '.join(missing)}")
+        unshown.append(f"{p}: the log does not show eval_time of {', '.join(missing)}")
     elif run.final_eval_ms > EVAL_CAP_MS:
         detail = " + ".join(f"{name} {ms / 1000:.1f} s" for name, ms in parts.items())
         problems.append(f"{p}: eval_time of the final evaluations is {run.final_eval_ms / 1000:.1f} s ({detail}), "
                         f"over the {EVAL_CAP_MS // 1000} s evaluation limit")
-    return problems
+    return problems, unshown
 
 
-def check_runs(runs: list[RunLog], source: str, source_bytes: int, track: str) -> tuple[list[str], list[str]]:
-    """(problems, notes): every reason to refuse, one line each; notes on checks that were not possible."""
+def check_runs(runs: list[RunLog], source: str | None, source_bytes: int | None, track: str,
+               audit: bool = False) -> tuple[list[str], list[str]]:
+    """(problems, notes): every reason to refuse, one line each; notes on checks that were not possible.
+    Packaging refuses a field the record track needs that a log does not show; an audit (``audit``) judges
+    logs on what they show and notes it; it also faults duplicate logs. ``source`` None: code not checked."""
     if not runs:
         return ["no run logs found"], []
     problems, notes = [], []
+    if source is None:
+        notes.append("no train_gpt.py beside the logs; the code was not compared with them")
     for run in runs:
         p = run.path
         if run.missing_final:
@@ -124,7 +138,9 @@ def check_runs(runs: list[RunLog], source: str, source_bytes: int, track: str) -
         if run.submission_bytes is not None and run.submission_bytes > SIZE_LIMIT_BYTES:
             problems.append(f"{p}: total submission size {run.submission_bytes:,} bytes is over the "
                             f"{SIZE_LIMIT_BYTES:,}-byte limit")
-        if run.source_dump is not None:
+        if source is None:
+            pass
+        elif run.source_dump is not None:
             if run.source_dump != source:
                 hint = " (the log seems to hold several appended runs)" if run.header_blocks > 2 else ""
                 problems.append(f"{p}: the train_gpt.py source dumped in the log is not byte-identical to the script "
@@ -139,7 +155,12 @@ def check_runs(runs: list[RunLog], source: str, source_bytes: int, track: str) -
         if run.seed is None:
             problems.append(f"{p}: the log does not show seed")
         if track == "10min_16mb":
-            problems += _record_problems(run)
+            broken, unshown = _record_problems(run)
+            problems += broken
+            (notes if audit else problems).extend(unshown)
+        if audit:
+            problems += [f"{dup} is a duplicate of {p} (the same run): a folder holds each run once"
+                         for dup in run.duplicates]
     if len({r.mlp_activation for r in runs}) > 1:
         detail = ", ".join(f"{r.path}: {r.mlp_activation}" for r in runs)
         problems.append(f"the runs mix mlp_activation values ({detail}); a submission is one configuration")
@@ -302,6 +323,151 @@ def criterion_text(runs: list[RunLog], against: list[str] | None) -> str:
             f"exceeds {c.margin} nats): {c.reason}.")
 
 
+# ----- --audit FOLDER: the same rules applied to an existing records/<track>/<folder> ---------------
+
+MERGE_ALPHA = 0.25  # maintainers' practice when merging: one-sided Welch p < 0.25 against the previous row
+
+
+def _matching(claim: float, values: dict[str, float | None]) -> str | None:
+    """The first named value equal to the claim at the claim's own precision (its decimals as written)."""
+    text = repr(float(claim))
+    decimals = len(text.split(".")[1]) if "." in text and "e" not in text else 0
+    half_unit = 0.5 * 10.0 ** -decimals + 1e-12
+    return next((name for name, value in values.items() if value is not None and abs(value - claim) <= half_unit),
+                None)
+
+
+def check_claims(folder: Path, runs: list[RunLog]) -> tuple[list[str], list[str]]:
+    """submission.json's val_bpb / val_loss / bytes_total against the logs: one log's figure or their mean."""
+    path = folder / "submission.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return [f"{path}: cannot read it ({exc.strerror or exc})"], []
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return [f"{path} is not valid JSON ({exc})"], []
+    if not isinstance(record, dict):
+        return [f"{path} is not a JSON object"], []
+    problems, notes = [], []
+    finished = [r for r in runs if r.finished]
+    claims = (("val_bpb", "sliding_val_bpb"), ("val_loss", "sliding_val_loss"), ("bytes_total", "submission_bytes"))
+    for key, attr in claims:
+        claim = record.get(key)
+        if claim is None or isinstance(claim, bool) or not isinstance(claim, (int, float)):
+            (problems if key == "val_bpb" else notes).append(
+                f"{path}: {key} is {'missing' if claim is None else f'not a number ({claim!r})'}")
+            continue
+        values = {f"seed {r.seed}'s ({r.path.name})": getattr(r, attr) for r in finished}
+        mean = runlog.mean_std(values.values())[0]
+        if key != "bytes_total":  # package.py writes the largest run's size, which is one log's
+            values[f"the mean of {len(finished)} logs"] = mean
+        match = _matching(claim, values)
+        logged = ", ".join(f"{r.logged.get(attr, getattr(r, attr))}" for r in finished) or "none finished"
+        if match is None:
+            also = "" if key == "bytes_total" or mean is None else f" nor their mean {mean:.8f}"
+            problems.append(f"{path}: {key} {claim} equals no log's figure ({logged}){also}")
+        else:
+            unlike = "" if key == "bytes_total" or "mean" in match or mean is None else f", not the mean {mean:.8f}"
+            notes.append(f"submission.json claims {key} {claim}: {match}{unlike}")
+    code = folder / "train_gpt.py"
+    if isinstance(record.get("bytes_code"), int) and code.is_file() and record["bytes_code"] != code.stat().st_size:
+        problems.append(f"{path}: bytes_code {record['bytes_code']:,} but train_gpt.py has "
+                        f"{code.stat().st_size:,} bytes")
+    return problems, notes
+
+
+def check_significance(runs: list[RunLog], against: list[str]) -> tuple[list[str], list[str]]:
+    """The README's rule (reported) and the maintainers' merge practice (a fault when not met), on sliding figures."""
+    try:
+        sota = [r for r in runlog.collect_runs(against) if r.finished]
+    except runlog.LogError as exc:
+        raise PackageError(f"--against: {exc}") from exc
+    ours = [r for r in runs if r.finished]
+    c = compare.record_criterion(sota, ours)
+    notes = [f"README rule against {len(sota)} SOTA log(s) (>= {c.margin} nats at one-sided p < {c.alpha}): "
+             f"{'MET' if c.met else 'NOT MET'} ({c.reason})"]
+    a, b = (runlog.finite(r.sliding_val_bpb for r in side) for side in (sota, ours))
+    p = compare.welch_test(a, b).p_one_sided_b_lower
+    practice = f"maintainers' merge practice (one-sided Welch p < {MERGE_ALPHA} on sliding val_bpb against the " \
+               "previous row, reproductions pooled)"
+    if p is None:
+        return [f"{practice}: cannot be assessed: needs at least 2 logs a side with some variance (have "
+                f"{len(a)} SOTA, {len(b)} here)"], notes
+    means = f"mean {sum(b) / len(b):.8f} here vs {sum(a) / len(a):.8f}"
+    if p >= MERGE_ALPHA:
+        return [f"{practice}: not met: {means}, p = {p:.3g}"], notes
+    return [], notes + [f"{practice}: met: {means}, p = {p:.3g}"]
+
+
+def rescore(folder: Path, runs: list[RunLog], args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """Score final_model.int6.ptz again with the folder's train_gpt.py (EVAL_ONLY) and compare with its log."""
+    artifact, script = folder / "final_model.int6.ptz", folder / "train_gpt.py"
+    if not artifact.is_file():
+        return [], ["no final_model.int6.ptz in the folder; not re-scored"]
+    if not (args.data and args.tokenizer):
+        return [], ["final_model.int6.ptz not re-scored: give --data and --tokenizer to score it again"]
+    if not script.is_file() or "EVAL_ONLY" not in script.read_text(encoding="utf-8", errors="replace"):
+        return [], ["final_model.int6.ptz not re-scored: the folder's train_gpt.py has no EVAL_ONLY"]
+    size = artifact.stat().st_size
+    run = next((r for r in runs if r.serialized_bytes == size), None)
+    if run is None:
+        return [f"{artifact} ({size:,} bytes) is the artifact of no log here "
+                "(no Serialized model line of that size)"], []
+    if run.config is None:
+        return [], [f"final_model.int6.ptz not re-scored: {run.path} has no config line, so its settings are unknown"]
+    env = {**os.environ, **run.config, "EVAL_ONLY": str(artifact.resolve()), "RUN_ID": "audit_rescore",
+           "DATA_PATH": os.path.abspath(args.data), "TOKENIZER_PATH": os.path.abspath(args.tokenizer)}
+    command = [sys.executable, str(script.resolve())]
+    if args.rescore_nproc > 1:
+        command[1:1] = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.rescore_nproc}"]
+    with tempfile.TemporaryDirectory(prefix="audit-rescore-") as work:  # nothing is written into the folder
+        proc = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, errors="replace")
+    scored = runlog.parse_text(proc.stdout)
+    where = f"EVAL_ONLY={artifact} with {run.path}'s settings"
+    if proc.returncode != 0 or scored.eval_only_bytes is None:
+        last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1][:200]
+        why = f"exit status {proc.returncode}" if proc.returncode else "no eval_only: line"
+        return [f"re-scoring {where} failed ({why}): {last}"], []
+    problems = []
+    if scored.eval_only_bytes != size:
+        problems.append(f"re-scoring {where}: it read {scored.eval_only_bytes:,} bytes, the file has {size:,}")
+    for name, attr in (("int6 roundtrip", "roundtrip_val_bpb"), ("sliding-window", "sliding_val_bpb")):
+        new, old = getattr(scored, attr), getattr(run, attr)
+        if old is None:
+            continue
+        if new is None or abs(new - old) > args.rescore_tolerance:
+            problems.append(f"re-scored {name} val_bpb {new} differs from the log's {old} by more than "
+                            f"{args.rescore_tolerance} ({where})")
+    note = (f"re-scored {artifact.name} (sha256 {scored.eval_only_sha256[:12]}...): "
+            f"roundtrip {scored.roundtrip_val_bpb}, sliding {scored.sliding_val_bpb}; {run.path.name} logged {run.roundtrip_val_bpb}, {run.sliding_val_bpb}")
+    return problems, [note]
+
+
+def audit(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """(faults, notes) of an existing records/<track>/<folder>: package.py's rules judged on what its logs show,
+    duplicate logs, submission.json's claims, significance (--against) and a re-score of our artifact."""
+    folder = Path(args.audit)
+    if not folder.is_dir():
+        raise PackageError(f"--audit {folder}: no such folder")
+    track_names = {name: key for key, name in TRACKS.items()}
+    track = track_names.get(folder.resolve().parent.name, args.track)
+    script = folder / "train_gpt.py"
+    source_data = script.read_bytes() if script.is_file() else None
+    source = source_data.decode("utf-8", errors="replace") if source_data is not None else None
+    try:
+        runs = sorted(runlog.collect_runs([folder]), key=runlog.by_seed)
+    except runlog.LogError as exc:
+        raise PackageError(str(exc)) from exc
+    faults, notes = check_runs(runs, source, source_data and len(source_data), track, audit=True)
+    notes.insert(0, f"track {TRACKS[track]}; {len(runs)} log(s): {', '.join(r.path.name for r in runs) or 'none'}")
+    for check in (lambda: check_claims(folder, runs), lambda: rescore(folder, runs, args),
+                  lambda: check_significance(runs, args.against) if args.against else ([], [])):
+        more_faults, more_notes = check()
+        faults += more_faults
+        notes += more_notes
+    return faults, notes
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Check finished runs and package them as records/<track>/YYYY-MM-DD_<Name>/.",
@@ -309,11 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Refuses (exit 1, one line per problem, nothing written) what the challenge's rules exclude; "
                "see tools/README.md. --check: validate only.",
     )
-    parser.add_argument("logs", nargs="+", metavar="LOG_OR_DIR", help="run logs or run folders")
-    parser.add_argument("--name", required=True, help="submission name (folder: YYYY-MM-DD_<Name>)")
-    parser.add_argument("--author", required=True)
-    parser.add_argument("--github-id", required=True)
-    parser.add_argument("--blurb", required=True, help="one-paragraph description")
+    parser.add_argument("logs", nargs="*", metavar="LOG_OR_DIR", help="run logs or run folders")
+    parser.add_argument("--name", help="submission name (folder: YYYY-MM-DD_<Name>); required to package")
+    parser.add_argument("--author", help="required to package")
+    parser.add_argument("--github-id", help="required to package")
+    parser.add_argument("--blurb", help="one-paragraph description; required to package")
     parser.add_argument("--track", type=lambda t: t.removeprefix("track_"), choices=sorted(TRACKS), default="10min_16mb",
                         help="10min_16mb (the record track) or non_record_16mb; the folder names' track_ prefix is accepted")
     parser.add_argument("--date", help="YYYY-MM-DD (default: today)")
@@ -324,6 +490,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="train_gpt.py to copy (default: the repository's)")
     parser.add_argument("--records-dir", default=str(REPO_ROOT / "records"),
                         help="records folder (default: the repository's records/)")
+    audit = parser.add_argument_group("--audit FOLDER: check an existing records/ folder instead (tools/README.md)")
+    audit.add_argument("--audit", metavar="FOLDER", help="audit records/<track>/<folder> (its logs, submission.json, "
+                       "train_gpt.py); exit 0 pass, 1 faults found")
+    audit.add_argument("--data", help="dataset folder: re-score the folder's final_model.int6.ptz (EVAL_ONLY)")
+    audit.add_argument("--tokenizer", help="tokenizer model for the re-score")
+    audit.add_argument("--rescore-nproc", type=int, default=1, help="processes for the re-score (default 1)")
+    audit.add_argument("--rescore-tolerance", type=float, default=1e-5,
+                       help="largest accepted |re-scored - logged| val_bpb (default 1e-5)")
     return parser
 
 
@@ -373,8 +547,31 @@ def package(args: argparse.Namespace) -> Path:
     return target
 
 
+def main_audit(args: argparse.Namespace) -> int:
+    try:
+        faults, notes = audit(args)
+    except PackageError as exc:
+        print(f"package: audit: error: {exc}", file=sys.stderr)
+        return 2
+    for note in notes:
+        print(f"package: audit: note: {note}")
+    for fault in faults:
+        print(f"package: audit: fault: {fault}")
+    print(f"package: audit: {'FAIL' if faults else 'PASS'}: {args.audit} ({len(faults)} fault(s))")
+    return 1 if faults else 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.audit:
+        if args.logs:
+            parser.error("--audit reads the folder's own logs; give no LOG_OR_DIR with it")
+        return main_audit(args)
+    missing = [f"--{name.replace('_', '-')}" for name in ("name", "author", "github_id", "blurb")
+               if getattr(args, name) is None]
+    if missing or not args.logs:
+        parser.error(f"packaging needs LOG_OR_DIR and {', '.join(missing) or 'the options above'} (or --audit FOLDER)")
     try:
         target = package(args)
     except PackageError as exc:

@@ -52,6 +52,9 @@ _LINES = {
     "post_ema": (rf"DIAGNOSTIC post_([a-z]+) val_loss:{_F} val_bpb:{_F} eval_time:{_I}ms",
                  "final_weights post_ema_val_loss post_ema_val_bpb post_ema_eval_ms"),
     "code_size": (rf"Code size: {_I} bytes", "code_bytes"),
+    # EVAL_ONLY=<artifact>: train_gpt.py scores a saved artifact without training
+    "eval_only": (rf"eval_only: artifact:(.+) sha256:([0-9a-f]{{64}}) bytes:{_I}",
+                  "eval_only_artifact eval_only_sha256 eval_only_bytes"),
     "serialized": (rf"Serialized model int6\+(zstd|zlib): {_I} bytes", "compressor serialized_bytes"),
     "total": (rf"Total submission size int6\+(zstd|zlib): {_I} bytes", "compressor submission_bytes"),
     # the rounded lines' figures yield to the _exact lines', whichever comes first
@@ -146,6 +149,9 @@ class RunLog:
     post_ema_val_bpb: float | None = None
     post_ema_eval_ms: int | None = None
     code_bytes: int | None = None
+    eval_only_artifact: str | None = None  # an EVAL_ONLY run's eval_only: line (no training)
+    eval_only_sha256: str | None = None
+    eval_only_bytes: int | None = None
     compressor: str | None = None
     serialized_bytes: int | None = None
     submission_bytes: int | None = None
