@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
+import gc
 import hashlib
 import io
 import math
@@ -26,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -58,7 +60,11 @@ class RunError(RuntimeError):
 ACTIVATIONS = ("relu2", "leaky2", "asqu")
 # Variables that do not change results: left out of config_fingerprint.
 NOT_FINGERPRINTED = ("SEED", "RUN_ID", "DATA_PATH", "TOKENIZER_PATH", "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY",
-                     "COMPILE", "ATTENTION", "MLP_KERNEL")
+                     "COMPILE", "ATTENTION", "MLP_KERNEL", "EVAL_ONLY")
+# Settings that define the function an artifact computes: stored in it, compared by EVAL_ONLY.
+MODEL_SETTINGS = ("MLP_ACTIVATION", "VOCAB_SIZE", "NUM_LAYERS", "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "MLP_MULT",
+                  "MLP_LEAKY_SLOPE", "ASQU_SIGMOID_BETA", "TIE_EMBEDDINGS", "LOGIT_SOFTCAP", "ROPE_BASE", "ROPE_DIMS",
+                  "XSA_LAST_N", "LN_SCALE", "BIGRAM_VOCAB_SIZE", "BIGRAM_DIM", "VE_DIM", "VE_LAYERS")
 
 @dataclass(frozen=True)
 class Bound:
@@ -180,6 +186,8 @@ class Hyperparameters:
                            "auto | flash_attn_3 | flash_attn_2 | sdpa (auto: FA3, FA2 >= 2.6, SDPA)",
                            ("auto", "flash_attn_3", "flash_attn_2", "sdpa"))
         self.cpu_bf16 = v("CPU_BF16", False, bool, "on CPU, the CUDA numerics: bf16 autocast and bf16 embedding tables")
+        self.eval_only = v("EVAL_ONLY", None, str, "score this final_model.int6.ptz, no training (the other settings: "
+                           "its run's); train shards are not read")
         self.mlp_kernel = v("MLP_KERNEL", "auto", str, "auto | triton | torch: the MLP activation's kernels (auto: "
                             "the faster on this GPU by committed measurements, else torch)", ("auto", "triton", "torch"))
         self.validate()
@@ -225,7 +233,8 @@ class Hyperparameters:
                 raise ConfigError(msg)
         self.mlp_activation = {"leaky_relu2": "leaky2"}.get(self.mlp_activation, self.mlp_activation)  # the seed PR's name
         if self.run_id is None:
-            self.run_id = f"{self.mlp_activation}_seed{self.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
+            kind = "eval_only" if self.eval_only else f"seed{self.seed}"
+            self.run_id = f"{self.mlp_activation}_{kind}_{time.strftime('%Y%m%d-%H%M%S')}"
         need(self.run_id not in (".", "..") and self.run_id == self.run_id.strip()
              and not any(c in "/\\" or not c.isprintable() for c in self.run_id),
              f"RUN_ID={self.run_id!r} names a file: no path separators, control characters (newlines, tabs) or "
@@ -279,6 +288,9 @@ class Hyperparameters:
     def config_line(self) -> str:
         """config:NAME=value ... for every setting away from its default (paste it to rerun)."""
         return "config:" + " ".join(f"{n}={shlex.quote(self._set[n])}" for n, _, _ in self._vars if n in self._set)
+    def model_settings(self) -> dict[str, object]:
+        return {name: getattr(self, name.lower()) for name in MODEL_SETTINGS}
+
     def fingerprint(self) -> str:
         """12 hex digits of the effective settings that change results (not SEED, paths, logging knobs)."""
         text = "\n".join(f"{n}={getattr(self, n.lower())!r}" for n, _, _ in self._vars if n not in NOT_FINGERPRINTED)
@@ -339,6 +351,8 @@ def runtime_from_env(args: Hyperparameters) -> Runtime:
     rt = Runtime(rank, world_size, local_rank, "RANK" in os.environ and "WORLD_SIZE" in os.environ, device,
                  device.type == "cuda" or args.cpu_bf16, device.type == "cuda" if args.compile is None else args.compile)
     args.mlp_kernel = pick_mlp_kernel(args.mlp_kernel, device)
+    if args.eval_only:  # no training: the batch shape and the training memory do not matter
+        return rt
     check_fits(args, rt)
     micro = world_size * rt.grad_accum_steps * args.train_seq_len
     if args.train_batch_tokens % micro:
@@ -1228,6 +1242,30 @@ def read_artifact(path: Path) -> dict:
         raise RunError(f"artifact {path} does not exist")
     return load_artifact(Path(path).read_bytes(), str(path))
 
+def read_eval_only_artifact(args: Hyperparameters) -> bytes:
+    """EVAL_ONLY's file, checked before anything is written: an artifact of this script, built with these settings."""
+    path = Path(args.eval_only)
+    if not path.is_file():
+        raise ConfigError(f"EVAL_ONLY={path} is not a file; give the path of a run's final_model.int6.ptz")
+    blob = path.read_bytes()
+    try:
+        payload = load_artifact(blob, str(path))
+    except RunError as exc:
+        raise ConfigError(f"EVAL_ONLY={path}: not an artifact of this script ({exc})") from None
+    built = payload.get("model_settings", {})
+    differ = [f"{name}={built[name]} (here {value})" for name, value in args.model_settings().items()
+              if name in built and built[name] != value]
+    expected = {name: info["shape"] for name, info in payload["meta"].items()}
+    with torch.device("meta"):
+        shapes = {name: list(t.shape) for name, t in GPT(args).state_dict().items()}
+    if not differ and expected != shapes:
+        name = min(n for n in expected.keys() | shapes.keys() if expected.get(n) != shapes.get(n))
+        differ = [f"{name} has shape {expected.get(name, 'none')} in the artifact, {shapes.get(name, 'none')} here"]
+    if differ:
+        raise ConfigError(f"EVAL_ONLY={path} was built for another configuration: {', '.join(differ)}; set the "
+                          "settings of the run that wrote it (its log's config: line)")
+    return blob
+
 # -----------------------------
 # FILES AND LOGGING
 # -----------------------------
@@ -1275,6 +1313,13 @@ def publish_latest(path: Path, log) -> None:
         tmp.unlink(missing_ok=True)
         raise RunError(f"cannot write {latest}: {exc.strerror or exc}; this run's file is kept at {path}") from None
 
+def check_output_folders(run_id: str) -> None:
+    """The folders a run writes into are folders (or absent): checked before anything is written."""
+    for folder in (Path("logs"), Path("runs"), Path("runs") / run_id):
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"{folder} is a file, not a folder: this script writes logs/<RUN_ID>.txt and "
+                              "runs/<RUN_ID>/; move or rename that file, or run from another folder")
+
 def lock_run_id(run_id: str):
     """Refuse a second live run with this RUN_ID in this folder; the lock dies with the process."""
     import fcntl
@@ -1295,14 +1340,13 @@ class Logger:
         self.files, self.kept, self.path = [], [], None
         if not master:
             return
-        paths = [Path("logs") / f"{args.run_id}.txt", Path(f"train_seed{args.seed}.log")]
-        if args.seed == 1337:
-            paths.append(Path("train.log"))
+        paths = [Path("logs") / f"{args.run_id}.txt"]
+        if not args.eval_only:  # a scoring run leaves the training logs of this folder as they are
+            paths.append(Path(f"train_seed{args.seed}.log"))
+            if args.seed == 1337:
+                paths.append(Path("train.log"))
         target = Path("logs")
         try:
-            if target.exists() and not target.is_dir():
-                raise ConfigError("logs is a file, not a folder: this script writes logs/<RUN_ID>.txt; move or rename "
-                                  "that file, or run from another folder")
             target.mkdir(exist_ok=True)
             for target in paths:
                 if kept := keep_existing(target):
@@ -1535,6 +1579,7 @@ def export(args: Hyperparameters, base: GPT, code: str, log) -> bytes:
     t_q = time.perf_counter()
     print("progress: export quantizing (GPTQ-lite int6 per row)", flush=True)
     payload, mse = quantize_state_dict(base.state_dict(), args.clip_percentiles, args.quant_scale_floor)
+    payload["model_settings"] = args.model_settings()  # what EVAL_ONLY checks the artifact against
     buf = io.BytesIO()
     torch.save(payload, buf)
     print(f"progress: export compressing {len(buf.getvalue()):,} bytes (zstd level 22 takes a while) "
@@ -1559,8 +1604,9 @@ def export(args: Hyperparameters, base: GPT, code: str, log) -> bytes:
             f"{len(blob) + code_bytes - SIZE_LIMIT} bytes; not a valid submission (files kept in {run_dir})")
     return blob
 
-def score_artifact(args: Hyperparameters, rt: Runtime, blob: bytes | None, val: ValData, diag_bpb: float, log) -> None:
-    """Every rank scores the exact bytes rank 0 wrote (broadcast in memory: no shared folder needed)."""
+def score_artifact(args: Hyperparameters, rt: Runtime, blob: bytes | None, val: ValData, diag_bpb: float | None,
+                   log) -> None:
+    """Every rank scores the exact bytes rank 0 wrote or read (broadcast in memory: no shared folder needed)."""
     if rt.distributed:
         box = [blob]
         dist.broadcast_object_list(box, src=0)
@@ -1574,7 +1620,8 @@ def score_artifact(args: Hyperparameters, rt: Runtime, blob: bytes | None, val: 
     log(f"final_int6_roundtrip val_loss:{q_loss:.4f} val_bpb:{q_bpb:.4f} "
         f"eval_time:{1000.0 * (time.perf_counter() - t_q):.0f}ms")
     log(f"final_int6_roundtrip_exact val_loss:{q_loss:.8f} val_bpb:{q_bpb:.8f}")
-    log(f"quant_gap val_bpb:{q_bpb - diag_bpb:+.4f} (int6 roundtrip minus post_{args.final_weights})")
+    if diag_bpb is not None:
+        log(f"quant_gap val_bpb:{q_bpb - diag_bpb:+.4f} (int6 roundtrip minus post_{args.final_weights})")
     if args.eval_stride > 0:
         sync(rt.device)
         t_s = time.perf_counter()
@@ -1590,6 +1637,7 @@ class Inputs:  # what a run reads, every piece checked before anything is writte
     val: ValData
     probes: int  # byte-table probe strings checked against the tokenizer
     warnings: list[str]  # settings' typos, a slow attention fallback: already on stderr, logged in the header
+    artifact: bytes | None = None  # EVAL_ONLY's file (rank 0)
 
 def load_inputs(args: Hyperparameters, rt: Runtime) -> Inputs:
     warnings = close_variable_warnings(os.environ) if rt.master else []
@@ -1598,13 +1646,16 @@ def load_inputs(args: Hyperparameters, rt: Runtime) -> Inputs:
     sp = load_tokenizer(args.tokenizer_path, args.vocab_size)
     tables = build_byte_luts(sp, args.vocab_size)
     probes = check_byte_tables(sp, tables, args.tokenizer_path)
-    train_files = find_shards(args.data_path, "train")
+    train_files = [] if args.eval_only else find_shards(args.data_path, "train")
+    if train_files:
+        load_shard(train_files[0], args.vocab_size)  # its token ids; the other shards' before the clock
     val_np = load_validation_tokens(find_shards(args.data_path, "val"), args.eval_seq_len, args.vocab_size).astype(np.int64)
     val = ValData(torch.from_numpy(val_np), torch.from_numpy(stream_bytes(val_np, tables).astype(np.int16)))
     if (warning := pick_attention_backend(args.attention, rt.device)) and rt.master:
         print(warning, file=sys.stderr, flush=True)
         warnings.append(warning)
-    return Inputs(Path(__file__).read_text(encoding="utf-8"), train_files, val, probes, warnings)
+    artifact = read_eval_only_artifact(args) if args.eval_only and rt.master else None
+    return Inputs(Path(__file__).read_text(encoding="utf-8"), train_files, val, probes, warnings, artifact)
 
 def build_trainer(args: Hyperparameters, rt: Runtime, train_files: list[Path]) -> Trainer:
     """The seeded model, compiled (CUDA by default) and DDP-wrapped when distributed, with its optimizers."""
@@ -1624,7 +1675,7 @@ def build_trainer(args: Hyperparameters, rt: Runtime, train_files: list[Path]) -
     return Trainer(args, rt, model, compiled, base, build_optimizers(base, args, rt),
                    DistributedTokenLoader(train_files, args.vocab_size, rt))
 
-def log_header(args: Hyperparameters, rt: Runtime, log, inputs: Inputs, base: GPT) -> None:
+def log_header(args: Hyperparameters, rt: Runtime, log, inputs: Inputs) -> None:
     """The source and versions (log files only), then what the run is: identity, configuration, data, model."""
     log(inputs.code, console=False)
     log("=" * 100, console=False)
@@ -1645,13 +1696,14 @@ def log_header(args: Hyperparameters, rt: Runtime, log, inputs: Inputs, base: GP
     log(args.config_line())
     log(f"config_fingerprint:{args.fingerprint()}")
     log(f"val_bpb:enabled tokenizer_kind=sentencepiece tokenizer_path={args.tokenizer_path} byte_probes_ok:{inputs.probes}")
-    log(f"train_loader:dataset:{Path(args.data_path).resolve().name} train_shards:{len(inputs.train_files)}")
+    if not args.eval_only:
+        log(f"train_loader:dataset:{Path(args.data_path).resolve().name} train_shards:{len(inputs.train_files)}")
     log(f"val_loader:shards pattern={Path(args.data_path) / 'fineweb_val_*.bin'} tokens:{inputs.val.tokens.numel() - 1}")
     log(f"model_params:{parameter_count(args)}")
     log(args.activation_summary())
     log(f"device:{rt.device} dtype:{'bfloat16' if rt.bf16 else 'float32'} attention:{ATTN_BACKEND} compile:{int(rt.compile)} "
         f"mlp_kernel:{args.mlp_kernel}")
-    log(f"XSA:last_{args.xsa_last_n} active_layers:{[i for i, b in enumerate(base.blocks) if b.attn.xsa]}")
+    log(f"XSA:last_{args.xsa_last_n} active_layers:{list(range(args.num_layers - args.xsa_last_n, args.num_layers))}")
     log(f"world_size:{rt.world_size} grad_accum_steps:{rt.grad_accum_steps}")
     log(f"attention_mode:gqa num_heads:{args.num_heads} num_kv_heads:{args.num_kv_heads}")
     log(f"train_batch_tokens:{args.train_batch_tokens} train_seq_len:{args.train_seq_len} iterations:{args.iterations} "
@@ -1659,6 +1711,11 @@ def log_header(args: Hyperparameters, rt: Runtime, log, inputs: Inputs, base: GP
     log(f"final_weights:{args.final_weights} ema_decay:{args.ema_decay} late_qat_threshold:{args.late_qat_threshold} "
         f"quant_scale_floor:{args.quant_scale_floor}")
     log(f"seed:{args.seed}")
+    if not args.eval_only:
+        log_training_warnings(args, rt, log)
+
+def log_training_warnings(args: Hyperparameters, rt: Runtime, log) -> None:
+    """Settings that train worse than the user may think, said before any result."""
     if args.mlp_activation == "asqu" and rt.grad_accum_steps % args.asqu_beta_grad_every:
         log(f"WARNING: ASQU_BETA_GRAD_EVERY={args.asqu_beta_grad_every} does not divide the {rt.grad_accum_steps} "
             "micro-steps of a step: some steps update beta from no gradient, so it learns more slowly; set it to a divisor")
@@ -1682,25 +1739,70 @@ def apply_final_weights(tr: Trainer, final: dict[str, Tensor] | None, val: ValDa
     log_asqu_diag(tr.base, log)
     return diag_bpb
 
+def check_train_shards(args: Hyperparameters, rt: Runtime, files: list[Path], log) -> None:
+    """Token ids of every train shard the run can read (ITERATIONS steps from the first shard), before the clock.
+    The ranks share the shards; the first bad one, by index, is reported on every rank."""
+    t0 = time.perf_counter()
+    per_step = args.train_batch_tokens + rt.world_size * rt.grad_accum_steps  # + 1 token per rank's micro-span
+    needed, count, tokens = args.iterations * per_step, 0, 0
+    while count < len(files) and tokens < needed:
+        tokens += shard_token_count(files[count])
+        count += 1
+    first_bad = torch.tensor(count, device=rt.device)
+    for i in range(1 + rt.rank, count, rt.world_size):  # shard 0 was checked before the log was opened
+        try:
+            load_shard(files[i], args.vocab_size)
+        except ConfigError:
+            first_bad.fill_(i)
+            break
+    if rt.distributed:
+        dist.all_reduce(first_bad, op=dist.ReduceOp.MIN)
+    if int(first_bad) < count:
+        load_shard(files[int(first_bad)], args.vocab_size)  # raises its message
+    log(f"train_shards_checked:{count}/{len(files)} tokens:{tokens} time:{1000 * (time.perf_counter() - t0):.0f}ms "
+        f"(token ids < VOCAB_SIZE, shared by {rt.world_size} rank(s))")
+
+def eval_only(args: Hyperparameters, rt: Runtime, inputs: Inputs, log) -> None:
+    """EVAL_ONLY: the final evaluation of an existing artifact, with the training run's log lines."""
+    if rt.master:
+        digest = hashlib.sha256(inputs.artifact).hexdigest()
+        log(f"eval_only: artifact:{Path(args.eval_only).resolve()} sha256:{digest} bytes:{len(inputs.artifact)}")
+    score_artifact(args, rt, inputs.artifact, inputs.val, None, log)
+
 def main() -> None:
     args = Hyperparameters()
     rt = runtime_from_env(args)
     inputs = load_inputs(args, rt)  # set-up: every input checked before anything is written
+    if rt.master:
+        check_output_folders(args.run_id)
     RUN["lock"] = lock_run_id(args.run_id) if rt.master else None  # held until the process exits
     log = RUN["log"] = Logger(args, rt.master)
     init_distributed(rt)
+    log_header(args, rt, log, inputs)
+    if args.eval_only:
+        eval_only(args, rt, inputs, log)
+        return
+    check_train_shards(args, rt, inputs.train_files, log)
     tr = build_trainer(args, rt, inputs.train_files)
-    log_header(args, rt, log, inputs, tr.base)
     warm_up(tr, inputs.train_files, log)  # every graph variant compiled, then weights, optimizers, data reset
     final = train(tr, inputs.val, log)  # the timed loop
     RUN["step"] = None
     diag_bpb = apply_final_weights(tr, final, inputs.val, log)
     blob = export(args, tr.base, inputs.code, log) if rt.master else None  # rank 0 writes the files
     score_artifact(args, rt, blob, inputs.val, diag_bpb, log)  # every rank scores the same bytes
-    if rt.distributed:  # the group and its gloo threads must end here: a thread still waiting for the GIL when the
-        dist.barrier()  # interpreter shuts down aborts the process ("terminate called ..."). DDP's reducer holds the
-        del tr  # group, and so would torch.distributed.nn's default argument had torch._dynamo come after init.
-        dist.destroy_process_group()
+
+def end_distributed(exc: BaseException | None = None) -> None:
+    """The group and its gloo threads must end before the interpreter does: a thread still waiting for the GIL at
+    shutdown aborts the process ("terminate called ..."). DDP's reducer holds the group, and main's frames hold
+    DDP (through an error's traceback too), so those references go first."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if exc is None:
+        dist.barrier()
+    else:  # an error or a signal: no barrier (the other ranks may be gone), the frames' references dropped
+        traceback.clear_frames(exc.__traceback__)
+    gc.collect()
+    dist.destroy_process_group()
 
 def on_signal(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
@@ -1714,11 +1816,14 @@ if __name__ == "__main__":
         print(f"error: unknown argument {' '.join(sys.argv[1:])}; train_gpt.py is configured by environment "
               "variables (python3 train_gpt.py --help lists them)", file=sys.stderr)
         sys.exit(2)
-    signal.signal(signal.SIGTERM, on_signal)
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal or ssh session closed
+        signal.signal(signum, on_signal)
     rank = int(os.environ.get("RANK", 0))
     try:
         main()
+        end_distributed()
     except (ConfigError, RunError) as exc:
+        end_distributed(exc)
         if rank == 0 or isinstance(exc, RunError):
             print(f"error{f' (rank {rank})' if rank else ''}: {exc}", file=sys.stderr, flush=True)
         if RUN["log"] is not None:
@@ -1726,6 +1831,7 @@ if __name__ == "__main__":
                 RUN["log"](f"error: {exc}", console=False)
         sys.exit(2 if isinstance(exc, ConfigError) else 1)
     except KeyboardInterrupt as exc:
+        end_distributed(exc)
         name = str(exc) or "SIGINT"
         if RUN["log"] is not None:
             where = f" step:{RUN['step']}/{RUN['iterations']}" if RUN["step"] is not None else ""

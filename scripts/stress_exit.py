@@ -137,7 +137,8 @@ def main() -> int:
             err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
         secs = time.perf_counter() - t0
         log = work / "logs" / f"{run_id}.txt"
-        finished = log.is_file() and mark in log.read_text(encoding="utf-8", errors="replace")
+        # a result line, not the same words in the source code the log starts with
+        finished = log.is_file() and re.search(rf"^{mark} ", log.read_text(encoding="utf-8", errors="replace"), re.M)
         unfinished += not finished
         line = f"run {i + 1}/{opts.runs}: exit {rc} finished:{int(finished)} {secs:.1f}s"
         if opts.thread_check:

@@ -1,10 +1,12 @@
 """Bad input: one clear message naming the variable or file, a non-zero exit, nothing written."""
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
 import pytest
+import torch
 
 
 def check_refused(proc, tmp_path, *needles, code=2):
@@ -89,3 +91,117 @@ def test_train_split_without_tokens(run_train, tmp_path, data_copy):
     for shard in data_copy.glob("fineweb_train_*.bin"):
         write_shard(shard, [])
     check_refused(run_train(check=False, DATA_PATH=data_copy), tmp_path, f"DATA_PATH={data_copy}", "hold no tokens")
+
+
+# ----- issue 23: settings that trained silently or failed after files were written ------------------------------
+
+import math  # noqa: E402
+
+import train_gpt as tg  # noqa: E402
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"BETA1": "-0.5"}, "BETA1=-0.5 must be in [0, 1), e.g. BETA1=0.9"),
+    ({"BETA2": "1.5"}, "BETA2=1.5 must be in [0, 1), e.g. BETA2=0.95"),
+    ({"ADAM_EPS": "-1"}, "ADAM_EPS=-1 must be positive, e.g. ADAM_EPS=1e-08"),
+    ({"ADAM_EPS": "0"}, "ADAM_EPS=0 must be positive, e.g. ADAM_EPS=1e-08"),
+    ({"ASQU_WD": "-1"}, "ASQU_WD=-1 must be >= 0, e.g. ASQU_WD=0.0"),
+    ({"MUON_WD": "-0.1"}, "MUON_WD=-0.1 must be >= 0, e.g. MUON_WD=0.04"),
+    ({"ADAM_WD": "-0.1"}, "ADAM_WD=-0.1 must be >= 0, e.g. ADAM_WD=0.04"),
+    ({"MATRIX_LR": "-1"}, "MATRIX_LR=-1 must be >= 0, e.g. MATRIX_LR=0.025"),
+    ({"SCALAR_LR": "-1"}, "SCALAR_LR=-1 must be >= 0, e.g. SCALAR_LR=0.025"),
+    ({"ASQU_LR": "-0.001"}, "ASQU_LR=-0.001 must be >= 0, e.g. ASQU_LR=0.001"),
+    ({"TIED_EMBED_LR": "-1"}, "TIED_EMBED_LR=-1 must be >= 0, e.g. TIED_EMBED_LR=0.035"),
+    ({"HEAD_LR": "-1"}, "HEAD_LR=-1 must be >= 0, e.g. HEAD_LR=0.008"),
+    ({"EMBED_LR": "-1"}, "EMBED_LR=-1 must be >= 0, e.g. EMBED_LR=0.6"),
+    ({"MUON_MOMENTUM": "2"}, "MUON_MOMENTUM=2 must be in [0, 1), e.g. MUON_MOMENTUM=0.99"),
+    ({"MUON_MOMENTUM_WARMUP_START": "1"}, "MUON_MOMENTUM_WARMUP_START=1 must be in [0, 1), e.g. "
+                                          "MUON_MOMENTUM_WARMUP_START=0.92"),
+    ({"ITERATIONS": ""}, "ITERATIONS is set but empty; give it a value, e.g. ITERATIONS=20000, or unset it"),
+    ({"SEED": "  "}, "SEED is set but empty; give it a value, e.g. SEED=1337, or unset it"),
+    ({"ITERATIONS": "99999999999999999999999"}, "ITERATIONS=99999999999999999999999 is too large to mean anything "
+                                                "here (at most 4294967295), e.g. ITERATIONS=20000"),
+    ({"RUN_ID": "a\nb"}, "RUN_ID='a\\nb' names a file: no path separators, control characters (newlines, tabs) or "
+                         "surrounding spaces, e.g. RUN_ID=exp_run1"),
+    ({"RUN_ID": "r" * 201}, "RUN_ID is 201 bytes long; it names files (logs/<RUN_ID>.txt, runs/<RUN_ID>/), whose "
+                            "names allow 255 bytes: keep it to 200, e.g. RUN_ID=exp_run1"),
+    ({"MLP_KERNEL": "cuda"}, "MLP_KERNEL='cuda' is not one of auto, triton, torch"),
+])
+def test_settings_refused_with_one_line(env, message):
+    with pytest.raises(tg.ConfigError) as info:
+        tg.Hyperparameters(env)
+    assert str(info.value) == message
+
+
+def test_bounds_admit_their_edges_and_the_defaults():
+    args = tg.Hyperparameters({"BETA1": "0", "MATRIX_LR": "0", "ASQU_WD": "0", "MUON_MOMENTUM": "0.999999",
+                               "RUN_ID": "r" * 200, "ITERATIONS": str(2**32 - 1), "MLP_KERNEL": "TRITON"})
+    assert args.beta1 == 0 and args.matrix_lr == 0 and args.muon_momentum < 1 and args.mlp_kernel == "triton"
+    assert tg.Hyperparameters({}).fingerprint() == tg.Hyperparameters({"BETA2": "0.95"}).fingerprint()
+
+
+@pytest.mark.parametrize("env", [{"BETA2": "1.5"}, {"ADAM_EPS": "-1"}, {"ASQU_WD": "-1"}, {"ITERATIONS": ""},
+                                 {"NUM_LAYERS": "100000"}])
+def test_refused_before_anything_is_written(run_train, tmp_path, env):
+    """These raised torch's ValueError (or an allocator error) after the logs were rotated, leaving empty logs
+    and a lock; now one line, exit 2, nothing written or moved."""
+    (tmp_path / "train_seed7.log").write_text("earlier\n")
+    proc = run_train(check=False, **env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train_seed7.log"]
+    assert (tmp_path / "train_seed7.log").read_text() == "earlier\n"
+
+
+def test_parameter_count_equals_the_models():
+    for env in ({}, {"MLP_ACTIVATION": "relu2"}, {"TIE_EMBEDDINGS": "0", "VE_LAYERS": "none", "BIGRAM_VOCAB_SIZE": "0"},
+                {"NUM_LAYERS": "3", "MODEL_DIM": "96", "NUM_HEADS": "6", "NUM_KV_HEADS": "2", "MLP_MULT": "2.5",
+                 "VE_LAYERS": "0,2", "XSA_LAST_N": "1"}):
+        args = tg.Hyperparameters(env)
+        with torch.device("meta"):
+            model = tg.GPT(args)
+        assert tg.parameter_count(args) == sum(p.numel() for p in model.parameters()), env
+    assert tg.parameter_count(tg.Hyperparameters({"MLP_ACTIVATION": "relu2"})) == 26_993_756  # the record's
+
+
+def test_a_model_that_cannot_fit_is_refused_with_the_estimate(monkeypatch):
+    args = tg.Hyperparameters({"NUM_LAYERS": "100000"})
+    with pytest.raises(tg.ConfigError, match=r"^the model cannot fit: 236,315,416,324 parameters \(NUM_LAYERS=100000, "
+                                             r"MODEL_DIM=512, MLP_MULT=3.0, VOCAB_SIZE=1024\) .* need at least "
+                                             r"[\d,.]+ GiB, this machine \(per process\) has [\d,.]+ GiB"):
+        tg.runtime_from_env(args)
+    small = tg.Hyperparameters({"NUM_LAYERS": "2", "MODEL_DIM": "64", "TRAIN_BATCH_TOKENS": "16384", "ROPE_DIMS": "8",
+                                "TRAIN_SEQ_LEN": "128", "XSA_LAST_N": "1"})
+    assert tg.runtime_from_env(small).device.type in ("cpu", "cuda")
+
+
+def test_logs_or_runs_as_a_file_is_one_line(run_train, tmp_path):
+    for name in ("logs", "runs"):
+        (tmp_path / name).write_text("a file\n")
+        proc = run_train(check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == (
+            f"error: {name} is a file, not a folder: this script writes logs/<RUN_ID>.txt and runs/<RUN_ID>/; "
+            "move or rename that file, or run from another folder")
+        assert sorted(p.name for p in tmp_path.iterdir()) == [name] and (tmp_path / name).read_text() == "a file\n"
+        (tmp_path / name).unlink()
+
+
+def test_every_train_shard_is_checked_before_the_clock(run_train, tmp_path, data_copy):
+    """A token id >= VOCAB_SIZE in the last shard stops the run before the first step (it used to stop when the
+    loader reached the shard), on 2 ranks, with the check's cost in the log."""
+    from shard_io import read_shard, write_shard
+
+    shard = sorted(data_copy.glob("fineweb_train_*.bin"))[-1]
+    tokens = read_shard(shard).astype(np.int64)
+    tokens[5] = 1024
+    write_shard(shard, tokens.astype(np.uint16))
+    proc = run_train(nproc=2, check=False, DATA_PATH=data_copy, ITERATIONS=200, RUN_ID="shards")
+    assert proc.returncode != 0 and 'train_gpt.py", line' not in proc.stderr  # torchrun's own report aside
+    assert f"error: {shard}: token id 1024 >= VOCAB_SIZE=1024" in proc.stderr
+    log = (tmp_path / "logs/shards.txt").read_text()
+    assert not re.search(r"^(warmup_)?step:", log.split("=" * 100)[-1], re.M)  # no step, not even a warm-up one
+    assert f"error: {shard}: token id 1024 >= VOCAB_SIZE=1024" in log
+    fine = run_train(DATA_PATH=data_copy, ITERATIONS=2, RUN_ID="two_steps", EVAL_STRIDE=0)  # reads shard 0 only
+    assert re.search(r"^train_shards_checked:1/4 tokens:\d+ time:\d+ms", fine.stdout, re.M)
+    assert math.isfinite(float(re.search(r"final_int6_roundtrip_exact val_loss:(\S+)", fine.stdout).group(1)))

@@ -90,7 +90,7 @@ def test_a_live_run_id_is_refused(tmp_path, sample_data):
         first.communicate()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signal_is_logged_with_the_step(tmp_path, sample_data, sig):
     proc = start({"RUN_ID": "sig", "ITERATIONS": 5000, "VAL_LOSS_EVERY": 0, "EVAL_STRIDE": 0}, tmp_path, sample_data)
     log = tmp_path / "logs/sig.txt"
@@ -195,6 +195,6 @@ def test_header_survives_a_missing_nvidia_smi(tmp_path, monkeypatch):
         lines.append(msg)
     log.kept = []
     val = tg.ValData(torch.zeros(129, dtype=torch.int64), torch.zeros(129, dtype=torch.int16))
-    tg.log_header(args, rt, log, tg.Inputs("code", [], val, 8, []), tg.GPT(args))
+    tg.log_header(args, rt, log, tg.Inputs("code", [], val, 8, []))
     assert any(ln.startswith("nvidia-smi: unavailable") for ln in lines)
     assert any(ln.startswith("config:") for ln in lines) and any(ln.startswith("config_fingerprint:") for ln in lines)

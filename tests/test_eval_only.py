@@ -1,0 +1,94 @@
+"""EVAL_ONLY=PATH: the final evaluation of a saved artifact, without training, on any world size, with the training
+run's final lines to the last printed digit; anything else given as EVAL_ONLY is one error line."""
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_ENV
+
+FINAL_LINES = re.compile(r"^final_int6_(roundtrip|sliding_window)(_exact)? .*?(?= eval_time|$)", re.M)
+
+
+@pytest.fixture(scope="module")
+def trained(sample_data, tmp_path_factory):
+    """One tiny run (1 process); its folder, log text and artifact."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    folder = tmp_path_factory.mktemp("trained")
+    env = {**os.environ, **TINY_ENV, "DATA_PATH": sample_data["data_path"], "TOKENIZER_PATH": sample_data["tokenizer"],
+           "RUN_ID": "trained", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(REPO / "train_gpt.py")], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return folder, (folder / "logs/trained.txt").read_text(), folder / "runs/trained/final_model.int6.ptz"
+
+
+@pytest.fixture
+def val_only(sample_data, tmp_path) -> Path:
+    """The validation shard alone: scoring reads no train shard."""
+    folder = tmp_path / "val_only"
+    folder.mkdir()
+    shutil.copy(Path(sample_data["data_path"]) / "fineweb_val_000000.bin", folder)
+    return folder
+
+
+def final_lines(text: str) -> list[str]:
+    return [m.group(0) for m in FINAL_LINES.finditer(text)]
+
+
+@pytest.mark.parametrize("nproc", [1, 2])
+def test_scores_equal_the_training_run_to_the_last_digit(trained, run_train, val_only, tmp_path, nproc):
+    folder, log, artifact = trained
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "train_seed7.log").write_text("the training log, kept\n")
+    proc = run_train(nproc=nproc, cwd=work, EVAL_ONLY=artifact, DATA_PATH=val_only, RUN_ID="scored")
+    expected = final_lines(log)
+    assert len(expected) == 4 and final_lines(proc.stdout) == expected
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    assert f"eval_only: artifact:{artifact.resolve()} sha256:{digest} bytes:{artifact.stat().st_size}" in proc.stdout
+    scored_log = (work / "logs/scored.txt").read_text()
+    assert final_lines(scored_log) == expected and not re.search(r"^(train_loader|step):", scored_log, re.M)
+    assert (work / "train_seed7.log").read_text() == "the training log, kept\n"  # not rotated, not written
+    assert sorted(p.name for p in work.iterdir()) == ["logs", "runs", "train_seed7.log"]
+
+
+def bad_eval(run_train, tmp_path, val_only, path, **env):
+    work = tmp_path / "bad"
+    work.mkdir(exist_ok=True)
+    proc = run_train(cwd=work, check=False, EVAL_ONLY=path, DATA_PATH=val_only, **env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert list(work.iterdir()) == []  # nothing written
+    return proc.stderr.strip().splitlines()[-1]
+
+
+def test_a_file_that_is_not_an_artifact_is_one_line(trained, run_train, val_only, tmp_path):
+    folder, _, _ = trained
+    assert bad_eval(run_train, tmp_path, val_only, tmp_path / "none.ptz") == (
+        f"error: EVAL_ONLY={tmp_path / 'none.ptz'} is not a file; give the path of a run's final_model.int6.ptz")
+    raw = folder / "runs/trained/final_model.pt"  # the raw state dict, not the artifact
+    line = bad_eval(run_train, tmp_path, val_only, raw)
+    assert line.startswith(f"error: EVAL_ONLY={raw}: not an artifact of this script (artifact {raw} is corrupt")
+    cut = tmp_path / "cut.ptz"
+    cut.write_bytes(trained[2].read_bytes()[:1000])
+    assert "corrupt or truncated" in bad_eval(run_train, tmp_path, val_only, cut)
+
+
+def test_an_artifact_of_another_configuration_is_one_line(trained, run_train, val_only, tmp_path):
+    _, _, artifact = trained
+    line = bad_eval(run_train, tmp_path, val_only, artifact, LOGIT_SOFTCAP=20)
+    assert line == (f"error: EVAL_ONLY={artifact} was built for another configuration: LOGIT_SOFTCAP=30.0 (here 20.0); "
+                    "set the settings of the run that wrote it (its log's config: line)")
+    line = bad_eval(run_train, tmp_path, val_only, artifact, MLP_ACTIVATION="leaky2")
+    assert "MLP_ACTIVATION=asqu (here leaky2)" in line
+    line = bad_eval(run_train, tmp_path, val_only, artifact, MODEL_DIM=128)
+    assert "MODEL_DIM=64 (here 128)" in line
