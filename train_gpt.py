@@ -57,7 +57,6 @@ class ConfigError(ValueError):
 class RunError(RuntimeError):
     """A run that cannot go on (diverged, unwritable output, unreadable artifact): one line, exit code 1."""
 
-ACTIVATIONS = ("relu2", "leaky2", "asqu")
 # Variables that do not change results: left out of config_fingerprint.
 NOT_FINGERPRINTED = ("SEED", "RUN_ID", "DATA_PATH", "TOKENIZER_PATH", "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY",
                      "COMPILE", "ATTENTION", "MLP_KERNEL", "EVAL_ONLY")
@@ -92,7 +91,7 @@ class Hyperparameters:
                                 "SentencePiece model; its vocabulary must equal VOCAB_SIZE")
         self.seed = v("SEED", 1337, int, "seed of init and everything random, 0..2**32-1", SEED_RANGE)
         self.mlp_activation = v("MLP_ACTIVATION", "asqu", str, "relu2 | leaky2 (alias leaky_relu2) | asqu",
-                                ACTIVATIONS + ("leaky_relu2",))
+                                (*ACTIVATIONS, "leaky_relu2"))
         self.run_id = v("RUN_ID", None, str,
                         "names logs/<RUN_ID>.txt and runs/<RUN_ID>/ (default <activation>_seed<SEED>_<time>)")
         # Schedule.
@@ -295,14 +294,6 @@ class Hyperparameters:
         """12 hex digits of the effective settings that change results (not SEED, paths, logging knobs)."""
         text = "\n".join(f"{n}={getattr(self, n.lower())!r}" for n, _, _ in self._vars if n not in NOT_FINGERPRINTED)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
-    def activation_summary(self) -> str:
-        if self.mlp_activation == "leaky2":
-            return f"mlp_activation:leaky2 mlp_leaky_slope:{self.mlp_leaky_slope}"
-        if self.mlp_activation == "asqu":
-            return (f"mlp_activation:asqu asqu_beta_init:{self.asqu_beta_init} asqu_lr:{self.asqu_lr} "
-                    f"asqu_wd:{self.asqu_wd} asqu_sigmoid_beta:{int(self.asqu_sigmoid_beta)} "
-                    f"asqu_beta_grad_every:{self.asqu_beta_grad_every}")
-        return "mlp_activation:relu2"
 
 # Environment names that are never settings of this script (torchrun, CUDA, threads): not checked for typos.
 FOREIGN_PREFIXES = ("CUDA", "NCCL", "TORCH", "OMP_", "MKL_", "KMP_", "PYTHON", "MASTER_", "LOCAL_", "GROUP_",
@@ -366,7 +357,7 @@ def parameter_count(args: Hyperparameters) -> int:
     dim, hidden, L = args.model_dim, args.mlp_hidden, args.num_layers
     kv_dim = args.num_kv_heads * (dim // args.num_heads)
     block = 2 * dim * dim + 2 * kv_dim * dim + 2 * dim * hidden + args.num_heads + 4 * dim
-    block += hidden if args.mlp_activation == "asqu" else 0
+    block += hidden * ACTIVATIONS[args.mlp_activation].parameters_per_channel()
     total = L * block + args.vocab_size * dim + dim + min(L // 2, L - L // 2) * dim
     if args.bigram_vocab_size:
         total += args.bigram_vocab_size * args.bigram_dim + dim * args.bigram_dim + 1
@@ -894,41 +885,138 @@ class AsquFunction(torch.autograd.Function):
             dbeta = torch.zeros(C, dtype=torch.float32, device=h.device) if ctx.needs_input_grad[1] else None
         return dh.view_as(h), dbeta, None
 
-class ASQU(nn.Module):
-    """Asymmetric Squared Unit: a learned negative-side beta per hidden channel; beta_grad=False skips its gradient."""
+class Activation(nn.Module):
+    """An MLP activation: forward(h, beta_grad) -> f(h). One class per choice of MLP_ACTIVATION (the ACTIVATIONS
+    table); a class owns its parameters (control tensors in an optimizer group of its own, named like the
+    activation), its log summary and its per-layer diagnostics. triton_kernel: MLP_KERNEL=triton."""
+    triton_kernel = False
+
+    @classmethod
+    def from_args(cls, args: Hyperparameters, hidden: int) -> Activation:
+        return cls()
+
+    @staticmethod
+    def summary(args: Hyperparameters) -> str:
+        """The log's mlp_activation: line."""
+        return f"mlp_activation:{args.mlp_activation}"
+
+    @staticmethod
+    def parameters_per_channel() -> int:
+        return 0
+
+    @staticmethod
+    def optimizer_settings(args: Hyperparameters) -> dict:
+        """lr and weight_decay of the activation's own AdamW group (activations with parameters)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def warnings(args: Hyperparameters, grad_accum_steps: int) -> list[str]:
+        """WARNING lines about the activation's settings, in the log header."""
+        return []
+
+    def diagnostics(self) -> str | None:
+        """One log line about the layer's learned state (activations with parameters)."""
+        return None
+
+class Relu2(Activation):
+    """f(h) = relu(h)^2: the March 22 record's."""
+
+    def forward(self, h: Tensor, beta_grad: bool = True) -> Tensor:
+        if self.triton_kernel:
+            return squared_act(h, None, 0.0, 0.0)
+        return torch.relu(h).square()
+
+class Leaky2(Activation):
+    """f(h) = leaky_relu(h, s)^2, s = MLP_LEAKY_SLOPE: the records after March 22 (s = 0.5)."""
+
+    def __init__(self, slope: float):
+        super().__init__()
+        self.slope = slope
+
+    @classmethod
+    def from_args(cls, args: Hyperparameters, hidden: int) -> Activation:
+        return cls(args.mlp_leaky_slope)
+
+    @staticmethod
+    def summary(args: Hyperparameters) -> str:
+        return f"mlp_activation:leaky2 mlp_leaky_slope:{args.mlp_leaky_slope}"
+
+    def forward(self, h: Tensor, beta_grad: bool = True) -> Tensor:
+        if self.triton_kernel:
+            return squared_act(h, None, self.slope ** 2, 0.0)
+        return F.leaky_relu(h, self.slope).square()
+
+class ASQU(Activation):
+    """Asymmetric Squared Unit: f(h) = h^2 (h > 0), beta_c h^2 (h <= 0) with a learned beta per hidden channel;
+    beta_grad=False skips beta's gradient (ASQU_BETA_GRAD_EVERY)."""
+
     def __init__(self, hidden: int, beta_init: float, sigmoid_beta: bool, beta_grad_every: int = 1):
         super().__init__()
-        self.sigmoid_beta, self.beta_grad_every = sigmoid_beta, beta_grad_every
+        self.sigmoid_beta = sigmoid_beta
+        self.beta_grad_every = beta_grad_every
         init = math.log(beta_init / (1 - beta_init)) if sigmoid_beta else beta_init
         self.beta = nn.Parameter(torch.full((hidden,), init, dtype=torch.float32))
+
+    @classmethod
+    def from_args(cls, args: Hyperparameters, hidden: int) -> Activation:
+        return cls(hidden, args.asqu_beta_init, args.asqu_sigmoid_beta, args.asqu_beta_grad_every)
+
+    @staticmethod
+    def summary(args: Hyperparameters) -> str:
+        return (f"mlp_activation:asqu asqu_beta_init:{args.asqu_beta_init} asqu_lr:{args.asqu_lr} "
+                f"asqu_wd:{args.asqu_wd} asqu_sigmoid_beta:{int(args.asqu_sigmoid_beta)} "
+                f"asqu_beta_grad_every:{args.asqu_beta_grad_every}")
+
+    @staticmethod
+    def parameters_per_channel() -> int:
+        return 1
+
+    @staticmethod
+    def optimizer_settings(args: Hyperparameters) -> dict:
+        return {"lr": args.asqu_lr, "weight_decay": args.asqu_wd}
+
+    @staticmethod
+    def warnings(args: Hyperparameters, grad_accum_steps: int) -> list[str]:
+        if grad_accum_steps % args.asqu_beta_grad_every == 0:
+            return []
+        return [f"WARNING: ASQU_BETA_GRAD_EVERY={args.asqu_beta_grad_every} does not divide the {grad_accum_steps} "
+                "micro-steps of a step: some steps update beta from no gradient, so it learns more slowly; set it "
+                "to a divisor"]
+
+    def diagnostics(self) -> str:
+        beta = self.effective_beta().detach().float()
+        return (f"beta_mean:{beta.mean().item():.4f} beta_std:{beta.std().item():.4f} "
+                f"beta_min:{beta.min().item():.4f} beta_max:{beta.max().item():.4f}")
+
     def effective_beta(self) -> Tensor:
         return torch.sigmoid(self.beta) if self.sigmoid_beta else self.beta
-    def forward(self, h: Tensor, beta_grad: bool = True, triton_kernel: bool = False) -> Tensor:
+
+    def forward(self, h: Tensor, beta_grad: bool = True) -> Tensor:
         scale = (float(self.beta_grad_every) if beta_grad else 0.0) if self.training else 1.0
-        if triton_kernel:
+        if self.triton_kernel:
             return squared_act(h, self.effective_beta(), 0.0, scale)
         return AsquFunction.apply(h, self.effective_beta(), scale)
+
+# MLP_ACTIVATION -> its class. A new activation is one class and one entry here.
+ACTIVATIONS: dict[str, type[Activation]] = {"relu2": Relu2, "leaky2": Leaky2, "asqu": ASQU}
 
 class MLP(nn.Module):
     def __init__(self, dim: int, hidden: int, args: Hyperparameters):
         super().__init__()
-        self.activation, self.slope = args.mlp_activation, args.mlp_leaky_slope
-        self.triton_kernel = args.mlp_kernel == "triton"  # "auto" is resolved by runtime_from_env
         self.fc = CastedLinear(dim, hidden, int6=True)
         self.proj = CastedLinear(hidden, dim, int6=True, zero_init=True)
-        if self.activation == "asqu":
-            self.asqu = ASQU(hidden, args.asqu_beta_init, args.asqu_sigmoid_beta, args.asqu_beta_grad_every)
+        activation = ACTIVATIONS[args.mlp_activation].from_args(args, hidden)
+        activation.triton_kernel = args.mlp_kernel == "triton"  # "auto" is resolved by runtime_from_env
+        # Registered under its own name: the record's and the seed PR's state-dict keys (blocks.N.mlp.asqu.beta).
+        self.activation_name = args.mlp_activation
+        self.add_module(self.activation_name, activation)
+
+    @property
+    def activation(self) -> Activation:
+        return self._modules[self.activation_name]
+
     def forward(self, x: Tensor, qat: bool = False, beta_grad: bool = True) -> Tensor:
-        h = self.fc(x, qat)
-        if self.activation == "asqu":
-            h = self.asqu(h, beta_grad, self.triton_kernel)
-        elif self.triton_kernel:
-            h = squared_act(h, None, self.slope ** 2 if self.activation == "leaky2" else 0.0, 0.0)
-        elif self.activation == "relu2":
-            h = torch.relu(h).square()
-        else:
-            h = F.leaky_relu(h, self.slope).square()
-        return self.proj(h, qat)
+        return self.proj(self.activation(self.fc(x, qat), beta_grad), qat)
 
 class Block(nn.Module):
     def __init__(self, layer_idx: int, args: Hyperparameters):
@@ -1040,12 +1128,17 @@ class GPT(nn.Module):
         logits = self.softcap * torch.tanh(logits / self.softcap)
         return logits if targets is None else F.cross_entropy(logits.float().flatten(0, 1), targets.reshape(-1))
 
-# Control tensors: scales, mixes, gains, skip weights, gates, ASQU beta. fp32 always, AdamW, never quantized.
+# Control tensors: scales, mixes, gains, skip weights, gates, and every activation's parameters (ASQU beta).
+# fp32 always, AdamW, never quantized.
 CONTROL_PATTERNS = ("attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weights", "smear.gate",
-                    "bigram.scale", "ve_shared.scale", "ve_layer_scales", "asqu.beta")
+                    "bigram.scale", "ve_shared.scale", "ve_layer_scales")
+
+def activation_of(name: str) -> str | None:
+    """The activation a parameter belongs to (blocks.N.mlp.<activation>.*), else None."""
+    return next((act for act in ACTIVATIONS if f".mlp.{act}." in name), None)
 
 def is_control(name: str) -> bool:
-    return any(p in name for p in CONTROL_PATTERNS)
+    return any(p in name for p in CONTROL_PATTERNS) or activation_of(name) is not None
 
 def build_model(args: Hyperparameters, rt: Runtime) -> GPT:
     """With bf16 the record's layout: all cast to bf16 (so rounded), then linears and small/control params back to fp32."""
@@ -1372,11 +1465,12 @@ class Logger:
 # -----------------------------
 
 def param_groups(model: GPT) -> dict[str, list[nn.Parameter]]:
-    """Every parameter in exactly one group: muon (matrices), embed, head (untied), scalar (control), asqu (beta)."""
-    groups = {"muon": [], "embed": [], "head": [], "scalar": [], "asqu": []}
+    """Every parameter in exactly one group: muon (matrices), embed, head (untied), scalar (control), and the
+    activation's own group, named like it (ASQU's beta: "asqu")."""
+    groups = {"muon": [], "embed": [], "head": [], "scalar": []}
     for name, p in model.named_parameters():
-        if name.endswith("asqu.beta"):
-            groups["asqu"].append(p)
+        if activation := activation_of(name):
+            groups.setdefault(activation, []).append(p)
         elif is_control(name) or p.ndim < 2:
             groups["scalar"].append(p)
         elif name.endswith("embed.weight") or name == "tok_emb.weight":
@@ -1389,17 +1483,22 @@ def param_groups(model: GPT) -> dict[str, list[nn.Parameter]]:
 
 def build_optimizers(model: GPT, args: Hyperparameters, rt: Runtime) -> dict[str, torch.optim.Optimizer]:
     """One optimizer per group, keyed like param_groups; each param group remembers its base_lr."""
-    g = param_groups(model)
+    groups = param_groups(model)
     adam = dict(betas=(args.beta1, args.beta2), eps=args.adam_eps, fused=rt.device.type == "cuda")
     embed_lr = args.tied_embed_lr if args.tie_embeddings else args.embed_lr
-    opts = {"embed": torch.optim.AdamW([{"params": g["embed"], "lr": embed_lr}], weight_decay=args.adam_wd, **adam),
-            "muon": Muon(g["muon"], lr=args.matrix_lr, momentum=args.muon_momentum,
-                         backend_steps=args.muon_backend_steps, weight_decay=args.muon_wd),
-            "scalar": torch.optim.AdamW([{"params": g["scalar"], "lr": args.scalar_lr}], weight_decay=args.adam_wd, **adam)}
-    if g["asqu"]:
-        opts["asqu"] = torch.optim.AdamW([{"params": g["asqu"], "lr": args.asqu_lr}], weight_decay=args.asqu_wd, **adam)
-    if g["head"]:
-        opts["head"] = torch.optim.Adam([{"params": g["head"], "lr": args.head_lr}], **adam)
+    opts = {
+        "embed": torch.optim.AdamW([{"params": groups["embed"], "lr": embed_lr}], weight_decay=args.adam_wd, **adam),
+        "muon": Muon(groups["muon"], lr=args.matrix_lr, momentum=args.muon_momentum,
+                     backend_steps=args.muon_backend_steps, weight_decay=args.muon_wd),
+        "scalar": torch.optim.AdamW([{"params": groups["scalar"], "lr": args.scalar_lr}], weight_decay=args.adam_wd,
+                                    **adam),
+    }
+    for activation in groups.keys() & ACTIVATIONS.keys():  # the activation's own low-LR group (ASQU_LR, ASQU_WD)
+        settings = ACTIVATIONS[activation].optimizer_settings(args)
+        opts[activation] = torch.optim.AdamW([{"params": groups[activation], "lr": settings["lr"]}],
+                                             weight_decay=settings["weight_decay"], **adam)
+    if groups["head"]:
+        opts["head"] = torch.optim.Adam([{"params": groups["head"], "lr": args.head_lr}], **adam)
     for opt in opts.values():
         for group in opt.param_groups:
             group["base_lr"] = group["lr"]
@@ -1415,12 +1514,11 @@ def lr_scale(args: Hyperparameters, step: int, elapsed_ms: float) -> float:
     remaining_ms = max(1000.0 * args.max_wallclock_seconds - elapsed_ms, 0.0)
     return remaining_ms / max(warmdown_ms, 1e-9) if remaining_ms <= warmdown_ms else 1.0
 
-def log_asqu_diag(model: GPT, log) -> None:
+def log_activation_diagnostics(model: GPT, log) -> None:
+    """Per layer, the activation's learned state: asqu_diag layer:i beta_mean:... (none for relu2, leaky2)."""
     for i, block in enumerate(model.blocks):
-        if hasattr(block.mlp, "asqu"):
-            b = block.mlp.asqu.effective_beta().detach().float()
-            log(f"asqu_diag layer:{i} beta_mean:{b.mean().item():.4f} beta_std:{b.std().item():.4f} "
-                f"beta_min:{b.min().item():.4f} beta_max:{b.max().item():.4f}")
+        if line := block.mlp.activation.diagnostics():
+            log(f"{block.mlp.activation_name}_diag layer:{i} {line}")
 
 def compiled_graphs() -> int:  # graphs torch.compile has built in this process
     return int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
@@ -1501,7 +1599,7 @@ def train(tr: Trainer, val: ValData, log) -> dict[str, Tensor] | None:
             val_loss, val_bpb = eval_val(args, tr.model, rt, val)
             log(f"step:{step}/{args.iterations} val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} "
                 f"train_time:{training_ms:.0f}ms step_avg:{training_ms / max(step, 1):.2f}ms")
-            log_asqu_diag(base, log)
+            log_activation_diagnostics(base, log)
             sync(rt.device)
             t0 = time.perf_counter()
         if last_step:
@@ -1700,7 +1798,7 @@ def log_header(args: Hyperparameters, rt: Runtime, log, inputs: Inputs) -> None:
         log(f"train_loader:dataset:{Path(args.data_path).resolve().name} train_shards:{len(inputs.train_files)}")
     log(f"val_loader:shards pattern={Path(args.data_path) / 'fineweb_val_*.bin'} tokens:{inputs.val.tokens.numel() - 1}")
     log(f"model_params:{parameter_count(args)}")
-    log(args.activation_summary())
+    log(ACTIVATIONS[args.mlp_activation].summary(args))
     log(f"device:{rt.device} dtype:{'bfloat16' if rt.bf16 else 'float32'} attention:{ATTN_BACKEND} compile:{int(rt.compile)} "
         f"mlp_kernel:{args.mlp_kernel}")
     log(f"XSA:last_{args.xsa_last_n} active_layers:{list(range(args.num_layers - args.xsa_last_n, args.num_layers))}")
@@ -1716,9 +1814,8 @@ def log_header(args: Hyperparameters, rt: Runtime, log, inputs: Inputs) -> None:
 
 def log_training_warnings(args: Hyperparameters, rt: Runtime, log) -> None:
     """Settings that train worse than the user may think, said before any result."""
-    if args.mlp_activation == "asqu" and rt.grad_accum_steps % args.asqu_beta_grad_every:
-        log(f"WARNING: ASQU_BETA_GRAD_EVERY={args.asqu_beta_grad_every} does not divide the {rt.grad_accum_steps} "
-            "micro-steps of a step: some steps update beta from no gradient, so it learns more slowly; set it to a divisor")
+    for line in ACTIVATIONS[args.mlp_activation].warnings(args, rt.grad_accum_steps):
+        log(line)
     if args.max_wallclock_seconds <= 0 and args.warmdown_iters > args.iterations:
         log(f"WARNING: WARMDOWN_ITERS={args.warmdown_iters} > ITERATIONS={args.iterations}: the LR decays from "
             f"step 0 (scale starts at {args.iterations / args.warmdown_iters:.3f})")
@@ -1736,7 +1833,7 @@ def apply_final_weights(tr: Trainer, final: dict[str, Tensor] | None, val: ValDa
     diag_loss, diag_bpb = eval_val(tr.args, tr.compiled, tr.rt, val)
     log(f"DIAGNOSTIC post_{tr.args.final_weights} val_loss:{diag_loss:.4f} val_bpb:{diag_bpb:.4f} "
         f"eval_time:{1000.0 * (time.perf_counter() - t_diag):.0f}ms")
-    log_asqu_diag(tr.base, log)
+    log_activation_diagnostics(tr.base, log)
     return diag_bpb
 
 def check_train_shards(args: Hyperparameters, rt: Runtime, files: list[Path], log) -> None:
