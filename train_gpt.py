@@ -77,123 +77,103 @@ BELOW_ONE = Bound("in [0, 1)", lambda x: 0 <= x < 1)
 SEED_RANGE = Bound(f"in 0..{2**32 - 1}", lambda x: 0 <= x < 2**32)
 INT_LIMIT = 2**32  # whole-number settings above this mean nothing here (a run of 10^23 steps never ends)
 
+# Every setting: name, default, kind, meaning (`--help` prints them), and its allowed values (a Bound or the choices).
+SETTINGS = (
+    # Data and run identity.
+    ("DATA_PATH", "./data/datasets/fineweb10B_sp1024", str, "folder of fineweb_{train,val}_*.bin shards"),
+    ("TOKENIZER_PATH", "./data/tokenizers/fineweb_1024_bpe.model", str, "SentencePiece model of VOCAB_SIZE pieces"),
+    ("SEED", 1337, int, "seed of init and everything random", SEED_RANGE),
+    ("MLP_ACTIVATION", "asqu", str, "relu2 | leaky2 (alias leaky_relu2) | asqu"),
+    ("RUN_ID", None, str, "names logs/<RUN_ID>.txt and runs/<RUN_ID>/ (default <activation>_seed<SEED>_<time>)"),
+    # Schedule.
+    ("ITERATIONS", 20000, int, "step limit; the schedule's length in fixed-step mode", POSITIVE),
+    ("MAX_WALLCLOCK_SECONDS", 600.0, float, "training-time cap in seconds (0 = off: fixed-step mode)", NON_NEGATIVE),
+    ("WARMDOWN_ITERS", 3500, int, "LR decay over the last N steps, by wall clock when capped (0 = off)", NON_NEGATIVE),
+    ("WARMUP_STEPS", 20, int, "compile warm-up steps before the clock, then weights, optimizers, data reset",
+     NON_NEGATIVE),
+    ("TRAIN_BATCH_TOKENS", 786_432, int, "global tokens per optimizer step", POSITIVE),
+    ("TRAIN_SEQ_LEN", 2048, int, "training sequence length", POSITIVE),
+    ("TRAIN_LOG_EVERY", 500, int, "train-loss line every N steps and the first 10 (0 = off)", NON_NEGATIVE),
+    ("VAL_LOSS_EVERY", 4000, int, "validation every N steps (0 = only at the end)", NON_NEGATIVE),
+    # Evaluation.
+    ("VAL_BATCH_SIZE", 524_288, int, "validation tokens per batch, all ranks", POSITIVE),
+    ("EVAL_SEQ_LEN", 2048, int, "evaluation window length", POSITIVE),
+    ("EVAL_STRIDE", 64, int, "sliding-window stride of the final eval (0 = no sliding eval)", NON_NEGATIVE),
+    ("EVAL_BATCH_SEQS", 32, int, "windows per sliding-eval batch", POSITIVE),
+    ("EVAL_ONLY", None, str, "score this final_model.int6.ptz, no training (other settings: its run's)"),
+    # Model.
+    ("VOCAB_SIZE", 1024, int, "vocabulary size", POSITIVE),
+    ("NUM_LAYERS", 11, int, "blocks (first half encoders, the rest decoders with U-Net skips)", POSITIVE),
+    ("MODEL_DIM", 512, int, "model width", POSITIVE),
+    ("NUM_HEADS", 8, int, "query heads", POSITIVE),
+    ("NUM_KV_HEADS", 4, int, "key/value heads (GQA)", POSITIVE),
+    ("MLP_MULT", 3.0, float, "MLP hidden width = MLP_MULT x MODEL_DIM"),
+    ("MLP_LEAKY_SLOPE", 0.5, float, "leaky2: f(h<=0) = (s h)^2"),
+    ("ASQU_BETA_INIT", 0.25, float, "asqu: f(h<=0) = beta_i h^2, initial beta (0.25 = leaky2(0.5))"),
+    ("ASQU_SIGMOID_BETA", False, bool, "1: beta = sigmoid(parameter), in (0, 1)"),
+    ("TIE_EMBEDDINGS", True, bool, "output head tied to the token embedding"),
+    ("TIED_EMBED_INIT_STD", 0.005, float, "std of the token-embedding init"),
+    ("LOGIT_SOFTCAP", 30.0, float, "logits = c tanh(z / c)", POSITIVE),
+    ("ROPE_BASE", 10000.0, float, "RoPE base (NTK-scaled beyond 1024 tokens)"),
+    ("ROPE_DIMS", 16, int, "RoPE on the first N dims of each head (0 = all)", NON_NEGATIVE),
+    ("QK_GAIN_INIT", 1.5, float, "initial per-head query gain"),
+    ("XSA_LAST_N", 4, int, "XSA on the last N layers (0 = off)", NON_NEGATIVE),
+    ("LN_SCALE", True, bool, "scale normed block inputs by 1/sqrt(layer+1)"),
+    ("BIGRAM_VOCAB_SIZE", 2048, int, "BigramHash buckets (0 = off)", NON_NEGATIVE),
+    ("BIGRAM_DIM", 128, int, "BigramHash embedding width", POSITIVE),
+    ("VE_DIM", 128, int, "value-embedding width", POSITIVE),
+    ("VE_LAYERS", None, str, "layers with value embeddings, e.g. 9,10 (default: the last two; 'none' = off)"),
+    # Optimizers. Every LR is multiplied by the schedule's scale.
+    ("MATRIX_LR", 0.025, float, "Muon LR (block matrices, bigram.proj, ve_shared.proj)", NON_NEGATIVE),
+    ("MUON_MOMENTUM", 0.99, float, "Muon momentum after its warm-up", BELOW_ONE),
+    ("MUON_MOMENTUM_WARMUP_START", 0.92, float, "Muon momentum at step 0", BELOW_ONE),
+    ("MUON_MOMENTUM_WARMUP_STEPS", 1500, int, "steps of the momentum warm-up", NON_NEGATIVE),
+    ("MUON_BACKEND_STEPS", 5, int, "Newton-Schulz iterations", POSITIVE),
+    ("MUON_WD", 0.04, float, "Muon decoupled weight decay", NON_NEGATIVE),
+    ("TIED_EMBED_LR", 0.035, float, "AdamW LR of the embedding tables", NON_NEGATIVE),
+    ("EMBED_LR", 0.6, float, "AdamW LR of tok_emb when TIE_EMBEDDINGS=0", NON_NEGATIVE),
+    ("HEAD_LR", 0.008, float, "Adam LR of lm_head when TIE_EMBEDDINGS=0", NON_NEGATIVE),
+    ("SCALAR_LR", 0.025, float, "AdamW LR of scalars and control tensors", NON_NEGATIVE),
+    ("ASQU_LR", 0.001, float, "AdamW LR of ASQU beta, its own group", NON_NEGATIVE),
+    ("ASQU_WD", 0.0, float, "weight decay on beta (it decays toward relu2)", NON_NEGATIVE),
+    ("ASQU_BETA_GRAD_EVERY", 1, int, "beta's gradient on every k-th micro-step only, times k", POSITIVE),
+    ("ADAM_WD", 0.04, float, "AdamW weight decay (embeddings, scalars)", NON_NEGATIVE),
+    ("BETA1", 0.9, float, "Adam beta1", BELOW_ONE),
+    ("BETA2", 0.95, float, "Adam beta2", BELOW_ONE),
+    ("ADAM_EPS", 1e-8, float, "Adam epsilon", POSITIVE),
+    ("GRAD_CLIP_NORM", 0.3, float, "global gradient-norm clip (0 = off)", NON_NEGATIVE),
+    # Weight averaging, QAT and export.
+    ("EMA_DECAY", 0.997, float, "EMA of all weights, every step", BELOW_ONE),
+    ("FINAL_WEIGHTS", "ema", str, "weights exported and scored: ema | swa | raw", ("ema", "swa", "raw")),
+    ("SWA_EVERY", 50, int, "FINAL_WEIGHTS=swa: snapshot every N steps once the LR scale < 0.2", POSITIVE),
+    ("LATE_QAT_THRESHOLD", 0.15, float, "fake-quantize int6 matrices once the LR scale < this (0 = off)",
+     NON_NEGATIVE),
+    ("INT6_CLIP_PERCENTILES", "0.999,0.9995,0.9999,0.99999,1.0", str, "candidate row clips of the int6 export"),
+    # Row clips below this are raised to it (scale >= floor/31 for int6, /127 for int8; also in QAT).
+    # 1.0 is the record's clamp_min(1/31): coarser codes for small rows, a smaller artifact.
+    ("QUANT_SCALE_FLOOR", 1.0, float, "floor of int6/int8 row clips, export and QAT (0 = none)", NON_NEGATIVE),
+    # Runtime.
+    ("COMPILE", None, bool, "torch.compile(fullgraph=True) the model (default: 1 on CUDA, 0 on CPU)"),
+    ("ATTENTION", "auto", str, "auto (FA3, FA2 >= 2.6, SDPA) | flash_attn_3 | flash_attn_2 | sdpa",
+     ("auto", "flash_attn_3", "flash_attn_2", "sdpa")),
+    ("MLP_KERNEL", "auto", str, "auto (by committed GPU measurements, else torch) | triton | torch",
+     ("auto", "triton", "torch")),
+    ("CPU_BF16", False, bool, "on CPU, the CUDA numerics: bf16 autocast and bf16 embedding tables"),
+)
+
 class Hyperparameters:
-    """Reads every setting from the environment (attribute = NAME.lower()), then validate() checks them."""
+    """Every setting of SETTINGS read from the environment (attribute = NAME.lower()), then validate() checks the
+    combinations."""
+
     def __init__(self, environ: Mapping[str, str] | None = None):
         self._environ = os.environ if environ is None else environ
-        self._vars: list[tuple[str, object, str]] = []  # (NAME, default, meaning), in this order
         self._set: dict[str, str] = {}  # NAME -> raw value, for settings away from their default
-        v = self._var
-        # Data and run identity.
-        self.data_path = v("DATA_PATH", "./data/datasets/fineweb10B_sp1024", str,
-                           "folder of fineweb_{train,val}_*.bin shards")
-        self.tokenizer_path = v("TOKENIZER_PATH", "./data/tokenizers/fineweb_1024_bpe.model", str,
-                                "SentencePiece model; its vocabulary must equal VOCAB_SIZE")
-        self.seed = v("SEED", 1337, int, "seed of init and everything random, 0..2**32-1", SEED_RANGE)
-        self.mlp_activation = v("MLP_ACTIVATION", "asqu", str, "relu2 | leaky2 (alias leaky_relu2) | asqu",
-                                (*ACTIVATIONS, "leaky_relu2"))
-        self.run_id = v("RUN_ID", None, str,
-                        "names logs/<RUN_ID>.txt and runs/<RUN_ID>/ (default <activation>_seed<SEED>_<time>)")
-        # Schedule.
-        self.iterations = v("ITERATIONS", 20000, int, "step limit; the schedule's length in fixed-step mode", POSITIVE)
-        self.max_wallclock_seconds = v("MAX_WALLCLOCK_SECONDS", 600.0, float,
-                                       "training-time cap in seconds (0 = off: fixed-step mode)", NON_NEGATIVE)
-        self.warmdown_iters = v("WARMDOWN_ITERS", 3500, int,
-                                "linear LR decay over the last N steps, wall-clock based when capped (0 = off)",
-                                NON_NEGATIVE)
-        self.warmup_steps = v("WARMUP_STEPS", 20, int,
-                              "compile warm-up steps before the clock; weights, optimizers and data are then reset",
-                              NON_NEGATIVE)
-        self.train_batch_tokens = v("TRAIN_BATCH_TOKENS", 786_432, int, "global tokens per optimizer step", POSITIVE)
-        self.train_seq_len = v("TRAIN_SEQ_LEN", 2048, int, "training sequence length", POSITIVE)
-        self.train_log_every = v("TRAIN_LOG_EVERY", 500, int,
-                                 "train-loss line every N steps and the first 10 (0 = off)", NON_NEGATIVE)
-        self.val_loss_every = v("VAL_LOSS_EVERY", 4000, int, "validation every N steps (0 = only at the end)",
-                                NON_NEGATIVE)
-        # Evaluation.
-        self.val_batch_size = v("VAL_BATCH_SIZE", 524_288, int, "validation tokens per batch, all ranks", POSITIVE)
-        self.eval_seq_len = v("EVAL_SEQ_LEN", 2048, int, "evaluation window length", POSITIVE)
-        self.eval_stride = v("EVAL_STRIDE", 64, int, "sliding-window stride of the final eval (0 = no sliding eval)",
-                             NON_NEGATIVE)
-        self.eval_batch_seqs = v("EVAL_BATCH_SEQS", 32, int, "windows per sliding-eval batch", POSITIVE)
-        # Model.
-        self.vocab_size = v("VOCAB_SIZE", 1024, int, "vocabulary size", POSITIVE)
-        self.num_layers = v("NUM_LAYERS", 11, int,
-                            "transformer blocks (first half encoders, the rest decoders with U-Net skips)", POSITIVE)
-        self.model_dim = v("MODEL_DIM", 512, int, "model width", POSITIVE)
-        self.num_heads = v("NUM_HEADS", 8, int, "query heads", POSITIVE)
-        self.num_kv_heads = v("NUM_KV_HEADS", 4, int, "key/value heads (GQA)", POSITIVE)
-        self.mlp_mult = v("MLP_MULT", 3.0, float, "MLP hidden width = MLP_MULT x MODEL_DIM")
-        self.mlp_leaky_slope = v("MLP_LEAKY_SLOPE", 0.5, float, "leaky2: f(h<=0) = (s h)^2")
-        self.asqu_beta_init = v("ASQU_BETA_INIT", 0.25, float,
-                                "asqu: f(h<=0) = beta_i h^2, initial beta (0.25 = leaky2(0.5))")
-        self.asqu_sigmoid_beta = v("ASQU_SIGMOID_BETA", False, bool, "1: beta = sigmoid(parameter), in (0, 1)")
-        self.tie_embeddings = v("TIE_EMBEDDINGS", True, bool, "output head tied to the token embedding")
-        self.tied_embed_init_std = v("TIED_EMBED_INIT_STD", 0.005, float, "std of the token-embedding init")
-        self.logit_softcap = v("LOGIT_SOFTCAP", 30.0, float, "logits = c tanh(z / c)", POSITIVE)
-        self.rope_base = v("ROPE_BASE", 10000.0, float, "RoPE base (NTK-scaled beyond 1024 tokens)")
-        self.rope_dims = v("ROPE_DIMS", 16, int, "RoPE on the first N dims of each head (0 = all)", NON_NEGATIVE)
-        self.qk_gain_init = v("QK_GAIN_INIT", 1.5, float, "initial per-head query gain")
-        self.xsa_last_n = v("XSA_LAST_N", 4, int, "XSA on the last N layers (0 = off)", NON_NEGATIVE)
-        self.ln_scale = v("LN_SCALE", True, bool, "scale normed block inputs by 1/sqrt(layer+1)")
-        self.bigram_vocab_size = v("BIGRAM_VOCAB_SIZE", 2048, int, "BigramHash buckets (0 = off)", NON_NEGATIVE)
-        self.bigram_dim = v("BIGRAM_DIM", 128, int, "BigramHash embedding width", POSITIVE)
-        self.ve_dim = v("VE_DIM", 128, int, "value-embedding width", POSITIVE)
-        self.ve_layers = v("VE_LAYERS", None, str,
-                           "layers with value embeddings, e.g. 9,10 (default: the last two; 'none' = off)")
-        # Optimisers. LRs are multiplied by the schedule's scale.
-        self.matrix_lr = v("MATRIX_LR", 0.025, float, "Muon LR (block matrices, bigram.proj, ve_shared.proj)",
-                           NON_NEGATIVE)
-        self.muon_momentum = v("MUON_MOMENTUM", 0.99, float, "Muon momentum after its warm-up", BELOW_ONE)
-        self.muon_momentum_warmup_start = v("MUON_MOMENTUM_WARMUP_START", 0.92, float, "Muon momentum at step 0",
-                                            BELOW_ONE)
-        self.muon_momentum_warmup_steps = v("MUON_MOMENTUM_WARMUP_STEPS", 1500, int, "steps of the momentum warm-up",
-                                            NON_NEGATIVE)
-        self.muon_backend_steps = v("MUON_BACKEND_STEPS", 5, int, "Newton-Schulz iterations", POSITIVE)
-        self.muon_wd = v("MUON_WD", 0.04, float, "Muon decoupled weight decay", NON_NEGATIVE)
-        self.tied_embed_lr = v("TIED_EMBED_LR", 0.035, float, "AdamW LR of the embedding tables", NON_NEGATIVE)
-        self.embed_lr = v("EMBED_LR", 0.6, float, "AdamW LR of tok_emb when TIE_EMBEDDINGS=0", NON_NEGATIVE)
-        self.head_lr = v("HEAD_LR", 0.008, float, "Adam LR of lm_head when TIE_EMBEDDINGS=0", NON_NEGATIVE)
-        self.scalar_lr = v("SCALAR_LR", 0.025, float, "AdamW LR of scalars and control tensors", NON_NEGATIVE)
-        self.asqu_lr = v("ASQU_LR", 0.001, float, "AdamW LR of ASQU beta, its own group", NON_NEGATIVE)
-        self.asqu_wd = v("ASQU_WD", 0.0, float, "weight decay on beta (it decays toward relu2)", NON_NEGATIVE)
-        self.asqu_beta_grad_every = v("ASQU_BETA_GRAD_EVERY", 1, int,
-                                      "beta's gradient on every k-th micro-step only, times k", POSITIVE)
-        self.adam_wd = v("ADAM_WD", 0.04, float, "AdamW weight decay (embeddings, scalars)", NON_NEGATIVE)
-        self.beta1 = v("BETA1", 0.9, float, "Adam beta1", BELOW_ONE)
-        self.beta2 = v("BETA2", 0.95, float, "Adam beta2", BELOW_ONE)
-        self.adam_eps = v("ADAM_EPS", 1e-8, float, "Adam epsilon", POSITIVE)
-        self.grad_clip_norm = v("GRAD_CLIP_NORM", 0.3, float, "global gradient-norm clip (0 = off)", NON_NEGATIVE)
-        # Weight averaging, QAT and export.
-        self.ema_decay = v("EMA_DECAY", 0.997, float, "EMA of all weights, every step", BELOW_ONE)
-        self.final_weights = v("FINAL_WEIGHTS", "ema", str, "weights exported and scored: ema | swa | raw",
-                               ("ema", "swa", "raw"))
-        self.swa_every = v("SWA_EVERY", 50, int, "FINAL_WEIGHTS=swa: snapshot every N steps once the LR scale < 0.2",
-                           POSITIVE)
-        self.late_qat_threshold = v("LATE_QAT_THRESHOLD", 0.15, float,
-                                    "fake-quantize int6 matrices once the LR scale < this (0 = off)", NON_NEGATIVE)
-        self.int6_clip_percentiles = v("INT6_CLIP_PERCENTILES", "0.999,0.9995,0.9999,0.99999,1.0", str,
-                                       "candidate row clips of the GPTQ-lite int6 export")
-        # Row clips below this are raised to it (scale >= floor/31 for int6, /127 for int8; also in QAT).
-        # 1.0 is the record's clamp_min(1/31): coarser codes for small rows, a smaller artifact.
-        self.quant_scale_floor = v("QUANT_SCALE_FLOOR", 1.0, float,
-                                   "floor of int6/int8 row clips, export and QAT (0 = none)", NON_NEGATIVE)
-        # Runtime.
-        self.compile = v("COMPILE", None, bool,
-                         "torch.compile(fullgraph=True) the model (default: 1 on CUDA, 0 on CPU)")
-        self.attention = v("ATTENTION", "auto", str,
-                           "auto | flash_attn_3 | flash_attn_2 | sdpa (auto: FA3, FA2 >= 2.6, SDPA)",
-                           ("auto", "flash_attn_3", "flash_attn_2", "sdpa"))
-        self.cpu_bf16 = v("CPU_BF16", False, bool, "on CPU, the CUDA numerics: bf16 autocast and bf16 embedding tables")
-        self.eval_only = v("EVAL_ONLY", None, str, "score this final_model.int6.ptz, no training (the other settings: "
-                           "its run's); train shards are not read")
-        self.mlp_kernel = v("MLP_KERNEL", "auto", str, "auto | triton | torch: the MLP activation's kernels (auto: "
-                            "the faster on this GPU by committed measurements, else torch)", ("auto", "triton", "torch"))
+        for name, default, kind, _, *allowed in SETTINGS:
+            setattr(self, name.lower(), self._read(name, default, kind, allowed[0] if allowed else None))
         self.validate()
 
-    def _var(self, name: str, default, kind, doc: str, allowed: Bound | tuple[str, ...] | None = None):
-        """The setting's value from the environment (unset: the default), checked against its kind and allowed values."""
-        self._vars.append((name, default, doc))
+    def _read(self, name: str, default, kind, allowed: Bound | tuple[str, ...] | None):
+        """The setting's value from the environment (unset: the default), checked against its kind and bounds."""
         example = 1 if default is None else int(default) if kind is bool else default
         raw = self._environ.get(name)
         if raw is None:
@@ -222,15 +202,20 @@ class Hyperparameters:
         if value != default:
             self._set[name] = raw
         return value
-    @classmethod
-    def variables(cls) -> list[tuple[str, object, str]]:
-        """(NAME, default, meaning) of every setting, in the order above."""
-        return cls({})._vars
+
+    @staticmethod
+    def variables() -> list[tuple[str, object, str]]:
+        """(NAME, default, meaning) of every setting, in SETTINGS' order."""
+        return [(name, default, doc) for name, default, _, doc, *_ in SETTINGS]
+
     def validate(self) -> None:
         def need(ok: bool, msg: str) -> None:
             if not ok:
                 raise ConfigError(msg)
-        self.mlp_activation = {"leaky_relu2": "leaky2"}.get(self.mlp_activation, self.mlp_activation)  # the seed PR's name
+        self.mlp_activation = self.mlp_activation.lower()
+        self.mlp_activation = {"leaky_relu2": "leaky2"}.get(self.mlp_activation, self.mlp_activation)  # the seed PR's
+        need(self.mlp_activation in ACTIVATIONS,
+             f"MLP_ACTIVATION={self.mlp_activation!r} is not one of {', '.join(ACTIVATIONS)} (or leaky_relu2)")
         if self.run_id is None:
             kind = "eval_only" if self.eval_only else f"seed{self.seed}"
             self.run_id = f"{self.mlp_activation}_{kind}_{time.strftime('%Y%m%d-%H%M%S')}"
@@ -277,22 +262,28 @@ class Hyperparameters:
              f"FINAL_WEIGHTS=swa takes no snapshot with ITERATIONS={self.iterations}, "
              f"WARMDOWN_ITERS={self.warmdown_iters}, SWA_EVERY={self.swa_every} (snapshots start at LR scale < 0.2); "
              "lower SWA_EVERY or use FINAL_WEIGHTS=ema")
+
     def swa_snapshots(self) -> int:
         """SWA snapshots a fixed-step run takes: steps s+1 on a multiple of SWA_EVERY with scale(s) < 0.2."""
         return sum(1 for s in range(max(0, self.iterations - self.warmdown_iters), self.iterations)
                    if (s + 1) % self.swa_every == 0 and lr_scale(self, s, 0.0) < 0.2)
+
     @property
     def mlp_hidden(self) -> int:
         return int(self.mlp_mult * self.model_dim)
+
     def config_line(self) -> str:
         """config:NAME=value ... for every setting away from its default (paste it to rerun)."""
-        return "config:" + " ".join(f"{n}={shlex.quote(self._set[n])}" for n, _, _ in self._vars if n in self._set)
+        changed = [f"{name}={shlex.quote(self._set[name])}" for name, _, _ in self.variables() if name in self._set]
+        return "config:" + " ".join(changed)
+
     def model_settings(self) -> dict[str, object]:
         return {name: getattr(self, name.lower()) for name in MODEL_SETTINGS}
 
     def fingerprint(self) -> str:
         """12 hex digits of the effective settings that change results (not SEED, paths, logging knobs)."""
-        text = "\n".join(f"{n}={getattr(self, n.lower())!r}" for n, _, _ in self._vars if n not in NOT_FINGERPRINTED)
+        text = "\n".join(f"{name}={getattr(self, name.lower())!r}" for name, _, _ in self.variables()
+                         if name not in NOT_FINGERPRINTED)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 # Environment names that are never settings of this script (torchrun, CUDA, threads): not checked for typos.
@@ -328,9 +319,11 @@ class Runtime:
     device: torch.device
     bf16: bool  # bf16 autocast and bf16 embedding tables (CUDA, or CPU_BF16=1)
     compile: bool
+
     @property
     def master(self) -> bool:
         return self.rank == 0
+
     @property
     def grad_accum_steps(self) -> int:
         return max(1, 8 // self.world_size)  # the same global batch for 1, 2, 8 or 16 processes
@@ -339,17 +332,20 @@ def runtime_from_env(args: Hyperparameters) -> Runtime:
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    rt = Runtime(rank, world_size, local_rank, "RANK" in os.environ and "WORLD_SIZE" in os.environ, device,
-                 device.type == "cuda" or args.cpu_bf16, device.type == "cuda" if args.compile is None else args.compile)
+    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    compile_model = device.type == "cuda" if args.compile is None else args.compile
+    rt = Runtime(rank, world_size, local_rank, distributed, device, device.type == "cuda" or args.cpu_bf16,
+                 compile_model)
     args.mlp_kernel = pick_mlp_kernel(args.mlp_kernel, device)
     if args.eval_only:  # no training: the batch shape and the training memory do not matter
         return rt
     check_fits(args, rt)
     micro = world_size * rt.grad_accum_steps * args.train_seq_len
     if args.train_batch_tokens % micro:
-        raise ConfigError(f"TRAIN_BATCH_TOKENS={args.train_batch_tokens} must be divisible by world_size ({world_size}) "
-                          f"x gradient accumulation ({rt.grad_accum_steps}) x TRAIN_SEQ_LEN ({args.train_seq_len}) = "
-                          f"{micro}, e.g. TRAIN_BATCH_TOKENS={max(1, round(args.train_batch_tokens / micro)) * micro}")
+        example = max(1, round(args.train_batch_tokens / micro)) * micro
+        raise ConfigError(f"TRAIN_BATCH_TOKENS={args.train_batch_tokens} must be divisible by world_size "
+                          f"({world_size}) x gradient accumulation ({rt.grad_accum_steps}) x TRAIN_SEQ_LEN "
+                          f"({args.train_seq_len}) = {micro}, e.g. TRAIN_BATCH_TOKENS={example}")
     return rt
 
 def parameter_count(args: Hyperparameters) -> int:
@@ -357,7 +353,7 @@ def parameter_count(args: Hyperparameters) -> int:
     dim, hidden, L = args.model_dim, args.mlp_hidden, args.num_layers
     kv_dim = args.num_kv_heads * (dim // args.num_heads)
     block = 2 * dim * dim + 2 * kv_dim * dim + 2 * dim * hidden + args.num_heads + 4 * dim
-    block += hidden * ACTIVATIONS[args.mlp_activation].parameters_per_channel()
+    block += hidden * ACTIVATIONS[args.mlp_activation].per_channel
     total = L * block + args.vocab_size * dim + dim + min(L // 2, L - L // 2) * dim
     if args.bigram_vocab_size:
         total += args.bigram_vocab_size * args.bigram_dim + dim * args.bigram_dim + 1
@@ -373,7 +369,8 @@ def check_fits(args: Hyperparameters, rt: Runtime) -> None:
         have, where = torch.cuda.get_device_properties(rt.device).total_memory, f"{rt.device}"
     else:
         processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-        have, where = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // processes, "this machine (per process)"
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // processes
+        where = "this machine (per process)"
     tokens = args.train_batch_tokens // (rt.world_size * rt.grad_accum_steps)
     per_token = args.num_layers * (8 * args.model_dim + 2 * args.mlp_hidden) * (2 if rt.bf16 else 4)
     params = parameter_count(args)
@@ -415,7 +412,8 @@ def init_distributed(rt: Runtime) -> None:
 ATTN_BACKEND, _fa3, _fa2 = "sdpa", None, None  # set by pick_attention_backend()
 
 def pick_attention_backend(choice: str, device: torch.device) -> str | None:
-    """auto: FA3, else FA2 >= 2.6, else SDPA (+ a WARNING line) on CUDA; SDPA on CPU. A named one is used or an error."""
+    """auto: FA3, else FA2 >= 2.6, else SDPA (+ a WARNING line) on CUDA; SDPA on CPU. A named one is used or an
+    error."""
     global ATTN_BACKEND, _fa3, _fa2
     cuda, _fa3, _fa2 = device.type == "cuda", None, None
     if choice == "flash_attn_3" or (choice == "auto" and cuda):
@@ -424,7 +422,8 @@ def pick_attention_backend(choice: str, device: torch.device) -> str | None:
     if choice == "flash_attn_2" or (choice == "auto" and cuda and _fa3 is None):
         with contextlib.suppress(ImportError, ValueError, AttributeError):  # FA2 < 2.6 is no torch op: breaks fullgraph
             import flash_attn
-            _fa2 = flash_attn.flash_attn_func if tuple(map(int, flash_attn.__version__.split(".")[:2])) >= (2, 6) else None
+            version = tuple(map(int, flash_attn.__version__.split(".")[:2]))
+            _fa2 = flash_attn.flash_attn_func if version >= (2, 6) else None
     if choice == "auto":
         choice = "flash_attn_3" if _fa3 else "flash_attn_2" if _fa2 else "sdpa"
     elif choice != "sdpa" and (_fa3 if choice == "flash_attn_3" else _fa2) is None:
@@ -432,8 +431,10 @@ def pick_attention_backend(choice: str, device: torch.device) -> str | None:
         raise ConfigError(f"ATTENTION={choice} but {package} cannot be imported; install it or set ATTENTION=auto")
     ATTN_BACKEND = choice
     if cuda and choice == "sdpa":
-        return ("WARNING: attention runs on PyTorch SDPA (no FlashAttention 3 or 2 >= 2.6 imports): slower steps, fewer in "
-                "the cap. Install FlashAttention 3 (hopper/ of github.com/Dao-AILab/flash-attention) as the record did")
+        return ("WARNING: attention runs on PyTorch SDPA (no FlashAttention 3 or 2 >= 2.6 imports): slower steps, "
+                "fewer in the cap. Install FlashAttention 3 as the records do: pip install --no-deps flash_attn_3 "
+                "--find-links https://windreamer.github.io/flash-attention3-wheels/cu128_torch291/ (that folder: CUDA "
+                "12.8 + torch 2.9.1; see the README for others)")
     return None
 
 try:  # enable_gqa appeared in PyTorch 2.5; older versions need K/V repeated (PR #1133's crash)
@@ -484,9 +485,12 @@ def zeropower_via_newtonschulz5(G: Tensor, steps: int = 5, eps: float = 1e-7) ->
     return X.T if transposed else X
 
 class Muon(torch.optim.Optimizer):
-    """Nesterov momentum, orthogonalised update x sqrt(max(1, rows/cols)), decoupled WD; ranks split matrices round-robin."""
+    """Nesterov momentum, orthogonalised update x sqrt(max(1, rows/cols)), decoupled WD; ranks split matrices
+    round-robin."""
+
     def __init__(self, params, lr: float, momentum: float, backend_steps: int, weight_decay: float):
         super().__init__(params, dict(lr=lr, momentum=momentum, backend_steps=backend_steps, weight_decay=weight_decay))
+
     @torch.no_grad()
     def step(self):
         distributed = dist.is_available() and dist.is_initialized()
@@ -549,26 +553,38 @@ def find_shards(data_path: str, split: str) -> list[Path]:
                           "`python3 data/cached_challenge_fineweb.py --variant sp1024`, or build the offline sample "
                           "with `python3 data/build_sample.py` and set DATA_PATH=./data/datasets/sample_sp1024")
     if sum(shard_token_count(f) for f in files) == 0:
-        raise ConfigError(f"DATA_PATH={data_path}: the fineweb_{split}_*.bin shards hold no tokens; rebuild or re-download them")
+        raise ConfigError(f"DATA_PATH={data_path}: the fineweb_{split}_*.bin shards hold no tokens; rebuild or "
+                          "re-download them")
     return files
 
 class DistributedTokenLoader:
-    """Rank r takes slice r of each micro-step's span, so 1 process x 8 micro-steps sees the same data as 2 x 4 or 8 x 1."""
+    """Rank r takes slice r of each micro-step's span, so 1 process x 8 micro-steps sees the same data as 2 x 4 or
+    8 x 1."""
+
     def __init__(self, files: list[Path], vocab_size: int, rt: Runtime):
-        self.files, self.vocab_size, self.rt, self.file_idx, self.pos = files, vocab_size, rt, 0, 0
+        self.files = files
+        self.vocab_size = vocab_size
+        self.rt = rt
+        self.file_idx = 0
+        self.pos = 0
         self.tokens = load_shard(files[0], vocab_size)
+
     def take(self, n: int) -> np.ndarray:
         chunks = []
         while n > 0:
             if self.pos >= len(self.tokens):
                 self.file_idx = (self.file_idx + 1) % len(self.files)
-                self.tokens, self.pos = load_shard(self.files[self.file_idx], self.vocab_size), 0
+                self.tokens = load_shard(self.files[self.file_idx], self.vocab_size)
+                self.pos = 0
             k = min(n, len(self.tokens) - self.pos)
             chunks.append(self.tokens[self.pos:self.pos + k])
-            self.pos, n = self.pos + k, n - k
+            self.pos += k
+            n -= k
         return np.concatenate(chunks)
+
     def next_batch(self, global_tokens: int, seq_len: int, grad_accum_steps: int) -> tuple[Tensor, Tensor]:
-        rank, world, span = self.rt.rank, self.rt.world_size, global_tokens // (self.rt.world_size * grad_accum_steps) + 1
+        rank, world = self.rt.rank, self.rt.world_size
+        span = global_tokens // (world * grad_accum_steps) + 1
         local = torch.from_numpy(self.take(span * world)[rank * span:(rank + 1) * span].astype(np.int64))
         x, y = local[:-1].reshape(-1, seq_len), local[1:].reshape(-1, seq_len)
         return x.to(self.rt.device, non_blocking=True), y.to(self.rt.device, non_blocking=True)
@@ -642,11 +658,13 @@ def stream_bytes(tokens: np.ndarray, t: ByteTables) -> np.ndarray:
 
 # Probe strings for check_byte_tables: spaces, newlines, tabs, digits, punctuation, accents, CJK, emoji.
 BYTE_PROBES = ("Hello world", "a b", "two  spaces", "line one\nline two", "tab\there", "digits 0123456789 3.14",
-               "Punctuation: (a), [b]; {c}! \"q\" 'x' - ok?", "caf\u00e9 na\u00efve fa\u00e7ade", "\u65e5\u672c\u8a9e\u306e\u6587\u7ae0",
+               "Punctuation: (a), [b]; {c}! \"q\" 'x' - ok?", "caf\u00e9 na\u00efve fa\u00e7ade",
+               "\u65e5\u672c\u8a9e\u306e\u6587\u7ae0",
                "emoji \U0001f642 ok", "x y z", "end ")
 
 def check_byte_tables(sp: spm.SentencePieceProcessor, t: ByteTables, path: str) -> int:
-    """Tables vs the tokenizer's normalized text ('▁' = space, not counted first after BOS); returns probes checked."""
+    """Tables vs the tokenizer's normalized text ('▁' = space, not counted first after BOS); returns probes
+    checked."""
     checked = 0
     for text in BYTE_PROBES:
         ids = sp.encode(text)
@@ -666,8 +684,8 @@ def check_byte_tables(sp: spm.SentencePieceProcessor, t: ByteTables, path: str) 
 # -----------------------------
 # One family: f(h) = h^2 for h > 0, coef h^2 for h <= 0, with coef = 0 (relu2), s^2 (leaky2) or beta_c per channel
 # (asqu). The backward reads g and h once and writes dh; for asqu the same pass sums g h^2 [h <= 0] per channel into
-# per-program fp32 partials, which a second small kernel adds up in a fixed order: no atomics, the same bits every
-# run. beta_grad_scale (ASQU_BETA_GRAD_EVERY; 0 = skipped) is a plain argument: no recompilation for either value.
+# per-program fp32 partials, which torch's column sum adds up in a fixed order: no atomics, the same bits every run.
+# beta_grad_scale (ASQU_BETA_GRAD_EVERY; 0 = skipped) is a plain argument: no kernel is compiled twice for it.
 # Registered as custom ops with fake implementations, so torch.compile(fullgraph=True) keeps one graph around them.
 # On CPU they run under TRITON_INTERPRET=1 (slow, for tests: the same program the GPU runs).
 
@@ -716,23 +734,12 @@ if triton is not None:
             g = tl.load(g_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
             gh = g * h
             negative = h <= 0
-            tl.store(dh_ptr + offsets, (2.0 * gh * tl.where(negative, coef, 1.0)).to(dh_ptr.dtype.element_ty), mask=mask)
+            dh = 2.0 * gh * tl.where(negative, coef, 1.0)
+            tl.store(dh_ptr + offsets, dh.to(dh_ptr.dtype.element_ty), mask=mask)
             if PER_CHANNEL:
                 acc += tl.where(negative, gh * h, 0.0)
         if PER_CHANNEL:
             tl.store(partial_ptr + tl.program_id(0) * C + c, tl.sum(acc, axis=0), mask=channel_mask)
-
-    @triton.jit
-    def column_sum_kernel(partial_ptr, out_ptr, parts, C, scale, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr):
-        # torch: out = scale * partial.sum(0), in a fixed order (scale 0 writes zeros, whatever the partials hold)
-        c = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
-        acc = tl.zeros((BLOCK_P, BLOCK_N), dtype=tl.float32)
-        for start in range(0, parts, BLOCK_P):
-            p = start + tl.arange(0, BLOCK_P)
-            mask = (p < parts)[:, None] & (c < C)[None, :]
-            acc += tl.load(partial_ptr + p.to(tl.int64)[:, None] * C + c[None, :], mask=mask, other=0.0)
-        total = tl.sum(acc, axis=0)
-        tl.store(out_ptr + c, tl.where(scale != 0, total * scale, 0.0), mask=c < C)
 
 @torch.library.custom_op("asqu_golf::squared_act", mutates_args=())
 def squared_act(h: Tensor, beta: Tensor | None, neg_coef: float, beta_grad_scale: float) -> Tensor:
@@ -760,13 +767,12 @@ def squared_act_backward(g: Tensor, h: Tensor, beta: Tensor | None, neg_coef: fl
     parts = triton.cdiv(rows, TRITON_ROWS_PER_PROGRAM)
     per_channel = beta is not None
     partial = torch.empty((parts if per_channel else 0, C), dtype=torch.float32, device=h.device)
-    dbeta = torch.empty(C if per_channel else 0, dtype=torch.float32, device=h.device)
+    dbeta = torch.empty(0, dtype=torch.float32, device=h.device)
     squared_act_bwd_kernel[(parts, triton.cdiv(C, TRITON_BLOCK_N))](
         g2, h2, beta if per_channel else h2, dh, partial, rows, C, TRITON_ROWS_PER_PROGRAM, neg_coef, per_channel,
         BLOCK_M=TRITON_BLOCK_M, BLOCK_N=TRITON_BLOCK_N)
-    if per_channel:
-        column_sum_kernel[(triton.cdiv(C, TRITON_BLOCK_N),)](partial, dbeta, parts, C, beta_grad_scale,
-                                                           BLOCK_P=16, BLOCK_N=TRITON_BLOCK_N)
+    if per_channel:  # the partials' sum: a second small kernel, a fixed order (no atomics)
+        dbeta = partial.sum(0) * beta_grad_scale if beta_grad_scale else partial.new_zeros(C)
     return dh.view(h.shape), dbeta
 
 @squared_act_backward.register_fake
@@ -789,13 +795,18 @@ squared_act.register_autograd(_squared_act_grad, setup_context=_squared_act_setu
 # -----------------------------
 
 class CastedLinear(nn.Linear):
-    """fp32 weights cast to the compute dtype. Late QAT fake-quantizes int6=True matrices (attention, MLP) to the export's
-    int6 grid with a straight-through gradient. qat is an argument, not a global flag: torch.compile specializes on it on
-    every version (a class attribute was constant-folded by some versions and recompiled by others)."""
+    """fp32 weights cast to the compute dtype. Late QAT fake-quantizes int6=True matrices (attention, MLP) to the
+    export's int6 grid with a straight-through gradient. qat is an argument, not a global flag: torch.compile
+    specializes on it on every version (a class attribute was constant-folded by some versions and recompiled by
+    others)."""
     scale_floor = 1.0  # QUANT_SCALE_FLOOR, set by main()
-    def __init__(self, in_features: int, out_features: int, bias: bool = False, int6: bool = False, zero_init: bool = False):
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = False, int6: bool = False,
+                 zero_init: bool = False):
         super().__init__(in_features, out_features, bias=bias)
-        self.int6, self._zero_init = int6, zero_init
+        self.int6 = int6
+        self._zero_init = zero_init
+
     def forward(self, x: Tensor, qat: bool = False) -> Tensor:
         w = self.weight
         if qat and self.int6 and self.training:
@@ -826,7 +837,9 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 class CausalSelfAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, num_kv_heads: int, qk_gain_init: float, xsa: bool):
         super().__init__()
-        self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, dim // num_heads
+        self.num_heads = num_heads
+        self.num_kv_heads = num_kv_heads
+        self.head_dim = dim // num_heads
         kv_dim = num_kv_heads * self.head_dim
         self.c_q = CastedLinear(dim, dim, int6=True)
         self.c_k = CastedLinear(dim, kv_dim, int6=True)
@@ -834,6 +847,7 @@ class CausalSelfAttention(nn.Module):
         self.proj = CastedLinear(dim, dim, int6=True, zero_init=True)
         self.q_gain = nn.Parameter(torch.full((num_heads,), qk_gain_init, dtype=torch.float32))
         self.xsa = xsa
+
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, v_embed: Tensor | None, qat: bool = False) -> Tensor:
         B, T, D = x.shape
         q = self.c_q(x, qat).reshape(B, T, self.num_heads, self.head_dim)
@@ -853,12 +867,14 @@ class AsquFunction(torch.autograd.Function):
     """f(h) = h^2 for h > 0, beta_c h^2 for h <= 0. Saves only h (as relu2 does); the backward produces
     dh = 2 g p with p = (h > 0 ? h : beta h) and dbeta_c = sum over tokens of g h^2 [h <= 0] together,
     in the activation dtype with fp32 sums, times beta_grad_scale (0 skips it: ASQU_BETA_GRAD_EVERY)."""
+
     @staticmethod
     def forward(ctx, h: Tensor, beta: Tensor, beta_grad_scale: float) -> Tensor:
         b = beta.to(h.dtype)
         ctx.save_for_backward(h, b)
         ctx.beta_grad_scale = beta_grad_scale
         return h * F.prelu(h.reshape(-1, h.size(-1)), b).view_as(h)  # prelu: per-channel slope on dim 1
+
     @staticmethod
     def backward(ctx, g: Tensor):
         h, b = ctx.saved_tensors
@@ -886,36 +902,30 @@ class AsquFunction(torch.autograd.Function):
         return dh.view_as(h), dbeta, None
 
 class Activation(nn.Module):
-    """An MLP activation: forward(h, beta_grad) -> f(h). One class per choice of MLP_ACTIVATION (the ACTIVATIONS
-    table); a class owns its parameters (control tensors in an optimizer group of its own, named like the
-    activation), its log summary and its per-layer diagnostics. triton_kernel: MLP_KERNEL=triton."""
+    """An MLP activation: forward(h, beta_grad) -> f(h). One class per MLP_ACTIVATION choice (the ACTIVATIONS table)
+    declares its settings (logged on the mlp_activation: line), its learned parameters per hidden channel (control
+    tensors, in an AdamW group of their own named like the activation, with the LR and weight-decay settings in
+    `group`), its warnings and its per-layer diagnostics. triton_kernel: MLP_KERNEL=triton."""
+    settings: tuple[str, ...] = ()
+    per_channel = 0
+    group: tuple[str, str] | None = None
     triton_kernel = False
 
     @classmethod
     def from_args(cls, args: Hyperparameters, hidden: int) -> Activation:
         return cls()
 
-    @staticmethod
-    def summary(args: Hyperparameters) -> str:
-        """The log's mlp_activation: line."""
-        return f"mlp_activation:{args.mlp_activation}"
+    @classmethod
+    def summary(cls, args: Hyperparameters) -> str:
+        values = {name: getattr(args, name.lower()) for name in cls.settings}
+        fields = [f"{name.lower()}:{int(v) if isinstance(v, bool) else v}" for name, v in values.items()]
+        return " ".join([f"mlp_activation:{args.mlp_activation}", *fields])
 
-    @staticmethod
-    def parameters_per_channel() -> int:
-        return 0
-
-    @staticmethod
-    def optimizer_settings(args: Hyperparameters) -> dict:
-        """lr and weight_decay of the activation's own AdamW group (activations with parameters)."""
-        raise NotImplementedError
-
-    @staticmethod
-    def warnings(args: Hyperparameters, grad_accum_steps: int) -> list[str]:
-        """WARNING lines about the activation's settings, in the log header."""
+    @classmethod
+    def warnings(cls, args: Hyperparameters, grad_accum_steps: int) -> list[str]:
         return []
 
     def diagnostics(self) -> str | None:
-        """One log line about the layer's learned state (activations with parameters)."""
         return None
 
 class Relu2(Activation):
@@ -928,6 +938,7 @@ class Relu2(Activation):
 
 class Leaky2(Activation):
     """f(h) = leaky_relu(h, s)^2, s = MLP_LEAKY_SLOPE: the records after March 22 (s = 0.5)."""
+    settings = ("MLP_LEAKY_SLOPE",)
 
     def __init__(self, slope: float):
         super().__init__()
@@ -937,10 +948,6 @@ class Leaky2(Activation):
     def from_args(cls, args: Hyperparameters, hidden: int) -> Activation:
         return cls(args.mlp_leaky_slope)
 
-    @staticmethod
-    def summary(args: Hyperparameters) -> str:
-        return f"mlp_activation:leaky2 mlp_leaky_slope:{args.mlp_leaky_slope}"
-
     def forward(self, h: Tensor, beta_grad: bool = True) -> Tensor:
         if self.triton_kernel:
             return squared_act(h, None, self.slope ** 2, 0.0)
@@ -949,6 +956,9 @@ class Leaky2(Activation):
 class ASQU(Activation):
     """Asymmetric Squared Unit: f(h) = h^2 (h > 0), beta_c h^2 (h <= 0) with a learned beta per hidden channel;
     beta_grad=False skips beta's gradient (ASQU_BETA_GRAD_EVERY)."""
+    settings = ("ASQU_BETA_INIT", "ASQU_LR", "ASQU_WD", "ASQU_SIGMOID_BETA", "ASQU_BETA_GRAD_EVERY")
+    per_channel = 1
+    group = ("ASQU_LR", "ASQU_WD")
 
     def __init__(self, hidden: int, beta_init: float, sigmoid_beta: bool, beta_grad_every: int = 1):
         super().__init__()
@@ -961,22 +971,8 @@ class ASQU(Activation):
     def from_args(cls, args: Hyperparameters, hidden: int) -> Activation:
         return cls(hidden, args.asqu_beta_init, args.asqu_sigmoid_beta, args.asqu_beta_grad_every)
 
-    @staticmethod
-    def summary(args: Hyperparameters) -> str:
-        return (f"mlp_activation:asqu asqu_beta_init:{args.asqu_beta_init} asqu_lr:{args.asqu_lr} "
-                f"asqu_wd:{args.asqu_wd} asqu_sigmoid_beta:{int(args.asqu_sigmoid_beta)} "
-                f"asqu_beta_grad_every:{args.asqu_beta_grad_every}")
-
-    @staticmethod
-    def parameters_per_channel() -> int:
-        return 1
-
-    @staticmethod
-    def optimizer_settings(args: Hyperparameters) -> dict:
-        return {"lr": args.asqu_lr, "weight_decay": args.asqu_wd}
-
-    @staticmethod
-    def warnings(args: Hyperparameters, grad_accum_steps: int) -> list[str]:
+    @classmethod
+    def warnings(cls, args: Hyperparameters, grad_accum_steps: int) -> list[str]:
         if grad_accum_steps % args.asqu_beta_grad_every == 0:
             return []
         return [f"WARNING: ASQU_BETA_GRAD_EVERY={args.asqu_beta_grad_every} does not divide the {grad_accum_steps} "
@@ -1029,6 +1025,7 @@ class Block(nn.Module):
         self.mlp_scale = nn.Parameter(torch.ones(dim, dtype=torch.float32))
         self.resid_mix = nn.Parameter(torch.stack((torch.ones(dim), torch.zeros(dim))).float())
         self.norm_scale = 1.0 / math.sqrt(layer_idx + 1) if args.ln_scale else 1.0
+
     def forward(self, x: Tensor, x0: Tensor, cos: Tensor, sin: Tensor, v_embed: Tensor | None, qat: bool = False,
                 beta_grad: bool = True) -> Tensor:
         mix = self.resid_mix.to(x.dtype)
@@ -1038,9 +1035,11 @@ class Block(nn.Module):
 
 class SmearGate(nn.Module):
     """x = (1 - g) x + g x_prev with a learned per-channel gate g = sigmoid(gate)."""
+
     def __init__(self, dim: int):
         super().__init__()
         self.gate = nn.Parameter(torch.zeros(dim, dtype=torch.float32))
+
     def forward(self, x: Tensor) -> Tensor:
         g = torch.sigmoid(self.gate.to(x.dtype))
         x_prev = torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
@@ -1048,6 +1047,7 @@ class SmearGate(nn.Module):
 
 class BigramHash(nn.Module):
     """Embedding of a hash of (previous token, token), projected to the model width."""
+
     def __init__(self, buckets: int, dim: int, model_dim: int):
         super().__init__()
         self.buckets = buckets
@@ -1056,17 +1056,20 @@ class BigramHash(nn.Module):
         self.proj = CastedLinear(dim, model_dim)
         nn.init.zeros_(self.proj.weight)
         self.scale = nn.Parameter(torch.tensor(0.05, dtype=torch.float32))
+
     def bucket_ids(self, ids: Tensor) -> Tensor:
         t, mod = ids.to(torch.int32), self.buckets - 1
         out = torch.full_like(t, mod)  # position 0 has no previous token
         out[..., 1:] = torch.bitwise_xor(36313 * t[..., 1:], 27191 * t[..., :-1]) % mod
         return out.long()
+
     def forward(self, ids: Tensor) -> Tensor:
         h = self.proj(self.embed(self.bucket_ids(ids)))
         return h * self.scale.to(h.dtype)
 
 class ValueEmbedding(nn.Module):
     """Shared token table added to the attention values of selected layers."""
+
     def __init__(self, vocab_size: int, dim: int, kv_dim: int):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, dim)
@@ -1074,6 +1077,7 @@ class ValueEmbedding(nn.Module):
         self.proj = CastedLinear(dim, kv_dim)
         nn.init.zeros_(self.proj.weight)
         self.scale = nn.Parameter(torch.tensor(0.1, dtype=torch.float32))
+
     def forward(self, ids: Tensor) -> Tensor:
         h = self.proj(self.embed(ids))
         return h * self.scale.to(h.dtype)
@@ -1083,7 +1087,9 @@ class GPT(nn.Module):
         super().__init__()
         L, dim = args.num_layers, args.model_dim
         head_dim = dim // args.num_heads
-        self.rope_dims, self.rope_base, self.softcap = args.rope_dims or head_dim, args.rope_base, args.logit_softcap
+        self.rope_dims = args.rope_dims or head_dim
+        self.rope_base = args.rope_base
+        self.softcap = args.logit_softcap
         self.tok_emb = nn.Embedding(args.vocab_size, dim)
         self.bigram = BigramHash(args.bigram_vocab_size, args.bigram_dim, dim) if args.bigram_vocab_size else None
         self.smear = SmearGate(dim)
@@ -1096,6 +1102,7 @@ class GPT(nn.Module):
             self.ve_layer_scales = nn.ParameterList(nn.Parameter(torch.ones(1)) for _ in self.ve_layers)
         self.lm_head = None if args.tie_embeddings else CastedLinear(dim, args.vocab_size, zero_init=True)
         self._init_weights(args)
+
     def _init_weights(self, args: Hyperparameters) -> None:
         nn.init.normal_(self.tok_emb.weight, std=args.tied_embed_init_std)
         for name, m in self.named_modules():
@@ -1106,6 +1113,7 @@ class GPT(nn.Module):
                 if name.endswith("proj"):  # bigram.proj, ve_shared.proj (block projs are zero)
                     with torch.no_grad():
                         m.weight.mul_(1.0 / math.sqrt(2 * args.num_layers))
+
     def forward(self, ids: Tensor, targets: Tensor | None = None, qat: bool = False, beta_grad: bool = True) -> Tensor:
         """Mean cross-entropy with targets, else soft-capped logits (B, T, V); qat, beta_grad: per-step switches."""
         x = self.tok_emb(ids)
@@ -1141,7 +1149,8 @@ def is_control(name: str) -> bool:
     return any(p in name for p in CONTROL_PATTERNS) or activation_of(name) is not None
 
 def build_model(args: Hyperparameters, rt: Runtime) -> GPT:
-    """With bf16 the record's layout: all cast to bf16 (so rounded), then linears and small/control params back to fp32."""
+    """With bf16 the record's layout: all cast to bf16 (so rounded), then linears and small/control params back to
+    fp32."""
     model = GPT(args).to(rt.device)
     if rt.bf16:
         model.bfloat16()
@@ -1164,19 +1173,28 @@ class ValData:
 
 class Progress:
     """Console line (rank 0) every ~10% or ~30 s of a long phase; progress: lines never go to the logs."""
+
     def __init__(self, what: str, total: int, total_tokens: int):
-        self.what, self.total, self.total_tokens, self.next = what, max(total, 1), total_tokens, 0.1
+        self.what = what
+        self.total = max(total, 1)
+        self.total_tokens = total_tokens
+        self.next_fraction = 0.1
         self.t0 = self.last = time.perf_counter()
+
     def update(self, done: int) -> None:
-        now, frac = time.perf_counter(), done / self.total
-        if frac < self.next and now - self.last < 30:
+        now = time.perf_counter()
+        frac = done / self.total
+        if frac < self.next_fraction and now - self.last < 30:
             return
-        self.next, self.last, elapsed = math.floor(frac * 10 + 1) / 10, now, now - self.t0
+        self.next_fraction = math.floor(frac * 10 + 1) / 10
+        self.last = now
+        elapsed = now - self.t0
         print(f"progress: {self.what} {100 * frac:.0f}% tokens:{int(frac * self.total_tokens):,}/{self.total_tokens:,} "
               f"elapsed:{elapsed:.0f}s eta:{elapsed / max(frac, 1e-9) - elapsed:.0f}s", flush=True)
 
 def sliding_windows(total_targets: int, seq_len: int, stride: int) -> tuple[Tensor, Tensor]:
-    """Window starts and scored counts: window j ends at seq_len + j*stride, the last at the end; each target scored once."""
+    """Window starts and scored counts: window j ends at seq_len + j*stride, the last at the end; each target scored
+    once."""
     ends = torch.tensor(list(range(seq_len, total_targets, stride)) + [total_targets], dtype=torch.int64)
     return ends - seq_len, torch.diff(ends, prepend=torch.zeros(1, dtype=torch.int64))
 
@@ -1363,7 +1381,8 @@ def read_eval_only_artifact(args: Hyperparameters) -> bytes:
 # FILES AND LOGGING
 # -----------------------------
 # Working folder: logs/<RUN_ID>.txt, train_seed<SEED>.log (train.log for seed 1337); runs/<RUN_ID>/final_model.pt
-# and .int6.ptz, hard-linked as the folder's latest. Nothing is overwritten: earlier files are kept as NAME.1, NAME.2, ...
+# and .int6.ptz, hard-linked as the folder's latest. Nothing is overwritten: earlier files are kept as NAME.1,
+# NAME.2, ...
 
 RUN = {"log": None, "step": None, "iterations": 0, "lock": None}  # for the exit handlers: log, current step
 
@@ -1389,10 +1408,12 @@ def write_file(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise RunError(f"cannot write {path}: {exc.strerror or exc}; free disk space or use a writable folder") from None
+        raise RunError(f"cannot write {path}: {exc.strerror or exc}; free disk space or use a writable "
+                       "folder") from None
 
 def publish_latest(path: Path, log) -> None:
-    """Make ./NAME a hard link to runs/<RUN_ID>/NAME (copy where links fail); a lone earlier ./NAME goes to runs/earlier/."""
+    """Make ./NAME a hard link to runs/<RUN_ID>/NAME (copy where links fail); a lone earlier ./NAME goes to
+    runs/earlier/."""
     latest, tmp = Path(path.name), Path(f".{path.name}.{os.getpid()}.tmp")
     try:
         if latest.exists() and latest.stat().st_nlink == 1:
@@ -1429,8 +1450,11 @@ def lock_run_id(run_id: str):
 
 class Logger:
     """Rank 0 writes every line to logs/<RUN_ID>.txt and train_seed<SEED>.log (and train.log for seed 1337)."""
+
     def __init__(self, args: Hyperparameters, master: bool):
-        self.files, self.kept, self.path = [], [], None
+        self.files = []
+        self.kept = []  # "kept earlier ... as ..." lines, logged in the header
+        self.path = None
         if not master:
             return
         paths = [Path("logs") / f"{args.run_id}.txt"]
@@ -1449,6 +1473,7 @@ class Logger:
             raise ConfigError(f"cannot write {target}: {exc.strerror or exc}; run from a writable folder") from None
         self.path = paths[0]
         print(f"logs: {self.path}", flush=True)
+
     def __call__(self, msg: str, console: bool = True) -> None:
         if console and self.path:
             print(msg, flush=True)
@@ -1494,9 +1519,9 @@ def build_optimizers(model: GPT, args: Hyperparameters, rt: Runtime) -> dict[str
                                     **adam),
     }
     for activation in groups.keys() & ACTIVATIONS.keys():  # the activation's own low-LR group (ASQU_LR, ASQU_WD)
-        settings = ACTIVATIONS[activation].optimizer_settings(args)
-        opts[activation] = torch.optim.AdamW([{"params": groups[activation], "lr": settings["lr"]}],
-                                             weight_decay=settings["weight_decay"], **adam)
+        lr, weight_decay = (getattr(args, name.lower()) for name in ACTIVATIONS[activation].group)
+        opts[activation] = torch.optim.AdamW([{"params": groups[activation], "lr": lr}], weight_decay=weight_decay,
+                                             **adam)
     if groups["head"]:
         opts["head"] = torch.optim.Adam([{"params": groups["head"], "lr": args.head_lr}], **adam)
     for opt in opts.values():
@@ -1505,7 +1530,8 @@ def build_optimizers(model: GPT, args: Hyperparameters, rt: Runtime) -> dict[str
     return opts
 
 def lr_scale(args: Hyperparameters, step: int, elapsed_ms: float) -> float:
-    """1.0, then linear warmdown to 0 over the last WARMDOWN_ITERS steps (with a wall-clock cap, their estimated time)."""
+    """1.0, then linear warmdown to 0 over the last WARMDOWN_ITERS steps (with a wall-clock cap, their estimated
+    time)."""
     if args.warmdown_iters <= 0:
         return 1.0
     if args.max_wallclock_seconds <= 0:
@@ -1532,6 +1558,7 @@ class Trainer:
     base: GPT
     optimizers: dict[str, torch.optim.Optimizer]
     loader: DistributedTokenLoader
+
     def step(self, step: int, scale: float, qat: bool) -> Tensor:
         """One optimizer step over grad_accum_steps micro-batches at LR x scale; returns the local mean loss."""
         args, accum = self.args, self.rt.grad_accum_steps
@@ -1558,7 +1585,8 @@ class Trainer:
         return total / accum
 
 def warm_up(tr: Trainer, train_files: list[Path], log) -> None:
-    """WARMUP_STEPS real steps compiling every graph variant of the timed loop (QAT off/on, beta phases), then a reset."""
+    """WARMUP_STEPS real steps compiling every graph variant of the timed loop (QAT off/on, beta phases), then a
+    reset."""
     args, rt = tr.args, tr.rt
     phases = 2 if args.late_qat_threshold > 0 else 1
     needed = phases * math.ceil(args.asqu_beta_grad_every / rt.grad_accum_steps)
@@ -1584,36 +1612,42 @@ def train(tr: Trainer, val: ValData, log) -> dict[str, Tensor] | None:
     """The timed loop, validation off the clock. Returns the FINAL_WEIGHTS (None: raw, in place)."""
     args, rt, base = tr.args, tr.rt, tr.base
     ema = {k: v.detach().float().clone() for k, v in base.state_dict().items()}
-    swa, swa_count, qat, new_graphs = None, 0, False, 0
-    max_ms = 1000.0 * args.max_wallclock_seconds if args.max_wallclock_seconds > 0 else None
-    training_ms, stop_after, step, synced_ms = 0.0, None, 0, 0.0
+    swa = None
+    swa_count = 0
+    qat = False
+    new_graphs = 0  # graphs compiled inside the timed loop (warm-up should have built them all)
+    max_wallclock_ms = 1000.0 * args.max_wallclock_seconds if args.max_wallclock_seconds > 0 else None
+    training_time_ms = 0.0
+    synced_training_time_ms = 0.0  # the ranks' mean clock: every rank takes the same LR, QAT switch and stop
+    stop_after_step = None
+    step = 0
     RUN["iterations"] = args.iterations
     sync(rt.device)
     t0 = time.perf_counter()
     while True:
         RUN["step"] = step
-        last_step = step == args.iterations or (stop_after is not None and step >= stop_after)
+        last_step = step == args.iterations or (stop_after_step is not None and step >= stop_after_step)
         if last_step or (args.val_loss_every > 0 and step % args.val_loss_every == 0):
             sync(rt.device)
-            training_ms += 1000.0 * (time.perf_counter() - t0)
+            training_time_ms += 1000.0 * (time.perf_counter() - t0)
             val_loss, val_bpb = eval_val(args, tr.model, rt, val)
             log(f"step:{step}/{args.iterations} val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} "
-                f"train_time:{training_ms:.0f}ms step_avg:{training_ms / max(step, 1):.2f}ms")
+                f"train_time:{training_time_ms:.0f}ms step_avg:{training_time_ms / max(step, 1):.2f}ms")
             log_activation_diagnostics(base, log)
             sync(rt.device)
             t0 = time.perf_counter()
         if last_step:
-            if stop_after is not None and step < args.iterations:
-                log(f"stopping_early: wallclock_cap train_time:{training_ms:.0f}ms step:{step}/{args.iterations}")
+            if stop_after_step is not None and step < args.iterations:
+                log(f"stopping_early: wallclock_cap train_time:{training_time_ms:.0f}ms step:{step}/{args.iterations}")
             break
-        scale = lr_scale(args, step, synced_ms)  # the ranks' mean clock: every rank takes the same LR and QAT switch
+        scale = lr_scale(args, step, synced_training_time_ms)
         if args.late_qat_threshold > 0 and scale < args.late_qat_threshold and not qat:
             qat = True
             log(f"late_qat:enabled step:{step} scale:{scale:.4f}")
-            elapsed_frac = synced_ms / max_ms if max_ms else step / args.iterations
-            if elapsed_frac < 0.2:
-                log(f"WARNING: late QAT switched on {100 * elapsed_frac:.0f}% into training (the warmdown is longer than "
-                    "the run): most of the run trains fake-quantized; lower WARMDOWN_ITERS or LATE_QAT_THRESHOLD")
+            elapsed = synced_training_time_ms / max_wallclock_ms if max_wallclock_ms else step / args.iterations
+            if elapsed < 0.2:
+                log(f"WARNING: late QAT switched on {100 * elapsed:.0f}% into training (the warmdown is longer "
+                    "than the run): most of the run trains fake-quantized; lower WARMDOWN_ITERS or LATE_QAT_THRESHOLD")
         graphs = compiled_graphs()
         train_loss = tr.step(step, scale, qat)
         new_graphs += compiled_graphs() - graphs
@@ -1628,22 +1662,24 @@ def train(tr: Trainer, val: ValData, log) -> dict[str, Tensor] | None:
             else:
                 torch._foreach_add_(list(swa.values()), [state[k].float() for k in swa])
             swa_count += 1
-        approx_ms = training_ms + 1000.0 * (time.perf_counter() - t0)
+        approx_training_time_ms = training_time_ms + 1000.0 * (time.perf_counter() - t0)
+        reached_cap = approx_training_time_ms >= (max_wallclock_ms or math.inf)
         # One small all-reduce per step: the mean train loss, the stop decision and the clock, across ranks.
-        status = torch.tensor([train_loss.item(), float(approx_ms >= (max_ms or math.inf)), approx_ms], device=rt.device)
+        status = torch.tensor([train_loss.item(), float(reached_cap), approx_training_time_ms], device=rt.device)
         if rt.distributed:
             dist.all_reduce(status, op=dist.ReduceOp.SUM)
-        mean_loss, reached_cap = status[0].item() / rt.world_size, status[1].item() > 0
-        synced_ms = status[2].item() / rt.world_size
+        mean_loss = status[0].item() / rt.world_size
+        reached_cap = status[1].item() > 0
+        synced_training_time_ms = status[2].item() / rt.world_size
         if not math.isfinite(mean_loss):
             log(f"stopping: non-finite train_loss ({mean_loss}) at step:{step}/{args.iterations}; the log is kept "
                 f"at {log.path if rt.master else 'rank 0'}. Lower the learning rates or check the data.")
             raise RunError(f"non-finite train_loss at step {step}")
-        if args.train_log_every > 0 and (step <= 10 or step % args.train_log_every == 0 or stop_after is not None):
+        if args.train_log_every > 0 and (step <= 10 or step % args.train_log_every == 0 or stop_after_step is not None):
             log(f"step:{step}/{args.iterations} train_loss:{mean_loss:.4f} "
-                f"train_time:{approx_ms:.0f}ms step_avg:{approx_ms / step:.2f}ms")
-        if stop_after is None and reached_cap:
-            stop_after = step
+                f"train_time:{approx_training_time_ms:.0f}ms step_avg:{approx_training_time_ms / step:.2f}ms")
+        if stop_after_step is None and reached_cap:
+            stop_after_step = step
     log(f"recompiles_after_warmup:{new_graphs}")
     if rt.device.type == "cuda":
         log(f"peak memory allocated: {torch.cuda.max_memory_allocated() // 2**20} MiB "
@@ -1656,7 +1692,8 @@ def train(tr: Trainer, val: ValData, log) -> dict[str, Tensor] | None:
     if args.final_weights == "swa":
         if swa is None:
             raise RunError("FINAL_WEIGHTS=swa but no SWA snapshot was taken (the wall-clock cap ended the run before "
-                           "the LR scale fell below 0.2 on a multiple of SWA_EVERY); run longer or use FINAL_WEIGHTS=ema")
+                           "the LR scale fell below 0.2 on a multiple of SWA_EVERY); run longer or use "
+                           "FINAL_WEIGHTS=ema")
         log(f"swa:applying {swa_count} snapshots")
         return {k: v / swa_count for k, v in swa.items()}
     return None
@@ -1747,7 +1784,8 @@ def load_inputs(args: Hyperparameters, rt: Runtime) -> Inputs:
     train_files = [] if args.eval_only else find_shards(args.data_path, "train")
     if train_files:
         load_shard(train_files[0], args.vocab_size)  # its token ids; the other shards' before the clock
-    val_np = load_validation_tokens(find_shards(args.data_path, "val"), args.eval_seq_len, args.vocab_size).astype(np.int64)
+    val_files = find_shards(args.data_path, "val")
+    val_np = load_validation_tokens(val_files, args.eval_seq_len, args.vocab_size).astype(np.int64)
     val = ValData(torch.from_numpy(val_np), torch.from_numpy(stream_bytes(val_np, tables).astype(np.int16)))
     if (warning := pick_attention_backend(args.attention, rt.device)) and rt.master:
         print(warning, file=sys.stderr, flush=True)
@@ -1764,12 +1802,15 @@ def build_trainer(args: Hyperparameters, rt: Runtime, train_files: list[Path]) -
     torch.manual_seed(args.seed)
     base = compiled = build_model(args, rt)
     if rt.compile:
-        # One cache for every GPT.forward variant (QAT, beta-grad, eval, partial batch, scorer); fullgraph fails past it.
+        # One cache for every GPT.forward variant (QAT, beta-grad, eval, partial batch, scorer); fullgraph fails
+        # past it.
         limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
         setattr(torch._dynamo.config, limit, 64)
         zeropower_via_newtonschulz5 = torch.compile(zeropower_via_newtonschulz5)
         compiled = torch.compile(base, dynamic=False, fullgraph=True)
-    model = DDP(compiled, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None) if rt.distributed else compiled
+    model = compiled
+    if rt.distributed:
+        model = DDP(compiled, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None)
     return Trainer(args, rt, model, compiled, base, build_optimizers(base, args, rt),
                    DistributedTokenLoader(train_files, args.vocab_size, rt))
 
@@ -1793,14 +1834,16 @@ def log_header(args: Hyperparameters, rt: Runtime, log, inputs: Inputs) -> None:
     log(f"run_id:{args.run_id}")
     log(args.config_line())
     log(f"config_fingerprint:{args.fingerprint()}")
-    log(f"val_bpb:enabled tokenizer_kind=sentencepiece tokenizer_path={args.tokenizer_path} byte_probes_ok:{inputs.probes}")
+    log(f"val_bpb:enabled tokenizer_kind=sentencepiece tokenizer_path={args.tokenizer_path} "
+        f"byte_probes_ok:{inputs.probes}")
     if not args.eval_only:
         log(f"train_loader:dataset:{Path(args.data_path).resolve().name} train_shards:{len(inputs.train_files)}")
-    log(f"val_loader:shards pattern={Path(args.data_path) / 'fineweb_val_*.bin'} tokens:{inputs.val.tokens.numel() - 1}")
+    val_pattern = Path(args.data_path) / "fineweb_val_*.bin"
+    log(f"val_loader:shards pattern={val_pattern} tokens:{inputs.val.tokens.numel() - 1}")
     log(f"model_params:{parameter_count(args)}")
     log(ACTIVATIONS[args.mlp_activation].summary(args))
-    log(f"device:{rt.device} dtype:{'bfloat16' if rt.bf16 else 'float32'} attention:{ATTN_BACKEND} compile:{int(rt.compile)} "
-        f"mlp_kernel:{args.mlp_kernel}")
+    log(f"device:{rt.device} dtype:{'bfloat16' if rt.bf16 else 'float32'} attention:{ATTN_BACKEND} "
+        f"compile:{int(rt.compile)} mlp_kernel:{args.mlp_kernel}")
     log(f"XSA:last_{args.xsa_last_n} active_layers:{list(range(args.num_layers - args.xsa_last_n, args.num_layers))}")
     log(f"world_size:{rt.world_size} grad_accum_steps:{rt.grad_accum_steps}")
     log(f"attention_mode:gqa num_heads:{args.num_heads} num_kv_heads:{args.num_kv_heads}")
@@ -1820,8 +1863,9 @@ def log_training_warnings(args: Hyperparameters, rt: Runtime, log) -> None:
         log(f"WARNING: WARMDOWN_ITERS={args.warmdown_iters} > ITERATIONS={args.iterations}: the LR decays from "
             f"step 0 (scale starts at {args.iterations / args.warmdown_iters:.3f})")
     if args.iterations < 3 / (1 - args.ema_decay) and args.final_weights == "ema":
-        log(f"WARNING: ITERATIONS={args.iterations} is short for EMA_DECAY={args.ema_decay}: the EMA weights are still "
-            f"{100 * args.ema_decay ** args.iterations:.0f}% the initial ones; lower EMA_DECAY or use FINAL_WEIGHTS=raw")
+        log(f"WARNING: ITERATIONS={args.iterations} is short for EMA_DECAY={args.ema_decay}: the EMA weights are "
+            f"still {100 * args.ema_decay ** args.iterations:.0f}% the initial ones; lower EMA_DECAY or use "
+            "FINAL_WEIGHTS=raw")
 
 def apply_final_weights(tr: Trainer, final: dict[str, Tensor] | None, val: ValData, log) -> float:
     """Load the weights FINAL_WEIGHTS chose (None: the raw weights stay) and log their diagnostic score."""
@@ -1841,7 +1885,9 @@ def check_train_shards(args: Hyperparameters, rt: Runtime, files: list[Path], lo
     The ranks share the shards; the first bad one, by index, is reported on every rank."""
     t0 = time.perf_counter()
     per_step = args.train_batch_tokens + rt.world_size * rt.grad_accum_steps  # + 1 token per rank's micro-span
-    needed, count, tokens = args.iterations * per_step, 0, 0
+    needed = args.iterations * per_step
+    count = 0
+    tokens = 0
     while count < len(files) and tokens < needed:
         tokens += shard_token_count(files[count])
         count += 1

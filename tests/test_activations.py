@@ -169,3 +169,52 @@ def test_beta_grad_every_k_micro_steps(monkeypatch, k):
             total = total + mlp.proj(torch.where(h > 0, h * h, ref * h * h)).square().sum()
         total.backward()
         torch.testing.assert_close(mlp.asqu.beta.grad, ref.grad, rtol=1e-5, atol=1e-4)
+
+
+class Cubic2(tg.Activation):
+    """A throwaway fourth activation: f(h) = h^2 (h > 0), gamma_c h^2 (h <= 0) with gamma through tanh, its own
+    per-channel parameter. Everything it needs is this class and one table entry."""
+    settings = ("MLP_LEAKY_SLOPE",)
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.gamma = torch.nn.Parameter(torch.full((hidden,), 0.1))
+
+    @classmethod
+    def from_args(cls, args, hidden):
+        return cls(hidden)
+
+    per_channel = 1
+    group = ("SCALAR_LR", "ASQU_WD")  # settings of its own AdamW group: here, two existing ones
+
+    def diagnostics(self) -> str:
+        return f"gamma_mean:{torch.tanh(self.gamma).mean().item():.4f}"
+
+    def forward(self, h, beta_grad=True):
+        return torch.where(h > 0, h * h, torch.tanh(self.gamma) * h * h)
+
+
+def test_a_fourth_activation_is_one_class_and_one_table_entry(monkeypatch):
+    monkeypatch.setitem(tg.ACTIVATIONS, "cubic2", Cubic2)
+    env = {"MLP_ACTIVATION": "cubic2", "NUM_LAYERS": "2", "MODEL_DIM": "64", "NUM_HEADS": "4", "NUM_KV_HEADS": "2",
+           "MLP_MULT": "2", "ROPE_DIMS": "8", "VOCAB_SIZE": "64", "BIGRAM_VOCAB_SIZE": "32", "BIGRAM_DIM": "16",
+           "VE_DIM": "16", "XSA_LAST_N": "1"}
+    args = tg.Hyperparameters(env)
+    model = tg.GPT(args)
+    names = {n for n, _ in model.named_parameters() if ".mlp.cubic2." in n}
+    assert names == {"blocks.0.mlp.cubic2.gamma", "blocks.1.mlp.cubic2.gamma"}
+    assert tg.parameter_count(args) == sum(p.numel() for p in model.parameters())
+    assert all(tg.is_control(n) for n in names)  # fp32, never quantized
+    rt = tg.Runtime(0, 1, 0, False, torch.device("cpu"), False, False)
+    opts = tg.build_optimizers(model, args, rt)
+    assert opts["cubic2"].param_groups[0]["lr"] == args.scalar_lr and len(opts["cubic2"].param_groups[0]["params"]) == 2
+    ids = torch.randint(0, 64, (2, 16))
+    model(ids, ids).backward()
+    assert model.blocks[1].mlp.cubic2.gamma.grad is not None
+    lines = []
+    tg.log_activation_diagnostics(model, lines.append)
+    assert lines == [f"cubic2_diag layer:{i} gamma_mean:0.0997" for i in range(2)]
+    payload, _ = tg.quantize_state_dict(model.state_dict(), [1.0], 1.0)
+    assert payload["meta"]["blocks.0.mlp.cubic2.gamma"]["kind"] == "fp32"
+    assert Cubic2.summary(args) == "mlp_activation:cubic2 mlp_leaky_slope:0.5"
+    assert tg.Hyperparameters({}).mlp_activation == "asqu"  # the table's other entries untouched
