@@ -447,3 +447,20 @@ def test_keep_existing_moves_earlier_files_to_the_first_free_name(tmp_path):
         ("summary.json", "first"), ("summary.json.1", "second"), ("summary.json.2", "third")]
     path.write_text("in place")
     assert runlog.keep_existing(path) == tmp_path / "summary.json.1" and not path.exists()
+
+
+def test_keep_existing_is_train_gpts_convention(tmp_path):
+    sys.path.insert(0, str(REPO))
+    import train_gpt
+
+    for keep, folder in ((runlog.keep_existing, tmp_path / "tools"), (train_gpt.keep_existing, tmp_path / "trainer")):
+        (folder / "kept").mkdir(parents=True)
+        (folder / "kept" / "a.txt.1").write_text("taken")
+        for text in ("one", "two", "three"):
+            (folder / "a.txt").write_text(text)
+            keep(folder / "a.txt", folder / "kept")
+        (folder / "b").mkdir()
+        keep(folder / "b")
+    tree = [sorted((str(p.relative_to(root)), p.is_file() and p.read_text()) for p in root.rglob("*"))
+            for root in (tmp_path / "tools", tmp_path / "trainer")]
+    assert tree[0] == tree[1] and ("kept/a.txt.2", "two") in tree[0]

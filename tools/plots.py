@@ -460,8 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="folder for the plot files (created)")
     parser.add_argument("--format", choices=FORMATS, default="png", help="file format (default png)")
     parser.add_argument("--state-dict", action="append", default=[], metavar="PATH",
-                        help="final_model.pt, final_model.int6.ptz, runs/<RUN_ID>/ or a working folder "
-                             "(all its runs/*/) to histogram ASQU betas from (repeatable)")
+                        help="final_model.pt, final_model.int6.ptz or a working folder (all its runs/*/) to "
+                             "histogram ASQU betas from (repeatable)")
     parser.add_argument("--sigmoid-beta", action="store_true",
                         help="the state dicts come from ASQU_SIGMOID_BETA=1 runs (stored value = logit of beta)")
     return parser

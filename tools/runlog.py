@@ -9,6 +9,7 @@ import argparse
 import ast
 import difflib
 import functools
+import itertools
 import json
 import math
 import os
@@ -637,18 +638,16 @@ def run_main(main) -> None:
 
 
 def keep_existing(path: Path, into: Path | None = None) -> Path | None:
-    """Move an earlier file or folder aside (to into/NAME, or NAME.1, NAME.2, ... there: the first free name)
-    instead of overwriting it; return where it went (None: there was nothing). train_gpt.py's convention."""
+    """Move an earlier file or folder aside instead of overwriting it: to the first free of NAME, NAME.1, NAME.2,
+    ... in ``into`` (default: its own folder); return where it went (None: nothing there). train_gpt.py's
+    keep_existing does the same (a test holds them equal); importing it would pull torch."""
     if not path.exists():
         return None
     folder = into or path.parent
+    names = itertools.chain([path.name], (f"{path.name}.{k}" for k in itertools.count(1)))
+    kept = next(folder / name for name in names if not (folder / name).exists())
     folder.mkdir(parents=True, exist_ok=True)
-    kept, k = folder / path.name, 0
-    while kept.exists():
-        k += 1
-        kept = folder / f"{path.name}.{k}"
-    path.rename(kept)
-    return kept
+    return path.rename(kept)
 
 
 def activation_order(runs: Iterable[RunLog]) -> list[str]:
