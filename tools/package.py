@@ -175,17 +175,10 @@ def check_runs(runs: list[RunLog], source: str | None, source_bytes: int | None,
 
 
 def submission_record(runs: list[RunLog], args: argparse.Namespace, date: str, code_bytes: int) -> dict:
-    return {
-        "author": args.author,
-        "github_id": args.github_id,
-        "name": args.name,
-        "blurb": args.blurb,
-        "date": date,
-        "val_loss": round(runlog.mean_std(r.sliding_val_loss for r in runs)[0], 8),
-        "val_bpb": round(runlog.mean_std(r.sliding_val_bpb for r in runs)[0], 8),
-        "bytes_total": max(r.submission_bytes for r in runs),
-        "bytes_code": code_bytes,
-    }
+    return {"author": args.author, "github_id": args.github_id, "name": args.name, "blurb": args.blurb, "date": date,
+            "val_loss": round(runlog.mean_std(r.sliding_val_loss for r in runs)[0], 8),
+            "val_bpb": round(runlog.mean_std(r.sliding_val_bpb for r in runs)[0], 8),
+            "bytes_total": max(r.submission_bytes for r in runs), "bytes_code": code_bytes}
 
 
 def data_command(dataset: str | None) -> str:
@@ -277,9 +270,9 @@ def readme_text(runs: list[RunLog], record: dict, track: str, notes: list[str], 
             f"{_fmt(run.step_avg_ms, '{:.2f}')} | {logged.get('post_ema_val_bpb', '-')} | "
             f"{logged['roundtrip_val_bpb']} | {logged['sliding_val_bpb']} | {logged['sliding_val_loss']} | "
             f"{run.submission_bytes:,} |")
-    columns = (("steps", "{:.0f}"), ("train_time_ms", "{:.1f}"), ("step_avg_ms", "{:.2f}"), ("post_ema_val_bpb", "{:.4f}"),
-               ("roundtrip_val_bpb", "{:.8f}"), ("sliding_val_bpb", "{:.8f}"), ("sliding_val_loss", "{:.8f}"),
-               ("submission_bytes", "{:,.0f}"))
+    columns = (("steps", "{:.0f}"), ("train_time_ms", "{:.1f}"), ("step_avg_ms", "{:.2f}"),
+               ("post_ema_val_bpb", "{:.4f}"), ("roundtrip_val_bpb", "{:.8f}"), ("sliding_val_bpb", "{:.8f}"),
+               ("sliding_val_loss", "{:.8f}"), ("submission_bytes", "{:,.0f}"))
     stats = [(runlog.mean_std(getattr(r, attr) for r in runs), 1000 if attr == "train_time_ms" else 1, fmt)
              for attr, fmt in columns]
     for label, index in (("mean", 0), ("std", 1)):

@@ -89,12 +89,9 @@ class SeedStyles:
 
     def handles(self) -> list[Line2D]:
         """Legend entries (grey) naming the seed of each marker / line style."""
-        out = []
-        for key, i in self.index.items():
-            name = f"seed {key}" if isinstance(key, int) else str(key)
-            out.append(Line2D([], [], color="0.35", marker=SEED_MARKERS[i % len(SEED_MARKERS)],
-                              ls=SEED_LINESTYLES[i % len(SEED_LINESTYLES)], label=name))
-        return out
+        return [Line2D([], [], color="0.35", marker=SEED_MARKERS[i % len(SEED_MARKERS)],
+                       ls=SEED_LINESTYLES[i % len(SEED_LINESTYLES)],
+                       label=f"seed {key}" if isinstance(key, int) else key) for key, i in self.index.items()]
 
 
 # ----- statistics ------------------------------------------------------------------
@@ -422,13 +419,6 @@ LOG_FIGURES = (
 )
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def write_plots(runs: list[RunLog], out_dir: str | Path, state_dicts: list[str | Path] = (),
                 fmt: str = "png", sigmoid_beta: bool = False) -> list[Path]:
     """Write every plot that has data; return the files written (skipped plots noted on stderr)."""
@@ -450,7 +440,10 @@ def write_plots(runs: list[RunLog], out_dir: str | Path, state_dicts: list[str |
             if name != "asqu_beta_hist":  # (no --state-dict given: nothing to say)
                 print(f"plots: {name}: no data, skipped", file=sys.stderr)
             continue
-        written.append(_save(fig, out_dir / f"{name}.{fmt}"))
+        fig.tight_layout()
+        fig.savefig(out_dir / f"{name}.{fmt}", dpi=110)
+        plt.close(fig)
+        written.append(out_dir / f"{name}.{fmt}")
     return written
 
 
