@@ -419,3 +419,48 @@ def test_crlf_copy_counts_once_and_another_tokenizer_is_not_pooled(tmp_path):
     assert b.tokenizer == "other_1024.model" and a.config_fingerprint == b.config_fingerprint
     assert runlog.differences(a, b) == ["tokenizer=fineweb_1024_bpe.model vs tokenizer=other_1024.model"]
     assert len(runlog.groups([a, b])) == 2
+
+
+def test_the_trainer_is_the_one_home_of_the_constants_the_tools_use():
+    sys.path.insert(0, str(REPO))
+    import train_gpt
+
+    assert runlog.NON_RESULT_VARIABLES == set(train_gpt.NOT_FINGERPRINTED)
+    assert runlog.trainer_constant("SIZE_LIMIT") == train_gpt.SIZE_LIMIT == 16_000_000
+    assert runlog.trainer_constant("MODEL_SETTINGS") == train_gpt.MODEL_SETTINGS
+    defaults = train_gpt.Hyperparameters({})
+    assert runlog.trainer_constant("DATA_PATH") == defaults.data_path
+    assert runlog.trainer_constant("TOKENIZER_PATH") == defaults.tokenizer_path
+    with pytest.raises(LookupError, match="defines no NO_SUCH_NAME"):
+        runlog.trainer_constant("NO_SUCH_NAME")
+
+
+def test_keep_existing_moves_earlier_files_to_the_first_free_name(tmp_path):
+    path = tmp_path / "summary.json"
+    assert runlog.keep_existing(path) is None
+    kept = tmp_path / "kept"
+    for k, text in enumerate(("first", "second", "third")):
+        path.write_text(text)
+        assert runlog.keep_existing(path, kept) == kept / ("summary.json" + (f".{k}" if k else ""))
+        assert not path.exists()
+    assert [(p.name, p.read_text()) for p in sorted(kept.iterdir())] == [
+        ("summary.json", "first"), ("summary.json.1", "second"), ("summary.json.2", "third")]
+    path.write_text("in place")
+    assert runlog.keep_existing(path) == tmp_path / "summary.json.1" and not path.exists()
+
+
+def test_keep_existing_is_train_gpts_convention(tmp_path):
+    sys.path.insert(0, str(REPO))
+    import train_gpt
+
+    for keep, folder in ((runlog.keep_existing, tmp_path / "tools"), (train_gpt.keep_existing, tmp_path / "trainer")):
+        (folder / "kept").mkdir(parents=True)
+        (folder / "kept" / "a.txt.1").write_text("taken")
+        for text in ("one", "two", "three"):
+            (folder / "a.txt").write_text(text)
+            keep(folder / "a.txt", folder / "kept")
+        (folder / "b").mkdir()
+        keep(folder / "b")
+    tree = [sorted((str(p.relative_to(root)), p.is_file() and p.read_text()) for p in root.rglob("*"))
+            for root in (tmp_path / "tools", tmp_path / "trainer")]
+    assert tree[0] == tree[1] and ("kept/a.txt.2", "two") in tree[0]

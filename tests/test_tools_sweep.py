@@ -72,7 +72,7 @@ def fake(tmp_path, monkeypatch):
 
 def sweep_args(script: Path, out: Path, *extra: str) -> list[str]:
     return ["--activations", "relu2,asqu", "--seeds", "1337,42", "--out", str(out), "--train-script",
-            str(script), "--launcher", "python", "--fixed-steps", "40", "--env", "VAL_LOSS_EVERY=0", *extra]
+            str(script), "--fixed-steps", "40", "--env", "VAL_LOSS_EVERY=0", *extra]
 
 
 def calls_of(calls: Path) -> list[str]:
@@ -273,7 +273,6 @@ def test_unreadable_sweep_record_is_one_clear_error(fake, capsys):
         (["--seeds", "1,x"], "--seeds takes comma-separated integers"),
         (["--seeds", "1,1"], "lists a value twice"),
         (["--train-script", "/nonexistent/train_gpt.py"], "training script not found"),
-        (["--nproc", "2"], "--launcher python runs one process"),
     ],
 )
 def test_bad_arguments(fake, capsys, extra, message):
@@ -331,13 +330,12 @@ def test_summary_json_is_strict(fake, capsys, monkeypatch):
 
 def test_launch_commands(tmp_path, monkeypatch):
     script = tmp_path / "train_gpt.py"
-    assert sweep.launch_command(script, 1, "python") == [sys.executable, str(script)]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=8", str(script)]
-    assert sweep.launch_command(script, 8, "auto") == torchrun
+    assert sweep.launch_command(script, 8) == torchrun
     monkeypatch.setattr(sweep, "gpu_count", lambda: 0)
-    assert sweep.launch_command(script, 1, "auto") == [sys.executable, str(script)]
+    assert sweep.launch_command(script, 1) == [sys.executable, str(script)]
     monkeypatch.setattr(sweep, "gpu_count", lambda: 1)
-    assert sweep.launch_command(script, 1, "auto")[-2:] == ["--nproc_per_node=1", str(script)]
+    assert sweep.launch_command(script, 1)[-2:] == ["--nproc_per_node=1", str(script)]
 
 
 def test_relative_data_paths_become_absolute(tmp_path, monkeypatch):

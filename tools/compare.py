@@ -1,31 +1,23 @@
 #!/usr/bin/env python3
 """Compare two MLP activations across seeds: is B's difference from A real?
 
-    python tools/compare.py relu2 asqu sweeps/ab1/
-    python tools/compare.py relu2 asqu logs/*.txt --json
-    python tools/compare.py relu2 asqu sweeps/ab1/ --check   # exit 0 met, 1 not met
+    python tools/compare.py relu2 asqu sweeps/ab1/ [--json] [--check]   # --check: exit 0 met, 1 not met
 
-Welch's t-tests per figure, the quant gap, the step-time ratio and the challenge's record criterion
-(B beats A by >= 0.005 nats of sliding val_loss at one-sided p < 0.01 that the improvement exceeds
-0.005); arms that differ in more than the activation are refused. Details: tools/README.md, "compare.py".
+Welch's t-tests per figure, the quant gap, the step-time ratio and the challenge's record criterion; arms
+that differ in more than the activation are refused. Details: tools/README.md, "compare.py".
 """
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 import warnings
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy import stats as scipy_stats
 
-_TOOLS_DIR = str(Path(__file__).resolve().parent)
-if _TOOLS_DIR not in sys.path:  # sibling modules (runlog, ...) also under `python -m tools.X`
-    sys.path.insert(0, _TOOLS_DIR)
-import runlog  # noqa: E402
-from runlog import RunLog  # noqa: E402
+import runlog
+from runlog import RunLog, ToolError
 
 METRICS = [
     ("post_ema_val_bpb", "post-EMA BPB"),
@@ -35,9 +27,6 @@ METRICS = [
 ]
 RECORD_MARGIN_NATS = 0.005
 RECORD_ALPHA = 0.01
-
-
-ToolError = runlog.ToolError
 
 
 @dataclass
@@ -64,8 +53,7 @@ def welch_test(a: list[float], b: list[float]) -> Welch:
 
 
 def compare_metric(runs_a: list[RunLog], runs_b: list[RunLog], attr: str) -> dict:
-    a = runlog.finite(getattr(r, attr) for r in runs_a)
-    b = runlog.finite(getattr(r, attr) for r in runs_b)
+    a, b = runlog.figures(runs_a, attr), runlog.figures(runs_b, attr)
     (mean_a, std_a), (mean_b, std_b) = runlog.mean_std(a), runlog.mean_std(b)
     diff = mean_b - mean_a if mean_a is not None and mean_b is not None else None
     return {"metric": attr, "n_a": len(a), "n_b": len(b), "mean_a": mean_a, "mean_b": mean_b, "std_a": std_a,
@@ -88,8 +76,7 @@ def record_criterion(runs_a: list[RunLog], runs_b: list[RunLog]) -> Criterion:
     """The challenge's bar: mean(A) - mean(B) >= 0.005 nats of sliding val_loss, and one-sided Welch
     p < 0.01 that the improvement exceeds 0.005 nats."""
     attr, margin, alpha = "sliding_val_loss", RECORD_MARGIN_NATS, RECORD_ALPHA
-    a = runlog.finite(getattr(r, attr) for r in runs_a)
-    b = runlog.finite(getattr(r, attr) for r in runs_b)
+    a, b = runlog.figures(runs_a, attr), runlog.figures(runs_b, attr)
     improvement = float(np.mean(a) - np.mean(b)) if a and b else None
     w = welch_test(a, b)
     if w.p_one_sided_b_lower is None:
@@ -150,9 +137,8 @@ def compare(runs: list[RunLog], act_a: str, act_b: str, allow_config_diff: bool 
     if diffs and not allow_config_diff:
         raise ToolError(f"the runs differ in more than the activation and its knobs: {'; '.join(diffs)}. "
                         "Compare like with like, or pass --allow-config-diff to compare anyway")
-    gap_a, gap_b = (runlog.mean_std(r.quant_gap_bpb for r in side) for side in (runs_a, runs_b))
+    sides = {act_a: runs_a, act_b: runs_b}
     step_a, step_b = (runlog.mean_std(r.step_avg_ms for r in side)[0] for side in (runs_a, runs_b))
-    steps_a, steps_b = (runlog.mean_std(r.steps for r in side)[0] for side in (runs_a, runs_b))
     return {
         **{key: {"activation": act, "seeds": [r.seed for r in side], "logs": [str(r.path) for r in side],
                  "left_out_non_finite": diverged[act]}
@@ -161,12 +147,10 @@ def compare(runs: list[RunLog], act_a: str, act_b: str, allow_config_diff: bool 
         "config_differences": diffs,
         "without_config_line": [str(r.path) for r in runs_a + runs_b if r.config is None],
         "metrics": [compare_metric(runs_a, runs_b, attr) for attr, _ in METRICS],
-        "quant_gap_bpb": {
-            act_a: {"mean": gap_a[0], "std": gap_a[1]},
-            act_b: {"mean": gap_b[0], "std": gap_b[1]},
-        },
+        "quant_gap_bpb": {act: dict(zip(("mean", "std"), runlog.mean_std(r.quant_gap_bpb for r in side)))
+                          for act, side in sides.items()},
         "step_avg_ms": {act_a: step_a, act_b: step_b},
-        "steps": {act_a: steps_a, act_b: steps_b},
+        "steps": {act: runlog.mean_std(r.steps for r in side)[0] for act, side in sides.items()},
         "step_time_ratio_b_over_a": (step_b / step_a) if step_a and step_b else None,
         "criterion": asdict(record_criterion(runs_a, runs_b)),
     }
@@ -196,21 +180,15 @@ def render(result: dict) -> str:
     header = ["figure", "n A", "n B", f"mean {a}", f"mean {b}", "B - A", "95% CI of B - A", "Welch t", "df",
               "p two-sided", "p one-sided (B<A)"]
     labels = dict(METRICS)
-    rows = []
-    for m in result["metrics"]:
-        rows.append([
-            labels[m["metric"]], str(m["n_a"]), str(m["n_b"]), _f(m["mean_a"], "{:.5f}"),
-            _f(m["mean_b"], "{:.5f}"), _f(m["diff_b_minus_a"], "{:+.5f}"),
-            "n/a" if m["ci95_low"] is None else f"[{m['ci95_low']:+.5f}, {m['ci95_high']:+.5f}]",
-            _f(m["t"], "{:.3f}"), _f(m["df"], "{:.2f}"), _f(m["p_two_sided"], "{:.3g}"),
-            _f(m["p_one_sided_b_lower"], "{:.3g}"),
-        ])
+    rows = [[labels[m["metric"]], str(m["n_a"]), str(m["n_b"]), _f(m["mean_a"]), _f(m["mean_b"]),
+             _f(m["diff_b_minus_a"], "{:+.5f}"),
+             "n/a" if m["ci95_low"] is None else f"[{m['ci95_low']:+.5f}, {m['ci95_high']:+.5f}]",
+             _f(m["t"], "{:.3f}"), _f(m["df"], "{:.2f}"), _f(m["p_two_sided"], "{:.3g}"),
+             _f(m["p_one_sided_b_lower"], "{:.3g}")] for m in result["metrics"]]
     lines += ["", *runlog.text_table(header, rows), ""]
-    gaps = result["quant_gap_bpb"]
-    for act in (a, b):
-        g = gaps[act]
-        lines.append(f"quant gap (int6 roundtrip - post-EMA BPB) {act}: {_f(g['mean'], '{:+.5f}')}"
-                     f" (std {_f(g['std'], '{:.5f}')})")
+    for act, gap in result["quant_gap_bpb"].items():
+        lines.append(f"quant gap (int6 roundtrip - post-EMA BPB) {act}: {_f(gap['mean'], '{:+.5f}')}"
+                     f" (std {_f(gap['std'])})")
     sa, sb = result["step_avg_ms"][a], result["step_avg_ms"][b]
     ratio = result["step_time_ratio_b_over_a"]
     lines.append(f"step time: {a} {_f(sa, '{:.2f}')} ms, {b} {_f(sb, '{:.2f}')} ms, ratio {b}/{a} "
@@ -218,8 +196,7 @@ def render(result: dict) -> str:
     st = result["steps"]
     lines.append(f"steps reached (mean): {a} {_f(st[a], '{:.1f}')}, {b} {_f(st[b], '{:.1f}')}")
     c = result["criterion"]
-    lines.append("")
-    lines.append(f"Record criterion ({b} beats {a} by >= {c['margin']} nats in mean {c['metric']}, shown at "
+    lines.append(f"\nRecord criterion ({b} beats {a} by >= {c['margin']} nats in mean {c['metric']}, shown at "
                  f"one-sided Welch p < {c['alpha']}): {'MET' if c['met'] else 'NOT MET'}")
     lines.append(f"  {c['reason']}")
     if c["p_one_sided"] is not None:
@@ -244,13 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def work() -> int:
         result = compare(runlog.load_runs(args.paths), args.a, args.b, args.allow_config_diff)
-    except ToolError as exc:
-        print(f"compare: error: {exc}", file=sys.stderr)
-        return 2
-    print(runlog.strict_json(result) if args.json else render(result))
-    return 1 if args.check and not result["criterion"]["met"] else 0
+        print(runlog.strict_json(result) if args.json else render(result))
+        return 1 if args.check and not result["criterion"]["met"] else 0
+
+    return runlog.one_line_errors("compare", work)
 
 
 if __name__ == "__main__":

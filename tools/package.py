@@ -1,15 +1,12 @@
 #!/usr/bin/env python3
 """Check finished runs against the challenge's rules and package them under records/.
 
-    python tools/package.py --name "ASQU 11L" --author "Jane Doe" --github-id jdoe \\
-        --blurb "March 22 stack with learned per-channel ASQU betas" \\
-        sweeps/ab1/asqu_seed1337 sweeps/ab1/asqu_seed42 sweeps/ab1/asqu_seed2024 \\
-        --against records/track_10min_16mb/<SOTA>/train_seed*.log
+    python tools/package.py LOGS... --name "ASQU 11L" --author "Jane Doe" --github-id jdoe --blurb "..." \\
+        [--check] [--against records/track_10min_16mb/<SOTA>/train_seed*.log]
     python tools/package.py --audit records/track_10min_16mb/<folder> [--against PREVIOUS_ROW_LOGS...]
 
-Everything is checked before anything is written; each problem is one line naming the log and the
-field (exit 1). --audit applies the same rules to an existing folder, judged on what its logs show.
-The checks per track, the audit and the folder's files: tools/README.md, "package.py".
+Everything is checked before anything is written; each problem is one line naming the log and the field
+(exit 1). The checks per track, the audit and the folder's files: tools/README.md, "package.py".
 """
 from __future__ import annotations
 
@@ -24,15 +21,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-_TOOLS_DIR = str(Path(__file__).resolve().parent)
-if _TOOLS_DIR not in sys.path:  # sibling modules (runlog, ...) also under `python -m tools.X`
-    sys.path.insert(0, _TOOLS_DIR)
-import compare  # noqa: E402
-import runlog  # noqa: E402
-from runlog import RunLog  # noqa: E402
+import compare
+import runlog
+from runlog import RunLog
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SIZE_LIMIT_BYTES = 16_000_000
+SIZE_LIMIT_BYTES = runlog.trainer_constant("SIZE_LIMIT")
 TRAIN_CAP_MS = 600_000
 TRAIN_TIME_TOLERANCE_MS = 1_000
 MAX_TRAIN_SHARDS = 80  # the published download's default (the export has 195)
@@ -182,17 +175,10 @@ def check_runs(runs: list[RunLog], source: str | None, source_bytes: int | None,
 
 
 def submission_record(runs: list[RunLog], args: argparse.Namespace, date: str, code_bytes: int) -> dict:
-    return {
-        "author": args.author,
-        "github_id": args.github_id,
-        "name": args.name,
-        "blurb": args.blurb,
-        "date": date,
-        "val_loss": round(runlog.mean_std(r.sliding_val_loss for r in runs)[0], 8),
-        "val_bpb": round(runlog.mean_std(r.sliding_val_bpb for r in runs)[0], 8),
-        "bytes_total": max(r.submission_bytes for r in runs),
-        "bytes_code": code_bytes,
-    }
+    return {"author": args.author, "github_id": args.github_id, "name": args.name, "blurb": args.blurb, "date": date,
+            "val_loss": round(runlog.mean_std(r.sliding_val_loss for r in runs)[0], 8),
+            "val_bpb": round(runlog.mean_std(r.sliding_val_bpb for r in runs)[0], 8),
+            "bytes_total": max(r.submission_bytes for r in runs), "bytes_code": code_bytes}
 
 
 def data_command(dataset: str | None) -> str:
@@ -284,9 +270,9 @@ def readme_text(runs: list[RunLog], record: dict, track: str, notes: list[str], 
             f"{_fmt(run.step_avg_ms, '{:.2f}')} | {logged.get('post_ema_val_bpb', '-')} | "
             f"{logged['roundtrip_val_bpb']} | {logged['sliding_val_bpb']} | {logged['sliding_val_loss']} | "
             f"{run.submission_bytes:,} |")
-    columns = (("steps", "{:.0f}"), ("train_time_ms", "{:.1f}"), ("step_avg_ms", "{:.2f}"), ("post_ema_val_bpb", "{:.4f}"),
-               ("roundtrip_val_bpb", "{:.8f}"), ("sliding_val_bpb", "{:.8f}"), ("sliding_val_loss", "{:.8f}"),
-               ("submission_bytes", "{:,.0f}"))
+    columns = (("steps", "{:.0f}"), ("train_time_ms", "{:.1f}"), ("step_avg_ms", "{:.2f}"),
+               ("post_ema_val_bpb", "{:.4f}"), ("roundtrip_val_bpb", "{:.8f}"), ("sliding_val_bpb", "{:.8f}"),
+               ("sliding_val_loss", "{:.8f}"), ("submission_bytes", "{:,.0f}"))
     stats = [(runlog.mean_std(getattr(r, attr) for r in runs), 1000 if attr == "train_time_ms" else 1, fmt)
              for attr, fmt in columns]
     for label, index in (("mean", 0), ("std", 1)):
@@ -307,15 +293,20 @@ def readme_text(runs: list[RunLog], record: dict, track: str, notes: list[str], 
     return "\n".join(lines) + "\n"
 
 
+def finished_runs(against: list[str]) -> list[RunLog]:
+    """The finished runs of --against's logs."""
+    try:
+        return [r for r in runlog.collect_runs(against) if r.finished]
+    except runlog.LogError as exc:
+        raise PackageError(f"--against: {exc}") from exc
+
+
 def criterion_text(runs: list[RunLog], against: list[str] | None) -> str:
     """The README's record-criterion paragraph (compare.record_criterion against the SOTA's logs)."""
     if not against:
         return ("Not checked: tools/package.py was run without --against, so whether these runs beat the current "
                 f"SOTA by >= {compare.RECORD_MARGIN_NATS} nats at p < {compare.RECORD_ALPHA} was not tested.")
-    try:
-        sota = [r for r in runlog.collect_runs(against) if r.finished]
-    except runlog.LogError as exc:
-        raise PackageError(f"--against: {exc}") from exc
+    sota = finished_runs(against)
     c = compare.record_criterion(sota, runs)
     names = ", ".join(str(r.path) for r in sota) or "none finished"
     return (f"Against {len(sota)} SOTA run(s) ({names}): **{'MET' if c.met else 'NOT MET'}** "
@@ -378,15 +369,12 @@ def check_claims(folder: Path, runs: list[RunLog]) -> tuple[list[str], list[str]
 
 def check_significance(runs: list[RunLog], against: list[str]) -> tuple[list[str], list[str]]:
     """The README's rule (reported) and the maintainers' merge practice (a fault when not met), on sliding figures."""
-    try:
-        sota = [r for r in runlog.collect_runs(against) if r.finished]
-    except runlog.LogError as exc:
-        raise PackageError(f"--against: {exc}") from exc
+    sota = finished_runs(against)
     ours = [r for r in runs if r.finished]
     c = compare.record_criterion(sota, ours)
     notes = [f"README rule against {len(sota)} SOTA log(s) (>= {c.margin} nats at one-sided p < {c.alpha}): "
              f"{'MET' if c.met else 'NOT MET'} ({c.reason})"]
-    a, b = (runlog.finite(r.sliding_val_bpb for r in side) for side in (sota, ours))
+    a, b = runlog.figures(sota, "sliding_val_bpb"), runlog.figures(ours, "sliding_val_bpb")
     p = compare.welch_test(a, b).p_one_sided_b_lower
     practice = f"maintainers' merge practice (one-sided Welch p < {MERGE_ALPHA} on sliding val_bpb against the " \
                "previous row, reproductions pooled)"
@@ -438,8 +426,9 @@ def rescore(folder: Path, runs: list[RunLog], args: argparse.Namespace) -> tuple
         if new is None or abs(new - old) > args.rescore_tolerance:
             problems.append(f"re-scored {name} val_bpb {new} differs from the log's {old} by more than "
                             f"{args.rescore_tolerance} ({where})")
-    note = (f"re-scored {artifact.name} (sha256 {scored.eval_only_sha256[:12]}...): "
-            f"roundtrip {scored.roundtrip_val_bpb}, sliding {scored.sliding_val_bpb}; {run.path.name} logged {run.roundtrip_val_bpb}, {run.sliding_val_bpb}")
+    note = (f"re-scored {artifact.name} (sha256 {scored.eval_only_sha256[:12]}...): roundtrip "
+            f"{scored.roundtrip_val_bpb}, sliding {scored.sliding_val_bpb}; {run.path.name} logged "
+            f"{run.roundtrip_val_bpb}, {run.sliding_val_bpb}")
     return problems, [note]
 
 
@@ -480,15 +469,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--author", help="required to package")
     parser.add_argument("--github-id", help="required to package")
     parser.add_argument("--blurb", help="one-paragraph description; required to package")
-    parser.add_argument("--track", type=lambda t: t.removeprefix("track_"), choices=sorted(TRACKS), default="10min_16mb",
-                        help="10min_16mb (the record track) or non_record_16mb; the folder names' track_ prefix is accepted")
+    parser.add_argument("--track", type=lambda t: t.removeprefix("track_"), choices=sorted(TRACKS),
+                        default="10min_16mb", help="10min_16mb (the record track) or non_record_16mb; the folder "
+                        "names' track_ prefix is accepted")
     parser.add_argument("--date", help="YYYY-MM-DD (default: today)")
     parser.add_argument("--against", nargs="+", metavar="SOTA_LOG", help="the current SOTA's train_seed*.log files "
                         "(or folder): the README gets compare.py's record criterion; put it after the run logs")
     parser.add_argument("--check", action="store_true", help="run every check, write nothing (exit 0 or 1)")
-    parser.add_argument("--train-script", default=str(REPO_ROOT / "train_gpt.py"),
+    parser.add_argument("--train-script", default=str(runlog.TRAINER),
                         help="train_gpt.py to copy (default: the repository's)")
-    parser.add_argument("--records-dir", default=str(REPO_ROOT / "records"),
+    parser.add_argument("--records-dir", default=str(runlog.REPO_ROOT / "records"),
                         help="records folder (default: the repository's records/)")
     audit = parser.add_argument_group("--audit FOLDER: check an existing records/ folder instead (tools/README.md)")
     audit.add_argument("--audit", metavar="FOLDER", help="audit records/<track>/<folder> (its logs, submission.json, "
@@ -588,4 +578,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    runlog.run_main(main)

@@ -24,22 +24,16 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy import stats as scipy_stats  # noqa: E402
 
-_TOOLS_DIR = Path(__file__).resolve().parent
-if str(_TOOLS_DIR) not in sys.path:  # sibling modules (runlog, ...) also under `python -m tools.X`
-    sys.path.insert(0, str(_TOOLS_DIR))
 import runlog  # noqa: E402
-from runlog import RunLog  # noqa: E402
+from runlog import RunLog, ToolError  # noqa: E402
 
-REPO = _TOOLS_DIR.parent
 FORMATS = ("png", "svg", "pdf")
 ACTIVATION_COLORS = {"relu2": "tab:blue", "leaky2": "tab:orange", "asqu": "tab:green"}
 _EXTRA_COLORS = ["tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray"]
 SEED_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p"]
 SEED_LINESTYLES = ["-", "--", ":", "-."]
 BETA_KEY = re.compile(r"(?:.*\.)?blocks\.(\d+)\.mlp\.asqu\.beta")
-
-
-ToolError = runlog.ToolError
+MODEL_FILES = ("final_model.pt", "final_model.int6.ptz")
 
 
 # ----- grouping and styles --------------------------------------------------------
@@ -95,12 +89,9 @@ class SeedStyles:
 
     def handles(self) -> list[Line2D]:
         """Legend entries (grey) naming the seed of each marker / line style."""
-        out = []
-        for key, i in self.index.items():
-            name = f"seed {key}" if isinstance(key, int) else str(key)
-            out.append(Line2D([], [], color="0.35", marker=SEED_MARKERS[i % len(SEED_MARKERS)],
-                              ls=SEED_LINESTYLES[i % len(SEED_LINESTYLES)], label=name))
-        return out
+        return [Line2D([], [], color="0.35", marker=SEED_MARKERS[i % len(SEED_MARKERS)],
+                       ls=SEED_LINESTYLES[i % len(SEED_LINESTYLES)],
+                       label=f"seed {key}" if isinstance(key, int) else key) for key, i in self.index.items()]
 
 
 # ----- statistics ------------------------------------------------------------------
@@ -130,6 +121,14 @@ def band(runs: list[RunLog], min_step: int = 0) -> tuple[np.ndarray, np.ndarray,
 
 # ----- the figures (each returns a matplotlib Figure, or None without data) ----------
 
+def _axes(ax, xlabel: str, ylabel: str, title: str, grid: str = "both") -> None:
+    """Labels, title and a light grid (grid="y": horizontal lines only); a step axis shows whole numbers."""
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(axis=grid, alpha=0.3)
+    if xlabel == "step":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _finish_legend(ax, groups: list[Group], styles: SeedStyles, extra: list | None = None, **kw) -> None:
     handles = [Line2D([], [], color=g.color, lw=3, label=g.label) for g in groups]
     ax.legend(handles=handles + styles.handles() + (extra or []), fontsize=8, **kw)
@@ -156,24 +155,23 @@ def fig_val_bpb(runs: list[RunLog]):
                 ax.plot(steps, mean, color=group.color, lw=2.4)
                 if len(group.runs) > 1:
                     ax.fill_between(steps, mean - std, mean + std, color=group.color, alpha=0.2, lw=0)
-        ax.set_xlabel("step")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel("validation BPB")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
+        _axes(ax, "step", "validation BPB", title)
     band_entry = Line2D([], [], color="0.35", lw=2.4, label="mean over seeds (band: ± std)")
     _finish_legend(axes[0], groups, styles, [band_entry])
     fig.suptitle("Validation BPB per activation (thin: single seeds; thick and band: mean ± std over seeds)")
     return fig
 
 
+def _finite_pairs(runs: list[RunLog], value) -> list[tuple[RunLog, float]]:
+    """(run, value(run)) for the runs whose value is present and finite."""
+    return [(run, float(v)) for run in runs if (v := value(run)) is not None and math.isfinite(v)]
+
+
 def deciding_values(runs: list[RunLog]) -> tuple[str, list[tuple[RunLog, float]]]:
     """(metric name, [(run, value)]): sliding-window val_loss, else int6 roundtrip val_loss."""
     for name, attr in (("final int6 sliding-window val_loss", "sliding_val_loss"),
                        ("final int6 roundtrip val_loss (no sliding-window lines)", "roundtrip_val_loss")):
-        values = [(r, getattr(r, attr)) for r in runs]
-        values = [(r, float(v)) for r, v in values if v is not None and math.isfinite(v)]
-        if values:
+        if values := _finite_pairs(runs, lambda run: getattr(run, attr)):
             return name, values
     return "", []
 
@@ -196,10 +194,8 @@ def fig_final_val_loss(runs: list[RunLog]):
         ticks.append(f"{group.label}\nn={n}{spread}")
     ax.set_xticks(range(len(groups)), ticks, fontsize=8)
     ax.set_xlim(-0.6, len(groups) - 0.4)
-    ax.set_xlabel("activation (tick: mean ± 95% t-interval half-width)")
-    ax.set_ylabel(f"{metric} (nats/token)")
-    ax.set_title("Deciding number per seed, with mean and 95% t-interval per activation")
-    ax.grid(axis="y", alpha=0.3)
+    _axes(ax, "activation (tick: mean ± 95% t-interval half-width)", f"{metric} (nats/token)",
+          "Deciding number per seed, with mean and 95% t-interval per activation", grid="y")
     mean_entry = Line2D([], [], color="k", marker="_", ms=14, mew=2.5, ls="-", lw=1.2,
                         label="mean, 95% t-interval")
     _finish_legend(ax, groups, styles, [mean_entry])
@@ -218,9 +214,7 @@ def _seed_points(ax, center: float, pairs: list[tuple[RunLog, float]], styles: S
 def _bars_with_seeds(ax, groups: list[Group], styles: SeedStyles, value) -> None:
     """Per group: a bar from zero at the mean of value(run) over its runs, and each run as a point."""
     for i, group in enumerate(groups):
-        pairs = [(r, value(r)) for r in group.runs]
-        pairs = [(r, float(v)) for r, v in pairs if v is not None and math.isfinite(v)]
-        if pairs:
+        if pairs := _finite_pairs(group.runs, value):
             ax.bar([i], [float(np.mean([v for _, v in pairs]))], width=0.6, bottom=0, color=group.color, alpha=0.45,
                    edgecolor=group.color)
             _seed_points(ax, i, pairs, styles, group.color)
@@ -236,10 +230,8 @@ def fig_quant_gap(runs: list[RunLog]):
     groups, styles = group_runs(runs), SeedStyles(runs)
     fig, ax = plt.subplots(figsize=(max(5.5, 1.8 * len(groups) + 2.5), 4.8))
     _bars_with_seeds(ax, groups, styles, lambda r: r.quant_gap_bpb)
-    ax.set_xlabel("activation")
-    ax.set_ylabel("int6 roundtrip BPB − post-EMA BPB")
-    ax.set_title("Quantization gap (bars from zero: mean over seeds; points: seeds)")
-    ax.grid(axis="y", alpha=0.3)
+    _axes(ax, "activation", "int6 roundtrip BPB − post-EMA BPB",
+          "Quantization gap (bars from zero: mean over seeds; points: seeds)", grid="y")
     _finish_legend(ax, groups, styles)
     return fig
 
@@ -261,17 +253,10 @@ def fig_step_time(runs: list[RunLog]):
             if xs:
                 left.plot(xs, ys, lw=1, ms=3, color=group.color, alpha=0.8, marker=styles.marker(run),
                           ls=styles.linestyle(run))
-    left.set_xlabel("step")
-    left.xaxis.set_major_locator(MaxNLocator(integer=True))
-    left.set_ylabel("ms per step (between logged steps)")
-    left.set_title("Step time during training")
-    left.grid(alpha=0.3)
+    _axes(left, "step", "ms per step (between logged steps)", "Step time during training")
     _finish_legend(left, groups, styles)
     _bars_with_seeds(right, groups, styles, lambda r: r.step_avg_ms)
-    right.set_xlabel("activation")
-    right.set_ylabel("final step_avg (ms)")
-    right.set_title("Mean step time (bars from zero)")
-    right.grid(axis="y", alpha=0.3)
+    _axes(right, "activation", "final step_avg (ms)", "Mean step time (bars from zero)", grid="y")
     return fig
 
 
@@ -292,10 +277,7 @@ def fig_beta_layers(runs: list[RunLog]):
     left.set_xticks(sorted({b.layer for run in runs for b in run.final_betas()}))
     left.axhline(0.0, color="k", lw=0.8, ls=":")
     left.axhline(0.25, color="tab:orange", lw=0.8, ls="--")
-    left.set_xlabel("layer")
-    left.set_ylabel("beta (point ± std; bar: min..max)")
-    left.set_title("ASQU beta per layer, final asqu_diag lines")
-    left.grid(alpha=0.3)
+    _axes(left, "layer", "beta (point ± std; bar: min..max)", "ASQU beta per layer, final asqu_diag lines")
     refs = [Line2D([], [], color="k", lw=0.8, ls=":", label="beta 0 = relu2"),
             Line2D([], [], color="tab:orange", lw=0.8, ls="--", label="beta 0.25 = leaky2(0.5)")]
     left.legend(handles=styles.handles() + refs, fontsize=8)
@@ -308,11 +290,7 @@ def fig_beta_layers(runs: list[RunLog]):
             steps = sorted(series)
             right.plot(steps, [series[s] for s in steps], marker=".",
                        color=cmap(i / max(1, len(layers) - 1)), label=f"layer {layer}")
-    right.set_xlabel("step")
-    right.xaxis.set_major_locator(MaxNLocator(integer=True))
-    right.set_ylabel("beta mean over channels")
-    right.set_title(f"beta mean over training ({run.name}, colour: layer)")
-    right.grid(alpha=0.3)
+    _axes(right, "step", "beta mean over channels", f"beta mean over training ({run.name}, colour: layer)")
     if right.get_lines():
         right.legend(fontsize=7, ncol=2)
     return fig
@@ -320,20 +298,12 @@ def fig_beta_layers(runs: list[RunLog]):
 
 # ----- betas from checkpoints ------------------------------------------------------
 
-def _train_gpt():
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    import train_gpt  # the artifact reader: one implementation of the format
-
-    return train_gpt
-
-
 def _load_state(path: Path) -> dict:
     import torch
 
     try:
         if path.suffix == ".ptz":
-            tg = _train_gpt()
+            tg = runlog.import_trainer()  # the artifact reader: one implementation of the format
             return tg.dequantize_state_dict(tg.read_artifact(path))
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any load failure is one line naming the file
@@ -363,29 +333,21 @@ def load_betas(path: str | Path, sigmoid: bool = False) -> dict[int, np.ndarray]
 
 
 def _model_file(folder: Path) -> Path | None:
-    for name in ("final_model.pt", "final_model.int6.ptz"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
+    return next((folder / name for name in MODEL_FILES if (folder / name).is_file()), None)
 
 
 def beta_sources(paths: list[str | Path]) -> list[tuple[str, Path, bool]]:
-    """(label, file, named) per --state-dict argument; a folder means its runs/*/ files, else its own file.
-
-    ``named`` is False for files found in a folder: those without betas (relu2 / leaky2 runs) are skipped."""
+    """(label, file, named) per --state-dict argument: a file, or a folder's runs/*/ model files (the first of
+    MODEL_FILES in each). ``named`` is False for those: the ones without betas (relu2 / leaky2 runs) are skipped."""
     out: list[tuple[str, Path, bool]] = []
-    for item in paths:
-        path = Path(item)
-        if path.is_dir():
-            found = [(d.name, f, False) for d in sorted((path / "runs").glob("*")) if (f := _model_file(d))]
-            if not found and (f := _model_file(path)):
-                found = [(path.resolve().name, f, True)]
+    for path in map(Path, paths):
+        if path.is_file():  # final_model.* is named by its folder (the run)
+            out.append((path.resolve().parent.name if path.name in MODEL_FILES else path.name, path, True))
+        elif path.is_dir():
+            found = [f for run in sorted((path / "runs").glob("*")) if (f := _model_file(run))]
             if not found:
-                raise ToolError(f"{path} holds no final_model.pt / final_model.int6.ptz (nor runs/*/ with one)")
-            out += found
-        elif path.is_file():
-            standard = path.name in ("final_model.pt", "final_model.int6.ptz")  # named by its folder (the run)
-            out.append((path.resolve().parent.name if standard else path.name, path, True))
+                raise ToolError(f"{path} holds no final_model.pt or final_model.int6.ptz in runs/*/")
+            out += [(f.parent.name, f, False) for f in found]
         else:
             raise ToolError(f"no such state dict or folder: {path}")
     return out
@@ -457,13 +419,6 @@ LOG_FIGURES = (
 )
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def write_plots(runs: list[RunLog], out_dir: str | Path, state_dicts: list[str | Path] = (),
                 fmt: str = "png", sigmoid_beta: bool = False) -> list[Path]:
     """Write every plot that has data; return the files written (skipped plots noted on stderr)."""
@@ -485,7 +440,10 @@ def write_plots(runs: list[RunLog], out_dir: str | Path, state_dicts: list[str |
             if name != "asqu_beta_hist":  # (no --state-dict given: nothing to say)
                 print(f"plots: {name}: no data, skipped", file=sys.stderr)
             continue
-        written.append(_save(fig, out_dir / f"{name}.{fmt}"))
+        fig.tight_layout()
+        fig.savefig(out_dir / f"{name}.{fmt}", dpi=110)
+        plt.close(fig)
+        written.append(out_dir / f"{name}.{fmt}")
     return written
 
 
@@ -495,8 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="folder for the plot files (created)")
     parser.add_argument("--format", choices=FORMATS, default="png", help="file format (default png)")
     parser.add_argument("--state-dict", action="append", default=[], metavar="PATH",
-                        help="final_model.pt, final_model.int6.ptz, runs/<RUN_ID>/ or a working folder "
-                             "(all its runs/*/) to histogram ASQU betas from (repeatable)")
+                        help="final_model.pt, final_model.int6.ptz or a working folder (all its runs/*/) to "
+                             "histogram ASQU betas from (repeatable)")
     parser.add_argument("--sigmoid-beta", action="store_true",
                         help="the state dicts come from ASQU_SIGMOID_BETA=1 runs (stored value = logit of beta)")
     return parser
@@ -507,22 +465,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.paths and not args.state_dict:
         parser.error("give run logs and/or --state-dict files")
-    try:
+
+    def work() -> int:
         runs = runlog.load_runs(args.paths) if args.paths else []
         written = write_plots(runs, args.out, args.state_dict, args.format, args.sigmoid_beta)
         notes: list[str] = []
         group_runs(runs, notes)
-        for note in notes:
-            print(f"plots: note: {note}", file=sys.stderr)
-    except ToolError as exc:
-        print(f"plots: error: {exc}", file=sys.stderr)
-        return 2
-    if not written:
-        print("plots: nothing to plot (no validation lines, step lines or betas)", file=sys.stderr)
-        return 1
-    for path in written:
-        print(path)
-    return 0
+        print("".join(f"plots: note: {note}\n" for note in notes), end="", file=sys.stderr)
+        if not written:
+            raise ToolError("nothing to plot (no validation lines, step lines or betas)", code=1)
+        print("\n".join(map(str, written)))
+        return 0
+
+    return runlog.one_line_errors("plots", work)
 
 
 if __name__ == "__main__":

@@ -6,23 +6,56 @@ tools/README.md, "What a log says".
 from __future__ import annotations
 
 import argparse
+import ast
 import difflib
+import functools
+import itertools
 import json
 import math
 import os
 import re
 import shlex
 import statistics
-from dataclasses import dataclass, field, fields
 import sys
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterable
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TRAINER = REPO_ROOT / "train_gpt.py"
+
+
+@functools.cache
+def _trainer_tree() -> ast.Module:
+    return ast.parse(TRAINER.read_text(encoding="utf-8"))
+
+
+def trainer_constant(name: str):
+    """A fact train_gpt.py holds, read from its source (importing it pulls torch): the value of a top-level
+    ``NAME = literal``, else the default of its setting NAME (``v("NAME", default, ...)`` in Hyperparameters)."""
+    tree = _trainer_tree()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and len(node.args) >= 2 and getattr(node.args[0], "value", None) == name:
+            return ast.literal_eval(node.args[1])
+    raise LookupError(f"{TRAINER} defines no {name}")
+
+
+def import_trainer():
+    """The repository's train_gpt.py as a module (for what only running its code can tell)."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    import train_gpt
+
+    return train_gpt
+
 
 ACTIVATION_ALIASES = {"leaky_relu2": "leaky2"}
 DEFAULT_ACTIVATION = "relu2"  # logs written before the MLP_ACTIVATION switch existed
 # Config variables that do not change results (train_gpt.py leaves them out of config_fingerprint).
-NON_RESULT_VARIABLES = {"SEED", "RUN_ID", "DATA_PATH", "TOKENIZER_PATH", "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY",
-                        "COMPILE", "ATTENTION", "MLP_KERNEL"}
+NON_RESULT_VARIABLES = frozenset(trainer_constant("NOT_FINGERPRINTED"))
 
 _F = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"  # a float, as logged
 _I = r"(\d+)"
@@ -45,7 +78,8 @@ _LINES = {
     "tokenizer": (r"val_bpb:enabled tokenizer_kind=\S+ tokenizer_path=(?:\S*/)?([^\s/]+)(?: \S+)*", "tokenizer"),
     "warmup": (rf"warmup_done time:{_I}ms graphs:{_I}", "warmup_ms warmup_graphs"),
     "recompiles": (rf"recompiles_after_warmup:{_I}", "recompiles_after_warmup"),
-    "stop": (rf"stopping_early: wallclock_cap train_time:{_I}ms step:{_I}/{_I}", "stop_train_time_ms stop_step iterations"),
+    "stop": (rf"stopping_early: wallclock_cap train_time:{_I}ms step:{_I}/{_I}",
+             "stop_train_time_ms stop_step iterations"),
     "interrupted": (rf"interrupted: (\S+)(?: step:{_I}/{_I})?", "interrupted interrupted_step iterations"),
     "error": (r"error: (.+)", "error"),  # a ConfigError / RunError that ended the run
     # DIAGNOSTIC post_ema (post_swa / post_raw when FINAL_WEIGHTS chose other weights)
@@ -60,10 +94,12 @@ _LINES = {
     # the rounded lines' figures yield to the _exact lines', whichever comes first
     "roundtrip": (rf"final_int6_roundtrip val_loss:{_F} val_bpb:{_F} eval_time:{_I}ms",
                   "roundtrip_val_loss roundtrip_val_bpb roundtrip_eval_ms"),
-    "roundtrip_exact": (rf"final_int6_roundtrip_exact val_loss:{_F} val_bpb:{_F}", "roundtrip_val_loss roundtrip_val_bpb"),
+    "roundtrip_exact": (rf"final_int6_roundtrip_exact val_loss:{_F} val_bpb:{_F}",
+                        "roundtrip_val_loss roundtrip_val_bpb"),
     "sliding": (rf"final_int6_sliding_window val_loss:{_F} val_bpb:{_F} stride:{_I} eval_time:{_I}ms",
                 "sliding_val_loss sliding_val_bpb sliding_stride sliding_eval_ms"),
-    "sliding_exact": (rf"final_int6_sliding_window_exact val_loss:{_F} val_bpb:{_F}", "sliding_val_loss sliding_val_bpb"),
+    "sliding_exact": (rf"final_int6_sliding_window_exact val_loss:{_F} val_bpb:{_F}",
+                      "sliding_val_loss sliding_val_bpb"),
 }
 _PATTERNS = {kind: (re.compile(pattern), names.split()) for kind, (pattern, names) in _LINES.items()}
 _SEPARATOR_LINE = re.compile(r"^={100}[ \t\r]*$", re.M)
@@ -72,7 +108,11 @@ _TORCHRUN_NOISE = re.compile(r"[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ \d+ \S+:\d+\].*|\
 
 
 class ToolError(Exception):
-    """An input problem the user can fix; every tool prints it as one line and exits with status 2."""
+    """An input problem the user can fix; every tool prints it as one line and exits with ``code`` (2)."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
 
 
 class LogError(ToolError, ValueError):
@@ -175,7 +215,8 @@ class RunLog:
         """A short run name: the run_id, else logs/<RUN_ID>.txt -> RUN_ID, else the run folder or file stem."""
         if self.run_id:
             return self.run_id
-        if self.path.parent.name != "logs" and (self.path.name.startswith("train_seed") or self.path.name == "train.log"):
+        seed_log = self.path.name.startswith("train_seed") or self.path.name == "train.log"
+        if seed_log and self.path.parent.name != "logs":
             return self.path.parent.name or self.path.stem
         return self.path.stem
 
@@ -254,7 +295,7 @@ class RunLog:
 
     @property
     def non_finite(self) -> list[str]:
-        """The final figures logged as nan / inf (a diverged run): the tools leave such a run out of every mean."""
+        """The final figures logged as nan / inf (a diverged run); the tools leave such a run out of every mean."""
         return [name for name in FINAL_FIGURES if not math.isfinite(getattr(self, name) or 0.0)]
 
     @property
@@ -279,8 +320,8 @@ class RunLog:
                   "last_line", "config_text", "activation_logged", "duplicates"}
         record = {"log": str(self.path), "name": self.name, "mlp_activation_logged": self.activation_logged}
         record.update((f.name, getattr(self, f.name)) for f in fields(self) if f.name not in hidden)
-        for key in ("steps", "train_time_ms", "step_avg_ms", "stopped_early", "quant_gap_bpb", "final_eval_ms", "finished",
-                    "status", "non_finite"):
+        for key in ("steps", "train_time_ms", "step_avg_ms", "stopped_early", "quant_gap_bpb", "final_eval_ms",
+                    "finished", "status", "non_finite"):
             record[key] = getattr(self, key)
         record["missing_final_lines"] = self.missing_final
         record["duplicates"] = [str(p) for p in self.duplicates]
@@ -361,9 +402,9 @@ def _apply(run: RunLog, kind: str, g: tuple[str, ...], names: list[str], last_st
     for name, text in zip(names, g):
         if text is None or (exact and name.endswith(("_loss", "_bpb"))):
             continue
-        kind_of = _FIELD_TYPES[name]
-        setattr(run, name, int(text) if kind_of.startswith("int") else float(text) if kind_of.startswith("float") else text)
-        if kind_of.startswith("float"):
+        kind_of = _FIELD_TYPES[name].split(" ")[0]
+        setattr(run, name, {"int": int, "float": float}.get(kind_of, str)(text))
+        if kind_of == "float":
             run.logged[name] = text
     if kind.endswith("_exact"):
         setattr(run, kind, True)
@@ -527,7 +568,8 @@ def differences(a: RunLog, b: RunLog) -> list[str]:
     fa, fb = setup_facts(a), setup_facts(b)
     for key in fa:
         both_configs = a.config is not None and b.config is not None
-        if key == "model_params" and (both_configs or (not same_act and "asqu" in (a.mlp_activation, b.mlp_activation))):
+        asqu_arm = not same_act and "asqu" in (a.mlp_activation, b.mlp_activation)
+        if key == "model_params" and (both_configs or asqu_arm):
             continue  # follows from the config; asqu adds its betas
         if fa[key] is not None and fb[key] is not None and fa[key] != fb[key]:
             out.append(f"{key}={fa[key]} vs {key}={fb[key]}")
@@ -539,6 +581,11 @@ def differences(a: RunLog, b: RunLog) -> list[str]:
 def finite(values: Iterable[float | None]) -> list[float]:
     """The values that are present and finite."""
     return [float(v) for v in values if v is not None and math.isfinite(v)]
+
+
+def figures(runs: Iterable[RunLog], attr: str) -> list[float]:
+    """The runs' present, finite values of one RunLog attribute."""
+    return finite(getattr(run, attr) for run in runs)
 
 
 def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None]:
@@ -572,6 +619,15 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; {' '.join(hints) or f'see {self.prog} --help'}\n")
 
 
+def one_line_errors(tool: str, work) -> int:
+    """work()'s exit status; a ToolError is printed as ``TOOL: error: ...`` and ends with its code."""
+    try:
+        return work()
+    except ToolError as exc:
+        print(f"{tool}: error: {exc}", file=sys.stderr)
+        return exc.code
+
+
 def run_main(main) -> None:
     """sys.exit(main()), ending quietly when the reader of the output has gone (``| head``)."""
     try:
@@ -579,6 +635,19 @@ def run_main(main) -> None:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+
+
+def keep_existing(path: Path, into: Path | None = None) -> Path | None:
+    """Move an earlier file or folder aside instead of overwriting it: to the first free of NAME, NAME.1, NAME.2,
+    ... in ``into`` (default: its own folder); return where it went (None: nothing there). train_gpt.py's
+    keep_existing does the same (a test holds them equal); importing it would pull torch."""
+    if not path.exists():
+        return None
+    folder = into or path.parent
+    names = itertools.chain([path.name], (f"{path.name}.{k}" for k in itertools.count(1)))
+    kept = next(folder / name for name in names if not (folder / name).exists())
+    folder.mkdir(parents=True, exist_ok=True)
+    return path.rename(kept)
 
 
 def activation_order(runs: Iterable[RunLog]) -> list[str]:

@@ -1,21 +1,16 @@
 #!/usr/bin/env python3
 """Summarise train_gpt.py run logs: one row per run, then mean / std per group of comparable runs.
 
-    python tools/summarize.py logs/ sweeps/ab1/ train_seed1337.log
-    python tools/summarize.py sweeps/ab1 --json > runs.json
+    python tools/summarize.py logs/ sweeps/ab1/ train_seed1337.log [--json]
 
 Which files are runs, which runs are pooled, and the JSON: tools/README.md, "summarize.py".
 """
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-_TOOLS_DIR = str(Path(__file__).resolve().parent)
-if _TOOLS_DIR not in sys.path:  # sibling modules (runlog, ...) also under `python -m tools.X`
-    sys.path.insert(0, _TOOLS_DIR)
-import runlog  # noqa: E402
-from runlog import RunLog  # noqa: E402
+import runlog
+from runlog import RunLog
 
 # (header, attribute on RunLog, format of means / unlogged values)
 COLUMNS = [
@@ -61,8 +56,9 @@ def render_table(runs: list[RunLog]) -> str:
             count += f" ({len(finished) - len(pooled)} non-finite, left out of the mean)"
         stats = {attr: runlog.mean_std(getattr(r, attr) for r in pooled) for _, attr, _ in COLUMNS}
         for label, index in (("mean", 0), ("std", 1)):
-            cells = ["" if attr == "seed" else _stat_cell(stats[attr][index], fmt if index == 0 else fmt.replace("+", ""))
+            cells = [_stat_cell(stats[attr][index], fmt if index == 0 else fmt.replace("+", ""))
                      for _, attr, fmt in COLUMNS]
+            cells[0] = ""  # (the seed column)
             rows.append([f"{act} {label}", *cells, count if index == 0 else "", ""])
     lines = runlog.text_table(["activation", *[c[0] for c in COLUMNS], "status", "log"], rows)
     for number, members in enumerate(groups, start=1):
@@ -92,6 +88,22 @@ def summary_json(runs: list[RunLog]) -> list[dict]:
     """One record per run (runlog.RunLog.to_json) plus its group number and label."""
     return [{**run.to_json(), "group": number, "group_label": runlog.group_label(run)}
             for number, members in enumerate(runlog.groups(runs), start=1) for run in members]
+
+
+def report(runs: list[RunLog], activations: list[str] | None = None) -> str:
+    """The summary table, then every other activation compared with the first (compare.render), or why not.
+    ``activations`` None: those the runs show, in runlog.activation_order."""
+    import compare
+
+    activations = activations or runlog.activation_order(runs)
+    parts = [render_table(runs)]
+    for other in activations[1:]:
+        try:
+            comparison = compare.render(compare.compare(runs, activations[0], other))
+        except ToolError as exc:
+            comparison = f"(no comparison: {exc})"
+        parts.append(f"--- {other} against {activations[0]} ---\n{comparison}")
+    return "\n\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:

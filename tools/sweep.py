@@ -3,8 +3,6 @@
 
     python tools/sweep.py --activations relu2,asqu --seeds 1337,42,2024 --out sweeps/ab1 \\
         --nproc 8 --wallclock 600
-    python tools/sweep.py --activations relu2,leaky2,asqu --seeds 1337,42 --out sweeps/debug \\
-        --nproc 1 --fixed-steps 2000 --env VAL_LOSS_EVERY=0
 
 Folders, launcher, the settings check, resuming and the report at the end: tools/README.md, "sweep.py".
 """
@@ -17,7 +15,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,18 +22,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-_TOOLS_DIR = str(Path(__file__).resolve().parent)
-if _TOOLS_DIR not in sys.path:  # sibling modules (runlog, ...) also under `python -m tools.X`
-    sys.path.insert(0, _TOOLS_DIR)
-import runlog  # noqa: E402
+import runlog
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SCRIPT = REPO_ROOT / "train_gpt.py"
 RESERVED_ENV = ("MLP_ACTIVATION", "SEED", "RUN_ID")
-PATH_ENV_DEFAULTS = {
-    "DATA_PATH": Path("data/datasets/fineweb10B_sp1024"),
-    "TOKENIZER_PATH": Path("data/tokenizers/fineweb_1024_bpe.model"),
-}
+PATH_SETTINGS = ("DATA_PATH", "TOKENIZER_PATH")  # relative to the training script; defaults: train_gpt.py's
 # Files a run writes into its folder; set aside before a re-run.
 RUN_OUTPUTS = ("logs/{run_id}.txt", "train_seed{seed}.log", "train.log", "console.out",
                "final_model.pt", "final_model.int6.ptz", "runs/{run_id}")
@@ -76,6 +65,10 @@ class Run:
     def outputs(self) -> list[Path]:
         return [self.folder / p.format(run_id=self.run_id, seed=self.seed) for p in RUN_OUTPUTS]
 
+    def environment(self, settings: dict[str, str]) -> dict[str, str]:
+        return {**os.environ, **settings, "MLP_ACTIVATION": self.activation, "SEED": str(self.seed),
+                "RUN_ID": self.run_id}
+
 
 def _split_list(text: str, what: str) -> list[str]:
     items = [item.strip() for item in text.split(",") if item.strip()]
@@ -103,21 +96,19 @@ def shared_settings(args: argparse.Namespace, script: Path) -> dict[str, str]:
     env = parse_env(args.env)
     if args.fixed_steps is not None:
         if "ITERATIONS" in env or "MAX_WALLCLOCK_SECONDS" in env:
-            raise SweepError("--fixed-steps sets ITERATIONS and MAX_WALLCLOCK_SECONDS; do not also pass them with --env")
+            raise SweepError("--fixed-steps sets ITERATIONS and MAX_WALLCLOCK_SECONDS; do not also pass them "
+                             "with --env")
         env["ITERATIONS"] = str(args.fixed_steps)
         env["MAX_WALLCLOCK_SECONDS"] = "0"
     if args.wallclock is not None:
         if "MAX_WALLCLOCK_SECONDS" in env:
             raise SweepError("--wallclock sets MAX_WALLCLOCK_SECONDS; do not also pass it with --env")
         env["MAX_WALLCLOCK_SECONDS"] = f"{args.wallclock:g}"
-    for key, default in PATH_ENV_DEFAULTS.items():
+    for key in PATH_SETTINGS:
         value = env.get(key, os.environ.get(key))
         if value is None:
-            env[key] = str(script.parent / default)
-        elif not os.path.isabs(value):
-            env[key] = os.path.abspath(value)
-        else:
-            env[key] = value
+            value = str(script.parent / runlog.trainer_constant(key))
+        env[key] = value if os.path.isabs(value) else os.path.abspath(value)
     return env
 
 
@@ -130,15 +121,11 @@ def gpu_count() -> int:
         return 0
 
 
-def launch_command(script: Path, nproc: int, launcher: str) -> list[str]:
-    if launcher == "auto":
-        launcher = "torchrun" if nproc > 1 or gpu_count() > 0 else "python"
-    if launcher == "python":
-        if nproc > 1:
-            raise SweepError("--launcher python runs one process; use torchrun for --nproc > 1")
+def launch_command(script: Path, nproc: int) -> list[str]:
+    """torchrun when nproc > 1 or a GPU is present, else plain python."""
+    if nproc == 1 and gpu_count() == 0:
         return [sys.executable, str(script)]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc_per_node={nproc}", str(script)]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", str(script)]
 
 
 def check_out(out: Path, runs: list[Run], record: dict, force: bool) -> None:
@@ -178,7 +165,7 @@ def write_record(out: Path, record: dict) -> None:
 
 
 def set_aside(run: Run) -> Path | None:
-    """Move an earlier attempt's files into crashed-<k>/; return that folder (None if none)."""
+    """Keep an earlier attempt's files in the first free crashed-<k>/ (runlog.keep_existing); return it."""
     present = [p for p in run.outputs() if p.exists()]
     if not present:
         return None
@@ -187,9 +174,7 @@ def set_aside(run: Run) -> Path | None:
         k += 1
     target = run.folder / f"crashed-{k}"
     for path in present:
-        dest = target / path.relative_to(run.folder)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(path), str(dest))
+        runlog.keep_existing(path, target / path.parent.relative_to(run.folder))
     return target
 
 
@@ -240,12 +225,10 @@ def plan_runs(activations: list[str], seeds: list[int], out: Path) -> list[Run]:
 
 def check_settings(runs: list[Run], settings: dict[str, str], env_names: list[str]) -> None:
     """Refuse, before anything runs, settings the repository's train_gpt.py would refuse or ignore."""
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
     try:
-        import train_gpt
+        train_gpt = runlog.import_trainer()
     except Exception as exc:  # noqa: BLE001 - any import failure means the settings cannot be checked
-        raise SweepError(f"cannot import {REPO_ROOT / 'train_gpt.py'} to check the settings: {exc}") from exc
+        raise SweepError(f"cannot import {runlog.TRAINER} to check the settings: {exc}") from exc
     known = {name for name, _, _ in train_gpt.Hyperparameters.variables()}
     runtime = getattr(train_gpt, "FOREIGN_PREFIXES", ())
     problems = []
@@ -255,9 +238,8 @@ def check_settings(runs: list[Run], settings: dict[str, str], env_names: list[st
             problems.append(f"--env {name}: not a variable of train_gpt.py ("
                             + (hint.group(0) if hint else "python3 train_gpt.py --help lists them") + ")")
     for run in runs:
-        env = {**os.environ, **settings, "MLP_ACTIVATION": run.activation, "SEED": str(run.seed), "RUN_ID": run.run_id}
         try:
-            train_gpt.Hyperparameters(env)
+            train_gpt.Hyperparameters(run.environment(settings))
         except train_gpt.ConfigError as exc:
             problems.append(str(exc))
     if problems:
@@ -266,28 +248,17 @@ def check_settings(runs: list[Run], settings: dict[str, str], env_names: list[st
 
 
 def report(out: Path, runs: list[Run], activations: list[str], plots: bool) -> None:
-    """Summary table, comparisons against the first activation, plots."""
-    import compare
+    """The report (summarize.report), summary.json and the plots."""
     import summarize
 
-    logs = [r.finished_log() for r in runs]
-    parsed = [runlog.parse_log(p) for p in logs if p is not None]
-    print()
-    print(summarize.render_table(parsed))
+    parsed = [runlog.parse_log(p) for p in map(Run.finished_log, runs) if p is not None]
+    print("\n" + summarize.report(parsed, activations))
     (out / "summary.json").write_text(runlog.strict_json(summarize.summary_json(parsed)) + "\n", encoding="utf-8")
-    for other in activations[1:]:
-        print()
-        print(f"--- {other} against {activations[0]} ---")
-        try:
-            print(compare.render(compare.compare(parsed, activations[0], other)))
-        except compare.ToolError as exc:
-            print(f"(no comparison: {exc})")
     if plots:
         import plots as plotting
 
         written = plotting.write_plots(parsed, out / "plots")
-        print()
-        print(f"plots: {', '.join(str(p) for p in written) if written else 'none (no data)'}")
+        print(f"\nplots: {', '.join(map(str, written)) if written else 'none (no data)'}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,10 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--fixed-steps", type=int, metavar="N",
                         help="ITERATIONS=N and MAX_WALLCLOCK_SECONDS=0 (fixed-step regime)")
     budget.add_argument("--wallclock", type=float, metavar="S", help="MAX_WALLCLOCK_SECONDS=S")
-    parser.add_argument("--train-script", default=str(DEFAULT_SCRIPT),
+    parser.add_argument("--train-script", default=str(runlog.TRAINER),
                         help="training script (default: the repository's train_gpt.py)")
-    parser.add_argument("--launcher", choices=["auto", "python", "torchrun"], default="auto",
-                        help="how to start a run (default auto: torchrun when nproc > 1 or a GPU is present)")
     parser.add_argument("--echo", action="store_true", help="also show each run's console output")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and commands, run nothing")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots at the end")
@@ -336,7 +305,7 @@ def sweep(args: argparse.Namespace) -> int:
         raise SweepError("--fixed-steps must be at least 1")
     out = Path(args.out).resolve()
     settings = shared_settings(args, script)
-    command = launch_command(script, args.nproc, args.launcher)
+    command = launch_command(script, args.nproc)
     runs = plan_runs(activations, seeds, out)
     check_settings(runs, settings, list(parse_env(args.env)))
     record = {"train_script": str(script), "train_script_sha256": hashlib.sha256(script.read_bytes()).hexdigest(),
@@ -365,9 +334,8 @@ def sweep(args: argparse.Namespace) -> int:
             print(f"[{place}] {run.run_id}: earlier unfinished attempt kept in {aside}")
         print(f"[{place}] {run.run_id}: running (sweep elapsed {_clock(time.monotonic() - started)}); "
               f"console: {run.console_path}", flush=True)
-        env = {**os.environ, **settings, "MLP_ACTIVATION": run.activation, "SEED": str(run.seed), "RUN_ID": run.run_id}
         t0 = time.monotonic()
-        status = execute(run, command, env, args.echo)
+        status = execute(run, command, run.environment(settings), args.echo)
         took = time.monotonic() - t0
         log = run.log_path if run.log_path.is_file() else run.seed_log_path
         parsed = runlog.parse_log(log) if log.is_file() else None
@@ -400,4 +368,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    runlog.run_main(main)
