@@ -30,9 +30,9 @@ sys.path.insert(0, str(REPO / "data"))
 import train_gpt as tg  # noqa: E402
 from bench_asqu import DEFAULT_ROUNDS, fmt_spread, header, per_round_ratios, rotated, sample_data  # noqa: E402
 
-SMALL = {"NUM_LAYERS": "4", "MODEL_DIM": "128", "NUM_HEADS": "4", "NUM_KV_HEADS": "2", "MLP_MULT": "3",
-         "XSA_LAST_N": "2", "VE_LAYERS": "2,3", "VE_DIM": "64", "BIGRAM_VOCAB_SIZE": "512", "BIGRAM_DIM": "64",
-         "TRAIN_SEQ_LEN": "1024", "EVAL_SEQ_LEN": "1024"}
+from configs import named_config  # noqa: E402
+
+SMALL = {**named_config("cpu_small"), "TRAIN_SEQ_LEN": "1024", "EVAL_SEQ_LEN": "1024"}  # the small CPU model
 
 
 def hyperparameters(env: dict) -> tg.Hyperparameters:
