@@ -25,7 +25,7 @@ temporary folder if absent): speed, compile, memory and artifact checks are stil
 Other variables of train_gpt.py set in your shell (MLP_ACTIVATION, ITERATIONS, ...) are ignored so the
 runs use the default configuration; pass --set NAME=VALUE to change one for both runs.
 
---cpu: the same two runs on CPU with a small configuration (4 layers, 128 wide, like
+--cpu: the same two runs on CPU with the small configuration (configs/cpu_small.env, the model of
 scripts/quickstart.sh), on the offline sample, eager unless --compile. It tests this script and the
 training path end to end; the GPU checks (attention kernel, NCCL, bf16 speed, memory) are not possible
 there and the last line says `CPU-SMOKE-OK (...)` or `CPU-SMOKE-FAILED: <reason>`. Without --cpu on a
@@ -34,6 +34,7 @@ machine without CUDA the preflight stops after step 1 with `NO-GO: no CUDA devic
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -67,12 +68,18 @@ LAUNCHER_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_
                  "MASTER_PORT", "TORCHELASTIC_RUN_ID")
 
 
-# ----------------------------------------------------------------------------------------------------
-# 1. Environment
-# ----------------------------------------------------------------------------------------------------
+# ----- 1. Environment ------------------------------------------------------------------------------------------------
 
 def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+
+
+def _module(name: str):
+    """(the module, None), or (None, the first line of what importing it raised)."""
+    try:
+        return importlib.import_module(name), None
+    except Exception as exc:  # noqa: BLE001 - ImportError, or OSError from a mismatched CUDA build
+        return None, f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
 
 
 def check_environment() -> dict:
@@ -80,63 +87,33 @@ def check_environment() -> dict:
     env: dict = {"python": sys.version.split()[0]}
     try:
         import torch
-    except Exception as exc:  # noqa: BLE001 - report whatever a broken install raises
-        env["torch"] = None
-        env["torch_error"] = f"{type(exc).__name__}: {exc}"
-        env["cuda_available"] = False
-        return env
-    env["torch"] = torch.__version__
-    env["torch_cuda_build"] = torch.version.cuda
-    env["cuda_available"] = bool(torch.cuda.is_available())
-    env["gpus"] = []
-    if env["cuda_available"]:
-        for i in range(torch.cuda.device_count()):
-            p = torch.cuda.get_device_properties(i)
-            env["gpus"].append({"name": p.name, "capability": f"{p.major}.{p.minor}",
-                                "memory_mib": p.total_memory // 2**20})
-        env["bf16_supported"] = bool(torch.cuda.is_bf16_supported())
-    try:
         import torch.distributed as dist
-        env["nccl_available"] = bool(dist.is_available() and dist.is_nccl_available())
-    except Exception:  # noqa: BLE001
-        env["nccl_available"] = False
+    except Exception as exc:  # noqa: BLE001 - report whatever a broken install raises
+        return {**env, "torch": None, "torch_error": f"{type(exc).__name__}: {exc}", "cuda_available": False}
+    cuda = bool(torch.cuda.is_available())
+    env.update(torch=torch.__version__, torch_cuda_build=torch.version.cuda, cuda_available=cuda, gpus=[])
+    for i in range(torch.cuda.device_count() if cuda else 0):
+        p = torch.cuda.get_device_properties(i)
+        env["gpus"].append({"name": p.name, "capability": f"{p.major}.{p.minor}", "memory_mib": p.total_memory // 2**20})
+    if cuda:
+        env["bf16_supported"] = bool(torch.cuda.is_bf16_supported())
+    env["nccl_available"] = bool(dist.is_available() and dist.is_nccl_available())
     env["nccl_version"] = None
-    if env["nccl_available"] and env["cuda_available"]:
+    if env["nccl_available"] and cuda:
         try:
             v = torch.cuda.nccl.version()
             env["nccl_version"] = ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
         except Exception as exc:  # noqa: BLE001
             env["nccl_version"] = f"unknown ({type(exc).__name__})"
-    # FlashAttention 3 (Hopper): the module train_gpt.py imports first.
-    try:
-        import flash_attn_interface
-
-        env["fa3"] = "available" if hasattr(flash_attn_interface, "flash_attn_func") else None
-        if env["fa3"] is None:
-            env["fa3_error"] = "flash_attn_interface has no flash_attn_func"
-    except Exception as exc:  # noqa: BLE001 - ImportError, or OSError from a mismatched CUDA build
-        env["fa3"] = None
-        env["fa3_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
-    # FlashAttention 2: train_gpt.py uses it from 2.6 on.
-    try:
-        import flash_attn
-
-        env["fa2"] = getattr(flash_attn, "__version__", "unknown")
-        env["fa2_usable"] = hasattr(flash_attn, "flash_attn_func") and _version_tuple(env["fa2"])[:2] >= (2, 6)
-    except Exception as exc:  # noqa: BLE001
-        env["fa2"] = None
-        env["fa2_usable"] = False
-        env["fa2_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
-    try:
-        import triton
-        env["triton"] = triton.__version__
-    except Exception:  # noqa: BLE001
-        env["triton"] = None
-    try:
-        import zstandard
-        env["zstandard"] = zstandard.__version__
-    except Exception:  # noqa: BLE001
-        env["zstandard"] = None
+    fa3, env["fa3_error"] = _module("flash_attn_interface")  # FlashAttention 3 (Hopper): train_gpt.py's first choice
+    env["fa3"] = "available" if hasattr(fa3, "flash_attn_func") else None
+    if fa3 and not env["fa3"]:
+        env["fa3_error"] = "flash_attn_interface has no flash_attn_func"
+    fa2, env["fa2_error"] = _module("flash_attn")  # FlashAttention 2: train_gpt.py uses it from 2.6 on
+    env["fa2"] = getattr(fa2, "__version__", "unknown") if fa2 else None
+    env["fa2_usable"] = hasattr(fa2, "flash_attn_func") and _version_tuple(env["fa2"])[:2] >= (2, 6)
+    for name in ("triton", "zstandard"):
+        env[name] = getattr(_module(name)[0], "__version__", None)
     return env
 
 
@@ -182,9 +159,7 @@ def format_environment(env: dict) -> list[str]:
     return lines
 
 
-# ----------------------------------------------------------------------------------------------------
-# 2. What a log says: tools/runlog.py reads it; the preflight adds the four lines only it needs
-# ----------------------------------------------------------------------------------------------------
+# ----- 2. What a log says: tools/runlog.py reads it; the preflight adds the four lines only it needs -----------------
 
 _EXTRA_LINES = {
     "compile": re.compile(r"device:\S+ dtype:\S+ attention:\S+ compile:(\d)(?: .*)?"),
@@ -242,9 +217,7 @@ def parse_log(text: str, path: str | Path = "<text>") -> LogFacts:
     return facts
 
 
-# ----------------------------------------------------------------------------------------------------
-# 3. Runs
-# ----------------------------------------------------------------------------------------------------
+# ----- 3. Runs -------------------------------------------------------------------------------------------------------
 
 @dataclass
 class RunResult:
@@ -273,24 +246,15 @@ class RunResult:
 
 
 def hyperparameter_names() -> list[str]:
-    """Every environment variable train_gpt.py reads as a setting: Hyperparameters.variables() when the
-    module imports, plus (always) each quoted NAME passed first to a call in its source."""
-    names: set[str] = set()
+    """Every environment variable train_gpt.py reads as a setting: each quoted NAME passed first to a call in its
+    source, plus Hyperparameters.variables() when the module imports."""
+    names = set(re.findall(r"\b[A-Za-z_]\w*\(\s*\"([A-Z][A-Z0-9_]+)\"\s*,", TRAIN_SCRIPT.read_text(encoding="utf-8")))
     try:
-        src = TRAIN_SCRIPT.read_text(encoding="utf-8")
-        names |= set(re.findall(r"\b[A-Za-z_]\w*\(\s*\"([A-Z][A-Z0-9_]+)\"\s*,", src))
-    except OSError:
-        pass
-    try:
-        sys.path.insert(0, str(REPO))
         import train_gpt  # noqa: E402 - the trainer's own list of settings
 
         names |= {v[0] for v in train_gpt.Hyperparameters.variables()}
     except Exception:  # noqa: BLE001 - an older or broken train_gpt.py: the source scan stands
         pass
-    finally:
-        if sys.path and sys.path[0] == str(REPO):
-            sys.path.pop(0)
     return sorted(names - {"PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES"})
 
 
@@ -417,9 +381,7 @@ def run_overrides(args, activation: str, data: Path, tok: Path, cpu: bool, stamp
     return o
 
 
-# ----------------------------------------------------------------------------------------------------
-# 4. Verdict
-# ----------------------------------------------------------------------------------------------------
+# ----- 4. Verdict ----------------------------------------------------------------------------------------------------
 
 def step_ratio(results: dict[str, RunResult]) -> float | None:
     """asqu / relu2 steady step time, when both ran and have step times."""
@@ -518,9 +480,7 @@ def verdict(env: dict, results: dict[str, RunResult], cpu: bool, max_ratio: floa
     return True, "GO", warns
 
 
-# ----------------------------------------------------------------------------------------------------
-# 5. Report
-# ----------------------------------------------------------------------------------------------------
+# ----- 5. Report -----------------------------------------------------------------------------------------------------
 
 def _ms(v: float | None) -> str:
     return "unknown" if v is None else f"{v:,.0f} ms" if v >= 100 else f"{v:.2f} ms"
@@ -583,9 +543,7 @@ def report_json(env: dict, results: dict[str, RunResult], ok: bool, final: str, 
             "final": final, "warnings": warns, "notes": notes}
 
 
-# ----------------------------------------------------------------------------------------------------
-# main
-# ----------------------------------------------------------------------------------------------------
+# ----- main ----------------------------------------------------------------------------------------------------------
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
