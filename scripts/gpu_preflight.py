@@ -94,7 +94,8 @@ def check_environment() -> dict:
     env.update(torch=torch.__version__, torch_cuda_build=torch.version.cuda, cuda_available=cuda, gpus=[])
     for i in range(torch.cuda.device_count() if cuda else 0):
         p = torch.cuda.get_device_properties(i)
-        env["gpus"].append({"name": p.name, "capability": f"{p.major}.{p.minor}", "memory_mib": p.total_memory // 2**20})
+        memory_mib = p.total_memory // 2**20
+        env["gpus"].append({"name": p.name, "capability": f"{p.major}.{p.minor}", "memory_mib": memory_mib})
     if cuda:
         env["bf16_supported"] = bool(torch.cuda.is_bf16_supported())
     env["nccl_available"] = bool(dist.is_available() and dist.is_nccl_available())
@@ -494,7 +495,8 @@ def format_runs(results: dict[str, RunResult], cpu: bool) -> list[str]:
         lines.append(f"  {act}:")
         status = "ok" if res.failure() is None else f"FAILED ({res.failure()})"
         lines.append(f"    run                 {status}; {res.wall_s:.0f} s wall; log {res.log_path or res.console_path}")
-        lines.append(f"    device / attention  {log.device or 'unknown'} {log.dtype or ''} attention:{log.attention or 'unknown'} "
+        lines.append(f"    device / attention  {log.device or 'unknown'} {log.dtype or ''} "
+                     f"attention:{log.attention or 'unknown'} "
                      f"compile:{'unknown' if f.compile is None else f.compile}")
         graphs = "" if log.warmup_graphs is None else f" ({log.warmup_graphs} graphs)"
         lines.append(f"    compile / warm-up   {_ms(log.warmup_ms)}{graphs}")
@@ -502,7 +504,8 @@ def format_runs(results: dict[str, RunResult], cpu: bool) -> list[str]:
         slow_s = f"; slowest step {slow[0]}: {_ms(slow[1])}" if slow else ""
         lines.append(f"    steady step time    {_ms(f.steady_step_ms)} (median of {len(f.step_deltas)} steps; "
                      f"last step_avg {_ms(log.step_avg_ms)}{slow_s})")
-        lines.append(f"    recompiles after warm-up  {'unknown' if log.recompiles_after_warmup is None else log.recompiles_after_warmup}"
+        recompiles = log.recompiles_after_warmup
+        lines.append(f"    recompiles after warm-up  {'unknown' if recompiles is None else recompiles}"
                      + ("" if f.late_qat_step is None else f" (late QAT switched on at step {f.late_qat_step})"))
         if f.peak_allocated_mib is not None:
             lines.append(f"    peak memory         {f.peak_allocated_mib:,} MiB allocated, {f.peak_reserved_mib:,} MiB reserved")
@@ -531,13 +534,15 @@ def report_json(env: dict, results: dict[str, RunResult], ok: bool, final: str, 
             "failure": res.failure(), "wall_s": round(res.wall_s, 2),
             "log": str(res.log_path) if res.log_path else None,
             "device": log.device, "dtype": log.dtype, "attention": log.attention, "compile": f.compile,
-            "warmup_ms": log.warmup_ms, "warmup_graphs": log.warmup_graphs, "recompiles_after_warmup": log.recompiles_after_warmup,
+            "warmup_ms": log.warmup_ms, "warmup_graphs": log.warmup_graphs,
+            "recompiles_after_warmup": log.recompiles_after_warmup,
             "steady_step_ms": f.steady_step_ms, "timed_steps": len(f.step_deltas),
             "slowest_step": list(f.slowest_step) if f.slowest_step else None,
             "last_step_avg_ms": log.step_avg_ms, "late_qat_step": f.late_qat_step,
             "peak_allocated_mib": f.peak_allocated_mib, "peak_reserved_mib": f.peak_reserved_mib,
             "submission_bytes": log.submission_bytes, "compressor": log.compressor,
-            "roundtrip_val_bpb": log.roundtrip_val_bpb, "sliding_val_bpb": log.sliding_val_bpb, "model_params": log.model_params,
+            "roundtrip_val_bpb": log.roundtrip_val_bpb, "sliding_val_bpb": log.sliding_val_bpb,
+            "model_params": log.model_params,
         }
     return {"environment": env, "runs": runs, "asqu_relu2_ratio": step_ratio(results), "ok": ok,
             "final": final, "warnings": warns, "notes": notes}
