@@ -16,8 +16,7 @@ one or two levels above (the downloader's ``data/datasets/manifest.json``), the 
 
 ``stats`` counts shards, tokens and documents exactly and measures bytes per token on the documents
 (all of them up to ``--sample-tokens`` per split, else a seeded random sample of whole documents) by
-the scorer's byte rule: ``byte_tables`` and ``stream_bytes`` are a deliberate twin of train_gpt.py's
-(tests/test_twins.py checks that they agree). Beside it, the UTF-8 bytes of the decoded text (<unk> = 0
+the scorer's byte rule, counted by train_gpt.py's own ``build_byte_luts`` and ``stream_bytes``. Beside it, the UTF-8 bytes of the decoded text (<unk> = 0
 bytes) as an independent check. ``decode`` prints documents back as text.
 """
 from __future__ import annotations
@@ -28,16 +27,18 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Iterator
 
 import numpy as np
 
 DATA_DIR = Path(__file__).resolve().parent
-if str(DATA_DIR) not in sys.path:  # shard_io and the downloader live beside this script
-    sys.path.insert(0, str(DATA_DIR))
+for folder in (DATA_DIR, DATA_DIR.parent):  # shard_io and the downloader beside this script, train_gpt.py above it
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 from cached_challenge_fineweb import DownloadError, dataset_entry  # noqa: E402
 from shard_io import BOS_ID, ShardError, read_header, read_shard  # noqa: E402
+from train_gpt import ByteTables, build_byte_luts, stream_bytes  # noqa: E402  the scorer's byte rule, one copy
 
 SPLITS = ("val", "train")
 SHARD_RE = re.compile(r"^fineweb_(train|val)_(\d+)\.bin$")
@@ -141,46 +142,6 @@ def load_tokenizer(path: Path | str):
         return spm.SentencePieceProcessor(model_file=str(path))
     except (OSError, RuntimeError) as exc:
         raise ToolError(f"--tokenizer {path}: not a SentencePiece model ({exc})") from None
-
-
-class ByteTables(NamedTuple):
-    """Per-id tables of the scorer's byte rule (SPEC section 5), as train_gpt.py builds them."""
-
-    base: np.ndarray  # UTF-8 bytes of the piece without its leading '▁'; byte pieces 1; boundary tokens 0
-    leading_space: np.ndarray  # the piece starts with '▁' (one more byte unless it follows a boundary token)
-    boundary: np.ndarray  # control, unknown and unused ids
-    byte_value: np.ndarray  # the byte of a <0xNN> piece, -1 for other pieces
-
-
-def byte_tables(sp) -> ByteTables:
-    vocab = sp.vocab_size()
-    tables = ByteTables(np.zeros(vocab, np.int64), np.zeros(vocab, bool), np.zeros(vocab, bool),
-                        np.full(vocab, -1, np.int64))
-    for i in range(vocab):
-        piece = sp.id_to_piece(i)
-        if sp.is_control(i) or sp.is_unknown(i) or sp.is_unused(i):
-            tables.boundary[i] = True
-        elif sp.is_byte(i):  # '<0xE2>'
-            tables.base[i], tables.byte_value[i] = 1, int(piece[3:5], 16)
-        else:
-            tables.leading_space[i] = piece.startswith("\u2581")
-            tables.base[i] = len(piece.removeprefix("\u2581").encode("utf-8"))
-    return tables
-
-
-def stream_bytes(tokens: np.ndarray, tables: ByteTables) -> np.ndarray:
-    """Bytes of each position of a token stream given the token before it (position 0 follows a boundary).
-    Byte pieces <0xE2><0x96><0x81> in a row are a space by byte fallback: 1 byte for the three, 0 after a
-    boundary (like a '▁' piece: the space SentencePiece adds before a document's text)."""
-    toks = np.asarray(tokens, dtype=np.int64)
-    after_boundary = np.ones(toks.size, dtype=bool)
-    after_boundary[1:] = tables.boundary[toks[:-1]]
-    counts = (tables.base[toks] + (tables.leading_space[toks] & ~after_boundary)).astype(np.float64)
-    b = tables.byte_value[toks]
-    first = np.flatnonzero((b[:-2] == 0xE2) & (b[1:-1] == 0x96) & (b[2:] == 0x81))
-    counts[first] = ~after_boundary[first]
-    counts[first + 1] = counts[first + 2] = 0.0
-    return counts
 
 
 def decoded_bytes(sp, docs: list[np.ndarray]) -> int:
@@ -347,7 +308,7 @@ def compute_stats(folder: Path | str, tokenizer: Path | str, *, splits=SPLITS,
     if not folder.is_dir():
         raise ToolError(f"{folder}: no such directory")
     sp = load_tokenizer(tokenizer)
-    tables, shards, result = byte_tables(sp), list_shards(folder), {}
+    tables, shards, result = build_byte_luts(sp, sp.vocab_size()), list_shards(folder), {}
     for split in splits:
         paths = [p for _, p in shards[split]]
         if paths:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 import tempfile
 import time
@@ -29,25 +28,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "data"))
 import train_gpt as tg  # noqa: E402
 from bench_asqu import DEFAULT_ROUNDS, fmt_spread, header, per_round_ratios, rotated, sample_data  # noqa: E402
+from configs import named_config  # noqa: E402
 
-SMALL = {"NUM_LAYERS": "4", "MODEL_DIM": "128", "NUM_HEADS": "4", "NUM_KV_HEADS": "2", "MLP_MULT": "3",
-         "XSA_LAST_N": "2", "VE_LAYERS": "2,3", "VE_DIM": "64", "BIGRAM_VOCAB_SIZE": "512", "BIGRAM_DIM": "64",
-         "TRAIN_SEQ_LEN": "1024", "EVAL_SEQ_LEN": "1024"}
-
-
-def hyperparameters(env: dict) -> tg.Hyperparameters:
-    """The defaults with `env` applied (the user's own environment does not leak in)."""
-    try:
-        return tg.Hyperparameters(env)
-    except TypeError:  # a train_gpt.py whose Hyperparameters reads os.environ only
-        saved = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(env)
-        try:
-            return tg.Hyperparameters()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+SMALL = {**named_config("cpu_small"), "TRAIN_SEQ_LEN": "1024", "EVAL_SEQ_LEN": "1024"}  # the small CPU model
 
 
 def trained_like(model: torch.nn.Module) -> torch.nn.Module:
@@ -60,7 +43,7 @@ def trained_like(model: torch.nn.Module) -> torch.nn.Module:
 
 class ExportBench:
     def __init__(self, env: dict):
-        self.args = hyperparameters(env)
+        self.args = tg.Hyperparameters(env)
         torch.manual_seed(0)
         self.model = trained_like(tg.GPT(self.args))
         self.params = sum(p.numel() for p in self.model.parameters())
@@ -98,7 +81,7 @@ class ExportBench:
 class EvalBench:
     def __init__(self, stride: int, eval_tokens: int):
         data = sample_data()
-        self.args = hyperparameters(dict(SMALL, EVAL_STRIDE=str(stride)))
+        self.args = tg.Hyperparameters(dict(SMALL, EVAL_STRIDE=str(stride)))
         torch.manual_seed(0)
         self.model = trained_like(tg.GPT(self.args))
         seq = self.args.eval_seq_len

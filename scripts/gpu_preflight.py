@@ -25,7 +25,7 @@ temporary folder if absent): speed, compile, memory and artifact checks are stil
 Other variables of train_gpt.py set in your shell (MLP_ACTIVATION, ITERATIONS, ...) are ignored so the
 runs use the default configuration; pass --set NAME=VALUE to change one for both runs.
 
---cpu: the same two runs on CPU with a small configuration (4 layers, 128 wide, like
+--cpu: the same two runs on CPU with the small configuration (configs/cpu_small.env, the model of
 scripts/quickstart.sh), on the offline sample, eager unless --compile. It tests this script and the
 training path end to end; the GPU checks (attention kernel, NCCL, bf16 speed, memory) are not possible
 there and the last line says `CPU-SMOKE-OK (...)` or `CPU-SMOKE-FAILED: <reason>`. Without --cpu on a
@@ -34,6 +34,7 @@ machine without CUDA the preflight stops after step 1 with `NO-GO: no CUDA devic
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -49,6 +50,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tools")]
+import runlog  # noqa: E402  the one reader of log lines
+from configs import named_config  # noqa: E402
 TRAIN_SCRIPT = REPO / "train_gpt.py"
 SIZE_LIMIT = 16_000_000
 # FlashAttention 3 is not on the package registry; the records install this Hopper wheel (CUDA 12.8, PyTorch 2.9.1)
@@ -59,24 +63,23 @@ DEFAULT_TOKENIZER = "./data/tokenizers/fineweb_1024_bpe.model"
 SAMPLE_DATA = REPO / "data" / "datasets" / "sample_sp1024"
 SAMPLE_TOKENIZER = REPO / "data" / "tokenizers" / "sample_1024_bpe.model"
 
-# The small CPU configuration (scripts/quickstart.sh's model, 1 process).
-CPU_CONFIG = {
-    "NUM_LAYERS": "4", "MODEL_DIM": "128", "NUM_HEADS": "4", "NUM_KV_HEADS": "2", "ROPE_DIMS": "16",
-    "XSA_LAST_N": "2", "VE_LAYERS": "2,3", "VE_DIM": "64", "BIGRAM_VOCAB_SIZE": "512", "BIGRAM_DIM": "64",
-    "TRAIN_SEQ_LEN": "256", "EVAL_SEQ_LEN": "256", "TRAIN_BATCH_TOKENS": "8192",
-    "EMA_DECAY": "0.9", "MATRIX_LR": "0.05", "SCALAR_LR": "0.05",
-}
 # Variables a launcher may leave behind that would make train_gpt.py think it runs under torchrun.
 LAUNCHER_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR",
                  "MASTER_PORT", "TORCHELASTIC_RUN_ID")
 
 
-# ----------------------------------------------------------------------------------------------------
-# 1. Environment
-# ----------------------------------------------------------------------------------------------------
+# ----- 1. Environment ------------------------------------------------------------------------------------------------
 
 def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+
+
+def _module(name: str):
+    """(the module, None), or (None, the first line of what importing it raised)."""
+    try:
+        return importlib.import_module(name), None
+    except Exception as exc:  # noqa: BLE001 - ImportError, or OSError from a mismatched CUDA build
+        return None, f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
 
 
 def check_environment() -> dict:
@@ -84,63 +87,34 @@ def check_environment() -> dict:
     env: dict = {"python": sys.version.split()[0]}
     try:
         import torch
-    except Exception as exc:  # noqa: BLE001 - report whatever a broken install raises
-        env["torch"] = None
-        env["torch_error"] = f"{type(exc).__name__}: {exc}"
-        env["cuda_available"] = False
-        return env
-    env["torch"] = torch.__version__
-    env["torch_cuda_build"] = torch.version.cuda
-    env["cuda_available"] = bool(torch.cuda.is_available())
-    env["gpus"] = []
-    if env["cuda_available"]:
-        for i in range(torch.cuda.device_count()):
-            p = torch.cuda.get_device_properties(i)
-            env["gpus"].append({"name": p.name, "capability": f"{p.major}.{p.minor}",
-                                "memory_mib": p.total_memory // 2**20})
-        env["bf16_supported"] = bool(torch.cuda.is_bf16_supported())
-    try:
         import torch.distributed as dist
-        env["nccl_available"] = bool(dist.is_available() and dist.is_nccl_available())
-    except Exception:  # noqa: BLE001
-        env["nccl_available"] = False
+    except Exception as exc:  # noqa: BLE001 - report whatever a broken install raises
+        return {**env, "torch": None, "torch_error": f"{type(exc).__name__}: {exc}", "cuda_available": False}
+    cuda = bool(torch.cuda.is_available())
+    env.update(torch=torch.__version__, torch_cuda_build=torch.version.cuda, cuda_available=cuda, gpus=[])
+    for i in range(torch.cuda.device_count() if cuda else 0):
+        p = torch.cuda.get_device_properties(i)
+        memory_mib = p.total_memory // 2**20
+        env["gpus"].append({"name": p.name, "capability": f"{p.major}.{p.minor}", "memory_mib": memory_mib})
+    if cuda:
+        env["bf16_supported"] = bool(torch.cuda.is_bf16_supported())
+    env["nccl_available"] = bool(dist.is_available() and dist.is_nccl_available())
     env["nccl_version"] = None
-    if env["nccl_available"] and env["cuda_available"]:
+    if env["nccl_available"] and cuda:
         try:
             v = torch.cuda.nccl.version()
             env["nccl_version"] = ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
         except Exception as exc:  # noqa: BLE001
             env["nccl_version"] = f"unknown ({type(exc).__name__})"
-    # FlashAttention 3 (Hopper): the module train_gpt.py imports first.
-    try:
-        import flash_attn_interface
-
-        env["fa3"] = "available" if hasattr(flash_attn_interface, "flash_attn_func") else None
-        if env["fa3"] is None:
-            env["fa3_error"] = "flash_attn_interface has no flash_attn_func"
-    except Exception as exc:  # noqa: BLE001 - ImportError, or OSError from a mismatched CUDA build
-        env["fa3"] = None
-        env["fa3_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
-    # FlashAttention 2: train_gpt.py uses it from 2.6 on.
-    try:
-        import flash_attn
-
-        env["fa2"] = getattr(flash_attn, "__version__", "unknown")
-        env["fa2_usable"] = hasattr(flash_attn, "flash_attn_func") and _version_tuple(env["fa2"])[:2] >= (2, 6)
-    except Exception as exc:  # noqa: BLE001
-        env["fa2"] = None
-        env["fa2_usable"] = False
-        env["fa2_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
-    try:
-        import triton
-        env["triton"] = triton.__version__
-    except Exception:  # noqa: BLE001
-        env["triton"] = None
-    try:
-        import zstandard
-        env["zstandard"] = zstandard.__version__
-    except Exception:  # noqa: BLE001
-        env["zstandard"] = None
+    fa3, env["fa3_error"] = _module("flash_attn_interface")  # FlashAttention 3 (Hopper): train_gpt.py's first choice
+    env["fa3"] = "available" if hasattr(fa3, "flash_attn_func") else None
+    if fa3 and not env["fa3"]:
+        env["fa3_error"] = "flash_attn_interface has no flash_attn_func"
+    fa2, env["fa2_error"] = _module("flash_attn")  # FlashAttention 2: train_gpt.py uses it from 2.6 on
+    env["fa2"] = getattr(fa2, "__version__", "unknown") if fa2 else None
+    env["fa2_usable"] = hasattr(fa2, "flash_attn_func") and _version_tuple(env["fa2"])[:2] >= (2, 6)
+    for name in ("triton", "zstandard"):
+        env[name] = getattr(_module(name)[0], "__version__", None)
     return env
 
 
@@ -186,70 +160,34 @@ def format_environment(env: dict) -> list[str]:
     return lines
 
 
-# ----------------------------------------------------------------------------------------------------
-# 2. Log parsing (the lines train_gpt.py writes after its header; the formats are in the patterns below)
-# ----------------------------------------------------------------------------------------------------
+# ----- 2. What a log says: tools/runlog.py reads it; the preflight adds the four lines only it needs -----------------
 
-_N = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"
-_LINES = {
-    "device": re.compile(r"device:(\S+) dtype:(\S+) attention:(\S+)(?: compile:(\d))?"),
-    "warmup_done": re.compile(rf"warmup_done time:{_N}ms graphs:(\d+)"),
-    "recompiles": re.compile(r"recompiles_after_warmup:(\d+)"),
-    "train": re.compile(rf"step:(\d+)/(\d+) train_loss:{_N} train_time:{_N}ms step_avg:{_N}ms"),
-    "val": re.compile(rf"step:(\d+)/(\d+) val_loss:{_N} val_bpb:{_N} train_time:{_N}ms step_avg:{_N}ms"),
+_EXTRA_LINES = {
+    "compile": re.compile(r"device:\S+ dtype:\S+ attention:\S+ compile:(\d)(?: .*)?"),
     "peak": re.compile(r"peak memory allocated: (\d+) MiB reserved: (\d+) MiB"),
-    "total": re.compile(r"Total submission size int6\+(\w+): (\d+) bytes"),
-    "serialized": re.compile(r"Serialized model int6\+(\w+): (\d+) bytes"),
-    "code": re.compile(r"Code size: (\d+) bytes"),
-    "post": re.compile(rf"DIAGNOSTIC post_(\w+) val_loss:{_N} val_bpb:{_N}"),
-    "roundtrip_exact": re.compile(rf"final_int6_roundtrip_exact val_loss:{_N} val_bpb:{_N}"),
-    "sliding_exact": re.compile(rf"final_int6_sliding_window_exact val_loss:{_N} val_bpb:{_N}"),
-    "late_qat": re.compile(rf"late_qat:enabled step:(\d+) scale:{_N}"),
-    "params": re.compile(r"model_params:(\d+)"),
-    "activation": re.compile(r"mlp_activation:(\S+)"),
-    "interrupted": re.compile(r"interrupted: (\S+) step:(\d+)/(\d+)"),
+    "late_qat": re.compile(r"late_qat:enabled step:(\d+) scale:\S+"),
 }
-_SEPARATOR = re.compile(r"^={100}[ \t\r]*$", re.M)
 
 
 @dataclass
 class LogFacts:
-    """What the preflight reads from one run's log; None = the log does not say."""
+    """A run's log as runlog reads it, plus the lines runlog leaves out; None = the log does not say."""
 
-    device: str | None = None
-    dtype: str | None = None
-    attention: str | None = None
+    run: runlog.RunLog = field(default_factory=lambda: runlog.RunLog(path=Path("<none>")))
     compile: int | None = None
-    warmup_ms: float | None = None
-    warmup_graphs: int | None = None
-    recompiles: int | None = None
-    steps: list[tuple[int, float]] = field(default_factory=list)  # (step, train_time_ms) of train lines
-    iterations: int | None = None
-    last_step_avg_ms: float | None = None
     peak_allocated_mib: int | None = None
     peak_reserved_mib: int | None = None
-    compressor: str | None = None
-    submission_bytes: int | None = None
-    serialized_bytes: int | None = None
-    code_bytes: int | None = None
-    post_bpb: float | None = None
-    roundtrip_bpb: float | None = None
-    sliding_bpb: float | None = None
     late_qat_step: int | None = None
-    model_params: int | None = None
-    activation: str | None = None
-    interrupted: str | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
     def step_deltas(self) -> list[tuple[int, float]]:
         """(step, ms) for every timed step: train_time deltas between consecutive train lines, per step."""
-        points = sorted(dict(self.steps).items())
+        points = sorted({p.step: p.train_time_ms for p in self.run.train_points}.items())
         out, prev_step, prev_ms = [], 0, 0.0
         for step, ms in points:
             if step > prev_step:
-                per = (ms - prev_ms) / (step - prev_step)
-                out.append((step, per))
+                out.append((step, (ms - prev_ms) / (step - prev_step)))
             prev_step, prev_ms = step, ms
         return out
 
@@ -264,64 +202,23 @@ class LogFacts:
         return max(deltas, key=lambda x: x[1]) if deltas else None
 
 
-def parse_log(text: str) -> LogFacts:
-    """Parse a train_gpt.py log (file or console). Only the part after the last 100-'=' line is read,
-    so the source dump at the top of logs/<RUN_ID>.txt never counts."""
-    seps = list(_SEPARATOR.finditer(text))
-    body = text[seps[-1].end():] if seps else text
-    f = LogFacts()
-    for raw in body.splitlines():
-        line = raw.rstrip()
+def parse_log(text: str, path: str | Path = "<text>") -> LogFacts:
+    """A train_gpt.py log (file or console), read after its header so the source dump never counts."""
+    facts = LogFacts(run=runlog.parse_text(text, path))
+    for line in runlog.split_header(text)[2].splitlines():
+        line = line.rstrip()
         if line.startswith("WARNING:"):
-            f.warnings.append(line)
-            continue
-        for name, rx in _LINES.items():
-            m = rx.fullmatch(line)
-            if m:
-                break
-        else:
-            continue
-        g = m.groups()
-        if name == "device":
-            f.device, f.dtype, f.attention = g[0], g[1], g[2]
-            f.compile = int(g[3]) if g[3] is not None else None
-        elif name == "warmup_done":
-            f.warmup_ms, f.warmup_graphs = float(g[0]), int(g[1])
-        elif name == "recompiles":
-            f.recompiles = int(g[0])
-        elif name == "train":
-            f.steps.append((int(g[0]), float(g[3])))
-            f.iterations, f.last_step_avg_ms = int(g[1]), float(g[4])
-        elif name == "val":
-            f.iterations, f.last_step_avg_ms = int(g[1]), float(g[5])
-        elif name == "peak":
-            f.peak_allocated_mib, f.peak_reserved_mib = int(g[0]), int(g[1])
-        elif name == "total":
-            f.compressor, f.submission_bytes = g[0], int(g[1])
-        elif name == "serialized":
-            f.serialized_bytes = int(g[1])
-        elif name == "code":
-            f.code_bytes = int(g[0])
-        elif name == "post":
-            f.post_bpb = float(g[2])
-        elif name == "roundtrip_exact":
-            f.roundtrip_bpb = float(g[1])
-        elif name == "sliding_exact":
-            f.sliding_bpb = float(g[1])
-        elif name == "late_qat":
-            f.late_qat_step = int(g[0])
-        elif name == "params":
-            f.model_params = int(g[0])
-        elif name == "activation":
-            f.activation = g[0]
-        elif name == "interrupted":
-            f.interrupted = line
-    return f
+            facts.warnings.append(line)
+        elif m := _EXTRA_LINES["compile"].fullmatch(line):
+            facts.compile = int(m.group(1))
+        elif m := _EXTRA_LINES["peak"].fullmatch(line):
+            facts.peak_allocated_mib, facts.peak_reserved_mib = int(m.group(1)), int(m.group(2))
+        elif m := _EXTRA_LINES["late_qat"].fullmatch(line):
+            facts.late_qat_step = int(m.group(1))
+    return facts
 
 
-# ----------------------------------------------------------------------------------------------------
-# 3. Runs
-# ----------------------------------------------------------------------------------------------------
+# ----- 3. Runs -------------------------------------------------------------------------------------------------------
 
 @dataclass
 class RunResult:
@@ -335,7 +232,6 @@ class RunResult:
     facts: LogFacts = field(default_factory=LogFacts)
     tail: list[str] = field(default_factory=list)  # last console lines, for a failed run
     timed_out: bool = False
-    sliding_expected: bool = True
 
     def failure(self) -> str | None:
         """Why this run does not count as finished, or None."""
@@ -344,39 +240,22 @@ class RunResult:
         if self.returncode != 0:
             err = next((t for t in reversed(self.tail) if t.startswith("error:")), None)
             return f"{self.activation} run failed (exit {self.returncode})" + (f": {err}" if err else "")
-        missing = []
-        if self.log_path is None:
-            missing.append("log file")
-        if self.facts.submission_bytes is None:
-            missing.append("Total submission size")
-        if self.facts.roundtrip_bpb is None:
-            missing.append("final_int6_roundtrip_exact")
-        if self.sliding_expected and self.facts.sliding_bpb is None:
-            missing.append("final_int6_sliding_window_exact")
+        missing = ([] if self.log_path else ["log file"]) + self.facts.run.missing_final  # runlog decides "finished"
         if missing:
             return f"{self.activation} run log lacks {', '.join(missing)}"
         return None
 
 
 def hyperparameter_names() -> list[str]:
-    """Every environment variable train_gpt.py reads as a setting: Hyperparameters.variables() when the
-    module imports, plus (always) each quoted NAME passed first to a call in its source."""
-    names: set[str] = set()
+    """Every environment variable train_gpt.py reads as a setting: each quoted NAME passed first to a call in its
+    source, plus Hyperparameters.variables() when the module imports."""
+    names = set(re.findall(r"\b[A-Za-z_]\w*\(\s*\"([A-Z][A-Z0-9_]+)\"\s*,", TRAIN_SCRIPT.read_text(encoding="utf-8")))
     try:
-        src = TRAIN_SCRIPT.read_text(encoding="utf-8")
-        names |= set(re.findall(r"\b[A-Za-z_]\w*\(\s*\"([A-Z][A-Z0-9_]+)\"\s*,", src))
-    except OSError:
-        pass
-    try:
-        sys.path.insert(0, str(REPO))
         import train_gpt  # noqa: E402 - the trainer's own list of settings
 
         names |= {v[0] for v in train_gpt.Hyperparameters.variables()}
     except Exception:  # noqa: BLE001 - an older or broken train_gpt.py: the source scan stands
         pass
-    finally:
-        if sys.path and sys.path[0] == str(REPO):
-            sys.path.pop(0)
     return sorted(names - {"PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES"})
 
 
@@ -447,11 +326,10 @@ def run_training(activation: str, workdir: Path, env: dict, timeout_s: float, ec
     res.wall_s = time.perf_counter() - t0
     res.returncode = None if res.timed_out else proc.returncode
     log = workdir / "logs" / f"{run_id}.txt"
-    if log.is_file():
-        res.log_path = log
-        res.facts = parse_log(log.read_text(encoding="utf-8", errors="replace"))
-    else:  # no log file (a config error before the logger): what the console said
-        res.facts = parse_log(res.console_path.read_text(encoding="utf-8", errors="replace"))
+    res.log_path = log if log.is_file() else None
+    # no log file (a config error before the logger): what the console said
+    source = res.log_path or res.console_path
+    res.facts = parse_log(source.read_text(encoding="utf-8", errors="replace"), source)
     return res
 
 
@@ -496,19 +374,15 @@ def run_overrides(args, activation: str, data: Path, tok: Path, cpu: bool, stamp
         "EVAL_STRIDE": str(args.eval_stride),
     }
     if cpu:
-        o.update(CPU_CONFIG)
-        o["COMPILE"] = "1" if args.compile else "0"
-    else:
-        o["COMPILE"] = "1"
+        o.update(named_config("cpu_small"))
+    o["COMPILE"] = "1" if args.compile or not cpu else "0"
     for item in args.set:
         name, _, value = item.partition("=")
         o[name] = value
     return o
 
 
-# ----------------------------------------------------------------------------------------------------
-# 4. Verdict
-# ----------------------------------------------------------------------------------------------------
+# ----- 4. Verdict ----------------------------------------------------------------------------------------------------
 
 def step_ratio(results: dict[str, RunResult]) -> float | None:
     """asqu / relu2 steady step time, when both ran and have step times."""
@@ -561,34 +435,35 @@ def verdict(env: dict, results: dict[str, RunResult], cpu: bool, max_ratio: floa
             reasons.append(fail)
             continue
         f = res.facts
+        log = f.run
         if not cpu:
-            if f.attention is None:
+            if log.attention is None:
                 reasons.append(f"{act}: the log has no device/attention line")
-            elif f.attention == "sdpa" and (f.device or "").startswith("cuda"):
+            elif log.attention == "sdpa" and (log.device or "").startswith("cuda"):
                 reasons.append(f"{act}: attention is sdpa on CUDA: " + (
                     "flash_attn_interface is importable here, so the run chose SDPA (ATTENTION=sdpa?)" if env.get("fa3")
                     else fa3_missing(env)))
-            if f.device is not None and not f.device.startswith("cuda"):
-                reasons.append(f"{act}: the run used device {f.device}, not CUDA")
-            elif f.attention not in (None, expected_attention(env)):
-                warns.append(f"{act}: the run used attention {f.attention}; this Python offers {expected_attention(env)}")
-        if f.recompiles is not None and f.recompiles > 0:
+            if log.device is not None and not log.device.startswith("cuda"):
+                reasons.append(f"{act}: the run used device {log.device}, not CUDA")
+            elif log.attention not in (None, expected_attention(env)):
+                warns.append(f"{act}: the run used attention {log.attention}; this Python offers {expected_attention(env)}")
+        if log.recompiles_after_warmup is not None and log.recompiles_after_warmup > 0:
             (warns if cpu else reasons).append(
-                f"{act}: {f.recompiles} recompile(s) after warm-up (compile time inside the clock)")
+                f"{act}: {log.recompiles_after_warmup} recompile(s) after warm-up (compile time inside the clock)")
         sp = spike(f)
-        if f.recompiles is None:
+        if log.recompiles_after_warmup is None:
             warns.append(f"{act}: recompiles after warm-up unknown (the log has no recompiles_after_warmup line)")
             if sp and not cpu:
                 reasons.append(f"{act}: step {sp[0]} took {sp[1]:.0f} ms against a median of {sp[2]:.0f} ms "
                                "(a recompile inside the clock?)")
-        if sp and (cpu or f.recompiles is not None):
+        if sp and (cpu or log.recompiles_after_warmup is not None):
             warns.append(f"{act}: step {sp[0]} took {sp[1]:.0f} ms against a median of {sp[2]:.0f} ms")
-        if f.warmup_ms is None:
+        if log.warmup_ms is None:
             warns.append(f"{act}: compile/warm-up time unknown (the log has no warmup_done line)")
-        if f.submission_bytes is not None and f.submission_bytes > size_limit:
+        if log.submission_bytes is not None and log.submission_bytes > size_limit:
             (warns if cpu else reasons).append(
-                f"{act}: artifact {f.submission_bytes:,} bytes > {size_limit:,}")
-        if f.compressor == "zlib":
+                f"{act}: artifact {log.submission_bytes:,} bytes > {size_limit:,}")
+        if log.compressor == "zlib":
             warns.append(f"{act}: artifact compressed with zlib (zstandard missing in the run's Python)")
         for w in f.warnings:
             log_warnings.setdefault(w, []).append(act)
@@ -606,9 +481,7 @@ def verdict(env: dict, results: dict[str, RunResult], cpu: bool, max_ratio: floa
     return True, "GO", warns
 
 
-# ----------------------------------------------------------------------------------------------------
-# 5. Report
-# ----------------------------------------------------------------------------------------------------
+# ----- 5. Report -----------------------------------------------------------------------------------------------------
 
 def _ms(v: float | None) -> str:
     return "unknown" if v is None else f"{v:,.0f} ms" if v >= 100 else f"{v:.2f} ms"
@@ -618,29 +491,32 @@ def format_runs(results: dict[str, RunResult], cpu: bool) -> list[str]:
     lines = []
     for act, res in results.items():
         f = res.facts
+        log = f.run
         lines.append(f"  {act}:")
         status = "ok" if res.failure() is None else f"FAILED ({res.failure()})"
         lines.append(f"    run                 {status}; {res.wall_s:.0f} s wall; log {res.log_path or res.console_path}")
-        lines.append(f"    device / attention  {f.device or 'unknown'} {f.dtype or ''} attention:{f.attention or 'unknown'} "
+        lines.append(f"    device / attention  {log.device or 'unknown'} {log.dtype or ''} "
+                     f"attention:{log.attention or 'unknown'} "
                      f"compile:{'unknown' if f.compile is None else f.compile}")
-        graphs = "" if f.warmup_graphs is None else f" ({f.warmup_graphs} graphs)"
-        lines.append(f"    compile / warm-up   {_ms(f.warmup_ms)}{graphs}")
+        graphs = "" if log.warmup_graphs is None else f" ({log.warmup_graphs} graphs)"
+        lines.append(f"    compile / warm-up   {_ms(log.warmup_ms)}{graphs}")
         slow = f.slowest_step
         slow_s = f"; slowest step {slow[0]}: {_ms(slow[1])}" if slow else ""
         lines.append(f"    steady step time    {_ms(f.steady_step_ms)} (median of {len(f.step_deltas)} steps; "
-                     f"last step_avg {_ms(f.last_step_avg_ms)}{slow_s})")
-        lines.append(f"    recompiles after warm-up  {'unknown' if f.recompiles is None else f.recompiles}"
+                     f"last step_avg {_ms(log.step_avg_ms)}{slow_s})")
+        recompiles = log.recompiles_after_warmup
+        lines.append(f"    recompiles after warm-up  {'unknown' if recompiles is None else recompiles}"
                      + ("" if f.late_qat_step is None else f" (late QAT switched on at step {f.late_qat_step})"))
         if f.peak_allocated_mib is not None:
             lines.append(f"    peak memory         {f.peak_allocated_mib:,} MiB allocated, {f.peak_reserved_mib:,} MiB reserved")
         else:
             lines.append("    peak memory         " + ("n/a on CPU" if cpu else "unknown"))
-        size = "unknown" if f.submission_bytes is None else f"{f.submission_bytes:,} bytes"
-        if f.submission_bytes is not None and f.code_bytes is not None:
-            size += f" (code {f.code_bytes:,} + {f.compressor} {f.serialized_bytes:,})"
+        size = "unknown" if log.submission_bytes is None else f"{log.submission_bytes:,} bytes"
+        if log.submission_bytes is not None and log.code_bytes is not None:
+            size += f" (code {log.code_bytes:,} + {log.compressor} {log.serialized_bytes:,})"
         lines.append(f"    artifact            {size} (after {len(f.step_deltas)} steps)")
-        rt = "unknown" if f.roundtrip_bpb is None else f"{f.roundtrip_bpb:.6f}"
-        sl = "" if f.sliding_bpb is None else f"; sliding {f.sliding_bpb:.6f}"
+        rt = "unknown" if log.roundtrip_val_bpb is None else f"{log.roundtrip_val_bpb:.6f}"
+        sl = "" if log.sliding_val_bpb is None else f"; sliding {log.sliding_val_bpb:.6f}"
         lines.append(f"    int6 roundtrip val_bpb  {rt}{sl}")
         if res.failure() and res.tail:
             lines.append("    last console lines:")
@@ -652,26 +528,27 @@ def report_json(env: dict, results: dict[str, RunResult], ok: bool, final: str, 
     runs = {}
     for act, res in results.items():
         f = res.facts
+        log = f.run
         runs[act] = {
             "run_id": res.run_id, "returncode": res.returncode, "timed_out": res.timed_out,
             "failure": res.failure(), "wall_s": round(res.wall_s, 2),
             "log": str(res.log_path) if res.log_path else None,
-            "device": f.device, "dtype": f.dtype, "attention": f.attention, "compile": f.compile,
-            "warmup_ms": f.warmup_ms, "warmup_graphs": f.warmup_graphs, "recompiles_after_warmup": f.recompiles,
+            "device": log.device, "dtype": log.dtype, "attention": log.attention, "compile": f.compile,
+            "warmup_ms": log.warmup_ms, "warmup_graphs": log.warmup_graphs,
+            "recompiles_after_warmup": log.recompiles_after_warmup,
             "steady_step_ms": f.steady_step_ms, "timed_steps": len(f.step_deltas),
             "slowest_step": list(f.slowest_step) if f.slowest_step else None,
-            "last_step_avg_ms": f.last_step_avg_ms, "late_qat_step": f.late_qat_step,
+            "last_step_avg_ms": log.step_avg_ms, "late_qat_step": f.late_qat_step,
             "peak_allocated_mib": f.peak_allocated_mib, "peak_reserved_mib": f.peak_reserved_mib,
-            "submission_bytes": f.submission_bytes, "compressor": f.compressor,
-            "roundtrip_val_bpb": f.roundtrip_bpb, "sliding_val_bpb": f.sliding_bpb, "model_params": f.model_params,
+            "submission_bytes": log.submission_bytes, "compressor": log.compressor,
+            "roundtrip_val_bpb": log.roundtrip_val_bpb, "sliding_val_bpb": log.sliding_val_bpb,
+            "model_params": log.model_params,
         }
     return {"environment": env, "runs": runs, "asqu_relu2_ratio": step_ratio(results), "ok": ok,
             "final": final, "warnings": warns, "notes": notes}
 
 
-# ----------------------------------------------------------------------------------------------------
-# main
-# ----------------------------------------------------------------------------------------------------
+# ----- main ----------------------------------------------------------------------------------------------------------
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -742,7 +619,6 @@ def main(argv=None) -> int:
             if results and overrides.get("COMPILE") == "1" and cache_note not in notes:
                 notes.append(cache_note)
             results[act] = run_training(act, tmp / act, cenv, args.timeout)
-            results[act].sliding_expected = int(overrides.get("EVAL_STRIDE", "64") or 0) > 0
         print("results:")
         for line in format_runs(results, args.cpu):
             print(line)

@@ -83,11 +83,7 @@ if [[ "${1:-}" == "--setup-only" ]]; then exit 0; fi
 cd "$REPO"
 if [[ $# -eq 0 ]]; then
   shopt -s nullglob
-  declare -A seen=()
-  TESTS=()
-  for f in tests/test_compile.py tests/*qat*.py tests/*compile*.py; do
-    [[ -f "$f" && -z "${seen[$f]:-}" ]] && { seen[$f]=1; TESTS+=("$f"); }
-  done
+  TESTS=(tests/*qat*.py tests/*compile*.py)  # test_compile.py among them
   shopt -u nullglob
 elif [[ "$1" == "all" ]]; then
   shift; TESTS=("$@")  # no file: pytest.ini's testpaths (the whole suite)

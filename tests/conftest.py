@@ -18,14 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "data"))
 
-# A small configuration of the record's architecture: every feature on, seconds per run on CPU.
-TINY_ENV = {
-    "VOCAB_SIZE": "1024", "NUM_LAYERS": "4", "MODEL_DIM": "64", "NUM_HEADS": "4", "NUM_KV_HEADS": "2",
-    "MLP_MULT": "2", "ROPE_DIMS": "8", "TRAIN_SEQ_LEN": "128", "EVAL_SEQ_LEN": "128", "TRAIN_BATCH_TOKENS": "2048",
-    "ITERATIONS": "6", "WARMDOWN_ITERS": "3", "WARMUP_STEPS": "0", "VAL_LOSS_EVERY": "3", "TRAIN_LOG_EVERY": "1",
-    "MAX_WALLCLOCK_SECONDS": "0", "XSA_LAST_N": "2", "VE_LAYERS": "2,3", "BIGRAM_VOCAB_SIZE": "256",
-    "BIGRAM_DIM": "32", "VE_DIM": "32", "EVAL_STRIDE": "64", "SEED": "7",
-}
+from configs import named_config  # noqa: E402  (the repository root is on sys.path above)
+
+TINY_ENV = named_config("tiny")  # every feature on, seconds per run on CPU
 
 
 def real_tokenizer_path() -> Path:
@@ -45,18 +40,19 @@ def sample_data(tmp_path_factory) -> dict:
 
 @pytest.fixture
 def run_train(sample_data, tmp_path):
-    """Run train_gpt.py in tmp_path (or cwd=...) with TINY_ENV plus overrides; nproc > 1 uses torchrun."""
+    """Run train_gpt.py in tmp_path (or cwd=...) with TINY_ENV plus overrides; nproc > 1 uses torchrun.
+    script: the command after python (or torchrun) instead of train_gpt.py, e.g. a wrapper and its arguments."""
 
-    def run(nproc: int = 1, cwd: Path | None = None, check: bool = True, timeout: int = 300, **overrides):
+    def run(nproc: int = 1, cwd: Path | None = None, check: bool = True, timeout: int = 300,
+            script: list[str] | None = None, **overrides):
         env = {k: v for k, v in os.environ.items() if k not in TINY_ENV}
         env.update(TINY_ENV, DATA_PATH=sample_data["data_path"], TOKENIZER_PATH=sample_data["tokenizer"],
                    OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
         env.update({k: str(v) for k, v in overrides.items()})
-        script = str(REPO / "train_gpt.py")
+        cmd = [sys.executable]
         if nproc > 1:
-            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", script]
-        else:
-            cmd = [sys.executable, script]
+            cmd += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+        cmd += script or [str(REPO / "train_gpt.py")]
         proc = subprocess.run(cmd, cwd=cwd or tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"train_gpt.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

@@ -85,13 +85,15 @@ def runs(**per_act) -> dict:
 
 def test_parse_reads_only_after_the_header():
     f = pf.parse_log(make_log(step_ms=650.0, total=15_000_000))
-    assert f.submission_bytes == 15_000_000  # not the 99999999 quoted in the source dump
-    assert f.steps[0] == (1, 650.0) and len(f.steps) == 40  # not the f-string step line of the source
-    assert (f.device, f.dtype, f.attention, f.compile) == ("cuda:0", "bfloat16", "flash_attn_3", 1)
-    assert f.warmup_ms == 61234.0 and f.warmup_graphs == 3 and f.recompiles == 0
+    log = f.run  # tools/runlog.py's reading
+    assert log.submission_bytes == 15_000_000  # not the 99999999 quoted in the source dump
+    steps = [(p.step, p.train_time_ms) for p in log.train_points]
+    assert steps[0] == (1, 650.0) and len(steps) == 40  # not the f-string step line of the source
+    assert (log.device, log.dtype, log.attention, f.compile) == ("cuda:0", "bfloat16", "flash_attn_3", 1)
+    assert log.warmup_ms == 61234.0 and log.warmup_graphs == 3 and log.recompiles_after_warmup == 0
     assert (f.peak_allocated_mib, f.peak_reserved_mib) == (40123, 41000)
-    assert f.roundtrip_bpb == 2.95123456 and f.sliding_bpb == 2.90123456 and f.compressor == "zstd"
-    assert f.late_qat_step == 38 and f.model_params == 26993756 and f.activation == "relu2"
+    assert log.roundtrip_val_bpb == 2.95123456 and log.sliding_val_bpb == 2.90123456 and log.compressor == "zstd"
+    assert f.late_qat_step == 38 and log.model_params == 26993756 and log.mlp_activation == "relu2"
 
 
 def test_steady_step_time_is_the_median_of_deltas():
@@ -104,13 +106,13 @@ def test_steady_step_time_is_the_median_of_deltas():
 
 
 def test_missing_new_lines_are_unknown_not_errors():
-    f = pf.parse_log(make_log(recompiles=None, warmup_ms=None))
-    assert f.recompiles is None and f.warmup_ms is None and f.submission_bytes == 15_555_017
+    log = pf.parse_log(make_log(recompiles=None, warmup_ms=None)).run
+    assert log.recompiles_after_warmup is None and log.warmup_ms is None and log.submission_bytes == 15_555_017
     legacy = REPO / "tests" / "fixtures" / "logs" / "legacy_seed2024.log"
     if legacy.is_file():  # a published record log: none of the new lines, all the old ones
         g = pf.parse_log(legacy.read_text(encoding="utf-8", errors="replace"))
-        assert g.recompiles is None and g.warmup_ms is None
-        assert g.submission_bytes and g.roundtrip_bpb and g.steady_step_ms
+        assert g.run.recompiles_after_warmup is None and g.run.warmup_ms is None
+        assert g.run.submission_bytes and g.run.roundtrip_val_bpb and g.steady_step_ms
 
 
 # ----------------------------------------------------------------------------------------------------

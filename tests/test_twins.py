@@ -1,7 +1,6 @@
-"""The deliberate twins agree: train_gpt.py carries its own shard reader and byte accounting (it must stay
-self-contained), data/shard_io.py and data/shard_tool.py carry theirs for the tools. Each pair must give the
-same answers: the same tokens and the same rejected files, the same per-id byte tables for the sample, the
-published and a byte-fallback tokenizer, and the same per-position byte counts of a token stream.
+"""The deliberate twin agrees: train_gpt.py carries its own shard reader (it must stay self-contained),
+data/shard_io.py carries the tools'. Both must give the same answers: the same tokens and the same rejected files.
+(The byte accounting has one copy, train_gpt.py's, which data/shard_tool.py imports.)
 """
 from __future__ import annotations
 
@@ -9,13 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sentencepiece as spm
 
 import shard_io
 import shard_tool
 import train_gpt
-from conftest import real_tokenizer_path
-from test_shard_tool import train_tokenizer
 
 VOCAB = 1024  # the sample's
 
@@ -75,61 +71,3 @@ def test_shard_readers_reject_the_same_token_ids(tmp_path):
         train_gpt.load_shard(path, VOCAB)
     assert shard_tool.validate(folder, vocab_size=VOCAB + 1).problems == []
     assert np.array_equal(train_gpt.load_shard(path, VOCAB + 1), shard_io.read_shard(path))
-
-
-# --------------------------------------------------------------------------- byte accounting
-
-
-@pytest.fixture(scope="module")
-def fallback_model(tmp_path_factory) -> Path:
-    return train_tokenizer(tmp_path_factory.mktemp("tok") / "fallback.model", 512, byte_fallback=True)
-
-
-@pytest.fixture(params=["sample", "published", "byte-fallback"])
-def tokenizer(request, sample_data, fallback_model):
-    """(name, SentencePiece processor): the offline sample's, the published sp1024 (skipped when absent), and
-    one with byte fallback trained here."""
-    path = {"sample": sample_data["tokenizer"], "published": real_tokenizer_path(),
-            "byte-fallback": fallback_model}[request.param]
-    if not Path(path).is_file():
-        pytest.skip(f"the published tokenizer is absent at {path} (set ASQU_GOLF_REAL_TOKENIZER)")
-    return request.param, spm.SentencePieceProcessor(model_file=str(path))
-
-
-def test_byte_tables_are_equal(tokenizer):
-    _, sp = tokenizer
-    ours = shard_tool.byte_tables(sp)
-    theirs = train_gpt.build_byte_luts(sp, sp.vocab_size())
-    for name in shard_tool.ByteTables._fields:  # base, leading_space, boundary, byte_value
-        assert np.array_equal(getattr(ours, name).astype(np.int64), np.asarray(getattr(theirs, name)).astype(np.int64)), name
-
-
-def token_stream(name: str, sp, sample_data) -> np.ndarray:
-    """A stream to count: the sample's val shard; for the others, documents of real text (each after BOS),
-    and for byte fallback also spaces spelled <0xE2><0x96><0x81>, whole and broken, at many positions."""
-    if name == "sample":
-        return np.asarray(shard_io.read_shard(train_gpt.find_shards(sample_data["data_path"], "val")[0]))
-    from pydoc_data.topics import topics
-
-    texts = [t for _, t in sorted(topics.items())][40:60] + ["ﬁne ①  café 日本語 snow☃man\tx_y = [1, 2]"]
-    toks = np.concatenate([[1] + ids for ids in sp.encode(texts)]).astype(np.int64)
-    if name == "byte-fallback":
-        e2, x96, x81 = (sp.piece_to_id(f"<0x{v:02X}>") for v in (0xE2, 0x96, 0x81))
-        rng = np.random.default_rng(0)
-        for pos in sorted(rng.choice(toks.size, 60, replace=False).tolist(), reverse=True):
-            toks = np.insert(toks, pos, [[e2, x96, x81], [e2, x96], [x96, x81]][pos % 3])
-        assert np.count_nonzero(shard_tool.byte_tables(sp).byte_value[toks] >= 0) > 100
-    return toks
-
-
-def test_stream_byte_counts_are_equal(tokenizer, sample_data):
-    if not hasattr(train_gpt, "stream_bytes"):
-        pytest.skip("train_gpt.stream_bytes does not exist yet: the per-position byte count is being added there")
-    name, sp = tokenizer
-    tokens = token_stream(name, sp, sample_data)
-    ours = shard_tool.stream_bytes(tokens, shard_tool.byte_tables(sp))
-    theirs = train_gpt.stream_bytes(tokens, train_gpt.build_byte_luts(sp, sp.vocab_size()))
-    assert theirs.dtype == ours.dtype == np.float64 and theirs.shape == ours.shape
-    differ = np.flatnonzero(theirs != ours)
-    assert differ.size == 0, f"first difference at position {differ[:1]}: train_gpt {theirs[differ[:5]]}, " \
-                             f"shard_tool {ours[differ[:5]]}"
