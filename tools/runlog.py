@@ -32,14 +32,15 @@ def _trainer_tree() -> ast.Module:
 
 def trainer_constant(name: str):
     """A fact train_gpt.py holds, read from its source (importing it pulls torch): the value of a top-level
-    ``NAME = literal``, else the default of its setting NAME (``v("NAME", default, ...)`` in Hyperparameters)."""
+    ``NAME = literal``, else the default of its setting NAME (``("NAME", default, kind, meaning, ...)`` in SETTINGS)."""
     tree = _trainer_tree()
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
             return ast.literal_eval(node.value)
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and len(node.args) >= 2 and getattr(node.args[0], "value", None) == name:
-            return ast.literal_eval(node.args[1])
+        is_setting = isinstance(node, ast.Tuple) and len(node.elts) >= 4 and isinstance(node.elts[2], ast.Name)
+        if is_setting and getattr(node.elts[0], "value", None) == name:
+            return ast.literal_eval(node.elts[1])
     raise LookupError(f"{TRAINER} defines no {name}")
 
 
