@@ -16,7 +16,7 @@ FINAL_PATTERNS = [
     r"^world_size:2 grad_accum_steps:4$",
     r"^mlp_activation:asqu asqu_beta_init:0\.25 asqu_lr:0\.001 asqu_wd:0\.0 asqu_sigmoid_beta:0 asqu_beta_grad_every:1$",
     r"^seed:7$",
-    r"^device:cpu dtype:float32 attention:sdpa compile:0$",
+    r"^device:cpu dtype:float32 attention:sdpa compile:0 mlp_kernel:torch$",
     rf"^step:0/6 val_loss:{NUM} val_bpb:{NUM} train_time:0ms step_avg:{NUM}ms$",
     rf"^step:6/6 val_loss:{NUM} val_bpb:{NUM} train_time:\d+ms step_avg:{NUM}ms$",
     rf"^step:3/6 train_loss:{NUM} train_time:\d+ms step_avg:{NUM}ms$",
