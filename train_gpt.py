@@ -715,8 +715,9 @@ if triton is not None:
         tl.store(y_ptr + offsets, y.to(y_ptr.dtype.element_ty), mask=mask)
 
     @triton.jit
-    def squared_act_bwd_kernel(g_ptr, h_ptr, beta_ptr, dh_ptr, partial_ptr, rows, C, rows_per_program, neg_coef,
-                               PER_CHANNEL: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    def squared_act_bwd_kernel(g_ptr, h_ptr, beta_ptr, dh_ptr, partial_ptr, rows, C, neg_coef,
+                               PER_CHANNEL: tl.constexpr, ROWS_PER_PROGRAM: tl.constexpr, BLOCK_M: tl.constexpr,
+                               BLOCK_N: tl.constexpr):
         # torch: dh = 2 * g * h * torch.where(h > 0, 1, coef); partial[program] = (g * h * h * (h <= 0)).sum(rows)
         c = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
         channel_mask = c < C
@@ -725,9 +726,9 @@ if triton is not None:
         else:
             coef = neg_coef
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        first_row = tl.program_id(0) * rows_per_program
-        for start in range(first_row, first_row + rows_per_program, BLOCK_M):
-            r = start + tl.arange(0, BLOCK_M)
+        first_row = tl.program_id(0) * ROWS_PER_PROGRAM
+        for start in range(0, ROWS_PER_PROGRAM, BLOCK_M):  # constant bounds (Triton 3.5's interpreter needs them)
+            r = first_row + start + tl.arange(0, BLOCK_M)
             mask = (r < rows)[:, None] & channel_mask[None, :]
             offsets = r.to(tl.int64)[:, None] * C + c[None, :]
             h = tl.load(h_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
@@ -769,8 +770,8 @@ def squared_act_backward(g: Tensor, h: Tensor, beta: Tensor | None, neg_coef: fl
     partial = torch.empty((parts if per_channel else 0, C), dtype=torch.float32, device=h.device)
     dbeta = torch.empty(0, dtype=torch.float32, device=h.device)
     squared_act_bwd_kernel[(parts, triton.cdiv(C, TRITON_BLOCK_N))](
-        g2, h2, beta if per_channel else h2, dh, partial, rows, C, TRITON_ROWS_PER_PROGRAM, neg_coef, per_channel,
-        BLOCK_M=TRITON_BLOCK_M, BLOCK_N=TRITON_BLOCK_N)
+        g2, h2, beta if per_channel else h2, dh, partial, rows, C, neg_coef, per_channel,
+        ROWS_PER_PROGRAM=TRITON_ROWS_PER_PROGRAM, BLOCK_M=TRITON_BLOCK_M, BLOCK_N=TRITON_BLOCK_N)
     if per_channel:  # the partials' sum: a second small kernel, a fixed order (no atomics)
         dbeta = partial.sum(0) * beta_grad_scale if beta_grad_scale else partial.new_zeros(C)
     return dh.view(h.shape), dbeta
