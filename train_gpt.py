@@ -180,7 +180,8 @@ class Hyperparameters:
             return default
         raw = raw.strip()
         if not raw:
-            raise ConfigError(f"{name} is set but empty; give it a value, e.g. {name}={example}, or unset it")
+            example_text = "" if default is None and kind is str else f", e.g. {name}={example}"
+            raise ConfigError(f"{name} is set but empty; give it a value{example_text}, or unset it")
         try:
             if kind is bool and raw not in ("0", "1"):
                 raise ValueError

@@ -119,6 +119,7 @@ import train_gpt as tg  # noqa: E402
                                           "MUON_MOMENTUM_WARMUP_START=0.92"),
     ({"ITERATIONS": ""}, "ITERATIONS is set but empty; give it a value, e.g. ITERATIONS=20000, or unset it"),
     ({"SEED": "  "}, "SEED is set but empty; give it a value, e.g. SEED=1337, or unset it"),
+    ({"EVAL_ONLY": ""}, "EVAL_ONLY is set but empty; give it a value, or unset it"),
     ({"ITERATIONS": "99999999999999999999999"}, "ITERATIONS=99999999999999999999999 is too large to mean anything "
                                                 "here (at most 4294967295), e.g. ITERATIONS=20000"),
     ({"RUN_ID": "a\nb"}, "RUN_ID='a\\nb' names a file: no path separators, control characters (newlines, tabs) or "
