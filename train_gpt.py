@@ -537,9 +537,13 @@ def shard_token_count(path: Path) -> int:
                           f"{size} bytes (truncated or corrupt); re-download or rebuild this file")
     return n
 
+def open_shard(path: Path) -> np.ndarray:
+    """The shard's tokens, memory-mapped (its header and size checked)."""
+    return np.memmap(path, dtype="<u2", mode="r", offset=HEADER_BYTES, shape=(shard_token_count(path),))
+
 def load_shard(path: Path, vocab_size: int) -> np.ndarray:
-    """The shard's tokens (memory-mapped), every id checked against VOCAB_SIZE (one cheap max)."""
-    tokens = np.memmap(path, dtype="<u2", mode="r", offset=HEADER_BYTES, shape=(shard_token_count(path),))
+    """The shard's tokens (memory-mapped), every id checked against VOCAB_SIZE (one max over the shard)."""
+    tokens = open_shard(path)
     top = int(tokens.max()) if tokens.size else 0
     if top >= vocab_size:
         raise ConfigError(f"{path}: token id {top} >= VOCAB_SIZE={vocab_size}; the shard was made with another "
@@ -560,22 +564,21 @@ def find_shards(data_path: str, split: str) -> list[Path]:
 
 class DistributedTokenLoader:
     """Rank r takes slice r of each micro-step's span, so 1 process x 8 micro-steps sees the same data as 2 x 4 or
-    8 x 1."""
+    8 x 1. Token ids are not checked here: check_train_shards did it for every shard, before the clock."""
 
-    def __init__(self, files: list[Path], vocab_size: int, rt: Runtime):
+    def __init__(self, files: list[Path], rt: Runtime):
         self.files = files
-        self.vocab_size = vocab_size
         self.rt = rt
         self.file_idx = 0
         self.pos = 0
-        self.tokens = load_shard(files[0], vocab_size)
+        self.tokens = open_shard(files[0])
 
     def take(self, n: int) -> np.ndarray:
         chunks = []
         while n > 0:
             if self.pos >= len(self.tokens):
                 self.file_idx = (self.file_idx + 1) % len(self.files)
-                self.tokens = load_shard(self.files[self.file_idx], self.vocab_size)
+                self.tokens = open_shard(self.files[self.file_idx])
                 self.pos = 0
             k = min(n, len(self.tokens) - self.pos)
             chunks.append(self.tokens[self.pos:self.pos + k])
@@ -769,12 +772,11 @@ def squared_act_backward(g: Tensor, h: Tensor, beta: Tensor | None, neg_coef: fl
     parts = triton.cdiv(rows, TRITON_ROWS_PER_PROGRAM)
     per_channel = beta is not None
     partial = torch.empty((parts if per_channel else 0, C), dtype=torch.float32, device=h.device)
-    dbeta = torch.empty(0, dtype=torch.float32, device=h.device)
     squared_act_bwd_kernel[(parts, triton.cdiv(C, TRITON_BLOCK_N))](
         g2, h2, beta if per_channel else h2, dh, partial, rows, C, neg_coef, per_channel,
         ROWS_PER_PROGRAM=TRITON_ROWS_PER_PROGRAM, BLOCK_M=TRITON_BLOCK_M, BLOCK_N=TRITON_BLOCK_N)
-    if per_channel:  # the partials' sum: a second small kernel, a fixed order (no atomics)
-        dbeta = partial.sum(0) * beta_grad_scale if beta_grad_scale else partial.new_zeros(C)
+    # The partials' sum: a second small kernel, a fixed order (no atomics). Skipped (scale 0): zeros, for DDP.
+    dbeta = partial.sum(0) * beta_grad_scale if beta_grad_scale else partial.new_zeros(partial.size(1))
     return dh.view(h.shape), dbeta
 
 @squared_act_backward.register_fake
@@ -1362,18 +1364,12 @@ def read_eval_only_artifact(args: Hyperparameters) -> bytes:
         raise ConfigError(f"EVAL_ONLY={path} is not a file; give the path of a run's final_model.int6.ptz")
     blob = path.read_bytes()
     try:
-        payload = load_artifact(blob, str(path))
+        payload = load_artifact(blob, str(path))  # built with these settings: its tensors fit this model
     except RunError as exc:
         raise ConfigError(f"EVAL_ONLY={path}: not an artifact of this script ({exc})") from None
     built = payload.get("model_settings", {})
     differ = [f"{name}={built[name]} (here {value})" for name, value in args.model_settings().items()
               if name in built and built[name] != value]
-    expected = {name: info["shape"] for name, info in payload["meta"].items()}
-    with torch.device("meta"):
-        shapes = {name: list(t.shape) for name, t in GPT(args).state_dict().items()}
-    if not differ and expected != shapes:
-        name = min(n for n in expected.keys() | shapes.keys() if expected.get(n) != shapes.get(n))
-        differ = [f"{name} has shape {expected.get(name, 'none')} in the artifact, {shapes.get(name, 'none')} here"]
     if differ:
         raise ConfigError(f"EVAL_ONLY={path} was built for another configuration: {', '.join(differ)}; set the "
                           "settings of the run that wrote it (its log's config: line)")
@@ -1606,7 +1602,7 @@ def warm_up(tr: Trainer, train_files: list[Path], log) -> None:
         tr.base.load_state_dict(initial_model)
         for k, opt in tr.optimizers.items():
             opt.load_state_dict(initial_opts[k])
-        tr.loader = DistributedTokenLoader(train_files, args.vocab_size, rt)
+        tr.loader = DistributedTokenLoader(train_files, rt)
     sync(rt.device)
     log(f"warmup_done time:{1000.0 * (time.perf_counter() - t0):.0f}ms graphs:{compiled_graphs()}")
 
@@ -1749,7 +1745,12 @@ def score_artifact(args: Hyperparameters, rt: Runtime, blob: bytes | None, val: 
         dist.broadcast_object_list(box, src=0)
         blob = box[0]
     eval_model = build_model(args, rt)
-    eval_model.load_state_dict(dequantize_state_dict(load_artifact(blob, "final_model.int6.ptz")), strict=True)
+    try:
+        eval_model.load_state_dict(dequantize_state_dict(load_artifact(blob, "final_model.int6.ptz")), strict=True)
+    except RuntimeError as exc:  # an artifact from before model_settings were stored, of another configuration
+        first = (str(exc).splitlines()[1:] or [str(exc)])[0].strip()  # after torch's "Error(s) in loading ..."
+        raise RunError(f"the artifact does not fit this configuration's model ({first}); set the settings of the "
+                       "run that wrote it (its log's config: line)") from None
     scorer = torch.compile(eval_model, dynamic=False, fullgraph=True) if rt.compile else eval_model
     sync(rt.device)
     t_q = time.perf_counter()
@@ -1814,7 +1815,7 @@ def build_trainer(args: Hyperparameters, rt: Runtime, train_files: list[Path]) -
     if rt.distributed:
         model = DDP(compiled, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None)
     return Trainer(args, rt, model, compiled, base, build_optimizers(base, args, rt),
-                   DistributedTokenLoader(train_files, args.vocab_size, rt))
+                   DistributedTokenLoader(train_files, rt))
 
 def log_header(args: Hyperparameters, rt: Runtime, log, inputs: Inputs) -> None:
     """The source and versions (log files only), then what the run is: identity, configuration, data, model."""

@@ -92,3 +92,24 @@ def test_an_artifact_of_another_configuration_is_one_line(trained, run_train, va
     assert "MLP_ACTIVATION=asqu (here leaky2)" in line
     line = bad_eval(run_train, tmp_path, val_only, artifact, MODEL_DIM=128)
     assert "MODEL_DIM=64 (here 128)" in line
+
+
+def test_an_older_artifact_of_another_shape_is_one_line(trained, run_train, val_only, tmp_path):
+    """Artifacts written before model_settings were stored: a tensor that does not fit is one error line."""
+    import io
+
+    import torch
+    import zstandard
+
+    import train_gpt as tg
+
+    payload = tg.read_artifact(trained[2])
+    del payload["model_settings"]
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    old = tmp_path / "old.ptz"
+    old.write_bytes(zstandard.ZstdCompressor().compress(buf.getvalue()))
+    proc = run_train(cwd=tmp_path, check=False, EVAL_ONLY=old, DATA_PATH=val_only, MODEL_DIM=128)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "error: the artifact does not fit this configuration's model (size mismatch for ")
