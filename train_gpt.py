@@ -89,8 +89,7 @@ SETTINGS = (
     ("ITERATIONS", 20000, int, "step limit; the schedule's length in fixed-step mode", POSITIVE),
     ("MAX_WALLCLOCK_SECONDS", 600.0, float, "training-time cap in seconds (0 = off: fixed-step mode)", NON_NEGATIVE),
     ("WARMDOWN_ITERS", 3500, int, "LR decay over the last N steps, by wall clock when capped (0 = off)", NON_NEGATIVE),
-    ("WARMUP_STEPS", 20, int, "compile warm-up steps before the clock, then weights, optimizers, data reset",
-     NON_NEGATIVE),
+    ("WARMUP_STEPS", 20, int, "compile warm-up steps before the clock (then weights and data reset)", NON_NEGATIVE),
     ("TRAIN_BATCH_TOKENS", 786_432, int, "global tokens per optimizer step", POSITIVE),
     ("TRAIN_SEQ_LEN", 2048, int, "training sequence length", POSITIVE),
     ("TRAIN_LOG_EVERY", 500, int, "train-loss line every N steps and the first 10 (0 = off)", NON_NEGATIVE),
@@ -146,8 +145,7 @@ SETTINGS = (
     ("EMA_DECAY", 0.997, float, "EMA of all weights, every step", BELOW_ONE),
     ("FINAL_WEIGHTS", "ema", str, "weights exported and scored: ema | swa | raw", ("ema", "swa", "raw")),
     ("SWA_EVERY", 50, int, "FINAL_WEIGHTS=swa: snapshot every N steps once the LR scale < 0.2", POSITIVE),
-    ("LATE_QAT_THRESHOLD", 0.15, float, "fake-quantize int6 matrices once the LR scale < this (0 = off)",
-     NON_NEGATIVE),
+    ("LATE_QAT_THRESHOLD", 0.15, float, "fake-quantize int6 matrices once LR scale < this (0 = off)", NON_NEGATIVE),
     ("INT6_CLIP_PERCENTILES", "0.999,0.9995,0.9999,0.99999,1.0", str, "candidate row clips of the int6 export"),
     # Row clips below this are raised to it (scale >= floor/31 for int6, /127 for int8; also in QAT).
     # 1.0 is the record's clamp_min(1/31): coarser codes for small rows, a smaller artifact.
@@ -162,8 +160,7 @@ SETTINGS = (
 )
 
 class Hyperparameters:
-    """Every setting of SETTINGS read from the environment (attribute = NAME.lower()), then validate() checks the
-    combinations."""
+    """SETTINGS read from the environment (attribute = NAME.lower()); validate() checks their combinations."""
 
     def __init__(self, environ: Mapping[str, str] | None = None):
         self._environ = os.environ if environ is None else environ
@@ -413,8 +410,7 @@ def init_distributed(rt: Runtime) -> None:
 ATTN_BACKEND, _fa3, _fa2 = "sdpa", None, None  # set by pick_attention_backend()
 
 def pick_attention_backend(choice: str, device: torch.device) -> str | None:
-    """auto: FA3, else FA2 >= 2.6, else SDPA (+ a WARNING line) on CUDA; SDPA on CPU. A named one is used or an
-    error."""
+    """auto: FA3, else FA2 >= 2.6, else SDPA (+ a WARNING) on CUDA; SDPA on CPU. A named one or an error."""
     global ATTN_BACKEND, _fa3, _fa2
     cuda, _fa3, _fa2 = device.type == "cuda", None, None
     if choice == "flash_attn_3" or (choice == "auto" and cuda):
@@ -438,13 +434,6 @@ def pick_attention_backend(choice: str, device: torch.device) -> str | None:
                 "12.8 + torch 2.9.1; see the README for others)")
     return None
 
-try:  # enable_gqa appeared in PyTorch 2.5; older versions need K/V repeated (PR #1133's crash)
-    F.scaled_dot_product_attention(torch.zeros(1, 2, 1, 4), torch.zeros(1, 1, 1, 4), torch.zeros(1, 1, 1, 4),
-                                   is_causal=True, enable_gqa=True)
-    _SDPA_GQA = True
-except TypeError:
-    _SDPA_GQA = False
-
 def attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     """Causal attention on (B, T, H, D) q and (B, T, Hkv, D) k, v; returns (B, T, H, D)."""
     if ATTN_BACKEND == "flash_attn_3":
@@ -453,11 +442,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     if ATTN_BACKEND == "flash_attn_2":
         return _fa2(q, k, v, causal=True)
     q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-    if _SDPA_GQA:
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=k.size(1) != q.size(1))
-    else:
-        rep = q.size(1) // k.size(1)
-        y = F.scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), is_causal=True)
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=k.size(1) != q.size(1))  # PyTorch >= 2.5
     return y.transpose(1, 2)
 
 def autocast_ctx(rt: Runtime):
@@ -486,8 +471,7 @@ def zeropower_via_newtonschulz5(G: Tensor, steps: int = 5, eps: float = 1e-7) ->
     return X.T if transposed else X
 
 class Muon(torch.optim.Optimizer):
-    """Nesterov momentum, orthogonalised update x sqrt(max(1, rows/cols)), decoupled WD; ranks split matrices
-    round-robin."""
+    """Nesterov momentum, orthogonalised update x sqrt(max(1, rows/cols)), decoupled WD; matrices split by rank."""
 
     def __init__(self, params, lr: float, momentum: float, backend_steps: int, weight_decay: float):
         super().__init__(params, dict(lr=lr, momentum=momentum, backend_steps=backend_steps, weight_decay=weight_decay))
@@ -667,8 +651,7 @@ BYTE_PROBES = ("Hello world", "a b", "two  spaces", "line one\nline two", "tab\t
                "emoji \U0001f642 ok", "x y z", "end ")
 
 def check_byte_tables(sp: spm.SentencePieceProcessor, t: ByteTables, path: str) -> int:
-    """Tables vs the tokenizer's normalized text ('▁' = space, not counted first after BOS); returns probes
-    checked."""
+    """Tables vs the tokenizer's normalized text ('▁' = space, none first); returns the probes checked."""
     checked = 0
     for text in BYTE_PROBES:
         ids = sp.encode(text)
@@ -799,10 +782,9 @@ squared_act.register_autograd(_squared_act_grad, setup_context=_squared_act_setu
 # -----------------------------
 
 class CastedLinear(nn.Linear):
-    """fp32 weights cast to the compute dtype. Late QAT fake-quantizes int6=True matrices (attention, MLP) to the
-    export's int6 grid with a straight-through gradient. qat is an argument, not a global flag: torch.compile
-    specializes on it on every version (a class attribute was constant-folded by some versions and recompiled by
-    others)."""
+    """fp32 weights cast to the compute dtype. Late QAT fake-quantizes int6=True matrices to the export's grid with
+    a straight-through gradient; qat is an argument because torch.compile specializes on it on every version (a
+    class attribute was constant-folded by some versions and recompiled by others)."""
     scale_floor = 1.0  # QUANT_SCALE_FLOOR, set by main()
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False, int6: bool = False,
@@ -1153,8 +1135,7 @@ def is_control(name: str) -> bool:
     return any(p in name for p in CONTROL_PATTERNS) or activation_of(name) is not None
 
 def build_model(args: Hyperparameters, rt: Runtime) -> GPT:
-    """With bf16 the record's layout: all cast to bf16 (so rounded), then linears and small/control params back to
-    fp32."""
+    """bf16: the record's layout, all cast to bf16 (so rounded), then linears and control params back to fp32."""
     model = GPT(args).to(rt.device)
     if rt.bf16:
         model.bfloat16()
@@ -1197,8 +1178,7 @@ class Progress:
               f"elapsed:{elapsed:.0f}s eta:{elapsed / max(frac, 1e-9) - elapsed:.0f}s", flush=True)
 
 def sliding_windows(total_targets: int, seq_len: int, stride: int) -> tuple[Tensor, Tensor]:
-    """Window starts and scored counts: window j ends at seq_len + j*stride, the last at the end; each target scored
-    once."""
+    """Window starts and scored counts: window j ends at seq_len + j*stride, the last at the end."""
     ends = torch.tensor(list(range(seq_len, total_targets, stride)) + [total_targets], dtype=torch.int64)
     return ends - seq_len, torch.diff(ends, prepend=torch.zeros(1, dtype=torch.int64))
 
@@ -1410,8 +1390,7 @@ def write_file(path: Path, data: bytes) -> None:
                        "folder") from None
 
 def publish_latest(path: Path, log) -> None:
-    """Make ./NAME a hard link to runs/<RUN_ID>/NAME (copy where links fail); a lone earlier ./NAME goes to
-    runs/earlier/."""
+    """./NAME as a hard link to runs/<RUN_ID>/NAME (a copy where links fail); a lone earlier ./NAME: runs/earlier/."""
     latest, tmp = Path(path.name), Path(f".{path.name}.{os.getpid()}.tmp")
     try:
         if latest.exists() and latest.stat().st_nlink == 1:
@@ -1528,8 +1507,7 @@ def build_optimizers(model: GPT, args: Hyperparameters, rt: Runtime) -> dict[str
     return opts
 
 def lr_scale(args: Hyperparameters, step: int, elapsed_ms: float) -> float:
-    """1.0, then linear warmdown to 0 over the last WARMDOWN_ITERS steps (with a wall-clock cap, their estimated
-    time)."""
+    """1.0, then linear to 0 over the last WARMDOWN_ITERS steps (with a wall-clock cap: their estimated time)."""
     if args.warmdown_iters <= 0:
         return 1.0
     if args.max_wallclock_seconds <= 0:
@@ -1583,14 +1561,9 @@ class Trainer:
         return total / accum
 
 def warm_up(tr: Trainer, train_files: list[Path], log) -> None:
-    """WARMUP_STEPS real steps compiling every graph variant of the timed loop (QAT off/on, beta phases), then a
-    reset."""
+    """WARMUP_STEPS real steps compile every graph variant of the timed loop (QAT off/on, beta phases); reset."""
     args, rt = tr.args, tr.rt
     phases = 2 if args.late_qat_threshold > 0 else 1
-    needed = phases * math.ceil(args.asqu_beta_grad_every / rt.grad_accum_steps)
-    if rt.compile and args.warmup_steps < needed:
-        log(f"WARNING: WARMUP_STEPS={args.warmup_steps} < {needed}: some graph variants will compile inside the "
-            f"timed loop (lost training time); set WARMUP_STEPS={needed} or more")
     t0 = time.perf_counter()
     if args.warmup_steps > 0:
         initial_model = copy.deepcopy(tr.base.state_dict())
@@ -1862,6 +1835,10 @@ def log_training_warnings(args: Hyperparameters, rt: Runtime, log) -> None:
     """Settings that train worse than the user may think, said before any result."""
     for line in ACTIVATIONS[args.mlp_activation].warnings(args, rt.grad_accum_steps):
         log(line)
+    needed = (2 if args.late_qat_threshold > 0 else 1) * math.ceil(args.asqu_beta_grad_every / rt.grad_accum_steps)
+    if rt.compile and args.warmup_steps < needed:  # QAT off and on, each beta-gradient phase: see warm_up
+        log(f"WARNING: WARMUP_STEPS={args.warmup_steps} < {needed}: some graph variants will compile inside the "
+            f"timed loop (lost training time); set WARMUP_STEPS={needed} or more")
     if args.max_wallclock_seconds <= 0 and args.warmdown_iters > args.iterations:
         log(f"WARNING: WARMDOWN_ITERS={args.warmdown_iters} > ITERATIONS={args.iterations}: the LR decays from "
             f"step 0 (scale starts at {args.iterations / args.warmdown_iters:.3f})")

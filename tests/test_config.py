@@ -116,6 +116,25 @@ def test_swa_is_accepted_when_a_snapshot_is_certain():
     assert args.swa_snapshots() == 2
 
 
+def training_warnings(compile_: bool, world_size: int = 1, **env) -> list[str]:
+    lines = []
+    rt = tg.Runtime(0, world_size, 0, world_size > 1, tg.torch.device("cpu"), False, compile_)
+    tg.log_training_warnings(hp(**env), rt, lines.append)
+    return [line for line in lines if "WARMUP_STEPS" in line]
+
+
+def test_too_few_warmup_steps_for_the_graph_variants_warn_when_compiled():
+    """QAT off and on, times the beta-gradient phases of a step: each variant needs a warm-up step to compile."""
+    assert training_warnings(True, WARMUP_STEPS=1) == [
+        "WARNING: WARMUP_STEPS=1 < 2: some graph variants will compile inside the timed loop (lost training time); "
+        "set WARMUP_STEPS=2 or more"]
+    assert training_warnings(True, WARMUP_STEPS=2) == []
+    assert training_warnings(True, WARMUP_STEPS=3, ASQU_BETA_GRAD_EVERY=16)[0].startswith(
+        "WARNING: WARMUP_STEPS=3 < 4:")  # 8 micro-steps a step: 2 steps per beta phase
+    assert training_warnings(True, WARMUP_STEPS=1, LATE_QAT_THRESHOLD=0) == []
+    assert training_warnings(False, WARMUP_STEPS=0) == []  # nothing compiles
+
+
 def test_tiny_env_is_valid_and_describes_itself():
     args = tg.Hyperparameters(TINY_ENV)
     assert args.ve_layer_list == [2, 3] and "NUM_LAYERS=4" in args.config_line()

@@ -133,13 +133,13 @@ def test_xsa_output_orthogonal_to_own_value(monkeypatch):
     assert (y * vn).sum(-1).abs().max() < 1e-5
 
 
-def test_sdpa_gqa_fallback_equals_native(monkeypatch):
+def test_sdpa_gqa_equals_repeated_heads(monkeypatch):
+    """SDPA's enable_gqa (PyTorch >= 2.5, required) matches K/V repeated per query group (PR #1133's crash)."""
     q, k, v = torch.randn(2, 5, 4, 8), torch.randn(2, 5, 2, 8), torch.randn(2, 5, 2, 8)
     monkeypatch.setattr(tg, "ATTN_BACKEND", "sdpa")
-    monkeypatch.setattr(tg, "_SDPA_GQA", True)
-    a = tg.attention(q, k, v)
-    monkeypatch.setattr(tg, "_SDPA_GQA", False)  # PyTorch without enable_gqa (PR #1133)
-    torch.testing.assert_close(tg.attention(q, k, v), a)
+    q_, k_, v_ = (t.transpose(1, 2) for t in (q, k.repeat_interleave(2, 2), v.repeat_interleave(2, 2)))
+    expect = F.scaled_dot_product_attention(q_, k_, v_, is_causal=True).transpose(1, 2)
+    torch.testing.assert_close(tg.attention(q, k, v), expect)
 
 
 def test_optimizer_groups(default_env):
