@@ -4,20 +4,13 @@
     python3 scripts/campaign.py [OUT]            # default OUT: results/h100-campaign
     DRY_RUN=1 python3 scripts/campaign.py        # print each stage's commands and rules, run nothing
 
-Stages (README.md, "The staged campaign", says why each rule and default):
-  0 setup         scripts/gpu_preflight.py, then the published data (SKIP_PREFLIGHT=1 / SKIP_DOWNLOAD=1)
-  1 control       relu2 at the first seed: GO when it reproduces the record's figures within tolerances
-  2 A/B           the other activations at the first seed: KILL when the candidate (the last activation) is
-                  slower than the control by more than STEP_MARGIN, over SIZE_LIMIT bytes, over TIME_LIMIT_S
-                  of training, or not better on both final_int6_roundtrip_exact and the sliding window
-  3 confirmation  the other seeds, the same rules on the means, compare.py's record criterion (reported);
-                  NARROW_SWEEP adds a few candidate runs at the first seed
-  4 record check  tools/package.py --check on the candidate's runs, against SOTA_LOGS when given
+Stages: 0 setup (scripts/gpu_preflight.py, then the published data), 1 control, 2 A/B, 3 confirmation, 4 record
+check (tools/package.py --check); README.md, "The staged campaign", gives each stage's runs and rules and why.
 Every stage prints and records (OUT/campaign.json) its verdict, reasons, GPU-hours (its wall time x NPROC)
 and, with PRICE_PER_GPU_HOUR, money; BUDGET stops before a stage whose estimate exceeds what is left.
 Run the same command again to resume: finished runs are not run again (tools/sweep.py). Settings are
-environment variables (SETTINGS below; --help lists them). Exit status: 0 every stage GO, 1 a KILL,
-2 a usage error, 3 stopped by the budget.
+environment variables (listed below). Exit status: 0 every stage GO, 1 a KILL, 2 a usage error, 3 stopped by
+the budget.
 """
 from __future__ import annotations
 
@@ -35,37 +28,38 @@ import compare  # noqa: E402
 import runlog  # noqa: E402
 import sweep  # noqa: E402
 
-# name: (default, meaning). Reference figures: the March 22 record, seed 1337 (its log); tolerances from
+# name: (default, kind, meaning). Reference figures: the March 22 record, seed 1337 (its log); tolerances from
 # its three seeds (README.md, "The staged campaign").
 SETTINGS = {
-    "OUT": ("results/h100-campaign", "output folder (or the first argument)"),
-    "PYTHON": ("python3", "the Python that runs every step"),
-    "ACTIVATIONS": ("relu2,leaky2,asqu", "the control first, the candidate last, reference arms between"),
-    "SEEDS": ("1337,42,2025", "the first for stages 1-2, the others for stage 3"),
-    "NPROC": ("8", "processes (GPUs) per run; GPU-hours = wall time x NPROC"),
-    "WALLCLOCK": ("600", "MAX_WALLCLOCK_SECONDS of every run (0 = the fixed-step regime)"),
-    "TRAIN_ENV": ("", "more KEY=VALUE settings for every run, space-separated"),
-    "TRAIN_SHARDS": ("80", "train shards to download"),
-    "SKIP_PREFLIGHT": ("0", "1 = no preflight"),
-    "SKIP_DOWNLOAD": ("0", "1 = no data download"),
-    "REF_SLIDING_BPB": ("1.12278022", "stage 1: the record's sliding-window val_bpb"),
-    "TOL_SLIDING_BPB": ("0.0015", "stage 1: accepted distance from it"),
-    "REF_STEPS": ("7096", "stage 1: the record's steps in 600 s"),
-    "TOL_STEPS": ("71", "stage 1: accepted distance from it"),
-    "REF_MODEL_BYTES": ("15487414", "stage 1: the record's compressed model (Serialized model int6+zstd)"),
-    "TOL_MODEL_BYTES": ("100000", "stage 1: accepted distance from it"),
-    "STEP_MARGIN": ("0.02", "stages 2-3: KILL when the candidate's step_avg exceeds the control's by more"),
-    "SIZE_LIMIT": ("16000000", "stages 2-3: KILL when a candidate's total submission size exceeds it"),
-    "TIME_LIMIT_S": ("600", "stages 2-3: KILL when a candidate's training time exceeds it (+1 s)"),
-    "MIN_GAIN_BPB": ("0", "stages 2-3: KILL unless the candidate is lower by more than this on both metrics"),
-    "NARROW_SWEEP": ("", "stage 3: NAME=v1,v2 with NAME ASQU_BETA_INIT or ASQU_LR (candidate, first seed)"),
-    "SOTA_LOGS": ("", "stage 4: the current SOTA's train_seed*.log files or folder, space-separated"),
-    "TRACK": ("10min_16mb", "stage 4: package.py --track"),
-    "PRICE_PER_GPU_HOUR": ("", "money per GPU-hour; unset: costs in GPU-hours only"),
-    "BUDGET": ("", "money (needs PRICE_PER_GPU_HOUR): stop before a stage whose estimate exceeds what is left"),
-    "RUN_ESTIMATE_S": ("800", "wall seconds per run assumed before any run was measured"),
-    "PLOTS": ("1", "0 = no plots after stage 3"),
-    "DRY_RUN": ("0", "1 = print each stage's commands and rules, run nothing"),
+    "OUT": ("results/h100-campaign", str, "output folder (or the first argument)"),
+    "PYTHON": ("python3", str, "the Python that runs every step"),
+    "ACTIVATIONS": ("relu2,leaky2,asqu", str, "the control first, the candidate last, reference arms between"),
+    "SEEDS": ("1337,42,2025", str, "the first for stages 1-2, the others for stage 3"),
+    "NPROC": ("8", int, "processes (GPUs) per run; GPU-hours = wall time x NPROC"),
+    "WALLCLOCK": ("600", float, "MAX_WALLCLOCK_SECONDS of every run (0 = the fixed-step regime)"),
+    "TRAIN_ENV": ("", str, "more KEY=VALUE settings for every run, space-separated"),
+    "TRAIN_SHARDS": ("80", int, "train shards to download"),
+    "SKIP_PREFLIGHT": ("0", str, "1 = no preflight"),
+    "SKIP_DOWNLOAD": ("0", str, "1 = no data download"),
+    "REF_SLIDING_BPB": ("1.12278022", float, "stage 1: the record's sliding-window val_bpb"),
+    "TOL_SLIDING_BPB": ("0.0015", float, "stage 1: accepted distance from it"),
+    "REF_STEPS": ("7096", int, "stage 1: the record's steps in 600 s"),
+    "TOL_STEPS": ("71", int, "stage 1: accepted distance from it"),
+    "REF_MODEL_BYTES": ("15487414", int, "stage 1: the record's compressed model (Serialized model int6+zstd)"),
+    "TOL_MODEL_BYTES": ("100000", int, "stage 1: accepted distance from it"),
+    "STEP_MARGIN": ("0.02", float, "stages 2-3: KILL when the candidate's step_avg exceeds the control's by more"),
+    "SIZE_LIMIT": (str(runlog.trainer_constant("SIZE_LIMIT")), int,
+                   "stages 2-3: KILL when a candidate's total submission size exceeds it"),
+    "TIME_LIMIT_S": ("600", float, "stages 2-3: KILL when a candidate's training time exceeds it (+1 s)"),
+    "MIN_GAIN_BPB": ("0", float, "stages 2-3: KILL unless the candidate is lower by more than this on both metrics"),
+    "NARROW_SWEEP": ("", str, "stage 3: NAME=v1,v2 with NAME ASQU_BETA_INIT or ASQU_LR (candidate, first seed)"),
+    "SOTA_LOGS": ("", str, "stage 4: the current SOTA's train_seed*.log files or folder, space-separated"),
+    "TRACK": ("10min_16mb", str, "stage 4: package.py --track"),
+    "PRICE_PER_GPU_HOUR": ("", float, "money per GPU-hour; unset: costs in GPU-hours only"),
+    "BUDGET": ("", float, "money (needs PRICE_PER_GPU_HOUR): stop before a stage whose estimate exceeds what is left"),
+    "RUN_ESTIMATE_S": ("800", float, "wall seconds per run assumed before any run was measured"),
+    "PLOTS": ("1", str, "0 = no plots after stage 3"),
+    "DRY_RUN": ("0", str, "1 = print each stage's commands and rules, run nothing"),
 }
 NARROW_KNOBS = ("ASQU_BETA_INIT", "ASQU_LR")
 
@@ -75,23 +69,15 @@ class CampaignError(Exception):
 
 
 def read_settings(environ: dict, argv: list[str]) -> dict:
-    s = {name: environ.get(name, default) for name, (default, _) in SETTINGS.items()}
+    s = {name: environ.get(name, default) for name, (default, _, _) in SETTINGS.items()}
     if argv:
         s["OUT"] = argv[0]
-    numbers = {"NPROC": int, "WALLCLOCK": float, "TRAIN_SHARDS": int, "REF_SLIDING_BPB": float,
-               "TOL_SLIDING_BPB": float, "REF_STEPS": int, "TOL_STEPS": int, "REF_MODEL_BYTES": int, "TOL_MODEL_BYTES": int, "STEP_MARGIN": float,
-               "SIZE_LIMIT": int, "TIME_LIMIT_S": float, "MIN_GAIN_BPB": float, "RUN_ESTIMATE_S": float}
-    for name, kind in numbers.items():
+    for name, (default, kind, _) in SETTINGS.items():
         try:
-            s[name] = kind(s[name])
+            s[name] = None if kind is not str and not s[name] and not default else kind(s[name])  # "": unset
         except ValueError:
             wanted = "an integer" if kind is int else "a number"
             raise CampaignError(f"{name} must be {wanted}, got {s[name]!r}") from None
-    for name in ("PRICE_PER_GPU_HOUR", "BUDGET"):
-        try:
-            s[name] = float(s[name]) if s[name] else None
-        except ValueError:
-            raise CampaignError(f"{name} must be a number, got {s[name]!r}") from None
     if s["BUDGET"] is not None and s["PRICE_PER_GPU_HOUR"] is None:
         raise CampaignError("BUDGET is money: set PRICE_PER_GPU_HOUR too")
     s["ACTIVATIONS"] = [a for a in s["ACTIVATIONS"].split(",") if a]
@@ -369,7 +355,8 @@ class Campaign:
                 print(f"  - {text}")
             spent = self.spent_gpu_hours()
             print(f"cost: stage {number} {wall:.0f} s this time x {s['NPROC']} GPUs, {record['gpu_hours']:.3f} "
-                  f"GPU-hours in all{self.money(record['gpu_hours'])}; campaign {spent:.3f} GPU-hours{self.money(spent)}")
+                  f"GPU-hours in all{self.money(record['gpu_hours'])}; campaign {spent:.3f} "
+                  f"GPU-hours{self.money(spent)}")
             self.save(f"KILL at stage {number}" if verdict == "KILL" else f"GO through stage {number}")
             if verdict == "KILL":
                 print(f"\ncampaign: KILL at stage {number} ({name}); verdict in {self.out / 'campaign.json'}")
@@ -383,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] in (["-h"], ["--help"]):
         print(__doc__)
         print("Settings (environment variables):")
-        for name, (default, meaning) in SETTINGS.items():
+        for name, (default, _, meaning) in SETTINGS.items():
             print(f"  {name:<20} {default or '(unset)':<22} {meaning}")
         return 0
     try:
