@@ -23,9 +23,7 @@ import torch
 
 SCRIPTS = Path(__file__).resolve().parent
 REPO = SCRIPTS.parent
-sys.path.insert(0, str(SCRIPTS))
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "data"))
+sys.path[:0] = [str(REPO / "data"), str(REPO), str(SCRIPTS)]
 import train_gpt as tg  # noqa: E402
 from bench_asqu import DEFAULT_ROUNDS, fmt_spread, header, per_round_ratios, rotated, sample_data  # noqa: E402
 from configs import named_config  # noqa: E402
@@ -106,8 +104,9 @@ class EvalBench:
 
     def report(self) -> None:
         a = self.args
-        print(f"\neval, small model ({a.num_layers}x{a.model_dim}, seq {a.eval_seq_len}) on {self.val.tokens.numel() - 1:,} "
-              f"sample val tokens (val_bpb plain {self.bpb['plain']:.4f}, sliding {self.bpb['sliding']:.4f}):")
+        print(f"\neval, small model ({a.num_layers}x{a.model_dim}, seq {a.eval_seq_len}) on "
+              f"{self.val.tokens.numel() - 1:,} sample val tokens (val_bpb plain {self.bpb['plain']:.4f}, sliding "
+              f"{self.bpb['sliding']:.4f}):")
         print(f"  plain             {fmt_spread(self.times['plain'], '{:.2f}')} s")
         print(f"  sliding stride {a.eval_stride:<3d}{fmt_spread(self.times['sliding'], '{:.2f}')} s")
         ratio = per_round_ratios(self.times["sliding"], self.times["plain"])

@@ -198,23 +198,34 @@ class Campaign:
                            f"data download exit status {proc and proc.returncode}"))
         return checks or [(True, "preflight and download skipped")], 0
 
-    def training(self, activations, seeds, out=None, env=()) -> tuple[list[tuple[bool, str]], int]:
-        out = out or self.runs_dir
-        todo = self.pending(activations, seeds, out)
-        if todo == 0 and not self.dry:
-            print(f"(every run of this stage is finished in {out}: nothing to run)")
-            return [], 0
-        proc = self.run(self.sweep_command(activations, seeds, out, env))
-        if proc is None or proc.returncode == 0:
-            return [], todo
-        return [(False, f"tools/sweep.py failed (exit status {proc.returncode}); its output above names the run")], todo
+    def sweeps(self, number: int) -> list[tuple[list[str], list[int], Path, list[str]]]:
+        """The (activations, seeds, out folder, --env settings) sweeps that stage `number` trains."""
+        s, first = self.s, self.s["SEEDS"][:1]
+        return {1: [([self.control], first, self.runs_dir, [])],
+                2: [(s["ACTIVATIONS"], first, self.runs_dir, [])],
+                3: [(s["ACTIVATIONS"], s["SEEDS"], self.runs_dir, []),
+                    *(([self.candidate], first, out, [env]) for env, out in self.narrow_sweeps())]}.get(number, [])
+
+    def training(self, number: int) -> tuple[list[tuple[bool, str]], int]:
+        failed, ran = [], 0
+        for activations, seeds, out, env in self.sweeps(number):
+            todo = self.pending(activations, seeds, out)
+            if todo == 0 and not self.dry:
+                print(f"(every run of this stage is finished in {out}: nothing to run)")
+                continue
+            proc = self.run(self.sweep_command(activations, seeds, out, env))
+            ran += todo
+            if proc is not None and proc.returncode != 0:
+                failed.append((False, f"tools/sweep.py failed (exit status {proc.returncode}); its output above "
+                                      "names the run"))
+        return failed, ran
 
     def stage_control(self):
-        failed, ran = self.training([self.control], self.s["SEEDS"][:1])
+        failed, ran = self.training(1)
         return (failed, ran) if failed or self.dry else (self.control_checks(), ran)
 
     def stage_ab(self):
-        failed, ran = self.training(self.s["ACTIVATIONS"], self.s["SEEDS"][:1])
+        failed, ran = self.training(2)
         if failed or self.dry:
             return failed, ran
         for arm in self.s["ACTIVATIONS"][1:-1]:  # reference arms: reported, not deciding
@@ -223,10 +234,7 @@ class Campaign:
         return self.arm_checks(self.candidate, self.s["SEEDS"][:1]), ran
 
     def stage_confirm(self):
-        failed, ran = self.training(self.s["ACTIVATIONS"], self.s["SEEDS"])
-        for env, out in self.narrow_sweeps():
-            more, more_ran = self.training([self.candidate], self.s["SEEDS"][:1], out, [env])
-            failed, ran = failed + more, ran + more_ran
+        failed, ran = self.training(3)
         plots = [self.s["PYTHON"], "tools/plots.py", str(self.runs_dir), "--out", str(self.out / "plots")]
         if failed or self.dry:
             if self.dry and self.s["PLOTS"] == "1":
@@ -289,15 +297,10 @@ class Campaign:
         }[number]
 
     def estimate_gpu_hours(self, number: int) -> float:
-        s = self.s
-        seeds = s["SEEDS"][:1] if number in (1, 2) else s["SEEDS"]
-        acts = [self.control] if number == 1 else s["ACTIVATIONS"]
-        runs = self.pending(acts, seeds, self.runs_dir) if number in (1, 2, 3) else 0
-        if number == 3:
-            runs += sum(self.pending([self.candidate], s["SEEDS"][:1], out) for _, out in self.narrow_sweeps())
+        runs = sum(self.pending(activations, seeds, out) for activations, seeds, out, _ in self.sweeps(number))
         measured = self.state["measured_runs"]
-        per_run_s = measured["wall_s"] / measured["count"] if measured["count"] else s["RUN_ESTIMATE_S"]
-        return runs * per_run_s * s["NPROC"] / 3600
+        per_run_s = measured["wall_s"] / measured["count"] if measured["count"] else self.s["RUN_ESTIMATE_S"]
+        return runs * per_run_s * self.s["NPROC"] / 3600
 
     def money(self, gpu_hours: float) -> str:
         price = self.s["PRICE_PER_GPU_HOUR"]

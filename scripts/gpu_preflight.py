@@ -4,23 +4,17 @@
   python3 scripts/gpu_preflight.py                 # on the GPU node, from anywhere
   python3 scripts/gpu_preflight.py --cpu           # smoke-test this script on a CPU machine (small model)
 
-It prints what the 8-GPU run depends on (Python, torch, CUDA, the GPUs, NCCL, FlashAttention 3 and 2, triton,
-zstandard), then runs train_gpt.py once per activation: 1 process, compiled, the default model, --steps timed
-steps after --warmup, WARMDOWN_ITERS half the steps (late QAT switches on inside the timed loop), export, int6
-roundtrip and a coarse sliding eval, each run in its own folder inside a temporary one (deleted unless --keep or
-a run failed; nothing is written to your folder). From the logs it reports the attention backend, compile /
-warm-up time, steady step time (median of the per-step train_time deltas) and the asqu/relu2 ratio, recompiles
-after warm-up, peak memory, artifact size and int6 roundtrip val_bpb, and ends with one line: `GO`, or
-`NO-GO: <reasons>`. Exit status 0 for GO, 1 otherwise.
+It prints what the 8-GPU run depends on, runs a short 1-GPU compiled training of the default model per activation
+(--steps after --warmup, WARMDOWN_ITERS half the steps so late QAT switches on in the timed loop, export, int6
+roundtrip, a coarse sliding eval) in a temporary folder, kept with --keep or when a run failed, and reports what
+the logs say (README.md, "GPU preflight"). Its last line is `GO` or `NO-GO: <reasons>` (exit status 0 / 1). Your
+shell's train_gpt.py variables are ignored; --set NAME=VALUE changes one for both runs. Data: --data-path /
+--tokenizer-path, else DATA_PATH / TOKENIZER_PATH, else train_gpt.py's defaults, else the offline sample
+(data/build_sample.py; val_bpb means nothing there).
 
-Data: --data-path / --tokenizer-path, else DATA_PATH / TOKENIZER_PATH, else train_gpt.py's defaults; without the
-FineWeb shards the runs use the offline sample (data/build_sample.py): speed, compile, memory and artifact checks
-hold, val_bpb does not. Variables of train_gpt.py set in your shell are ignored (the default configuration runs);
---set NAME=VALUE changes one for both runs.
-
---cpu: the same runs on CPU with configs/cpu_small.env on the offline sample, eager unless --compile; the GPU
-checks are not possible there and the last line says `CPU-SMOKE-OK (...)` or `CPU-SMOKE-FAILED: <reason>`.
-Without --cpu on a machine without CUDA the preflight stops after the environment with `NO-GO: no CUDA device`.
+--cpu: the same runs on CPU with configs/cpu_small.env on the offline sample, eager unless --compile, ending
+`CPU-SMOKE-OK (...)` or `CPU-SMOKE-FAILED: <reason>`. Without --cpu and without CUDA it stops after the
+environment with `NO-GO: no CUDA device`.
 """
 from __future__ import annotations
 
@@ -495,8 +489,11 @@ def format_runs(results: dict[str, RunResult], cpu: bool) -> list[str]:
     return lines
 
 
-def report_json(env: dict, results: dict[str, RunResult], ok: bool, final: str, warns: list[str],
-                notes: list[str]) -> dict:
+def write_json(path: str | None, env: dict, results: dict[str, RunResult], ok: bool, final: str, warns: list[str],
+               notes: list[str]) -> None:
+    """The report as JSON at path (--json); nothing without one."""
+    if not path:
+        return
     runs = {}
     for act, res in results.items():
         f, log = res.facts, res.facts.run
@@ -515,8 +512,9 @@ def report_json(env: dict, results: dict[str, RunResult], ok: bool, final: str, 
             "roundtrip_val_bpb": log.roundtrip_val_bpb, "sliding_val_bpb": log.sliding_val_bpb,
             "model_params": log.model_params,
         }
-    return {"environment": env, "runs": runs, "asqu_relu2_ratio": step_ratio(results), "ok": ok,
-            "final": final, "warnings": warns, "notes": notes}
+    report = {"environment": env, "runs": runs, "asqu_relu2_ratio": step_ratio(results), "ok": ok, "final": final,
+              "warnings": warns, "notes": notes}
+    Path(path).write_text(json.dumps(report, indent=2))
 
 
 # ----- main ----------------------------------------------------------------------------------------------------------
@@ -559,17 +557,14 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     mode = "CPU smoke test (small configuration)" if args.cpu else "GPU preflight (default configuration, 1 GPU)"
     print(f"asqu-golf preflight: {mode}; repository {REPO}")
-    print("environment:")
     env = check_environment()
-    for line in format_environment(env):
-        print(line)
+    print("environment:", *format_environment(env), sep="\n")
     notes: list[str] = []
     if not args.cpu and not env.get("cuda_available"):
         ok, final, warns = verdict(env, {}, cpu=False)
         print("the GPU checks are not possible without CUDA; `--cpu` smoke-tests this script on CPU.")
         print(final)
-        if args.json:
-            Path(args.json).write_text(json.dumps(report_json(env, {}, ok, final, warns, notes), indent=2))
+        write_json(args.json, env, {}, ok, final, warns, notes)
         return 1
 
     if args.workdir:
@@ -592,9 +587,7 @@ def main(argv=None) -> int:
             if results and overrides.get("COMPILE") == "1" and cache_note not in notes:
                 notes.append(cache_note)
             results[act] = run_training(act, tmp / act, cenv, args.timeout)
-        print("results:")
-        for line in format_runs(results, args.cpu):
-            print(line)
+        print("results:", *format_runs(results, args.cpu), sep="\n")
         ratio = step_ratio(results)
         if ratio is not None:
             print(f"  asqu/relu2 steady step time ratio: {ratio:.3f} (NO-GO above {args.max_ratio:.3f}"
@@ -604,8 +597,7 @@ def main(argv=None) -> int:
             print(f"note: {n}")
         for w in warns:
             print(f"WARN: {w}")
-        if args.json:
-            Path(args.json).write_text(json.dumps(report_json(env, results, ok, final, warns, notes), indent=2))
+        write_json(args.json, env, results, ok, final, warns, notes)
     except Exception as exc:  # a preflight must always end with its verdict line
         ok = False
         final = f"{failed_word(args.cpu)}: the preflight itself failed ({type(exc).__name__}: {exc})"
