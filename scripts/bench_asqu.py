@@ -77,6 +77,15 @@ def rotated(items: list, round_index: int) -> list:
     return items[k:] + items[:k]
 
 
+def interleaved(rounds: int, variants: list, measure) -> dict:
+    """{variant: [measure(variant), one a round]}: every round measures every variant, in rotated order."""
+    results = {v: [] for v in variants}
+    for r in range(rounds):
+        for v in rotated(variants, r):
+            results[v].append(measure(v))
+    return results
+
+
 def device_description(device: str) -> str:
     if device.startswith("cuda"):
         return f"{device} ({torch.cuda.get_device_name(0)})"
@@ -154,10 +163,7 @@ def bench_activation(device: str, tokens: int, hidden: int, dtype: torch.dtype, 
     eager = activation_fns(triton=triton)
     fns = {("eager", k): f for k, f in eager.items()}
     fns.update({("compiled", k): torch.compile(f, fullgraph=True, dynamic=False) for k, f in eager.items()})
-    times: dict[tuple, list[float]] = {key: [] for key in fns}
-    for r in range(rounds):
-        for key in rotated(list(fns), r):
-            times[key].append(time_fn(fns[key], h, beta, g, iters))
+    times = interleaved(rounds, list(fns), lambda key: time_fn(fns[key], h, beta, g, iters))
     dt = str(dtype).removeprefix("torch.")
     for mode in ("eager", "compiled"):
         print(f"\nactivation fwd+bwd, {mode}, {device} {dt}, {tokens}x{hidden}, {iters} calls per round:")
@@ -239,11 +245,8 @@ def bench_steps(rounds: int, steps: int, modes: list[str], extra: dict, config_n
     trainers = {(mode, act, kernel): build_trainer(act, mode == "compiled", 3 if mode == "compiled" else 1, data,
                                                    extra, kernel)
                 for mode, act, kernel in variants}
-    times: dict[tuple, list[float]] = {v: [] for v in variants}
     graphs = tg.compiled_graphs()
-    for r in range(rounds):
-        for v in rotated(variants, r):
-            times[v].append(time_steps(trainers[v], steps))
+    times = interleaved(rounds, variants, lambda v: time_steps(trainers[v], steps))
     if tg.compiled_graphs() != graphs:  # a graph compiled inside a timed block: its times are not step times
         print(f"WARNING: {tg.compiled_graphs() - graphs} graph(s) compiled during the timed steps")
     print(f"\ntrain_gpt.py Trainer.step, {config_name} model, {steps} steps per variant per round, in one process, "

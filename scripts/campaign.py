@@ -302,9 +302,14 @@ class Campaign:
         per_run_s = measured["wall_s"] / measured["count"] if measured["count"] else self.s["RUN_ESTIMATE_S"]
         return runs * per_run_s * self.s["NPROC"] / 3600
 
-    def money(self, gpu_hours: float) -> str:
+    def cost(self, gpu_hours: float) -> float | None:
+        """The money of these GPU-hours; None without PRICE_PER_GPU_HOUR."""
         price = self.s["PRICE_PER_GPU_HOUR"]
-        return "" if price is None else f" ({gpu_hours * price:.2f} at {price:g} per GPU-hour)"
+        return None if price is None else gpu_hours * price
+
+    def money(self, gpu_hours: float) -> str:
+        cost = self.cost(gpu_hours)
+        return "" if cost is None else f" ({cost:.2f} at {self.s['PRICE_PER_GPU_HOUR']:g} per GPU-hour)"
 
     def spent_gpu_hours(self) -> float:
         return sum(st["gpu_hours"] for st in self.state["stages"].values())
@@ -312,8 +317,7 @@ class Campaign:
     def save(self, verdict: str) -> None:
         self.state.update(verdict=verdict, gpu_hours_total=self.spent_gpu_hours(), nproc=self.s["NPROC"],
                           price_per_gpu_hour=self.s["PRICE_PER_GPU_HOUR"], budget=self.s["BUDGET"],
-                          cost_total=None if self.s["PRICE_PER_GPU_HOUR"] is None
-                          else self.spent_gpu_hours() * self.s["PRICE_PER_GPU_HOUR"])
+                          cost_total=self.cost(self.spent_gpu_hours()))
         self.out.mkdir(parents=True, exist_ok=True)
         tmp = self.out / "campaign.json.tmp"
         tmp.write_text(json.dumps(self.state, indent=2) + "\n", encoding="utf-8")
@@ -331,8 +335,8 @@ class Campaign:
             if number in (1, 2, 3):
                 print(f"estimate: {estimate:.3f} GPU-hours{self.money(estimate)} for the runs not yet finished")
             if s["BUDGET"] is not None and not self.dry:
-                left = s["BUDGET"] - self.spent_gpu_hours() * s["PRICE_PER_GPU_HOUR"]
-                if estimate * s["PRICE_PER_GPU_HOUR"] > left:
+                left = s["BUDGET"] - self.cost(self.spent_gpu_hours())
+                if self.cost(estimate) > left:
                     print(f"STOP (budget): stage {number} is estimated at {estimate:.3f} GPU-hours"
                           f"{self.money(estimate)}; {left:.2f} of the budget {s['BUDGET']:g} is left")
                     self.save(f"STOPPED before stage {number} (budget)")
@@ -350,9 +354,8 @@ class Campaign:
             record["gpu_hours"] = record["wall_s"] * s["NPROC"] / 3600
             verdict = "GO" if checks and all(ok for ok, _ in checks) else "KILL"
             reasons = [text for ok, text in checks if not ok] if verdict == "KILL" else [text for _, text in checks]
-            price = s["PRICE_PER_GPU_HOUR"]
             record.update(verdict=verdict, reasons=reasons, estimate_gpu_hours=estimate,
-                          cost=None if price is None else record["gpu_hours"] * price)
+                          cost=self.cost(record["gpu_hours"]))
             print(f"stage {number} ({name}): {verdict}")
             for text in reasons:
                 print(f"  - {text}")
