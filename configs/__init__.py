@@ -1,6 +1,7 @@
-"""The named configurations, one file each: tiny.env (the tests' runs, seconds on CPU) and cpu_small.env (the
-quickstart's model, used by the preflight's --cpu runs and the export/eval benchmark). "default" is train_gpt.py's
-own defaults: no file. The files are plain NAME=value lines, sourced by bash (scripts/quickstart.sh) and read here.
+"""The named configurations, one file each: tiny.env (the tests' runs, seconds on CPU), cpu_small.env (the
+quickstart's model, used by the preflight's --cpu runs and the export/eval benchmark) and mlp_heavy.env (the step
+benchmark's model). "default" is train_gpt.py's own defaults: no file. The files are plain NAME=value lines, sourced
+by bash (scripts/quickstart.sh) and read here.
 """
 from __future__ import annotations
 

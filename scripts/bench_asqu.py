@@ -7,13 +7,12 @@
   python3 scripts/bench_asqu.py all
   python3 scripts/bench_asqu.py step --kernels torch,triton  # also MLP_KERNEL=triton (GPU; CPU only interprets)
 
-Variants are interleaved round by round (their order rotated every round), so that machine noise
-hits all of them alike; the step benchmark builds and compiles every variant's model (train_gpt.py's
-own build_trainer and warm_up) in this one process before timing anything. Every ratio is taken within
-one round (variant / relu2 of the same round) and printed as the median with the min and max over the
-rounds; absolute times likewise. The header gives the date, torch version, device and thread count. Whole-step goals (asqu / relu2):
-eager <= 1.25, compiled <= 1.03; the output says "goal not met" where the median misses one.
-CPU timings on a shared machine are noisy: quote medians of at least 5 rounds with their spread.
+Variants are interleaved round by round (order rotated every round), so machine noise hits them alike; the step
+benchmark builds and compiles every variant's model (train_gpt.py's build_trainer and warm_up) in this process
+before timing anything. Ratios are taken within a round and printed, like absolute times, as the median with
+the min and max over rounds, under a header with the date, torch version, device and threads. Whole-step goals
+(asqu / relu2): eager <= 1.25, compiled <= 1.03 ("goal not met" where the median misses one). CPU timings on a
+shared machine are noisy: quote medians of at least 5 rounds with their spread.
 """
 from __future__ import annotations
 
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import train_gpt as tg  # noqa: E402
+from configs import named_config  # noqa: E402
 
 # train_gpt.build_trainer replaces this global by its compiled form; the step benchmark builds several
 # trainers in one process, so it puts the original back before each (compiling it once, not wrapped again).
@@ -46,17 +46,13 @@ ACTIVATION_GOAL = 1.05  # the activation alone, asqu / relu2, both on the Triton
 # ----- statistics and reporting (shared with bench_export_eval.py) -------------------
 
 def spread(values: list[float]) -> tuple[float, float, float]:
-    """(median, min, max) of a non-empty list."""
-    if not values:
-        raise ValueError("no values")
+    """(median, min, max) of a non-empty list (statistics.median raises a ValueError on an empty one)."""
     return statistics.median(values), min(values), max(values)
 
 
 def per_round_ratios(num: list[float], den: list[float]) -> list[float]:
-    """num[r] / den[r] for every round r (both measured in the same round)."""
-    if len(num) != len(den):
-        raise ValueError(f"{len(num)} vs {len(den)} rounds")
-    return [a / b for a, b in zip(num, den)]
+    """num[r] / den[r] for every round r (both measured in the same round); a ValueError on unequal rounds."""
+    return [a / b for a, b in zip(num, den, strict=True)]
 
 
 def fmt_spread(values: list[float], fmt: str = "{:.3f}") -> str:
@@ -79,6 +75,15 @@ def rotated(items: list, round_index: int) -> list:
     """The items in the order for one round: rotated by the round number."""
     k = round_index % len(items) if items else 0
     return items[k:] + items[:k]
+
+
+def interleaved(rounds: int, variants: list, measure) -> dict:
+    """{variant: [measure(variant), one a round]}: every round measures every variant, in rotated order."""
+    results = {v: [] for v in variants}
+    for r in range(rounds):
+        for v in rotated(variants, r):
+            results[v].append(measure(v))
+    return results
 
 
 def device_description(device: str) -> str:
@@ -136,17 +141,15 @@ def activation_fns(slope: float = 0.5, triton: bool = False) -> dict:
 
 def time_fn(fn, h, beta, g, iters: int) -> float:
     """Seconds per forward + backward, after 2 untimed calls (which compile on first use)."""
-    for _ in range(2):
-        h.grad = beta.grad = None
-        fn(h, beta).backward(g)
-    if h.is_cuda:
-        torch.cuda.synchronize()
+    def calls(n: int) -> None:
+        for _ in range(n):
+            h.grad = beta.grad = None
+            fn(h, beta).backward(g)
+        tg.sync(h.device)
+
+    calls(2)
     t0 = time.perf_counter()
-    for _ in range(iters):
-        h.grad = beta.grad = None
-        fn(h, beta).backward(g)
-    if h.is_cuda:
-        torch.cuda.synchronize()
+    calls(iters)
     return (time.perf_counter() - t0) / iters
 
 
@@ -160,10 +163,7 @@ def bench_activation(device: str, tokens: int, hidden: int, dtype: torch.dtype, 
     eager = activation_fns(triton=triton)
     fns = {("eager", k): f for k, f in eager.items()}
     fns.update({("compiled", k): torch.compile(f, fullgraph=True, dynamic=False) for k, f in eager.items()})
-    times: dict[tuple, list[float]] = {key: [] for key in fns}
-    for r in range(rounds):
-        for key in rotated(list(fns), r):
-            times[key].append(time_fn(fns[key], h, beta, g, iters))
+    times = interleaved(rounds, list(fns), lambda key: time_fn(fns[key], h, beta, g, iters))
     dt = str(dtype).removeprefix("torch.")
     for mode in ("eager", "compiled"):
         print(f"\nactivation fwd+bwd, {mode}, {device} {dt}, {tokens}x{hidden}, {iters} calls per round:")
@@ -184,11 +184,7 @@ def bench_activation(device: str, tokens: int, hidden: int, dtype: torch.dtype, 
 
 # ----- whole training steps ----------------------------------------------------------
 
-STEP_ENV = {  # an MLP-heavy small model: the MLP dominates, so ASQU's cost is exposed
-    "MODEL_DIM": "64", "MLP_MULT": "16", "NUM_LAYERS": "4", "NUM_HEADS": "4", "NUM_KV_HEADS": "2", "ROPE_DIMS": "16",
-    "TRAIN_SEQ_LEN": "256", "EVAL_SEQ_LEN": "256", "TRAIN_BATCH_TOKENS": "16384", "XSA_LAST_N": "2", "VE_LAYERS": "2,3",
-    "VE_DIM": "32", "BIGRAM_VOCAB_SIZE": "256", "BIGRAM_DIM": "32", "LATE_QAT_THRESHOLD": "0",
-}
+STEP_ENV = named_config("mlp_heavy")
 RECORD_ENV = {  # the record's model (minus data-dependent settings): meant for a GPU
     "MODEL_DIM": "512", "MLP_MULT": "3", "NUM_LAYERS": "11", "NUM_HEADS": "8", "NUM_KV_HEADS": "4",
     "TRAIN_SEQ_LEN": "2048", "EVAL_SEQ_LEN": "2048", "TRAIN_BATCH_TOKENS": "786432", "XSA_LAST_N": "4",
@@ -249,11 +245,8 @@ def bench_steps(rounds: int, steps: int, modes: list[str], extra: dict, config_n
     trainers = {(mode, act, kernel): build_trainer(act, mode == "compiled", 3 if mode == "compiled" else 1, data,
                                                    extra, kernel)
                 for mode, act, kernel in variants}
-    times: dict[tuple, list[float]] = {v: [] for v in variants}
     graphs = tg.compiled_graphs()
-    for r in range(rounds):
-        for v in rotated(variants, r):
-            times[v].append(time_steps(trainers[v], steps))
+    times = interleaved(rounds, variants, lambda v: time_steps(trainers[v], steps))
     if tg.compiled_graphs() != graphs:  # a graph compiled inside a timed block: its times are not step times
         print(f"WARNING: {tg.compiled_graphs() - graphs} graph(s) compiled during the timed steps")
     print(f"\ntrain_gpt.py Trainer.step, {config_name} model, {steps} steps per variant per round, in one process, "

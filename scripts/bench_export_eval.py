@@ -1,13 +1,10 @@
 """Timings of the artifact path: GPTQ-lite int6 export (quantize, compress, read back + dequantize + load)
 of the default 27M-parameter model, and the plain and sliding-window evals of a small model on the
-offline sample's validation split.
+offline sample's validation split; parts interleaved as in bench_asqu.py, figures median [min, max].
 
   python3 scripts/bench_export_eval.py                    # 5 rounds, export and eval
   python3 scripts/bench_export_eval.py --what eval --stride 64 --eval-tokens 32768
   python3 scripts/bench_export_eval.py --rounds 1 --export-model small --eval-tokens 4096   # smoke run
-
-The parts are interleaved round by round (order rotated every round); every figure is the median with
-the min and max over rounds, and the sliding/plain ratio is taken within each round.
 """
 from __future__ import annotations
 
@@ -23,11 +20,9 @@ import torch
 
 SCRIPTS = Path(__file__).resolve().parent
 REPO = SCRIPTS.parent
-sys.path.insert(0, str(SCRIPTS))
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "data"))
+sys.path[:0] = [str(REPO / "data"), str(REPO), str(SCRIPTS)]
 import train_gpt as tg  # noqa: E402
-from bench_asqu import DEFAULT_ROUNDS, fmt_spread, header, per_round_ratios, rotated, sample_data  # noqa: E402
+from bench_asqu import DEFAULT_ROUNDS, fmt_spread, header, interleaved, per_round_ratios, sample_data  # noqa: E402
 from configs import named_config  # noqa: E402
 
 SMALL = {**named_config("cpu_small"), "TRAIN_SEQ_LEN": "1024", "EVAL_SEQ_LEN": "1024"}  # the small CPU model
@@ -106,8 +101,9 @@ class EvalBench:
 
     def report(self) -> None:
         a = self.args
-        print(f"\neval, small model ({a.num_layers}x{a.model_dim}, seq {a.eval_seq_len}) on {self.val.tokens.numel() - 1:,} "
-              f"sample val tokens (val_bpb plain {self.bpb['plain']:.4f}, sliding {self.bpb['sliding']:.4f}):")
+        print(f"\neval, small model ({a.num_layers}x{a.model_dim}, seq {a.eval_seq_len}) on "
+              f"{self.val.tokens.numel() - 1:,} sample val tokens (val_bpb plain {self.bpb['plain']:.4f}, sliding "
+              f"{self.bpb['sliding']:.4f}):")
         print(f"  plain             {fmt_spread(self.times['plain'], '{:.2f}')} s")
         print(f"  sliding stride {a.eval_stride:<3d}{fmt_spread(self.times['sliding'], '{:.2f}')} s")
         ratio = per_round_ratios(self.times["sliding"], self.times["plain"])
@@ -131,9 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     evals = EvalBench(a.stride, a.eval_tokens) if a.what in ("eval", "all") else None
     parts = ([export.round] if export else []) + ([lambda: evals.run("plain"), lambda: evals.run("sliding")]
                                                   if evals else [])
-    for r in range(a.rounds):
-        for part in rotated(parts, r):
-            part()
+    interleaved(a.rounds, parts, lambda part: part())
     if export:
         export.report(a.export_model)
     if evals:

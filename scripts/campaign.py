@@ -4,20 +4,13 @@
     python3 scripts/campaign.py [OUT]            # default OUT: results/h100-campaign
     DRY_RUN=1 python3 scripts/campaign.py        # print each stage's commands and rules, run nothing
 
-Stages (README.md, "The staged campaign", says why each rule and default):
-  0 setup         scripts/gpu_preflight.py, then the published data (SKIP_PREFLIGHT=1 / SKIP_DOWNLOAD=1)
-  1 control       relu2 at the first seed: GO when it reproduces the record's figures within tolerances
-  2 A/B           the other activations at the first seed: KILL when the candidate (the last activation) is
-                  slower than the control by more than STEP_MARGIN, over SIZE_LIMIT bytes, over TIME_LIMIT_S
-                  of training, or not better on both final_int6_roundtrip_exact and the sliding window
-  3 confirmation  the other seeds, the same rules on the means, compare.py's record criterion (reported);
-                  NARROW_SWEEP adds a few candidate runs at the first seed
-  4 record check  tools/package.py --check on the candidate's runs, against SOTA_LOGS when given
+Stages: 0 setup (scripts/gpu_preflight.py, then the published data), 1 control, 2 A/B, 3 confirmation, 4 record
+check (tools/package.py --check); README.md, "The staged campaign", gives each stage's runs and rules and why.
 Every stage prints and records (OUT/campaign.json) its verdict, reasons, GPU-hours (its wall time x NPROC)
 and, with PRICE_PER_GPU_HOUR, money; BUDGET stops before a stage whose estimate exceeds what is left.
 Run the same command again to resume: finished runs are not run again (tools/sweep.py). Settings are
-environment variables (SETTINGS below; --help lists them). Exit status: 0 every stage GO, 1 a KILL,
-2 a usage error, 3 stopped by the budget.
+environment variables (listed below). Exit status: 0 every stage GO, 1 a KILL, 2 a usage error, 3 stopped by
+the budget.
 """
 from __future__ import annotations
 
@@ -35,37 +28,38 @@ import compare  # noqa: E402
 import runlog  # noqa: E402
 import sweep  # noqa: E402
 
-# name: (default, meaning). Reference figures: the March 22 record, seed 1337 (its log); tolerances from
+# name: (default, kind, meaning). Reference figures: the March 22 record, seed 1337 (its log); tolerances from
 # its three seeds (README.md, "The staged campaign").
 SETTINGS = {
-    "OUT": ("results/h100-campaign", "output folder (or the first argument)"),
-    "PYTHON": ("python3", "the Python that runs every step"),
-    "ACTIVATIONS": ("relu2,leaky2,asqu", "the control first, the candidate last, reference arms between"),
-    "SEEDS": ("1337,42,2025", "the first for stages 1-2, the others for stage 3"),
-    "NPROC": ("8", "processes (GPUs) per run; GPU-hours = wall time x NPROC"),
-    "WALLCLOCK": ("600", "MAX_WALLCLOCK_SECONDS of every run (0 = the fixed-step regime)"),
-    "TRAIN_ENV": ("", "more KEY=VALUE settings for every run, space-separated"),
-    "TRAIN_SHARDS": ("80", "train shards to download"),
-    "SKIP_PREFLIGHT": ("0", "1 = no preflight"),
-    "SKIP_DOWNLOAD": ("0", "1 = no data download"),
-    "REF_SLIDING_BPB": ("1.12278022", "stage 1: the record's sliding-window val_bpb"),
-    "TOL_SLIDING_BPB": ("0.0015", "stage 1: accepted distance from it"),
-    "REF_STEPS": ("7096", "stage 1: the record's steps in 600 s"),
-    "TOL_STEPS": ("71", "stage 1: accepted distance from it"),
-    "REF_MODEL_BYTES": ("15487414", "stage 1: the record's compressed model (Serialized model int6+zstd)"),
-    "TOL_MODEL_BYTES": ("100000", "stage 1: accepted distance from it"),
-    "STEP_MARGIN": ("0.02", "stages 2-3: KILL when the candidate's step_avg exceeds the control's by more"),
-    "SIZE_LIMIT": ("16000000", "stages 2-3: KILL when a candidate's total submission size exceeds it"),
-    "TIME_LIMIT_S": ("600", "stages 2-3: KILL when a candidate's training time exceeds it (+1 s)"),
-    "MIN_GAIN_BPB": ("0", "stages 2-3: KILL unless the candidate is lower by more than this on both metrics"),
-    "NARROW_SWEEP": ("", "stage 3: NAME=v1,v2 with NAME ASQU_BETA_INIT or ASQU_LR (candidate, first seed)"),
-    "SOTA_LOGS": ("", "stage 4: the current SOTA's train_seed*.log files or folder, space-separated"),
-    "TRACK": ("10min_16mb", "stage 4: package.py --track"),
-    "PRICE_PER_GPU_HOUR": ("", "money per GPU-hour; unset: costs in GPU-hours only"),
-    "BUDGET": ("", "money (needs PRICE_PER_GPU_HOUR): stop before a stage whose estimate exceeds what is left"),
-    "RUN_ESTIMATE_S": ("800", "wall seconds per run assumed before any run was measured"),
-    "PLOTS": ("1", "0 = no plots after stage 3"),
-    "DRY_RUN": ("0", "1 = print each stage's commands and rules, run nothing"),
+    "OUT": ("results/h100-campaign", str, "output folder (or the first argument)"),
+    "PYTHON": ("python3", str, "the Python that runs every step"),
+    "ACTIVATIONS": ("relu2,leaky2,asqu", str, "the control first, the candidate last, reference arms between"),
+    "SEEDS": ("1337,42,2025", str, "the first for stages 1-2, the others for stage 3"),
+    "NPROC": ("8", int, "processes (GPUs) per run; GPU-hours = wall time x NPROC"),
+    "WALLCLOCK": ("600", float, "MAX_WALLCLOCK_SECONDS of every run (0 = the fixed-step regime)"),
+    "TRAIN_ENV": ("", str, "more KEY=VALUE settings for every run, space-separated"),
+    "TRAIN_SHARDS": ("80", int, "train shards to download"),
+    "SKIP_PREFLIGHT": ("0", str, "1 = no preflight"),
+    "SKIP_DOWNLOAD": ("0", str, "1 = no data download"),
+    "REF_SLIDING_BPB": ("1.12278022", float, "stage 1: the record's sliding-window val_bpb"),
+    "TOL_SLIDING_BPB": ("0.0015", float, "stage 1: accepted distance from it"),
+    "REF_STEPS": ("7096", int, "stage 1: the record's steps in 600 s"),
+    "TOL_STEPS": ("71", int, "stage 1: accepted distance from it"),
+    "REF_MODEL_BYTES": ("15487414", int, "stage 1: the record's compressed model (Serialized model int6+zstd)"),
+    "TOL_MODEL_BYTES": ("100000", int, "stage 1: accepted distance from it"),
+    "STEP_MARGIN": ("0.02", float, "stages 2-3: KILL when the candidate's step_avg exceeds the control's by more"),
+    "SIZE_LIMIT": (str(runlog.trainer_constant("SIZE_LIMIT")), int,
+                   "stages 2-3: KILL when a candidate's total submission size exceeds it"),
+    "TIME_LIMIT_S": ("600", float, "stages 2-3: KILL when a candidate's training time exceeds it (+1 s)"),
+    "MIN_GAIN_BPB": ("0", float, "stages 2-3: KILL unless the candidate is lower by more than this on both metrics"),
+    "NARROW_SWEEP": ("", str, "stage 3: NAME=v1,v2 with NAME ASQU_BETA_INIT or ASQU_LR (candidate, first seed)"),
+    "SOTA_LOGS": ("", str, "stage 4: the current SOTA's train_seed*.log files or folder, space-separated"),
+    "TRACK": ("10min_16mb", str, "stage 4: package.py --track"),
+    "PRICE_PER_GPU_HOUR": ("", float, "money per GPU-hour; unset: costs in GPU-hours only"),
+    "BUDGET": ("", float, "money (needs PRICE_PER_GPU_HOUR): stop before a stage whose estimate exceeds what is left"),
+    "RUN_ESTIMATE_S": ("800", float, "wall seconds per run assumed before any run was measured"),
+    "PLOTS": ("1", str, "0 = no plots after stage 3"),
+    "DRY_RUN": ("0", str, "1 = print each stage's commands and rules, run nothing"),
 }
 NARROW_KNOBS = ("ASQU_BETA_INIT", "ASQU_LR")
 
@@ -75,23 +69,15 @@ class CampaignError(Exception):
 
 
 def read_settings(environ: dict, argv: list[str]) -> dict:
-    s = {name: environ.get(name, default) for name, (default, _) in SETTINGS.items()}
+    s = {name: environ.get(name, default) for name, (default, _, _) in SETTINGS.items()}
     if argv:
         s["OUT"] = argv[0]
-    numbers = {"NPROC": int, "WALLCLOCK": float, "TRAIN_SHARDS": int, "REF_SLIDING_BPB": float,
-               "TOL_SLIDING_BPB": float, "REF_STEPS": int, "TOL_STEPS": int, "REF_MODEL_BYTES": int, "TOL_MODEL_BYTES": int, "STEP_MARGIN": float,
-               "SIZE_LIMIT": int, "TIME_LIMIT_S": float, "MIN_GAIN_BPB": float, "RUN_ESTIMATE_S": float}
-    for name, kind in numbers.items():
+    for name, (default, kind, _) in SETTINGS.items():
         try:
-            s[name] = kind(s[name])
+            s[name] = None if kind is not str and not s[name] and not default else kind(s[name])  # "": unset
         except ValueError:
             wanted = "an integer" if kind is int else "a number"
             raise CampaignError(f"{name} must be {wanted}, got {s[name]!r}") from None
-    for name in ("PRICE_PER_GPU_HOUR", "BUDGET"):
-        try:
-            s[name] = float(s[name]) if s[name] else None
-        except ValueError:
-            raise CampaignError(f"{name} must be a number, got {s[name]!r}") from None
     if s["BUDGET"] is not None and s["PRICE_PER_GPU_HOUR"] is None:
         raise CampaignError("BUDGET is money: set PRICE_PER_GPU_HOUR too")
     s["ACTIVATIONS"] = [a for a in s["ACTIVATIONS"].split(",") if a]
@@ -212,23 +198,34 @@ class Campaign:
                            f"data download exit status {proc and proc.returncode}"))
         return checks or [(True, "preflight and download skipped")], 0
 
-    def training(self, activations, seeds, out=None, env=()) -> tuple[list[tuple[bool, str]], int]:
-        out = out or self.runs_dir
-        todo = self.pending(activations, seeds, out)
-        if todo == 0 and not self.dry:
-            print(f"(every run of this stage is finished in {out}: nothing to run)")
-            return [], 0
-        proc = self.run(self.sweep_command(activations, seeds, out, env))
-        if proc is None or proc.returncode == 0:
-            return [], todo
-        return [(False, f"tools/sweep.py failed (exit status {proc.returncode}); its output above names the run")], todo
+    def sweeps(self, number: int) -> list[tuple[list[str], list[int], Path, list[str]]]:
+        """The (activations, seeds, out folder, --env settings) sweeps that stage `number` trains."""
+        s, first = self.s, self.s["SEEDS"][:1]
+        return {1: [([self.control], first, self.runs_dir, [])],
+                2: [(s["ACTIVATIONS"], first, self.runs_dir, [])],
+                3: [(s["ACTIVATIONS"], s["SEEDS"], self.runs_dir, []),
+                    *(([self.candidate], first, out, [env]) for env, out in self.narrow_sweeps())]}.get(number, [])
+
+    def training(self, number: int) -> tuple[list[tuple[bool, str]], int]:
+        failed, ran = [], 0
+        for activations, seeds, out, env in self.sweeps(number):
+            todo = self.pending(activations, seeds, out)
+            if todo == 0 and not self.dry:
+                print(f"(every run of this stage is finished in {out}: nothing to run)")
+                continue
+            proc = self.run(self.sweep_command(activations, seeds, out, env))
+            ran += todo
+            if proc is not None and proc.returncode != 0:
+                failed.append((False, f"tools/sweep.py failed (exit status {proc.returncode}); its output above "
+                                      "names the run"))
+        return failed, ran
 
     def stage_control(self):
-        failed, ran = self.training([self.control], self.s["SEEDS"][:1])
+        failed, ran = self.training(1)
         return (failed, ran) if failed or self.dry else (self.control_checks(), ran)
 
     def stage_ab(self):
-        failed, ran = self.training(self.s["ACTIVATIONS"], self.s["SEEDS"][:1])
+        failed, ran = self.training(2)
         if failed or self.dry:
             return failed, ran
         for arm in self.s["ACTIVATIONS"][1:-1]:  # reference arms: reported, not deciding
@@ -237,10 +234,7 @@ class Campaign:
         return self.arm_checks(self.candidate, self.s["SEEDS"][:1]), ran
 
     def stage_confirm(self):
-        failed, ran = self.training(self.s["ACTIVATIONS"], self.s["SEEDS"])
-        for env, out in self.narrow_sweeps():
-            more, more_ran = self.training([self.candidate], self.s["SEEDS"][:1], out, [env])
-            failed, ran = failed + more, ran + more_ran
+        failed, ran = self.training(3)
         plots = [self.s["PYTHON"], "tools/plots.py", str(self.runs_dir), "--out", str(self.out / "plots")]
         if failed or self.dry:
             if self.dry and self.s["PLOTS"] == "1":
@@ -303,19 +297,19 @@ class Campaign:
         }[number]
 
     def estimate_gpu_hours(self, number: int) -> float:
-        s = self.s
-        seeds = s["SEEDS"][:1] if number in (1, 2) else s["SEEDS"]
-        acts = [self.control] if number == 1 else s["ACTIVATIONS"]
-        runs = self.pending(acts, seeds, self.runs_dir) if number in (1, 2, 3) else 0
-        if number == 3:
-            runs += sum(self.pending([self.candidate], s["SEEDS"][:1], out) for _, out in self.narrow_sweeps())
+        runs = sum(self.pending(activations, seeds, out) for activations, seeds, out, _ in self.sweeps(number))
         measured = self.state["measured_runs"]
-        per_run_s = measured["wall_s"] / measured["count"] if measured["count"] else s["RUN_ESTIMATE_S"]
-        return runs * per_run_s * s["NPROC"] / 3600
+        per_run_s = measured["wall_s"] / measured["count"] if measured["count"] else self.s["RUN_ESTIMATE_S"]
+        return runs * per_run_s * self.s["NPROC"] / 3600
+
+    def cost(self, gpu_hours: float) -> float | None:
+        """The money of these GPU-hours; None without PRICE_PER_GPU_HOUR."""
+        price = self.s["PRICE_PER_GPU_HOUR"]
+        return None if price is None else gpu_hours * price
 
     def money(self, gpu_hours: float) -> str:
-        price = self.s["PRICE_PER_GPU_HOUR"]
-        return "" if price is None else f" ({gpu_hours * price:.2f} at {price:g} per GPU-hour)"
+        cost = self.cost(gpu_hours)
+        return "" if cost is None else f" ({cost:.2f} at {self.s['PRICE_PER_GPU_HOUR']:g} per GPU-hour)"
 
     def spent_gpu_hours(self) -> float:
         return sum(st["gpu_hours"] for st in self.state["stages"].values())
@@ -323,8 +317,7 @@ class Campaign:
     def save(self, verdict: str) -> None:
         self.state.update(verdict=verdict, gpu_hours_total=self.spent_gpu_hours(), nproc=self.s["NPROC"],
                           price_per_gpu_hour=self.s["PRICE_PER_GPU_HOUR"], budget=self.s["BUDGET"],
-                          cost_total=None if self.s["PRICE_PER_GPU_HOUR"] is None
-                          else self.spent_gpu_hours() * self.s["PRICE_PER_GPU_HOUR"])
+                          cost_total=self.cost(self.spent_gpu_hours()))
         self.out.mkdir(parents=True, exist_ok=True)
         tmp = self.out / "campaign.json.tmp"
         tmp.write_text(json.dumps(self.state, indent=2) + "\n", encoding="utf-8")
@@ -342,8 +335,8 @@ class Campaign:
             if number in (1, 2, 3):
                 print(f"estimate: {estimate:.3f} GPU-hours{self.money(estimate)} for the runs not yet finished")
             if s["BUDGET"] is not None and not self.dry:
-                left = s["BUDGET"] - self.spent_gpu_hours() * s["PRICE_PER_GPU_HOUR"]
-                if estimate * s["PRICE_PER_GPU_HOUR"] > left:
+                left = s["BUDGET"] - self.cost(self.spent_gpu_hours())
+                if self.cost(estimate) > left:
                     print(f"STOP (budget): stage {number} is estimated at {estimate:.3f} GPU-hours"
                           f"{self.money(estimate)}; {left:.2f} of the budget {s['BUDGET']:g} is left")
                     self.save(f"STOPPED before stage {number} (budget)")
@@ -361,15 +354,15 @@ class Campaign:
             record["gpu_hours"] = record["wall_s"] * s["NPROC"] / 3600
             verdict = "GO" if checks and all(ok for ok, _ in checks) else "KILL"
             reasons = [text for ok, text in checks if not ok] if verdict == "KILL" else [text for _, text in checks]
-            price = s["PRICE_PER_GPU_HOUR"]
             record.update(verdict=verdict, reasons=reasons, estimate_gpu_hours=estimate,
-                          cost=None if price is None else record["gpu_hours"] * price)
+                          cost=self.cost(record["gpu_hours"]))
             print(f"stage {number} ({name}): {verdict}")
             for text in reasons:
                 print(f"  - {text}")
             spent = self.spent_gpu_hours()
             print(f"cost: stage {number} {wall:.0f} s this time x {s['NPROC']} GPUs, {record['gpu_hours']:.3f} "
-                  f"GPU-hours in all{self.money(record['gpu_hours'])}; campaign {spent:.3f} GPU-hours{self.money(spent)}")
+                  f"GPU-hours in all{self.money(record['gpu_hours'])}; campaign {spent:.3f} "
+                  f"GPU-hours{self.money(spent)}")
             self.save(f"KILL at stage {number}" if verdict == "KILL" else f"GO through stage {number}")
             if verdict == "KILL":
                 print(f"\ncampaign: KILL at stage {number} ({name}); verdict in {self.out / 'campaign.json'}")
@@ -383,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] in (["-h"], ["--help"]):
         print(__doc__)
         print("Settings (environment variables):")
-        for name, (default, meaning) in SETTINGS.items():
+        for name, (default, _, meaning) in SETTINGS.items():
             print(f"  {name:<20} {default or '(unset)':<22} {meaning}")
         return 0
     try:

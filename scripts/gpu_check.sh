@@ -1,18 +1,14 @@
 #!/usr/bin/env bash
-# The one prepared GPU check: about 8 minutes on one GPU, everything it prints also written to OUT
-# (default results/gpu-<UTC date>/), one file per part, then commit OUT.
+# The one prepared GPU check (README.md, "The Triton kernels"): about 8 minutes on one GPU; everything it prints
+# is also written to OUT (default results/gpu-<UTC date>/), one file per part; then commit OUT.
 #
 #   bash scripts/gpu_check.sh [OUT]
 #
-# Parts, in order of what matters most (each stopped at its time limit, the next one still runs):
-#   environment.txt       nvidia-smi, Python, torch, CUDA, Triton, FlashAttention, zstandard
-#   bench_activation.txt  the activation alone at the record's per-GPU shape (98,304 x 1,536 bf16, fwd+bwd,
-#                         eager and compiled): torch vs Triton for relu2, leaky2 and asqu (120 s)
-#   bench_step.txt        whole Trainer.step of the default (record-size) model, compiled, interleaved rounds:
-#                         asqu/relu2 under MLP_KERNEL=torch and triton, and triton/torch per activation (270 s)
-#   preflight.txt         scripts/gpu_preflight.py, short, with MLP_KERNEL=triton (what is left of BUDGET_S)
-# Settings: PYTHON (python3), BUDGET_S (480: the whole check's seconds). Without a CUDA GPU it says so in one line
-# and exits 1.
+# Parts, most important first, each stopped at its time limit (the next one still runs): environment.txt (nvidia-smi
+# and versions), bench_activation.txt (scripts/bench_asqu.py activation at the record's per-GPU shape, torch vs
+# Triton, 120 s), bench_step.txt (Trainer.step of the default model, compiled, MLP_KERNEL torch and triton, 270 s),
+# preflight.txt (scripts/gpu_preflight.py, short, MLP_KERNEL=triton: what is left of BUDGET_S).
+# Settings: PYTHON (python3), BUDGET_S (480: the whole check's seconds). Without a CUDA GPU: one line, exit 1.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-python3}

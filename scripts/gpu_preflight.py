@@ -4,32 +4,17 @@
   python3 scripts/gpu_preflight.py                 # on the GPU node, from anywhere
   python3 scripts/gpu_preflight.py --cpu           # smoke-test this script on a CPU machine (small model)
 
-1. Prints what the 8-GPU run depends on: Python, torch, CUDA, the GPUs, NCCL, FlashAttention
-   (flash_attn_interface = FA3, flash_attn = FA2 with its version), triton, zstandard.
-2. Runs train_gpt.py twice, 1 process, compiled, with the default model: once per activation
-   (relu2 and asqu), ITERATIONS=40 after WARMUP_STEPS=10, no wall-clock cap, export + int6 roundtrip
-   + a coarse sliding-window eval (EVAL_STRIDE=1024) included. WARMDOWN_ITERS is half the steps, so the
-   LR decays and late QAT switches on inside the timed loop, as it does near the end of a record run.
-   Each run has its own RUN_ID and working folder inside a temporary folder: nothing is written to
-   your folder (the temporary one is deleted unless --keep, or a run failed).
-3. Reads the runs' logs and reports the attention backend, the compile/warm-up time, the steady step
-   time (median of the step-to-step train_time deltas) per activation and the asqu/relu2 ratio,
-   recompiles after warm-up, peak memory, artifact size and the int6 roundtrip val_bpb.
-4. Ends with one line: `GO`, or `NO-GO: <reasons>`. Exit status 0 for GO, 1 otherwise.
+It prints what the 8-GPU run depends on, runs a short 1-GPU compiled training of the default model per activation
+(--steps after --warmup, WARMDOWN_ITERS half the steps so late QAT switches on in the timed loop, export, int6
+roundtrip, a coarse sliding eval) in a temporary folder, kept with --keep or when a run failed, and reports what
+the logs say (README.md, "GPU preflight"). Its last line is `GO` or `NO-GO: <reasons>` (exit status 0 / 1). Your
+shell's train_gpt.py variables are ignored; --set NAME=VALUE changes one for both runs. Data: --data-path /
+--tokenizer-path, else DATA_PATH / TOKENIZER_PATH, else train_gpt.py's defaults, else the offline sample
+(data/build_sample.py; val_bpb means nothing there).
 
-Data: DATA_PATH / TOKENIZER_PATH (environment or --data-path / --tokenizer-path, resolved to absolute
-paths), else ./data/datasets/fineweb10B_sp1024 and ./data/tokenizers/fineweb_1024_bpe.model. When the
-FineWeb shards are not there yet, the runs use the offline sample (data/build_sample.py; built inside the
-temporary folder if absent): speed, compile, memory and artifact checks are still valid, val_bpb is not.
-
-Other variables of train_gpt.py set in your shell (MLP_ACTIVATION, ITERATIONS, ...) are ignored so the
-runs use the default configuration; pass --set NAME=VALUE to change one for both runs.
-
---cpu: the same two runs on CPU with the small configuration (configs/cpu_small.env, the model of
-scripts/quickstart.sh), on the offline sample, eager unless --compile. It tests this script and the
-training path end to end; the GPU checks (attention kernel, NCCL, bf16 speed, memory) are not possible
-there and the last line says `CPU-SMOKE-OK (...)` or `CPU-SMOKE-FAILED: <reason>`. Without --cpu on a
-machine without CUDA the preflight stops after step 1 with `NO-GO: no CUDA device`.
+--cpu: the same runs on CPU with configs/cpu_small.env on the offline sample, eager unless --compile, ending
+`CPU-SMOKE-OK (...)` or `CPU-SMOKE-FAILED: <reason>`. Without --cpu and without CUDA it stops after the
+environment with `NO-GO: no CUDA device`.
 """
 from __future__ import annotations
 
@@ -54,12 +39,11 @@ sys.path[:0] = [str(REPO), str(REPO / "tools")]
 import runlog  # noqa: E402  the one reader of log lines
 from configs import named_config  # noqa: E402
 TRAIN_SCRIPT = REPO / "train_gpt.py"
-SIZE_LIMIT = 16_000_000
+SIZE_LIMIT = runlog.trainer_constant("SIZE_LIMIT")
 # FlashAttention 3 is not on the package registry; the records install this Hopper wheel (CUDA 12.8, PyTorch 2.9.1)
 FA3_WHEELS = "https://windreamer.github.io/flash-attention3-wheels/"
 FA3_INSTALL = f"pip install --no-deps flash_attn_3 --find-links {FA3_WHEELS}cu128_torch291/"
-DEFAULT_DATA = "./data/datasets/fineweb10B_sp1024"
-DEFAULT_TOKENIZER = "./data/tokenizers/fineweb_1024_bpe.model"
+DEFAULT_DATA, DEFAULT_TOKENIZER = runlog.trainer_constant("DATA_PATH"), runlog.trainer_constant("TOKENIZER_PATH")
 SAMPLE_DATA = REPO / "data" / "datasets" / "sample_sp1024"
 SAMPLE_TOKENIZER = REPO / "data" / "tokenizers" / "sample_1024_bpe.model"
 
@@ -69,10 +53,6 @@ LAUNCHER_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_
 
 
 # ----- 1. Environment ------------------------------------------------------------------------------------------------
-
-def _version_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
-
 
 def _module(name: str):
     """(the module, None), or (None, the first line of what importing it raised)."""
@@ -91,11 +71,10 @@ def check_environment() -> dict:
     except Exception as exc:  # noqa: BLE001 - report whatever a broken install raises
         return {**env, "torch": None, "torch_error": f"{type(exc).__name__}: {exc}", "cuda_available": False}
     cuda = bool(torch.cuda.is_available())
-    env.update(torch=torch.__version__, torch_cuda_build=torch.version.cuda, cuda_available=cuda, gpus=[])
-    for i in range(torch.cuda.device_count() if cuda else 0):
-        p = torch.cuda.get_device_properties(i)
-        memory_mib = p.total_memory // 2**20
-        env["gpus"].append({"name": p.name, "capability": f"{p.major}.{p.minor}", "memory_mib": memory_mib})
+    env.update(torch=torch.__version__, torch_cuda_build=torch.version.cuda, cuda_available=cuda)
+    devices = map(torch.cuda.get_device_properties, range(torch.cuda.device_count() if cuda else 0))
+    env["gpus"] = [{"name": p.name, "capability": f"{p.major}.{p.minor}", "memory_mib": p.total_memory // 2**20}
+                   for p in devices]
     if cuda:
         env["bf16_supported"] = bool(torch.cuda.is_bf16_supported())
     env["nccl_available"] = bool(dist.is_available() and dist.is_nccl_available())
@@ -112,7 +91,8 @@ def check_environment() -> dict:
         env["fa3_error"] = "flash_attn_interface has no flash_attn_func"
     fa2, env["fa2_error"] = _module("flash_attn")  # FlashAttention 2: train_gpt.py uses it from 2.6 on
     env["fa2"] = getattr(fa2, "__version__", "unknown") if fa2 else None
-    env["fa2_usable"] = hasattr(fa2, "flash_attn_func") and _version_tuple(env["fa2"])[:2] >= (2, 6)
+    fa2_version = tuple(map(int, re.findall(r"\d+", env["fa2"] or "")[:2]))
+    env["fa2_usable"] = hasattr(fa2, "flash_attn_func") and fa2_version >= (2, 6)
     for name in ("triton", "zstandard"):
         env[name] = getattr(_module(name)[0], "__version__", None)
     return env
@@ -120,13 +100,8 @@ def check_environment() -> dict:
 
 def expected_attention(env: dict) -> str:
     """The backend train_gpt.py's ATTENTION=auto should pick on this machine."""
-    if not env.get("cuda_available"):
-        return "sdpa"
-    if env.get("fa3"):
-        return "flash_attn_3"
-    if env.get("fa2_usable"):
-        return "flash_attn_2"
-    return "sdpa"
+    cuda = env.get("cuda_available")
+    return "flash_attn_3" if cuda and env.get("fa3") else "flash_attn_2" if cuda and env.get("fa2_usable") else "sdpa"
 
 
 def format_environment(env: dict) -> list[str]:
@@ -137,10 +112,9 @@ def format_environment(env: dict) -> list[str]:
     lines.append(f"  torch             {env['torch']} (CUDA build: {env.get('torch_cuda_build') or 'none, CPU-only'})")
     if env["cuda_available"]:
         gpus = env["gpus"]
-        names = sorted({g["name"] for g in gpus})
-        lines.append(f"  CUDA devices      {len(gpus)} x {', '.join(names)} (capability "
-                     f"{', '.join(sorted({g['capability'] for g in gpus}))}, "
-                     f"{min(g['memory_mib'] for g in gpus)} MiB each); bf16: {'yes' if env.get('bf16_supported') else 'NO'}")
+        lines.append(f"  CUDA devices      {len(gpus)} x {', '.join(sorted({g['name'] for g in gpus}))} (capability "
+                     f"{', '.join(sorted({g['capability'] for g in gpus}))}, {min(g['memory_mib'] for g in gpus)} "
+                     f"MiB each); bf16: {'yes' if env.get('bf16_supported') else 'NO'}")
     else:
         lines.append("  CUDA devices      none (torch.cuda.is_available() is False)")
     nccl = "available" if env.get("nccl_available") else "NOT available"
@@ -160,7 +134,7 @@ def format_environment(env: dict) -> list[str]:
     return lines
 
 
-# ----- 2. What a log says: tools/runlog.py reads it; the preflight adds the four lines only it needs -----------------
+# ----- 2. What a log says: tools/runlog.py reads it; the preflight reads only the lines runlog leaves out -----------
 
 _EXTRA_LINES = {
     "compile": re.compile(r"device:\S+ dtype:\S+ attention:\S+ compile:(\d)(?: .*)?"),
@@ -184,12 +158,8 @@ class LogFacts:
     def step_deltas(self) -> list[tuple[int, float]]:
         """(step, ms) for every timed step: train_time deltas between consecutive train lines, per step."""
         points = sorted({p.step: p.train_time_ms for p in self.run.train_points}.items())
-        out, prev_step, prev_ms = [], 0, 0.0
-        for step, ms in points:
-            if step > prev_step:
-                out.append((step, (ms - prev_ms) / (step - prev_step)))
-            prev_step, prev_ms = step, ms
-        return out
+        pairs = zip([(0, 0.0), *points], points)
+        return [(step, (ms - prev_ms) / (step - prev)) for (prev, prev_ms), (step, ms) in pairs if step > prev]
 
     @property
     def steady_step_ms(self) -> float | None:
@@ -198,8 +168,7 @@ class LogFacts:
 
     @property
     def slowest_step(self) -> tuple[int, float] | None:
-        deltas = self.step_deltas
-        return max(deltas, key=lambda x: x[1]) if deltas else None
+        return max(self.step_deltas, key=lambda x: x[1], default=None)
 
 
 def parse_log(text: str, path: str | Path = "<text>") -> LogFacts:
@@ -333,8 +302,8 @@ def run_training(activation: str, workdir: Path, env: dict, timeout_s: float, ec
     return res
 
 
-def resolve_data(args, cpu: bool, tmp: Path, notes: list[str]) -> tuple[Path, Path, bool]:
-    """(data_path, tokenizer_path, is_sample), absolute. May build the offline sample inside tmp."""
+def resolve_data(args, cpu: bool, tmp: Path, notes: list[str]) -> tuple[Path, Path]:
+    """(data_path, tokenizer_path), absolute. May build the offline sample inside tmp."""
 
     def absolute(p: str) -> Path:
         path = Path(p).expanduser()
@@ -345,24 +314,22 @@ def resolve_data(args, cpu: bool, tmp: Path, notes: list[str]) -> tuple[Path, Pa
 
     explicit_data = args.data_path or (None if cpu else os.environ.get("DATA_PATH"))
     explicit_tok = args.tokenizer_path or (None if cpu else os.environ.get("TOKENIZER_PATH"))
+    data, tok = absolute(explicit_data or DEFAULT_DATA), absolute(explicit_tok or DEFAULT_TOKENIZER)
     if explicit_data or explicit_tok:
-        data = absolute(explicit_data or DEFAULT_DATA)
-        tok = absolute(explicit_tok or DEFAULT_TOKENIZER)
-        return data, tok, False
+        return data, tok
     if not cpu:
-        data, tok = absolute(DEFAULT_DATA), absolute(DEFAULT_TOKENIZER)
         if any(data.glob("fineweb_val_*.bin")) and any(data.glob("fineweb_train_*.bin")) and tok.is_file():
-            return data, tok, False
+            return data, tok
         notes.append(f"FineWeb data not found at {data}: using the offline sample; val_bpb is not comparable "
                      "(get the data with: python3 data/cached_challenge_fineweb.py --variant sp1024)")
     if any(SAMPLE_DATA.glob("fineweb_val_*.bin")) and SAMPLE_TOKENIZER.is_file():
-        return SAMPLE_DATA, SAMPLE_TOKENIZER, True
+        return SAMPLE_DATA, SAMPLE_TOKENIZER
     sys.path.insert(0, str(REPO / "data"))
     from build_sample import build_sample  # noqa: E402 - the repository's own builder
 
     info = build_sample(tmp / "sample" / "ds", tmp / "sample" / "tok", vocab_size=1024)
     notes.append(f"built the offline sample in {tmp / 'sample'} (data/build_sample.py)")
-    return Path(info["out_dir"]).resolve(), Path(info["tokenizer"]).resolve(), True
+    return Path(info["out_dir"]).resolve(), Path(info["tokenizer"]).resolve()
 
 
 def run_overrides(args, activation: str, data: Path, tok: Path, cpu: bool, stamp: str) -> dict:
@@ -376,9 +343,7 @@ def run_overrides(args, activation: str, data: Path, tok: Path, cpu: bool, stamp
     if cpu:
         o.update(named_config("cpu_small"))
     o["COMPILE"] = "1" if args.compile or not cpu else "0"
-    for item in args.set:
-        name, _, value = item.partition("=")
-        o[name] = value
+    o.update(item.split("=", 1) for item in args.set)
     return o
 
 
@@ -434,8 +399,7 @@ def verdict(env: dict, results: dict[str, RunResult], cpu: bool, max_ratio: floa
         if fail:
             reasons.append(fail)
             continue
-        f = res.facts
-        log = f.run
+        f, log = res.facts, res.facts.run
         if not cpu:
             if log.attention is None:
                 reasons.append(f"{act}: the log has no device/attention line")
@@ -446,18 +410,20 @@ def verdict(env: dict, results: dict[str, RunResult], cpu: bool, max_ratio: floa
             if log.device is not None and not log.device.startswith("cuda"):
                 reasons.append(f"{act}: the run used device {log.device}, not CUDA")
             elif log.attention not in (None, expected_attention(env)):
-                warns.append(f"{act}: the run used attention {log.attention}; this Python offers {expected_attention(env)}")
-        if log.recompiles_after_warmup is not None and log.recompiles_after_warmup > 0:
-            (warns if cpu else reasons).append(
-                f"{act}: {log.recompiles_after_warmup} recompile(s) after warm-up (compile time inside the clock)")
-        sp = spike(f)
-        if log.recompiles_after_warmup is None:
+                warns.append(f"{act}: the run used attention {log.attention}; this Python offers "
+                             f"{expected_attention(env)}")
+        recompiles = log.recompiles_after_warmup
+        if recompiles:
+            (warns if cpu else reasons).append(f"{act}: {recompiles} recompile(s) after warm-up (compile time inside "
+                                               "the clock)")
+        if recompiles is None:
             warns.append(f"{act}: recompiles after warm-up unknown (the log has no recompiles_after_warmup line)")
-            if sp and not cpu:
-                reasons.append(f"{act}: step {sp[0]} took {sp[1]:.0f} ms against a median of {sp[2]:.0f} ms "
-                               "(a recompile inside the clock?)")
-        if sp and (cpu or log.recompiles_after_warmup is not None):
-            warns.append(f"{act}: step {sp[0]} took {sp[1]:.0f} ms against a median of {sp[2]:.0f} ms")
+        if sp := spike(f):  # without the recompile line on a GPU, a spike is taken for a recompile
+            slow = f"{act}: step {sp[0]} took {sp[1]:.0f} ms against a median of {sp[2]:.0f} ms"
+            if recompiles is None and not cpu:
+                reasons.append(slow + " (a recompile inside the clock?)")
+            else:
+                warns.append(slow)
         if log.warmup_ms is None:
             warns.append(f"{act}: compile/warm-up time unknown (the log has no warmup_done line)")
         if log.submission_bytes is not None and log.submission_bytes > size_limit:
@@ -471,14 +437,14 @@ def verdict(env: dict, results: dict[str, RunResult], cpu: bool, max_ratio: floa
     ratio = step_ratio(results)
     if ratio is not None and ratio > max_ratio and not cpu:  # fp32 eager CPU speed says nothing about the GPU
         reasons.append(f"asqu/relu2 step time {ratio:.3f} > {max_ratio:.3f}")
-    if cpu:
-        if reasons:
-            return False, "CPU-SMOKE-FAILED: " + "; ".join(reasons), warns
-        return True, ("CPU-SMOKE-OK (the script and the training path ran on CPU; the GPU checks - attention "
-                      "kernel, NCCL, bf16 step time, peak memory - were not possible)"), warns
     if reasons:
-        return False, "NO-GO: " + "; ".join(reasons), warns
-    return True, "GO", warns
+        return False, f"{failed_word(cpu)}: " + "; ".join(reasons), warns
+    return True, ("CPU-SMOKE-OK (the script and the training path ran on CPU; the GPU checks - attention kernel, "
+                  "NCCL, bf16 step time, peak memory - were not possible)" if cpu else "GO"), warns
+
+
+def failed_word(cpu: bool) -> str:
+    return "CPU-SMOKE-FAILED" if cpu else "NO-GO"
 
 
 # ----- 5. Report -----------------------------------------------------------------------------------------------------
@@ -490,11 +456,11 @@ def _ms(v: float | None) -> str:
 def format_runs(results: dict[str, RunResult], cpu: bool) -> list[str]:
     lines = []
     for act, res in results.items():
-        f = res.facts
-        log = f.run
+        f, log = res.facts, res.facts.run
         lines.append(f"  {act}:")
         status = "ok" if res.failure() is None else f"FAILED ({res.failure()})"
-        lines.append(f"    run                 {status}; {res.wall_s:.0f} s wall; log {res.log_path or res.console_path}")
+        lines.append(f"    run                 {status}; {res.wall_s:.0f} s wall; "
+                     f"log {res.log_path or res.console_path}")
         lines.append(f"    device / attention  {log.device or 'unknown'} {log.dtype or ''} "
                      f"attention:{log.attention or 'unknown'} "
                      f"compile:{'unknown' if f.compile is None else f.compile}")
@@ -507,10 +473,9 @@ def format_runs(results: dict[str, RunResult], cpu: bool) -> list[str]:
         recompiles = log.recompiles_after_warmup
         lines.append(f"    recompiles after warm-up  {'unknown' if recompiles is None else recompiles}"
                      + ("" if f.late_qat_step is None else f" (late QAT switched on at step {f.late_qat_step})"))
-        if f.peak_allocated_mib is not None:
-            lines.append(f"    peak memory         {f.peak_allocated_mib:,} MiB allocated, {f.peak_reserved_mib:,} MiB reserved")
-        else:
-            lines.append("    peak memory         " + ("n/a on CPU" if cpu else "unknown"))
+        peak = (f"{f.peak_allocated_mib:,} MiB allocated, {f.peak_reserved_mib:,} MiB reserved"
+                if f.peak_allocated_mib is not None else "n/a on CPU" if cpu else "unknown")
+        lines.append(f"    peak memory         {peak}")
         size = "unknown" if log.submission_bytes is None else f"{log.submission_bytes:,} bytes"
         if log.submission_bytes is not None and log.code_bytes is not None:
             size += f" (code {log.code_bytes:,} + {log.compressor} {log.serialized_bytes:,})"
@@ -524,11 +489,14 @@ def format_runs(results: dict[str, RunResult], cpu: bool) -> list[str]:
     return lines
 
 
-def report_json(env: dict, results: dict[str, RunResult], ok: bool, final: str, warns: list[str], notes: list[str]) -> dict:
+def write_json(path: str | None, env: dict, results: dict[str, RunResult], ok: bool, final: str, warns: list[str],
+               notes: list[str]) -> None:
+    """The report as JSON at path (--json); nothing without one."""
+    if not path:
+        return
     runs = {}
     for act, res in results.items():
-        f = res.facts
-        log = f.run
+        f, log = res.facts, res.facts.run
         runs[act] = {
             "run_id": res.run_id, "returncode": res.returncode, "timed_out": res.timed_out,
             "failure": res.failure(), "wall_s": round(res.wall_s, 2),
@@ -544,21 +512,23 @@ def report_json(env: dict, results: dict[str, RunResult], ok: bool, final: str, 
             "roundtrip_val_bpb": log.roundtrip_val_bpb, "sliding_val_bpb": log.sliding_val_bpb,
             "model_params": log.model_params,
         }
-    return {"environment": env, "runs": runs, "asqu_relu2_ratio": step_ratio(results), "ok": ok,
-            "final": final, "warnings": warns, "notes": notes}
+    report = {"environment": env, "runs": runs, "asqu_relu2_ratio": step_ratio(results), "ok": ok, "final": final,
+              "warnings": warns, "notes": notes}
+    Path(path).write_text(json.dumps(report, indent=2))
 
 
 # ----- main ----------------------------------------------------------------------------------------------------------
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cpu", action="store_true", help="smoke-test on CPU with a small configuration (forces CPU)")
     p.add_argument("--steps", type=int, default=None, help="timed training steps per run (default 40; --cpu 20)")
     p.add_argument("--warmup", type=int, default=None, help="WARMUP_STEPS (default 10; --cpu 2)")
     p.add_argument("--activations", default="relu2,asqu", help="comma-separated (default relu2,asqu)")
     p.add_argument("--eval-stride", type=int, default=None,
-                   help="EVAL_STRIDE for the final sliding eval; 0 skips it (default 1024: the path, not the figure; --cpu 128)")
+                   help="EVAL_STRIDE of the final sliding eval; 0 skips it (default 1024: the path, not the figure; "
+                        "--cpu 128)")
     p.add_argument("--compile", action="store_true", help="--cpu: COMPILE=1 (slow on CPU; the GPU runs always compile)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="a train_gpt.py variable for both runs (repeatable)")
@@ -566,7 +536,8 @@ def parse_args(argv=None):
     p.add_argument("--tokenizer-path", help="SentencePiece model (default: TOKENIZER_PATH, else the sp1024 one)")
     p.add_argument("--max-ratio", type=float, default=1.03, help="NO-GO above this asqu/relu2 step-time ratio")
     p.add_argument("--timeout", type=float, default=1200, help="seconds per run before it is stopped (default 1200)")
-    p.add_argument("--workdir", help="make the temporary folder inside this folder, created if missing (default: the system's)")
+    p.add_argument("--workdir",
+                   help="make the temporary folder inside this folder, created if missing (default: the system's)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, artifacts)")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     a = p.parse_args(argv)
@@ -586,17 +557,14 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     mode = "CPU smoke test (small configuration)" if args.cpu else "GPU preflight (default configuration, 1 GPU)"
     print(f"asqu-golf preflight: {mode}; repository {REPO}")
-    print("environment:")
     env = check_environment()
-    for line in format_environment(env):
-        print(line)
+    print("environment:", *format_environment(env), sep="\n")
     notes: list[str] = []
     if not args.cpu and not env.get("cuda_available"):
         ok, final, warns = verdict(env, {}, cpu=False)
         print("the GPU checks are not possible without CUDA; `--cpu` smoke-tests this script on CPU.")
         print(final)
-        if args.json:
-            Path(args.json).write_text(json.dumps(report_json(env, {}, ok, final, warns, notes), indent=2))
+        write_json(args.json, env, {}, ok, final, warns, notes)
         return 1
 
     if args.workdir:
@@ -605,7 +573,7 @@ def main(argv=None) -> int:
     print(f"working folder: {tmp}")
     results: dict[str, RunResult] = {}
     try:
-        data, tok, _ = resolve_data(args, args.cpu, tmp, notes)
+        data, tok = resolve_data(args, args.cpu, tmp, notes)
         print(f"data: {data}\ntokenizer: {tok}")
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for act in args.activations:
@@ -619,9 +587,7 @@ def main(argv=None) -> int:
             if results and overrides.get("COMPILE") == "1" and cache_note not in notes:
                 notes.append(cache_note)
             results[act] = run_training(act, tmp / act, cenv, args.timeout)
-        print("results:")
-        for line in format_runs(results, args.cpu):
-            print(line)
+        print("results:", *format_runs(results, args.cpu), sep="\n")
         ratio = step_ratio(results)
         if ratio is not None:
             print(f"  asqu/relu2 steady step time ratio: {ratio:.3f} (NO-GO above {args.max_ratio:.3f}"
@@ -631,11 +597,10 @@ def main(argv=None) -> int:
             print(f"note: {n}")
         for w in warns:
             print(f"WARN: {w}")
-        if args.json:
-            Path(args.json).write_text(json.dumps(report_json(env, results, ok, final, warns, notes), indent=2))
+        write_json(args.json, env, results, ok, final, warns, notes)
     except Exception as exc:  # a preflight must always end with its verdict line
         ok = False
-        final = f"{'CPU-SMOKE-FAILED' if args.cpu else 'NO-GO'}: the preflight itself failed ({type(exc).__name__}: {exc})"
+        final = f"{failed_word(args.cpu)}: the preflight itself failed ({type(exc).__name__}: {exc})"
         args.keep = True
     finally:
         failed = any(r.failure() for r in results.values())

@@ -1,26 +1,21 @@
 #!/usr/bin/env bash
-# Runs the compile/QAT tests (or the whole suite) under another PyTorch version, in its own virtualenv.
-# The system torch is never touched: the venv is created without --system-site-packages, PYTHONPATH,
-# PYTHONHOME and the user site are ignored, and the script checks that the torch it imports lives in the venv.
+# Runs the compile/QAT tests (or the whole suite) under another PyTorch version, in its own virtualenv. The
+# system torch is never touched: the venv has no system site-packages, PYTHONPATH, PYTHONHOME and the user site
+# are ignored, and the torch the tests import is checked to be the venv's, of that version.
 #
-# Usage:
-#   scripts/test_torch_version.sh VERSION                  # tests/test_compile.py + tests/*qat*.py + tests/*compile*.py
+#   scripts/test_torch_version.sh VERSION                  # tests/*qat*.py + tests/*compile*.py
 #   scripts/test_torch_version.sh VERSION all              # the whole suite
 #   scripts/test_torch_version.sh VERSION tests/test_x.py [more files or pytest options ...]
 #   scripts/test_torch_version.sh VERSION --setup-only     # only create/update the venv, run no test
-# Example: scripts/test_torch_version.sh 2.9.1
 #
-# Environment:
-#   VENV_DIR          the venv folder (default ~/.cache/asqu-golf/venv-torch-VERSION); created or reused
-#   PYTHON            the interpreter that creates the venv (default python3)
-#   TORCH_INDEX_URL   optional pip --index-url for torch only (e.g. https://download.pytorch.org/whl/cpu for the
-#                     small CPU build); default: plain `pip install torch==VERSION` (on Linux x86_64 that is the
-#                     ~3.4 GB CUDA build, which also runs on CPU; about 2 minutes)
-#   NICE              niceness for pip and pytest (default 10)
-# The exit status is pytest's (0 when every selected test passed).
+# Environment: VENV_DIR (default ~/.cache/asqu-golf/venv-torch-VERSION, created or reused); PYTHON (the
+# interpreter that creates the venv, default python3); TORCH_INDEX_URL (a pip --index-url for torch only, e.g.
+# https://download.pytorch.org/whl/cpu; default: plain `pip install torch==VERSION`, on Linux x86_64 the ~3.4 GB
+# CUDA build, which also runs on CPU); NICE (niceness for pip and pytest, default 10).
+# The exit status is pytest's (0 when every selected test passed). Example: scripts/test_torch_version.sh 2.9.1
 set -euo pipefail
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 if [[ $# -lt 1 || "$1" == "-h" || "$1" == "--help" ]]; then usage; [[ $# -ge 1 ]] && exit 0 || exit 2; fi
 VERSION=$1; shift
 if ! [[ "$VERSION" =~ ^[0-9]+\.[0-9]+(\.[0-9]+)?([a-z0-9.+-]*)$ ]]; then
@@ -64,18 +59,16 @@ echo "torch==$VERSION" >"$PIN"
   -r "$REPO/requirements.txt" -r "$REPO/requirements-dev.txt"
 
 # The torch the tests will import must be the venv's, of the requested version.
-TORCH_INFO=$("${CLEAN_ENV[@]}" "$VPY" - "$VENV_DIR" <<'EOF'
+TORCH_INFO=$("${CLEAN_ENV[@]}" "$VPY" - "$VENV_DIR" "$VERSION" <<'EOF'
 import os, sys, torch
-venv = os.path.realpath(sys.argv[1])
-path = os.path.realpath(torch.__file__)
+venv, path, version = os.path.realpath(sys.argv[1]), os.path.realpath(torch.__file__), sys.argv[2]
 if not path.startswith(venv + os.sep):
     sys.exit(f"error: torch imported from {path}, outside the venv {venv}")
+if torch.__version__.split("+")[0] != version.split("+")[0]:
+    sys.exit(f"error: the venv has torch {torch.__version__.split('+')[0]}, not {version}")
 print(f"torch {torch.__version__} ({path}), python {sys.version.split()[0]}")
 EOF
 )
-if [[ "$(installed_torch)" != "${VERSION%%+*}" ]]; then
-  echo "error: the venv has torch $(installed_torch), not $VERSION" >&2; exit 1
-fi
 echo "venv: $TORCH_INFO"
 
 if [[ "${1:-}" == "--setup-only" ]]; then exit 0; fi
