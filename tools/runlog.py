@@ -1,8 +1,5 @@
-"""Parse train_gpt.py run logs into structured runs; shared by every tool in this folder.
-
-The rules (what is header, which lines are read, finished runs, duplicates, comparable runs):
-tools/README.md, "What a log says".
-"""
+"""The one reader of train_gpt.py run logs, and the helpers every tool in this folder shares.
+The rules (header, lines read, finished runs, duplicates, comparable runs): tools/README.md, "What a log says"."""
 from __future__ import annotations
 
 import argparse
@@ -272,14 +269,10 @@ class RunLog:
     @property
     def missing_final(self) -> list[str]:
         """The final lines this run's settings promise that its log lacks (empty = finished)."""
-        missing = []
-        if self.submission_bytes is None:
-            missing.append("Total submission size")
-        if not self.roundtrip_exact:
-            missing.append("final_int6_roundtrip_exact")
-        if self.sliding_promised and not self.sliding_exact:
-            missing.append("final_int6_sliding_window_exact")
-        return missing
+        present = {"Total submission size": self.submission_bytes is not None,
+                   "final_int6_roundtrip_exact": self.roundtrip_exact,
+                   "final_int6_sliding_window_exact": self.sliding_exact or not self.sliding_promised}
+        return [line for line, shown in present.items() if not shown]
 
     @property
     def finished(self) -> bool:
@@ -335,12 +328,8 @@ _FIELD_TYPES = {f.name: str(f.type) for f in fields(RunLog)}
 
 
 def split_header(text: str) -> tuple[str | None, str, str, int]:
-    """(source dump or None, version block, body to parse, number of separator lines).
-
-    The body starts after the last line of exactly 100 '='; the version block lies between the last
-    two; the source dump is the text before the second-to-last (or only) one, less the newline print
-    added and any leading torchrun noise.
-    """
+    """(source dump or None, version block, body, number of separator lines): the body follows the last line of
+    100 '=', the versions lie between the last two, the dump (less torchrun noise) comes before them."""
     seps = list(_SEPARATOR_LINE.finditer(text))
     if not seps:
         return None, "", text, 0
@@ -474,11 +463,7 @@ def dedupe(found: list[tuple[RunLog, str]]) -> list[RunLog]:
 
 
 def collect_runs(paths: Iterable[str | Path]) -> list[RunLog]:
-    """Parse files and folders given on a command line; each run once (see ``dedupe``).
-
-    A file is always parsed (it must exist); a folder is searched (see ``_candidates``) and its files
-    without a model_params or step line are not runs.
-    """
+    """The runs of files (each must be a run log) and folders (_candidates that look like runs), each once (dedupe)."""
     found: list[tuple[RunLog, str]] = []
     for item in paths:
         path = Path(item)
@@ -658,16 +643,7 @@ def activation_order(runs: Iterable[RunLog]) -> list[str]:
     return [a for a in known if a in names] + sorted(names - set(known))
 
 
-def _strict(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value
-
-
 def strict_json(value, indent: int | None = 2) -> str:
-    """JSON that strict parsers accept: non-finite floats become null (json.dumps(allow_nan=False))."""
-    return json.dumps(_strict(value), indent=indent, allow_nan=False)
+    """JSON that strict parsers accept: non-finite floats (json's NaN / Infinity) become null."""
+    plain = json.loads(json.dumps(value), parse_constant=lambda _: None)
+    return json.dumps(plain, indent=indent, allow_nan=False)
