@@ -1,11 +1,6 @@
 #!/usr/bin/env python3
 """Plot train_gpt.py runs: validation curves, the deciding number, quant gap, step time, ASQU betas.
-
-    python3 tools/plots.py results/cpu-ab/ --out results/cpu-ab/plots
-    python3 tools/plots.py logs/ --state-dict . --format svg --out plots
-
-The files and what each shows: tools/README.md, "plots.py".
-"""
+The files and what each shows: tools/README.md, "plots.py"."""
 from __future__ import annotations
 
 import argparse
@@ -98,14 +93,11 @@ class SeedStyles:
 
 def mean_ci(values, level: float = 0.95) -> tuple[float, float | None, int]:
     """(mean, half-width of the two-sided Student-t interval or None when n < 2, n)."""
-    data = np.asarray(runlog.finite(values), dtype=float)
+    data = runlog.finite(values)
     n = len(data)
-    if n == 0:
-        return math.nan, None, 0
-    if n == 1:
-        return float(data[0]), None, 1
-    sem = float(data.std(ddof=1)) / math.sqrt(n)
-    return float(data.mean()), float(scipy_stats.t.ppf(0.5 + level / 2, n - 1)) * sem, n
+    if n < 2:
+        return (data[0] if data else math.nan), None, n
+    return float(np.mean(data)), float(scipy_stats.t.ppf(0.5 + level / 2, n - 1) * scipy_stats.sem(data)), n
 
 
 def band(runs: list[RunLog], min_step: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -391,13 +383,11 @@ def fig_beta_hist(sources: list[tuple[str, dict[int, np.ndarray]]]):
         n = len(values[0][1])
         stats = f"mean {np.nanmean(values[0][1]):.3f}, std {np.nanstd(values[0][1]):.3f}" if len(values) == 1 else \
             f"{len(values)} runs"
-        ax.set_title(f"layer {layer}: {n} channels, {stats}", fontsize=9)
-        ax.set_xlabel("beta")
-        ax.set_ylabel("hidden channels")
+        _axes(ax, "beta", "hidden channels", f"layer {layer}: {n} channels, {stats}")
+        ax.title.set_fontsize(9)
         ax.ticklabel_format(axis="x", useOffset=False)  # plain beta values, even for a narrow spread
         ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.tick_params(axis="x", labelsize=8)
-        ax.grid(alpha=0.3)
         if len(values) > 1:
             ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(layers):]:
