@@ -167,13 +167,6 @@ def check_runs(runs: list[RunLog], source: str | None, source_bytes: int | None,
     return problems, notes
 
 
-def submission_record(runs: list[RunLog], args: argparse.Namespace, date: str, code_bytes: int) -> dict:
-    return {"author": args.author, "github_id": args.github_id, "name": args.name, "blurb": args.blurb, "date": date,
-            "val_loss": round(runlog.mean_std(r.sliding_val_loss for r in runs)[0], 8),
-            "val_bpb": round(runlog.mean_std(r.sliding_val_bpb for r in runs)[0], 8),
-            "bytes_total": max(r.submission_bytes for r in runs), "bytes_code": code_bytes}
-
-
 def data_command(dataset: str | None) -> str:
     """The command that builds a dataset the logs name, or a comment saying there is none."""
     if dataset is None:
@@ -499,12 +492,14 @@ def package(args: argparse.Namespace) -> Path:
         raise PackageError("\n".join(problems))
     notes += [f"{dup}: the same run as {r.path}, counted once" for r in runs for dup in r.duplicates]
     criterion = criterion_text(runs, args.against)
-    for note in notes:
-        print(f"package: note: {note}", file=sys.stderr)
+    print("".join(f"package: note: {note}\n" for note in notes), end="", file=sys.stderr)
     if args.check:
         print(f"package: record criterion: {criterion}")
         return target
-    record = submission_record(runs, args, date, len(source_data))
+    record = {"author": args.author, "github_id": args.github_id, "name": args.name, "blurb": args.blurb, "date": date,
+              "val_loss": round(runlog.mean_std(r.sliding_val_loss for r in runs)[0], 8),
+              "val_bpb": round(runlog.mean_std(r.sliding_val_bpb for r in runs)[0], 8),
+              "bytes_total": max(r.submission_bytes for r in runs), "bytes_code": len(source_data)}
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -522,27 +517,21 @@ def package(args: argparse.Namespace) -> Path:
     return target
 
 
-def main_audit(args: argparse.Namespace) -> int:
-    try:
-        faults, notes = audit(args)
-    except PackageError as exc:
-        print(f"package: audit: error: {exc}", file=sys.stderr)
-        return 2
-    for note in notes:
-        print(f"package: audit: note: {note}")
-    for fault in faults:
-        print(f"package: audit: fault: {fault}")
-    print(f"package: audit: {'FAIL' if faults else 'PASS'}: {args.audit} ({len(faults)} fault(s))")
-    return 1 if faults else 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.audit:
         if args.logs:
             parser.error("--audit reads the folder's own logs; give no LOG_OR_DIR with it")
-        return main_audit(args)
+        try:
+            faults, notes = audit(args)
+        except PackageError as exc:
+            print(f"package: audit: error: {exc}", file=sys.stderr)
+            return 2
+        print("".join(f"package: audit: note: {note}\n" for note in notes), end="")
+        print("".join(f"package: audit: fault: {fault}\n" for fault in faults), end="")
+        print(f"package: audit: {'FAIL' if faults else 'PASS'}: {args.audit} ({len(faults)} fault(s))")
+        return 1 if faults else 0
     missing = [f"--{name.replace('_', '-')}" for name in ("name", "author", "github_id", "blurb")
                if getattr(args, name) is None]
     if missing or not args.logs:

@@ -16,7 +16,7 @@ import statistics
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAINER = REPO_ROOT / "train_gpt.py"
@@ -51,6 +51,7 @@ def import_trainer():
 
 
 ACTIVATION_ALIASES = {"leaky_relu2": "leaky2"}
+ACTIVATION_KNOBS = ("MLP_ACTIVATION", "MLP_LEAKY_SLOPE", "ASQU_")  # prefixes of the activation's settings
 DEFAULT_ACTIVATION = "relu2"  # logs written before the MLP_ACTIVATION switch existed
 # Config variables that do not change results (train_gpt.py leaves them out of config_fingerprint).
 NON_RESULT_VARIABLES = frozenset(trainer_constant("NOT_FINGERPRINTED"))
@@ -117,8 +118,7 @@ class LogError(ToolError, ValueError):
     """A file that cannot be read as a run log."""
 
 
-@dataclass
-class ValPoint:
+class ValPoint(NamedTuple):
     step: int
     val_loss: float
     val_bpb: float
@@ -126,16 +126,14 @@ class ValPoint:
     step_avg_ms: float
 
 
-@dataclass
-class TrainPoint:
+class TrainPoint(NamedTuple):
     step: int
     train_loss: float
     train_time_ms: int
     step_avg_ms: float
 
 
-@dataclass
-class BetaStat:
+class BetaStat(NamedTuple):
     """One ``asqu_diag`` line; ``step`` is that of the most recent step line before it."""
 
     step: int | None
@@ -228,7 +226,6 @@ class RunLog:
 
     @property
     def steps(self) -> int | None:
-        """The last training step reached (step lines and the stopping_early line)."""
         steps = [p.step for p in (*self.val_points, *self.train_points)]
         steps += [s for s in (self.stop_step,) if s is not None]
         return max(steps) if steps else None
@@ -244,7 +241,6 @@ class RunLog:
 
     @property
     def train_time_ms(self) -> int | None:
-        """Training time at the end: the stopping_early figure, else the last step line's."""
         last = self._last_step_line()
         times = [t for t in (last and last.train_time_ms, self.stop_train_time_ms) if t is not None]
         return max(times) if times else None
@@ -294,7 +290,6 @@ class RunLog:
 
     @property
     def final_eval_ms(self) -> int | None:
-        """DIAGNOSTIC + roundtrip (+ sliding when promised) eval_time; None when the log lacks one."""
         parts = [self.post_ema_eval_ms, self.roundtrip_eval_ms]
         if self.sliding_promised:
             parts.append(self.sliding_eval_ms)
@@ -319,7 +314,7 @@ class RunLog:
             record[key] = getattr(self, key)
         record["missing_final_lines"] = self.missing_final
         record["duplicates"] = [str(p) for p in self.duplicates]
-        record["final_betas"] = [{k: v for k, v in vars(b).items() if k != "step"} for b in self.final_betas()]
+        record["final_betas"] = [{k: v for k, v in b._asdict().items() if k != "step"} for b in self.final_betas()]
         return record
 
 
@@ -499,10 +494,6 @@ def load_runs(paths: list[str | Path]) -> list[RunLog]:
 
 # ----- what a run was: grouping and differences -------------------------------------------------
 
-def is_activation_knob(name: str) -> bool:
-    return name in ("MLP_ACTIVATION", "MLP_LEAKY_SLOPE") or name.startswith("ASQU_")
-
-
 def setup_facts(run: RunLog) -> dict[str, object]:
     """Facts of the setup that change results, read from the log's own lines (None = not shown)."""
     return {"dataset": run.dataset, "val_tokens": run.val_tokens, "tokenizer": run.tokenizer,
@@ -540,7 +531,7 @@ def differences(a: RunLog, b: RunLog) -> list[str]:
     if a.config is not None and b.config is not None:
         names = list(dict.fromkeys([*a.config, *b.config]))
         for name in names:
-            if name in NON_RESULT_VARIABLES or (not same_act and is_activation_knob(name)):
+            if name in NON_RESULT_VARIABLES or (not same_act and name.startswith(ACTIVATION_KNOBS)):
                 continue
             va, vb = a.config.get(name, "(default)"), b.config.get(name, "(default)")
             if va != vb:

@@ -44,10 +44,8 @@ class Run:
 
     def finished_log(self) -> Path | None:
         """The run's log when it is finished (runlog: every final line its config promises), else None."""
-        for path in (self.log_path, self.seed_log_path):
-            if path.is_file() and runlog.parse_log(path).finished:
-                return path
-        return None
+        logs = (self.log_path, self.seed_log_path)
+        return next((path for path in logs if path.is_file() and runlog.parse_log(path).finished), None)
 
     def outputs(self) -> list[Path]:
         return [self.folder / p.format(run_id=self.run_id, seed=self.seed) for p in RUN_OUTPUTS]
@@ -84,7 +82,7 @@ def shared_settings(args: argparse.Namespace, script: Path) -> dict[str, str]:
     if args.fixed_steps is not None:
         if "ITERATIONS" in env or "MAX_WALLCLOCK_SECONDS" in env:
             raise ToolError("--fixed-steps sets ITERATIONS and MAX_WALLCLOCK_SECONDS; do not also pass them "
-                             "with --env")
+                            "with --env")
         env["ITERATIONS"] = str(args.fixed_steps)
         env["MAX_WALLCLOCK_SECONDS"] = "0"
     if args.wallclock is not None:
@@ -135,20 +133,10 @@ def check_out(out: Path, runs: list[Run], record: dict, force: bool) -> None:
         diff.append(f"nproc: {old.get('nproc')} -> {record['nproc']}")
     if diff and not force:
         raise ToolError(f"{out} was started with other shared settings ({'; '.join(diff)}); runs with "
-                         "different settings must not be compared. Use a new --out, or --force to go on anyway.")
+                        "different settings must not be compared. Use a new --out, or --force to go on anyway.")
     if old.get("train_script_sha256") != record["train_script_sha256"]:
         print(f"sweep: warning: {record['train_script']} changed since this sweep started; "
               "finished runs used the old version", file=sys.stderr)
-
-
-def write_record(out: Path, record: dict) -> None:
-    """Store the shared settings in OUT/sweep.json (what a resume is checked against)."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "sweep.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise ToolError(f"--out {out}: cannot write {out / 'sweep.json'} ({exc.strerror or exc}); "
-                         "give --out a writable folder") from exc
 
 
 def set_aside(run: Run) -> Path | None:
@@ -227,7 +215,7 @@ def check_settings(runs: list[Run], settings: dict[str, str], env_names: list[st
             problems.append(str(exc))
     if problems:
         raise ToolError("nothing was run; train_gpt.py would refuse these settings:\n  "
-                         + "\n  ".join(dict.fromkeys(problems)))
+                        + "\n  ".join(dict.fromkeys(problems)))
 
 
 def report(out: Path, runs: list[Run], activations: list[str], plots: bool) -> None:
@@ -305,7 +293,12 @@ def sweep(args: argparse.Namespace) -> int:
             print(f"[{place}] {run.run_id}: {state} in {run.folder} "
                   f"(MLP_ACTIVATION={run.activation} SEED={run.seed} RUN_ID={run.run_id})")
         return 0
-    write_record(out, record)
+    try:  # the shared settings, what a resume is checked against
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "sweep.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ToolError(f"--out {out}: cannot write {out / 'sweep.json'} ({exc.strerror or exc}); "
+                        "give --out a writable folder") from exc
     started = time.monotonic()
     for place, run in zip(places, runs):
         done = run.finished_log()
@@ -328,7 +321,7 @@ def sweep(args: argparse.Namespace) -> int:
             where = f"its log: {log}" if parsed else f"it wrote no log (expected {run.log_path})"
             tail = _tail(run.console_path)
             raise ToolError(f"run {place} {run.run_id} failed ({why}) after {took:.1f} s; {where}; console output: "
-                             f"{run.console_path}" + (f"\n--- last console lines ---\n{tail}" if tail else ""), code=1)
+                            f"{run.console_path}" + (f"\n--- last console lines ---\n{tail}" if tail else ""), code=1)
         figure = parsed.sliding_val_bpb if parsed.sliding_val_bpb is not None else parsed.roundtrip_val_bpb
         print(f"[{place}] {run.run_id}: done in {took:.1f} s (steps {parsed.steps}, final BPB {figure}; "
               f"sweep elapsed {_clock(time.monotonic() - started)})", flush=True)
