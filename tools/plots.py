@@ -139,8 +139,7 @@ def fig_val_bpb(runs: list[RunLog]):
             for run in group.runs:
                 pts = [(p.step, p.val_bpb) for p in run.val_points if p.step >= min_step and math.isfinite(p.val_bpb)]
                 if pts:
-                    xs, ys = zip(*pts)
-                    ax.plot(xs, ys, color=group.color, lw=0.9, alpha=0.6, ms=4,
+                    ax.plot(*zip(*pts), color=group.color, lw=0.9, alpha=0.6, ms=4,
                             marker=styles.marker(run), ls=styles.linestyle(run))
             steps, mean, std = band(group.runs, min_step)
             if len(steps):
@@ -237,13 +236,10 @@ def fig_step_time(runs: list[RunLog]):
     for group in groups:
         for run in group.runs:
             points = sorted({(p.step, p.train_time_ms) for p in [*run.train_points, *run.val_points]})
-            xs, ys = [], []
-            for (s0, t0), (s1, t1) in zip(points, points[1:]):
-                if s1 > s0 > 0:  # the first interval holds start-up costs
-                    xs.append(s1)
-                    ys.append((t1 - t0) / (s1 - s0))
-            if xs:
-                left.plot(xs, ys, lw=1, ms=3, color=group.color, alpha=0.8, marker=styles.marker(run),
+            # ms per step at each logged step; the first interval (from step 0) holds start-up costs
+            rates = [(s1, (t1 - t0) / (s1 - s0)) for (s0, t0), (s1, t1) in zip(points, points[1:]) if s1 > s0 > 0]
+            if rates:
+                left.plot(*zip(*rates), lw=1, ms=3, color=group.color, alpha=0.8, marker=styles.marker(run),
                           ls=styles.linestyle(run))
     _axes(left, "step", "ms per step (between logged steps)", "Step time during training")
     _finish_legend(left, groups, styles)
@@ -279,8 +275,7 @@ def fig_beta_layers(runs: list[RunLog]):
     for i, layer in enumerate(layers):
         series = {b.step: b.mean for b in run.asqu_diag if b.layer == layer and b.step is not None}
         if series:
-            steps = sorted(series)
-            right.plot(steps, [series[s] for s in steps], marker=".",
+            right.plot(*zip(*sorted(series.items())), marker=".",
                        color=cmap(i / max(1, len(layers) - 1)), label=f"layer {layer}")
     _axes(right, "step", "beta mean over channels", f"beta mean over training ({run.name}, colour: layer)")
     if right.get_lines():
