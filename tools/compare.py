@@ -110,13 +110,11 @@ def compare(runs: list[RunLog], act_a: str, act_b: str, allow_config_diff: bool 
     """All figures of the A/B comparison as a JSON-ready dict; a ToolError when the arms differ in
     more than the activation (unless allow_config_diff)."""
     # the parser stores leaky_relu2 (train_gpt.py's alias) as leaky2; accept the alias here too
-    act_a = runlog.ACTIVATION_ALIASES.get(act_a, act_a)
-    act_b = runlog.ACTIVATION_ALIASES.get(act_b, act_b)
+    act_a, act_b = (runlog.ACTIVATION_ALIASES.get(act, act) for act in (act_a, act_b))
     if act_a == act_b:
         raise ToolError("A and B must be different activations")
     finished = sorted((r for r in runs if r.finished), key=runlog.by_seed)
-    runs_a = [r for r in finished if r.mlp_activation == act_a and not r.non_finite]
-    runs_b = [r for r in finished if r.mlp_activation == act_b and not r.non_finite]
+    runs_a, runs_b = ([r for r in finished if r.mlp_activation == act and not r.non_finite] for act in (act_a, act_b))
     diverged = {act: [str(r.path) for r in finished if r.mlp_activation == act and r.non_finite]
                 for act in (act_a, act_b)}
     found = runlog.activation_order(finished)

@@ -28,8 +28,9 @@ MIN_RECORD_SEEDS = 3
 # 8 GPUs, scored on the published FineWeb sp1024 validation set (62,021,632 tokens in the record's logs)
 RECORD_SETUP = {"world_size": 8, "dataset": "fineweb10B_sp1024", "val_tokens": 62_021_632}
 TRACKS = {"10min_16mb": "track_10min_16mb", "non_record_16mb": "track_non_record_16mb"}
-ATTENTION_PACKAGES = {"flash_attn_3": "flash_attn_3  # FlashAttention 3 (Hopper build, imported as flash_attn_interface)",
-                      "flash_attn_2": "flash-attn>=2.6"}
+ATTENTION_PACKAGES = {  # requirements.txt's lines for the attention the logs name
+    "flash_attn_3": "flash_attn_3  # FlashAttention 3 (Hopper build, imported as flash_attn_interface)",
+    "flash_attn_2": "flash-attn>=2.6"}
 DATA_COMMANDS = {"fineweb10B_sp1024": "python3 data/cached_challenge_fineweb.py --variant sp1024",
                  "sample_sp1024": "python3 data/build_sample.py"}
 
