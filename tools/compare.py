@@ -1,11 +1,6 @@
 #!/usr/bin/env python3
-"""Compare two MLP activations across seeds: is B's difference from A real?
-
-    python tools/compare.py relu2 asqu sweeps/ab1/ [--json] [--check]   # --check: exit 0 met, 1 not met
-
-Welch's t-tests per figure, the quant gap, the step-time ratio and the challenge's record criterion; arms
-that differ in more than the activation are refused. Details: tools/README.md, "compare.py".
-"""
+"""Compare two MLP activations across seeds (Welch's t-tests, quant gap, step time, the record criterion);
+arms that differ in more than the activation are refused. Details: tools/README.md, "compare.py"."""
 from __future__ import annotations
 
 import argparse
@@ -83,10 +78,7 @@ def record_criterion(runs_a: list[RunLog], runs_b: list[RunLog]) -> Criterion:
         why = (f"needs at least 2 runs per side with {attr} (have {len(a)} and {len(b)})" if len(a) < 2 or len(b) < 2
                else "the runs have no variance, so Welch's test is undefined")
         return Criterion(False, attr, improvement, None, None, margin, alpha, f"cannot be assessed: {why}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        shifted = scipy_stats.ttest_ind(b, np.asarray(a) - margin, equal_var=False, alternative="less")
-    p_margin = float(shifted.pvalue) if math.isfinite(shifted.pvalue) else None
+    p_margin = welch_test(list(np.asarray(a) - margin), b).p_one_sided_b_lower
     reasons = []
     if improvement < margin:
         reasons.append(f"improvement {improvement:+.5f} nats is below {margin}")
@@ -118,13 +110,11 @@ def compare(runs: list[RunLog], act_a: str, act_b: str, allow_config_diff: bool 
     """All figures of the A/B comparison as a JSON-ready dict; a ToolError when the arms differ in
     more than the activation (unless allow_config_diff)."""
     # the parser stores leaky_relu2 (train_gpt.py's alias) as leaky2; accept the alias here too
-    act_a = runlog.ACTIVATION_ALIASES.get(act_a, act_a)
-    act_b = runlog.ACTIVATION_ALIASES.get(act_b, act_b)
+    act_a, act_b = (runlog.ACTIVATION_ALIASES.get(act, act) for act in (act_a, act_b))
     if act_a == act_b:
         raise ToolError("A and B must be different activations")
     finished = sorted((r for r in runs if r.finished), key=runlog.by_seed)
-    runs_a = [r for r in finished if r.mlp_activation == act_a and not r.non_finite]
-    runs_b = [r for r in finished if r.mlp_activation == act_b and not r.non_finite]
+    runs_a, runs_b = ([r for r in finished if r.mlp_activation == act and not r.non_finite] for act in (act_a, act_b))
     diverged = {act: [str(r.path) for r in finished if r.mlp_activation == act and r.non_finite]
                 for act in (act_a, act_b)}
     found = runlog.activation_order(finished)

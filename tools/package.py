@@ -1,13 +1,7 @@
 #!/usr/bin/env python3
-"""Check finished runs against the challenge's rules and package them under records/.
-
-    python tools/package.py LOGS... --name "ASQU 11L" --author "Jane Doe" --github-id jdoe --blurb "..." \\
-        [--check] [--against records/track_10min_16mb/<SOTA>/train_seed*.log]
-    python tools/package.py --audit records/track_10min_16mb/<folder> [--against PREVIOUS_ROW_LOGS...]
-
-Everything is checked before anything is written; each problem is one line naming the log and the field
-(exit 1). The checks per track, the audit and the folder's files: tools/README.md, "package.py".
-"""
+"""Check finished runs against the challenge's rules and package them under records/, or --audit such a folder.
+Everything is checked before anything is written; each problem is one line naming the log and the field (exit 1).
+The checks per track, the audit and the folder's files: tools/README.md, "package.py"."""
 from __future__ import annotations
 
 import argparse
@@ -34,6 +28,11 @@ MIN_RECORD_SEEDS = 3
 # 8 GPUs, scored on the published FineWeb sp1024 validation set (62,021,632 tokens in the record's logs)
 RECORD_SETUP = {"world_size": 8, "dataset": "fineweb10B_sp1024", "val_tokens": 62_021_632}
 TRACKS = {"10min_16mb": "track_10min_16mb", "non_record_16mb": "track_non_record_16mb"}
+ATTENTION_PACKAGES = {  # requirements.txt's lines for the attention the logs name
+    "flash_attn_3": "flash_attn_3  # FlashAttention 3 (Hopper build, imported as flash_attn_interface)",
+    "flash_attn_2": "flash-attn>=2.6"}
+DATA_COMMANDS = {"fineweb10B_sp1024": "python3 data/cached_challenge_fineweb.py --variant sp1024",
+                 "sample_sp1024": "python3 data/build_sample.py"}
 
 
 class PackageError(Exception):
@@ -131,19 +130,16 @@ def check_runs(runs: list[RunLog], source: str | None, source_bytes: int | None,
         if run.submission_bytes is not None and run.submission_bytes > SIZE_LIMIT_BYTES:
             problems.append(f"{p}: total submission size {run.submission_bytes:,} bytes is over the "
                             f"{SIZE_LIMIT_BYTES:,}-byte limit")
-        if source is None:
-            pass
-        elif run.source_dump is not None:
-            if run.source_dump != source:
-                hint = " (the log seems to hold several appended runs)" if run.header_blocks > 2 else ""
-                problems.append(f"{p}: the train_gpt.py source dumped in the log is not byte-identical to the script "
-                                f"to package ({_first_difference(run.source_dump, source)}){hint}")
-        elif run.code_bytes is not None:
+        if source is not None and run.source_dump is not None and run.source_dump != source:
+            hint = " (the log seems to hold several appended runs)" if run.header_blocks > 2 else ""
+            problems.append(f"{p}: the train_gpt.py source dumped in the log is not byte-identical to the script "
+                            f"to package ({_first_difference(run.source_dump, source)}){hint}")
+        elif source is not None and run.source_dump is None and run.code_bytes is not None:
             if run.code_bytes != source_bytes:
                 problems.append(f"{p}: the log's Code size ({run.code_bytes:,} bytes) differs from the script to "
                                 f"package ({source_bytes:,} bytes)")
             notes.append(f"{p}: no source dump; matched by code size only")
-        else:
+        elif source is not None and run.source_dump is None:
             notes.append(f"{p}: no source dump and no Code size line; source not checked")
         if run.seed is None:
             problems.append(f"{p}: the log does not show seed")
@@ -174,22 +170,11 @@ def check_runs(runs: list[RunLog], source: str | None, source_bytes: int | None,
     return problems, notes
 
 
-def submission_record(runs: list[RunLog], args: argparse.Namespace, date: str, code_bytes: int) -> dict:
-    return {"author": args.author, "github_id": args.github_id, "name": args.name, "blurb": args.blurb, "date": date,
-            "val_loss": round(runlog.mean_std(r.sliding_val_loss for r in runs)[0], 8),
-            "val_bpb": round(runlog.mean_std(r.sliding_val_bpb for r in runs)[0], 8),
-            "bytes_total": max(r.submission_bytes for r in runs), "bytes_code": code_bytes}
-
-
 def data_command(dataset: str | None) -> str:
     """The command that builds a dataset the logs name, or a comment saying there is none."""
-    if dataset == "fineweb10B_sp1024":
-        return "python3 data/cached_challenge_fineweb.py --variant sp1024"
-    if dataset == "sample_sp1024":
-        return "python3 data/build_sample.py"
     if dataset is None:
         return "# the logs do not name their dataset (no train_loader:dataset: line); no data command known"
-    return f"# no known command builds the dataset {dataset}; provide it yourself"
+    return DATA_COMMANDS.get(dataset, f"# no known command builds the dataset {dataset}; provide it yourself")
 
 
 def reproduce_lines(runs: list[RunLog]) -> list[str]:
@@ -222,11 +207,7 @@ def requirements_text(runs: list[RunLog]) -> str:
     lines += ["numpy", "sentencepiece"]
     if any(r.compressor != "zlib" for r in runs):
         lines.append("zstandard")
-    attention = {r.attention for r in runs}
-    if "flash_attn_3" in attention:
-        lines.append("flash_attn_3  # FlashAttention 3 (Hopper build, imported as flash_attn_interface)")
-    if "flash_attn_2" in attention:
-        lines.append("flash-attn>=2.6")
+    lines += [package for attention, package in ATTENTION_PACKAGES.items() if attention in {r.attention for r in runs}]
     return "\n".join(lines) + "\n"
 
 
@@ -293,12 +274,16 @@ def readme_text(runs: list[RunLog], record: dict, track: str, notes: list[str], 
     return "\n".join(lines) + "\n"
 
 
-def finished_runs(against: list[str]) -> list[RunLog]:
-    """The finished runs of --against's logs."""
+def collect(paths: list[str], what: str = "") -> list[RunLog]:
+    """runlog.collect_runs, a log it cannot read a PackageError (``what``: the option that named it)."""
     try:
-        return [r for r in runlog.collect_runs(against) if r.finished]
+        return runlog.collect_runs(paths)
     except runlog.LogError as exc:
-        raise PackageError(f"--against: {exc}") from exc
+        raise PackageError(what + str(exc)) from exc
+
+
+def finished_runs(against: list[str]) -> list[RunLog]:
+    return [r for r in collect(against, "--against: ") if r.finished]
 
 
 def criterion_text(runs: list[RunLog], against: list[str] | None) -> str:
@@ -443,10 +428,7 @@ def audit(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     script = folder / "train_gpt.py"
     source_data = script.read_bytes() if script.is_file() else None
     source = source_data.decode("utf-8", errors="replace") if source_data is not None else None
-    try:
-        runs = sorted(runlog.collect_runs([folder]), key=runlog.by_seed)
-    except runlog.LogError as exc:
-        raise PackageError(str(exc)) from exc
+    runs = sorted(collect([folder]), key=runlog.by_seed)
     faults, notes = check_runs(runs, source, source_data and len(source_data), track, audit=True)
     notes.insert(0, f"track {TRACKS[track]}; {len(runs)} log(s): {', '.join(r.path.name for r in runs) or 'none'}")
     for check in (lambda: check_claims(folder, runs), lambda: rescore(folder, runs, args),
@@ -460,10 +442,8 @@ def audit(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Check finished runs and package them as records/<track>/YYYY-MM-DD_<Name>/.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Refuses (exit 1, one line per problem, nothing written) what the challenge's rules exclude; "
-               "see tools/README.md. --check: validate only.",
-    )
+               "see tools/README.md. --check: validate only.")
     parser.add_argument("logs", nargs="*", metavar="LOG_OR_DIR", help="run logs or run folders")
     parser.add_argument("--name", help="submission name (folder: YYYY-MM-DD_<Name>); required to package")
     parser.add_argument("--author", help="required to package")
@@ -503,10 +483,7 @@ def package(args: argparse.Namespace) -> Path:
         raise PackageError(f"cannot read the training script {script}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise PackageError(f"{script} is not UTF-8 text") from exc
-    try:
-        runs = sorted(runlog.collect_runs(args.logs), key=runlog.by_seed)
-    except runlog.LogError as exc:
-        raise PackageError(str(exc)) from exc
+    runs = sorted(collect(args.logs), key=runlog.by_seed)
     problems, notes = check_runs(runs, source, len(source_data), args.track)
     if target.exists():
         problems.append(f"target folder already exists: {target}")
@@ -514,12 +491,14 @@ def package(args: argparse.Namespace) -> Path:
         raise PackageError("\n".join(problems))
     notes += [f"{dup}: the same run as {r.path}, counted once" for r in runs for dup in r.duplicates]
     criterion = criterion_text(runs, args.against)
-    for note in notes:
-        print(f"package: note: {note}", file=sys.stderr)
+    print("".join(f"package: note: {note}\n" for note in notes), end="", file=sys.stderr)
     if args.check:
         print(f"package: record criterion: {criterion}")
         return target
-    record = submission_record(runs, args, date, len(source_data))
+    record = {"author": args.author, "github_id": args.github_id, "name": args.name, "blurb": args.blurb, "date": date,
+              "val_loss": round(runlog.mean_std(r.sliding_val_loss for r in runs)[0], 8),
+              "val_bpb": round(runlog.mean_std(r.sliding_val_bpb for r in runs)[0], 8),
+              "bytes_total": max(r.submission_bytes for r in runs), "bytes_code": len(source_data)}
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -537,27 +516,21 @@ def package(args: argparse.Namespace) -> Path:
     return target
 
 
-def main_audit(args: argparse.Namespace) -> int:
-    try:
-        faults, notes = audit(args)
-    except PackageError as exc:
-        print(f"package: audit: error: {exc}", file=sys.stderr)
-        return 2
-    for note in notes:
-        print(f"package: audit: note: {note}")
-    for fault in faults:
-        print(f"package: audit: fault: {fault}")
-    print(f"package: audit: {'FAIL' if faults else 'PASS'}: {args.audit} ({len(faults)} fault(s))")
-    return 1 if faults else 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.audit:
         if args.logs:
             parser.error("--audit reads the folder's own logs; give no LOG_OR_DIR with it")
-        return main_audit(args)
+        try:
+            faults, notes = audit(args)
+        except PackageError as exc:
+            print(f"package: audit: error: {exc}", file=sys.stderr)
+            return 2
+        print("".join(f"package: audit: note: {note}\n" for note in notes), end="")
+        print("".join(f"package: audit: fault: {fault}\n" for fault in faults), end="")
+        print(f"package: audit: {'FAIL' if faults else 'PASS'}: {args.audit} ({len(faults)} fault(s))")
+        return 1 if faults else 0
     missing = [f"--{name.replace('_', '-')}" for name in ("name", "author", "github_id", "blurb")
                if getattr(args, name) is None]
     if missing or not args.logs:

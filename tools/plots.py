@@ -1,11 +1,6 @@
 #!/usr/bin/env python3
 """Plot train_gpt.py runs: validation curves, the deciding number, quant gap, step time, ASQU betas.
-
-    python3 tools/plots.py results/cpu-ab/ --out results/cpu-ab/plots
-    python3 tools/plots.py logs/ --state-dict . --format svg --out plots
-
-The files and what each shows: tools/README.md, "plots.py".
-"""
+The files and what each shows: tools/README.md, "plots.py"."""
 from __future__ import annotations
 
 import argparse
@@ -98,14 +93,11 @@ class SeedStyles:
 
 def mean_ci(values, level: float = 0.95) -> tuple[float, float | None, int]:
     """(mean, half-width of the two-sided Student-t interval or None when n < 2, n)."""
-    data = np.asarray(runlog.finite(values), dtype=float)
+    data = runlog.finite(values)
     n = len(data)
-    if n == 0:
-        return math.nan, None, 0
-    if n == 1:
-        return float(data[0]), None, 1
-    sem = float(data.std(ddof=1)) / math.sqrt(n)
-    return float(data.mean()), float(scipy_stats.t.ppf(0.5 + level / 2, n - 1)) * sem, n
+    if n < 2:
+        return (data[0] if data else math.nan), None, n
+    return float(np.mean(data)), float(scipy_stats.t.ppf(0.5 + level / 2, n - 1) * scipy_stats.sem(data)), n
 
 
 def band(runs: list[RunLog], min_step: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -147,8 +139,7 @@ def fig_val_bpb(runs: list[RunLog]):
             for run in group.runs:
                 pts = [(p.step, p.val_bpb) for p in run.val_points if p.step >= min_step and math.isfinite(p.val_bpb)]
                 if pts:
-                    xs, ys = zip(*pts)
-                    ax.plot(xs, ys, color=group.color, lw=0.9, alpha=0.6, ms=4,
+                    ax.plot(*zip(*pts), color=group.color, lw=0.9, alpha=0.6, ms=4,
                             marker=styles.marker(run), ls=styles.linestyle(run))
             steps, mean, std = band(group.runs, min_step)
             if len(steps):
@@ -245,13 +236,10 @@ def fig_step_time(runs: list[RunLog]):
     for group in groups:
         for run in group.runs:
             points = sorted({(p.step, p.train_time_ms) for p in [*run.train_points, *run.val_points]})
-            xs, ys = [], []
-            for (s0, t0), (s1, t1) in zip(points, points[1:]):
-                if s1 > s0 > 0:  # the first interval holds start-up costs
-                    xs.append(s1)
-                    ys.append((t1 - t0) / (s1 - s0))
-            if xs:
-                left.plot(xs, ys, lw=1, ms=3, color=group.color, alpha=0.8, marker=styles.marker(run),
+            # ms per step at each logged step; the first interval (from step 0) holds start-up costs
+            rates = [(s1, (t1 - t0) / (s1 - s0)) for (s0, t0), (s1, t1) in zip(points, points[1:]) if s1 > s0 > 0]
+            if rates:
+                left.plot(*zip(*rates), lw=1, ms=3, color=group.color, alpha=0.8, marker=styles.marker(run),
                           ls=styles.linestyle(run))
     _axes(left, "step", "ms per step (between logged steps)", "Step time during training")
     _finish_legend(left, groups, styles)
@@ -287,8 +275,7 @@ def fig_beta_layers(runs: list[RunLog]):
     for i, layer in enumerate(layers):
         series = {b.step: b.mean for b in run.asqu_diag if b.layer == layer and b.step is not None}
         if series:
-            steps = sorted(series)
-            right.plot(steps, [series[s] for s in steps], marker=".",
+            right.plot(*zip(*sorted(series.items())), marker=".",
                        color=cmap(i / max(1, len(layers) - 1)), label=f"layer {layer}")
     _axes(right, "step", "beta mean over channels", f"beta mean over training ({run.name}, colour: layer)")
     if right.get_lines():
@@ -391,13 +378,11 @@ def fig_beta_hist(sources: list[tuple[str, dict[int, np.ndarray]]]):
         n = len(values[0][1])
         stats = f"mean {np.nanmean(values[0][1]):.3f}, std {np.nanstd(values[0][1]):.3f}" if len(values) == 1 else \
             f"{len(values)} runs"
-        ax.set_title(f"layer {layer}: {n} channels, {stats}", fontsize=9)
-        ax.set_xlabel("beta")
-        ax.set_ylabel("hidden channels")
+        _axes(ax, "beta", "hidden channels", f"layer {layer}: {n} channels, {stats}")
+        ax.title.set_fontsize(9)
         ax.ticklabel_format(axis="x", useOffset=False)  # plain beta values, even for a narrow spread
         ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.tick_params(axis="x", labelsize=8)
-        ax.grid(alpha=0.3)
         if len(values) > 1:
             ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(layers):]:

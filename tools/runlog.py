@@ -1,8 +1,5 @@
-"""Parse train_gpt.py run logs into structured runs; shared by every tool in this folder.
-
-The rules (what is header, which lines are read, finished runs, duplicates, comparable runs):
-tools/README.md, "What a log says".
-"""
+"""The one reader of train_gpt.py run logs, and the helpers every tool in this folder shares.
+The rules (header, lines read, finished runs, duplicates, comparable runs): tools/README.md, "What a log says"."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +16,7 @@ import statistics
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAINER = REPO_ROOT / "train_gpt.py"
@@ -54,6 +51,7 @@ def import_trainer():
 
 
 ACTIVATION_ALIASES = {"leaky_relu2": "leaky2"}
+ACTIVATION_KNOBS = ("MLP_ACTIVATION", "MLP_LEAKY_SLOPE", "ASQU_")  # prefixes of the activation's settings
 DEFAULT_ACTIVATION = "relu2"  # logs written before the MLP_ACTIVATION switch existed
 # Config variables that do not change results (train_gpt.py leaves them out of config_fingerprint).
 NON_RESULT_VARIABLES = frozenset(trainer_constant("NOT_FINGERPRINTED"))
@@ -120,8 +118,7 @@ class LogError(ToolError, ValueError):
     """A file that cannot be read as a run log."""
 
 
-@dataclass
-class ValPoint:
+class ValPoint(NamedTuple):
     step: int
     val_loss: float
     val_bpb: float
@@ -129,16 +126,14 @@ class ValPoint:
     step_avg_ms: float
 
 
-@dataclass
-class TrainPoint:
+class TrainPoint(NamedTuple):
     step: int
     train_loss: float
     train_time_ms: int
     step_avg_ms: float
 
 
-@dataclass
-class BetaStat:
+class BetaStat(NamedTuple):
     """One ``asqu_diag`` line; ``step`` is that of the most recent step line before it."""
 
     step: int | None
@@ -231,7 +226,6 @@ class RunLog:
 
     @property
     def steps(self) -> int | None:
-        """The last training step reached (step lines and the stopping_early line)."""
         steps = [p.step for p in (*self.val_points, *self.train_points)]
         steps += [s for s in (self.stop_step,) if s is not None]
         return max(steps) if steps else None
@@ -247,7 +241,6 @@ class RunLog:
 
     @property
     def train_time_ms(self) -> int | None:
-        """Training time at the end: the stopping_early figure, else the last step line's."""
         last = self._last_step_line()
         times = [t for t in (last and last.train_time_ms, self.stop_train_time_ms) if t is not None]
         return max(times) if times else None
@@ -272,14 +265,10 @@ class RunLog:
     @property
     def missing_final(self) -> list[str]:
         """The final lines this run's settings promise that its log lacks (empty = finished)."""
-        missing = []
-        if self.submission_bytes is None:
-            missing.append("Total submission size")
-        if not self.roundtrip_exact:
-            missing.append("final_int6_roundtrip_exact")
-        if self.sliding_promised and not self.sliding_exact:
-            missing.append("final_int6_sliding_window_exact")
-        return missing
+        present = {"Total submission size": self.submission_bytes is not None,
+                   "final_int6_roundtrip_exact": self.roundtrip_exact,
+                   "final_int6_sliding_window_exact": self.sliding_exact or not self.sliding_promised}
+        return [line for line, shown in present.items() if not shown]
 
     @property
     def finished(self) -> bool:
@@ -301,7 +290,6 @@ class RunLog:
 
     @property
     def final_eval_ms(self) -> int | None:
-        """DIAGNOSTIC + roundtrip (+ sliding when promised) eval_time; None when the log lacks one."""
         parts = [self.post_ema_eval_ms, self.roundtrip_eval_ms]
         if self.sliding_promised:
             parts.append(self.sliding_eval_ms)
@@ -326,7 +314,7 @@ class RunLog:
             record[key] = getattr(self, key)
         record["missing_final_lines"] = self.missing_final
         record["duplicates"] = [str(p) for p in self.duplicates]
-        record["final_betas"] = [{k: v for k, v in vars(b).items() if k != "step"} for b in self.final_betas()]
+        record["final_betas"] = [{k: v for k, v in b._asdict().items() if k != "step"} for b in self.final_betas()]
         return record
 
 
@@ -335,12 +323,8 @@ _FIELD_TYPES = {f.name: str(f.type) for f in fields(RunLog)}
 
 
 def split_header(text: str) -> tuple[str | None, str, str, int]:
-    """(source dump or None, version block, body to parse, number of separator lines).
-
-    The body starts after the last line of exactly 100 '='; the version block lies between the last
-    two; the source dump is the text before the second-to-last (or only) one, less the newline print
-    added and any leading torchrun noise.
-    """
+    """(source dump or None, version block, body, number of separator lines): the body follows the last line of
+    100 '=', the versions lie between the last two, the dump (less torchrun noise) comes before them."""
     seps = list(_SEPARATOR_LINE.finditer(text))
     if not seps:
         return None, "", text, 0
@@ -474,11 +458,7 @@ def dedupe(found: list[tuple[RunLog, str]]) -> list[RunLog]:
 
 
 def collect_runs(paths: Iterable[str | Path]) -> list[RunLog]:
-    """Parse files and folders given on a command line; each run once (see ``dedupe``).
-
-    A file is always parsed (it must exist); a folder is searched (see ``_candidates``) and its files
-    without a model_params or step line are not runs.
-    """
+    """The runs of files (each must be a run log) and folders (_candidates that look like runs), each once (dedupe)."""
     found: list[tuple[RunLog, str]] = []
     for item in paths:
         path = Path(item)
@@ -513,10 +493,6 @@ def load_runs(paths: list[str | Path]) -> list[RunLog]:
 
 
 # ----- what a run was: grouping and differences -------------------------------------------------
-
-def is_activation_knob(name: str) -> bool:
-    return name in ("MLP_ACTIVATION", "MLP_LEAKY_SLOPE") or name.startswith("ASQU_")
-
 
 def setup_facts(run: RunLog) -> dict[str, object]:
     """Facts of the setup that change results, read from the log's own lines (None = not shown)."""
@@ -555,7 +531,7 @@ def differences(a: RunLog, b: RunLog) -> list[str]:
     if a.config is not None and b.config is not None:
         names = list(dict.fromkeys([*a.config, *b.config]))
         for name in names:
-            if name in NON_RESULT_VARIABLES or (not same_act and is_activation_knob(name)):
+            if name in NON_RESULT_VARIABLES or (not same_act and name.startswith(ACTIVATION_KNOBS)):
                 continue
             va, vb = a.config.get(name, "(default)"), b.config.get(name, "(default)")
             if va != vb:
@@ -658,16 +634,7 @@ def activation_order(runs: Iterable[RunLog]) -> list[str]:
     return [a for a in known if a in names] + sorted(names - set(known))
 
 
-def _strict(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value
-
-
 def strict_json(value, indent: int | None = 2) -> str:
-    """JSON that strict parsers accept: non-finite floats become null (json.dumps(allow_nan=False))."""
-    return json.dumps(_strict(value), indent=indent, allow_nan=False)
+    """JSON that strict parsers accept: non-finite floats (json's NaN / Infinity) become null."""
+    plain = json.loads(json.dumps(value), parse_constant=lambda _: None)
+    return json.dumps(plain, indent=indent, allow_nan=False)

@@ -1,16 +1,9 @@
 #!/usr/bin/env python3
-"""Summarise train_gpt.py run logs: one row per run, then mean / std per group of comparable runs.
-
-    python tools/summarize.py logs/ sweeps/ab1/ train_seed1337.log [--json]
-
-Which files are runs, which runs are pooled, and the JSON: tools/README.md, "summarize.py".
-"""
+"""Summarise train_gpt.py run logs: a row per run, mean / std per group of comparable runs (tools/README.md)."""
 from __future__ import annotations
 
-import sys
-
 import runlog
-from runlog import RunLog
+from runlog import RunLog, ToolError
 
 # (header, attribute on RunLog, format of means / unlogged values)
 COLUMNS = [
@@ -24,7 +17,6 @@ COLUMNS = [
     ("quant_gap", "quant_gap_bpb", "{:+.4f}"),
     ("bytes", "submission_bytes", "{:d}"),
 ]
-ToolError = runlog.ToolError
 
 
 def _cell(run: RunLog, attr: str, fmt: str) -> str:
@@ -113,13 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="+", metavar="LOG_OR_DIR", help="run log files or folders")
     parser.add_argument("--json", action="store_true", help="print strict JSON, one object per run")
     args = parser.parse_args(argv)
-    try:
+
+    def work() -> int:
         runs = runlog.load_runs(args.paths)
-    except ToolError as exc:
-        print(f"summarize: error: {exc}", file=sys.stderr)
-        return 2
-    print(runlog.strict_json(summary_json(runs)) if args.json else render_table(runs))
-    return 0
+        print(runlog.strict_json(summary_json(runs)) if args.json else render_table(runs))
+        return 0
+
+    return runlog.one_line_errors("summarize", work)
 
 
 if __name__ == "__main__":

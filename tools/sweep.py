@@ -1,11 +1,5 @@
 #!/usr/bin/env python3
-"""Run train_gpt.py over activations x seeds, one run at a time, resumably.
-
-    python tools/sweep.py --activations relu2,asqu --seeds 1337,42,2024 --out sweeps/ab1 \\
-        --nproc 8 --wallclock 600
-
-Folders, launcher, the settings check, resuming and the report at the end: tools/README.md, "sweep.py".
-"""
+"""Run train_gpt.py over activations x seeds, one run at a time, resumably (tools/README.md, "sweep.py")."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import runlog
+from runlog import ToolError
 
 RESERVED_ENV = ("MLP_ACTIVATION", "SEED", "RUN_ID")
 PATH_SETTINGS = ("DATA_PATH", "TOKENIZER_PATH")  # relative to the training script; defaults: train_gpt.py's
@@ -30,14 +25,6 @@ PATH_SETTINGS = ("DATA_PATH", "TOKENIZER_PATH")  # relative to the training scri
 RUN_OUTPUTS = ("logs/{run_id}.txt", "train_seed{seed}.log", "train.log", "console.out",
                "final_model.pt", "final_model.int6.ptz", "runs/{run_id}")
 NAME_OK = re.compile(r"[A-Za-z0-9_]+")
-
-
-class SweepError(Exception):
-    """A problem that stops the sweep; printed as one message, non-zero exit."""
-
-    def __init__(self, message: str, code: int = 2):
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass
@@ -57,10 +44,8 @@ class Run:
 
     def finished_log(self) -> Path | None:
         """The run's log when it is finished (runlog: every final line its config promises), else None."""
-        for path in (self.log_path, self.seed_log_path):
-            if path.is_file() and runlog.parse_log(path).finished:
-                return path
-        return None
+        logs = (self.log_path, self.seed_log_path)
+        return next((path for path in logs if path.is_file() and runlog.parse_log(path).finished), None)
 
     def outputs(self) -> list[Path]:
         return [self.folder / p.format(run_id=self.run_id, seed=self.seed) for p in RUN_OUTPUTS]
@@ -73,9 +58,9 @@ class Run:
 def _split_list(text: str, what: str) -> list[str]:
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items:
-        raise SweepError(f"--{what} needs at least one value")
+        raise ToolError(f"--{what} needs at least one value")
     if len(set(items)) != len(items):
-        raise SweepError(f"--{what} lists a value twice: {text}")
+        raise ToolError(f"--{what} lists a value twice: {text}")
     return items
 
 
@@ -84,9 +69,9 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise SweepError(f"--env takes KEY=VALUE, got {pair!r}")
+            raise ToolError(f"--env takes KEY=VALUE, got {pair!r}")
         if key in RESERVED_ENV:
-            raise SweepError(f"--env {key}=... is set per run by the sweep; use --activations / --seeds")
+            raise ToolError(f"--env {key}=... is set per run by the sweep; use --activations / --seeds")
         env[key] = value
     return env
 
@@ -96,13 +81,13 @@ def shared_settings(args: argparse.Namespace, script: Path) -> dict[str, str]:
     env = parse_env(args.env)
     if args.fixed_steps is not None:
         if "ITERATIONS" in env or "MAX_WALLCLOCK_SECONDS" in env:
-            raise SweepError("--fixed-steps sets ITERATIONS and MAX_WALLCLOCK_SECONDS; do not also pass them "
-                             "with --env")
+            raise ToolError("--fixed-steps sets ITERATIONS and MAX_WALLCLOCK_SECONDS; do not also pass them "
+                            "with --env")
         env["ITERATIONS"] = str(args.fixed_steps)
         env["MAX_WALLCLOCK_SECONDS"] = "0"
     if args.wallclock is not None:
         if "MAX_WALLCLOCK_SECONDS" in env:
-            raise SweepError("--wallclock sets MAX_WALLCLOCK_SECONDS; do not also pass it with --env")
+            raise ToolError("--wallclock sets MAX_WALLCLOCK_SECONDS; do not also pass it with --env")
         env["MAX_WALLCLOCK_SECONDS"] = f"{args.wallclock:g}"
     for key in PATH_SETTINGS:
         value = env.get(key, os.environ.get(key))
@@ -133,7 +118,7 @@ def check_out(out: Path, runs: list[Run], record: dict, force: bool) -> None:
     The real run and --dry-run both call this, so a dry run fails where the run would."""
     blocking = [p for p in (*out.parents, out, *(run.folder for run in runs)) if p.exists() and not p.is_dir()]
     if blocking:
-        raise SweepError(f"--out {out}: {blocking[0]} is a file, not a folder; give --out a new or existing folder")
+        raise ToolError(f"--out {out}: {blocking[0]} is a file, not a folder; give --out a new or existing folder")
     path = out / "sweep.json"
     if not path.exists():
         return
@@ -141,27 +126,17 @@ def check_out(out: Path, runs: list[Run], record: dict, force: bool) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
         old_env, new_env = dict(old.get("env", {})), record["env"]
     except (OSError, ValueError, AttributeError, TypeError) as exc:
-        raise SweepError(f"{path} is unreadable ({exc}); move it away to start afresh") from exc
+        raise ToolError(f"{path} is unreadable ({exc}); move it away to start afresh") from exc
     diff = [f"{key}: {old_env.get(key)!r} -> {new_env.get(key)!r}" for key in sorted(set(old_env) | set(new_env))
             if old_env.get(key) != new_env.get(key)]
     if old.get("nproc") != record["nproc"]:
         diff.append(f"nproc: {old.get('nproc')} -> {record['nproc']}")
     if diff and not force:
-        raise SweepError(f"{out} was started with other shared settings ({'; '.join(diff)}); runs with "
-                         "different settings must not be compared. Use a new --out, or --force to go on anyway.")
+        raise ToolError(f"{out} was started with other shared settings ({'; '.join(diff)}); runs with "
+                        "different settings must not be compared. Use a new --out, or --force to go on anyway.")
     if old.get("train_script_sha256") != record["train_script_sha256"]:
         print(f"sweep: warning: {record['train_script']} changed since this sweep started; "
               "finished runs used the old version", file=sys.stderr)
-
-
-def write_record(out: Path, record: dict) -> None:
-    """Store the shared settings in OUT/sweep.json (what a resume is checked against)."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "sweep.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise SweepError(f"--out {out}: cannot write {out / 'sweep.json'} ({exc.strerror or exc}); "
-                         "give --out a writable folder") from exc
 
 
 def set_aside(run: Run) -> Path | None:
@@ -169,10 +144,7 @@ def set_aside(run: Run) -> Path | None:
     present = [p for p in run.outputs() if p.exists()]
     if not present:
         return None
-    k = 1
-    while (run.folder / f"crashed-{k}").exists():
-        k += 1
-    target = run.folder / f"crashed-{k}"
+    target = next(run.folder / f"crashed-{k}" for k in itertools.count(1) if not (run.folder / f"crashed-{k}").exists())
     for path in present:
         runlog.keep_existing(path, target / path.parent.relative_to(run.folder))
     return target
@@ -185,10 +157,9 @@ def _clock(seconds: float) -> str:
 
 def _tail(path: Path, lines: int = 15) -> str:
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def execute(run: Run, command: list[str], env: dict[str, str], echo: bool) -> int:
@@ -228,7 +199,7 @@ def check_settings(runs: list[Run], settings: dict[str, str], env_names: list[st
     try:
         train_gpt = runlog.import_trainer()
     except Exception as exc:  # noqa: BLE001 - any import failure means the settings cannot be checked
-        raise SweepError(f"cannot import {runlog.TRAINER} to check the settings: {exc}") from exc
+        raise ToolError(f"cannot import {runlog.TRAINER} to check the settings: {exc}") from exc
     known = {name for name, _, _ in train_gpt.Hyperparameters.variables()}
     runtime = getattr(train_gpt, "FOREIGN_PREFIXES", ())
     problems = []
@@ -243,8 +214,8 @@ def check_settings(runs: list[Run], settings: dict[str, str], env_names: list[st
         except train_gpt.ConfigError as exc:
             problems.append(str(exc))
     if problems:
-        raise SweepError("nothing was run; train_gpt.py would refuse these settings:\n  "
-                         + "\n  ".join(dict.fromkeys(problems)))
+        raise ToolError("nothing was run; train_gpt.py would refuse these settings:\n  "
+                        + "\n  ".join(dict.fromkeys(problems)))
 
 
 def report(out: Path, runs: list[Run], activations: list[str], plots: bool) -> None:
@@ -290,19 +261,19 @@ def build_parser() -> argparse.ArgumentParser:
 def sweep(args: argparse.Namespace) -> int:
     script = Path(args.train_script).resolve()
     if not script.is_file():
-        raise SweepError(f"training script not found: {script}")
+        raise ToolError(f"training script not found: {script}")
     activations = _split_list(args.activations, "activations")
     for act in activations:
         if not NAME_OK.fullmatch(act):
-            raise SweepError(f"bad activation name {act!r}")  # it names the run's folder
+            raise ToolError(f"bad activation name {act!r}")  # it names the run's folder
     try:
         seeds = [int(s) for s in _split_list(args.seeds, "seeds")]
     except ValueError as exc:
-        raise SweepError(f"--seeds takes comma-separated integers, got {args.seeds!r}") from exc
+        raise ToolError(f"--seeds takes comma-separated integers, got {args.seeds!r}") from exc
     if args.nproc < 1:
-        raise SweepError("--nproc must be at least 1")
+        raise ToolError("--nproc must be at least 1")
     if args.fixed_steps is not None and args.fixed_steps < 1:
-        raise SweepError("--fixed-steps must be at least 1")
+        raise ToolError("--fixed-steps must be at least 1")
     out = Path(args.out).resolve()
     settings = shared_settings(args, script)
     command = launch_command(script, args.nproc)
@@ -322,7 +293,12 @@ def sweep(args: argparse.Namespace) -> int:
             print(f"[{place}] {run.run_id}: {state} in {run.folder} "
                   f"(MLP_ACTIVATION={run.activation} SEED={run.seed} RUN_ID={run.run_id})")
         return 0
-    write_record(out, record)
+    try:  # the shared settings, what a resume is checked against
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "sweep.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ToolError(f"--out {out}: cannot write {out / 'sweep.json'} ({exc.strerror or exc}); "
+                        "give --out a writable folder") from exc
     started = time.monotonic()
     for place, run in zip(places, runs):
         done = run.finished_log()
@@ -340,14 +316,12 @@ def sweep(args: argparse.Namespace) -> int:
         log = run.log_path if run.log_path.is_file() else run.seed_log_path
         parsed = runlog.parse_log(log) if log.is_file() else None
         if status != 0 or parsed is None or not parsed.finished:
-            if status:
-                why = f"exit status {status}"
-            else:
-                why = f"it ended without {', '.join(parsed.missing_final)}" if parsed else "it wrote no log"
+            why = (f"exit status {status}" if status else
+                   f"it ended without {', '.join(parsed.missing_final)}" if parsed else "it wrote no log")
             where = f"its log: {log}" if parsed else f"it wrote no log (expected {run.log_path})"
             tail = _tail(run.console_path)
-            raise SweepError(f"run {place} {run.run_id} failed ({why}) after {took:.1f} s; {where}; console output: "
-                             f"{run.console_path}" + (f"\n--- last console lines ---\n{tail}" if tail else ""), code=1)
+            raise ToolError(f"run {place} {run.run_id} failed ({why}) after {took:.1f} s; {where}; console output: "
+                            f"{run.console_path}" + (f"\n--- last console lines ---\n{tail}" if tail else ""), code=1)
         figure = parsed.sliding_val_bpb if parsed.sliding_val_bpb is not None else parsed.roundtrip_val_bpb
         print(f"[{place}] {run.run_id}: done in {took:.1f} s (steps {parsed.steps}, final BPB {figure}; "
               f"sweep elapsed {_clock(time.monotonic() - started)})", flush=True)
@@ -358,10 +332,7 @@ def sweep(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return sweep(args)
-    except SweepError as exc:
-        print(f"sweep: error: {exc}", file=sys.stderr)
-        return exc.code
+        return runlog.one_line_errors("sweep", lambda: sweep(args))
     except KeyboardInterrupt:
         print("sweep: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
