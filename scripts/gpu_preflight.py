@@ -134,25 +134,13 @@ def format_environment(env: dict) -> list[str]:
     return lines
 
 
-# ----- 2. What a log says: tools/runlog.py reads it; the preflight reads only the lines runlog leaves out -----------
-
-_EXTRA_LINES = {
-    "compile": re.compile(r"device:\S+ dtype:\S+ attention:\S+ compile:(\d)(?: .*)?"),
-    "peak": re.compile(r"peak memory allocated: (\d+) MiB reserved: (\d+) MiB"),
-    "late_qat": re.compile(r"late_qat:enabled step:(\d+) scale:\S+"),
-}
-
+# ----- 2. What a log says: tools/runlog.py reads it (the only reader of log lines) ----------------------------------
 
 @dataclass
 class LogFacts:
-    """A run's log as runlog reads it, plus the lines runlog leaves out; None = the log does not say."""
+    """A run's log as runlog reads it, and the step times the preflight derives from it."""
 
     run: runlog.RunLog = field(default_factory=lambda: runlog.RunLog(path=Path("<none>")))
-    compile: int | None = None
-    peak_allocated_mib: int | None = None
-    peak_reserved_mib: int | None = None
-    late_qat_step: int | None = None
-    warnings: list[str] = field(default_factory=list)
 
     @property
     def step_deltas(self) -> list[tuple[int, float]]:
@@ -172,19 +160,8 @@ class LogFacts:
 
 
 def parse_log(text: str, path: str | Path = "<text>") -> LogFacts:
-    """A train_gpt.py log (file or console), read after its header so the source dump never counts."""
-    facts = LogFacts(run=runlog.parse_text(text, path))
-    for line in runlog.split_header(text)[2].splitlines():
-        line = line.rstrip()
-        if line.startswith("WARNING:"):
-            facts.warnings.append(line)
-        elif m := _EXTRA_LINES["compile"].fullmatch(line):
-            facts.compile = int(m.group(1))
-        elif m := _EXTRA_LINES["peak"].fullmatch(line):
-            facts.peak_allocated_mib, facts.peak_reserved_mib = int(m.group(1)), int(m.group(2))
-        elif m := _EXTRA_LINES["late_qat"].fullmatch(line):
-            facts.late_qat_step = int(m.group(1))
-    return facts
+    """A train_gpt.py log (file or console), read by runlog after its header: the source dump never counts."""
+    return LogFacts(run=runlog.parse_text(text, path))
 
 
 # ----- 3. Runs -------------------------------------------------------------------------------------------------------
@@ -431,7 +408,7 @@ def verdict(env: dict, results: dict[str, RunResult], cpu: bool, max_ratio: floa
                 f"{act}: artifact {log.submission_bytes:,} bytes > {size_limit:,}")
         if log.compressor == "zlib":
             warns.append(f"{act}: artifact compressed with zlib (zstandard missing in the run's Python)")
-        for w in f.warnings:
+        for w in log.warnings:
             log_warnings.setdefault(w, []).append(act)
     warns += [f"{', '.join(acts)} log: {w}" for w, acts in log_warnings.items()]
     ratio = step_ratio(results)
@@ -463,7 +440,7 @@ def format_runs(results: dict[str, RunResult], cpu: bool) -> list[str]:
                      f"log {res.log_path or res.console_path}")
         lines.append(f"    device / attention  {log.device or 'unknown'} {log.dtype or ''} "
                      f"attention:{log.attention or 'unknown'} "
-                     f"compile:{'unknown' if f.compile is None else f.compile}")
+                     f"compile:{'unknown' if log.compile is None else log.compile}")
         graphs = "" if log.warmup_graphs is None else f" ({log.warmup_graphs} graphs)"
         lines.append(f"    compile / warm-up   {_ms(log.warmup_ms)}{graphs}")
         slow = f.slowest_step
@@ -472,9 +449,9 @@ def format_runs(results: dict[str, RunResult], cpu: bool) -> list[str]:
                      f"last step_avg {_ms(log.step_avg_ms)}{slow_s})")
         recompiles = log.recompiles_after_warmup
         lines.append(f"    recompiles after warm-up  {'unknown' if recompiles is None else recompiles}"
-                     + ("" if f.late_qat_step is None else f" (late QAT switched on at step {f.late_qat_step})"))
-        peak = (f"{f.peak_allocated_mib:,} MiB allocated, {f.peak_reserved_mib:,} MiB reserved"
-                if f.peak_allocated_mib is not None else "n/a on CPU" if cpu else "unknown")
+                     + ("" if log.late_qat_step is None else f" (late QAT switched on at step {log.late_qat_step})"))
+        peak = (f"{log.peak_allocated_mib:,} MiB allocated, {log.peak_reserved_mib:,} MiB reserved"
+                if log.peak_allocated_mib is not None else "n/a on CPU" if cpu else "unknown")
         lines.append(f"    peak memory         {peak}")
         size = "unknown" if log.submission_bytes is None else f"{log.submission_bytes:,} bytes"
         if log.submission_bytes is not None and log.code_bytes is not None:
@@ -501,13 +478,13 @@ def write_json(path: str | None, env: dict, results: dict[str, RunResult], ok: b
             "run_id": res.run_id, "returncode": res.returncode, "timed_out": res.timed_out,
             "failure": res.failure(), "wall_s": round(res.wall_s, 2),
             "log": str(res.log_path) if res.log_path else None,
-            "device": log.device, "dtype": log.dtype, "attention": log.attention, "compile": f.compile,
+            "device": log.device, "dtype": log.dtype, "attention": log.attention, "compile": log.compile,
             "warmup_ms": log.warmup_ms, "warmup_graphs": log.warmup_graphs,
             "recompiles_after_warmup": log.recompiles_after_warmup,
             "steady_step_ms": f.steady_step_ms, "timed_steps": len(f.step_deltas),
             "slowest_step": list(f.slowest_step) if f.slowest_step else None,
-            "last_step_avg_ms": log.step_avg_ms, "late_qat_step": f.late_qat_step,
-            "peak_allocated_mib": f.peak_allocated_mib, "peak_reserved_mib": f.peak_reserved_mib,
+            "last_step_avg_ms": log.step_avg_ms, "late_qat_step": log.late_qat_step,
+            "peak_allocated_mib": log.peak_allocated_mib, "peak_reserved_mib": log.peak_reserved_mib,
             "submission_bytes": log.submission_bytes, "compressor": log.compressor,
             "roundtrip_val_bpb": log.roundtrip_val_bpb, "sliding_val_bpb": log.sliding_val_bpb,
             "model_params": log.model_params,

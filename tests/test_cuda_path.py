@@ -11,7 +11,10 @@ import pytest
 import torch
 
 import train_gpt as tg
-from conftest import TINY_ENV
+from conftest import REPO, TINY_ENV
+
+sys.path.insert(0, str(REPO / "tools"))
+import runlog  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -88,6 +91,10 @@ def test_cpu_bf16_two_processes_compiled_end_to_end(run_train, tmp_path, act):
                      VAL_LOSS_EVERY=0, WARMUP_STEPS=2, LATE_QAT_THRESHOLD=0.5, EVAL_STRIDE=96)
     log = (tmp_path / "logs/bf.txt").read_text()
     assert re.search(r"^device:cpu dtype:bfloat16 attention:sdpa compile:1 mlp_kernel:torch$", log, re.M)
+    run = runlog.parse_text(log)  # the tools' one reader follows the trainer's lines
+    assert (run.device, run.dtype, run.compile, run.mlp_kernel) == ("cpu", "bfloat16", 1, "torch")
+    assert run.late_qat_step == int(re.search(r"^late_qat:enabled step:(\d+) ", log, re.M).group(1))
+    assert run.peak_allocated_mib is None and run.finished  # peak memory: CUDA only
     assert re.search(r"^recompiles_after_warmup:0$", log, re.M), log[-3000:]
     assert re.search(r"^warmup_done time:\d+ms graphs:[1-9]\d*$", log, re.M)
     assert re.search(r"^final_int6_sliding_window_exact val_loss:\d+\.\d{8} val_bpb:\d+\.\d{8}$", log, re.M)

@@ -89,11 +89,11 @@ def test_parse_reads_only_after_the_header():
     assert log.submission_bytes == 15_000_000  # not the 99999999 quoted in the source dump
     steps = [(p.step, p.train_time_ms) for p in log.train_points]
     assert steps[0] == (1, 650.0) and len(steps) == 40  # not the f-string step line of the source
-    assert (log.device, log.dtype, log.attention, f.compile) == ("cuda:0", "bfloat16", "flash_attn_3", 1)
+    assert (log.device, log.dtype, log.attention, log.compile) == ("cuda:0", "bfloat16", "flash_attn_3", 1)
     assert log.warmup_ms == 61234.0 and log.warmup_graphs == 3 and log.recompiles_after_warmup == 0
-    assert (f.peak_allocated_mib, f.peak_reserved_mib) == (40123, 41000)
+    assert (log.peak_allocated_mib, log.peak_reserved_mib) == (40123, 41000)
     assert log.roundtrip_val_bpb == 2.95123456 and log.sliding_val_bpb == 2.90123456 and log.compressor == "zstd"
-    assert f.late_qat_step == 38 and log.model_params == 26993756 and log.mlp_activation == "relu2"
+    assert log.late_qat_step == 38 and log.model_params == 26993756 and log.mlp_activation == "relu2"
 
 
 def test_steady_step_time_is_the_median_of_deltas():

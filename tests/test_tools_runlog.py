@@ -298,6 +298,18 @@ def test_new_lines_of_the_current_train_gpt(tmp_path):
     assert record["device"] == "cpu" and record["finished"] is True and record["final_eval_ms"] == 66
 
 
+def test_warning_lines_are_kept_in_order_and_none_from_the_source_dump():
+    body = ["WARNING: NUM_LAYER is not a setting of train_gpt.py and is ignored; did you mean NUM_LAYERS?",
+            "run_id:x", "late_qat:enabled step:12 scale:0.1493",
+            "WARNING: late QAT switched on 5% into training (the warmdown is longer than the run)",
+            "peak memory allocated: 40123 MiB reserved: 41000 MiB"]
+    dump = 'log(f"WARNING: quoted in the source {x}")\nprint("WARNING: also quoted")'
+    run = runlog.parse_text("\n".join([dump, SEPARATOR, "Running PyTorch 2.9.1", SEPARATOR, *body]))
+    assert run.warnings == [body[0], body[3]]
+    assert (run.late_qat_step, run.peak_allocated_mib, run.peak_reserved_mib) == (12, 40123, 41000)
+    assert run.compile is None and run.to_json()["warnings"] == run.warnings
+
+
 def test_interrupted_run():
     text = make_log(seed=3, steps=100, val_every=50, train_every=10, config={}, crash_at_step=40,
                     interrupted="SIGTERM")

@@ -58,7 +58,7 @@ NON_RESULT_VARIABLES = frozenset(trainer_constant("NOT_FINGERPRINTED"))
 
 _F = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"  # a float, as logged
 _I = r"(\d+)"
-# kind: (pattern, the RunLog fields its groups set, "-" = none; "" = handled in _apply). Matched with
+# kind: (pattern, the RunLog fields its first groups set; "" = handled in _apply). Matched with
 # fullmatch on the right-stripped line; formats of SPEC.md section 7 and INTERFACE.md.
 _LINES = {
     "val": (rf"step:{_I}/{_I} val_loss:{_F} val_bpb:{_F} train_time:{_I}ms step_avg:{_F}ms", ""),
@@ -71,12 +71,16 @@ _LINES = {
     "fingerprint": (r"config_fingerprint:([0-9a-f]{12})", "config_fingerprint"),
     "world": (rf"world_size:{_I} grad_accum_steps:{_I}", "world_size grad_accum_steps"),
     "params": (rf"model_params:{_I}", "model_params"),
-    "device": (r"device:(\S+) dtype:(\S+) attention:(\S+)(?: \S+:\S+)*", "device dtype attention"),
+    "device": (r"device:(\S+) dtype:(\S+) attention:(\S+)(?: compile:(\d))?(?: mlp_kernel:(\S+))?(?: \S+:\S+)*",
+               "device dtype attention compile mlp_kernel"),
     "dataset": (rf"train_loader:dataset:(\S+) train_shards:{_I}", "dataset train_shards"),
     "val_tokens": (rf"val_loader:shards pattern=.* tokens:{_I}", "val_tokens"),
     "tokenizer": (r"val_bpb:enabled tokenizer_kind=\S+ tokenizer_path=(?:\S*/)?([^\s/]+)(?: \S+)*", "tokenizer"),
     "warmup": (rf"warmup_done time:{_I}ms graphs:{_I}", "warmup_ms warmup_graphs"),
     "recompiles": (rf"recompiles_after_warmup:{_I}", "recompiles_after_warmup"),
+    "late_qat": (rf"late_qat:enabled step:{_I} scale:{_F}", "late_qat_step"),
+    "peak_memory": (rf"peak memory allocated: {_I} MiB reserved: {_I} MiB", "peak_allocated_mib peak_reserved_mib"),
+    "warning": (r"(WARNING: .+)", ""),
     "stop": (rf"stopping_early: wallclock_cap train_time:{_I}ms step:{_I}/{_I}",
              "stop_train_time_ms stop_step iterations"),
     "interrupted": (rf"interrupted: (\S+)(?: step:{_I}/{_I})?", "interrupted interrupted_step iterations"),
@@ -160,6 +164,8 @@ class RunLog:
     device: str | None = None  # cuda:0 / cpu
     dtype: str | None = None
     attention: str | None = None
+    compile: int | None = None  # the device: line's compile flag (1 = torch.compile)
+    mlp_kernel: str | None = None  # torch | triton (logs before MLP_KERNEL: None)
     torch_version: str | None = None  # from the header's "Running PyTorch" line
     dataset: str | None = None
     train_shards: int | None = None
@@ -175,6 +181,10 @@ class RunLog:
     warmup_ms: int | None = None
     warmup_graphs: int | None = None
     recompiles_after_warmup: int | None = None
+    late_qat_step: int | None = None
+    peak_allocated_mib: int | None = None  # CUDA runs only
+    peak_reserved_mib: int | None = None
+    warnings: list[str] = field(default_factory=list)  # the WARNING: lines, in order
     stop_train_time_ms: int | None = None
     stop_step: int | None = None
     interrupted: str | None = None  # the signal name of an "interrupted:" line
@@ -379,6 +389,8 @@ def _apply(run: RunLog, kind: str, g: tuple[str, ...], names: list[str], last_st
             return last_step
         run.config_text = g[0].strip()
         run.config = dict(token.split("=", 1) for token in tokens if "=" in token)
+    elif kind == "warning":
+        run.warnings.append(g[0])
     elif kind == "activation":
         run.mlp_activation = ACTIVATION_ALIASES.get(g[0], g[0])
         run.activation_logged = True
