@@ -147,7 +147,7 @@ def compare(runs: list[RunLog], act_a: str, act_b: str, allow_config_diff: bool 
 
 
 def _f(value, fmt: str = "{:.5f}") -> str:
-    return "n/a" if value is None else fmt.format(value)
+    return runlog.format_cell(value, fmt, missing="n/a")
 
 
 def render(result: dict) -> str:

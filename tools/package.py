@@ -17,7 +17,7 @@ from pathlib import Path
 
 import compare
 import runlog
-from runlog import RunLog
+from runlog import RunLog, format_cell
 
 SIZE_LIMIT_BYTES = runlog.trainer_constant("SIZE_LIMIT")
 TRAIN_CAP_MS = 600_000
@@ -211,13 +211,25 @@ def requirements_text(runs: list[RunLog]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _fmt(value, fmt: str) -> str:
-    return "-" if value is None else fmt.format(value)
-
-
 def readme_text(runs: list[RunLog], record: dict, track: str, notes: list[str], criterion: str) -> str:
     act = runs[0].mlp_activation
     settings = " ".join(f"{k}:{v}" for k, v in runs[0].activation_settings.items())
+    setup = [[str(run.seed), run.device or "not shown", format_cell(run.world_size), run.dataset or "not shown",
+              format_cell(run.val_tokens, "{:,}"), format_cell(run.steps), run.attention or "not shown",
+              run.torch_version or "not shown", format_cell(run.final_eval_ms and run.final_eval_ms / 1000, "{:.1f}")]
+             for run in runs]
+    results = [[str(run.seed), str(run.steps), format_cell(run.train_time_ms and run.train_time_ms / 1000, "{:.1f}"),
+                format_cell(run.step_avg_ms, "{:.2f}"), run.logged.get("post_ema_val_bpb", "-"),
+                run.logged["roundtrip_val_bpb"], run.logged["sliding_val_bpb"], run.logged["sliding_val_loss"],
+                f"{run.submission_bytes:,}"] for run in runs]
+    columns = (("steps", "{:.0f}"), ("train_time_ms", "{:.1f}"), ("step_avg_ms", "{:.2f}"),
+               ("post_ema_val_bpb", "{:.4f}"), ("roundtrip_val_bpb", "{:.8f}"), ("sliding_val_bpb", "{:.8f}"),
+               ("sliding_val_loss", "{:.8f}"), ("submission_bytes", "{:,.0f}"))
+    stats = [(runlog.mean_std(getattr(r, attr) for r in runs), 1000 if attr == "train_time_ms" else 1, fmt)
+             for attr, fmt in columns]
+    for label, index in (("mean", 0), ("std", 1)):
+        cells = [format_cell(None if st[index] is None else st[index] / scale, fmt) for st, scale, fmt in stats]
+        results.append([f"**{label}**", *cells])
     lines = [
         f"# {record['name']}", "", record["blurb"], "",
         f"- Author: {record['author']} (@{record['github_id']})",
@@ -230,35 +242,13 @@ def readme_text(runs: list[RunLog], record: dict, track: str, notes: list[str], 
         f"- Artifact: at most {record['bytes_total']:,} bytes (train_gpt.py {record['bytes_code']:,} bytes "
         "+ compressed weights)",
         "", "## Setup (from the logs)", "",
-        "| seed | device | world size | dataset | val tokens | steps | attention | PyTorch | eval time (s) |",
-        "|---:|---|---:|---|---:|---:|---|---|---:|",
-    ]
-    for run in runs:
-        lines.append(f"| {run.seed} | {run.device or 'not shown'} | {_fmt(run.world_size, '{}')} | "
-                     f"{run.dataset or 'not shown'} | {_fmt(run.val_tokens, '{:,}')} | {_fmt(run.steps, '{}')} | "
-                     f"{run.attention or 'not shown'} | {run.torch_version or 'not shown'} | "
-                     f"{_fmt(run.final_eval_ms and run.final_eval_ms / 1000, '{:.1f}')} |")
-    lines += [
+        *runlog.markdown_table(["seed", "device", "world size", "dataset", "val tokens", "steps", "attention",
+                                "PyTorch", "eval time (s)"], "rlrlrrllr", setup),
         "", "## Results", "",
-        "| seed | steps | train time (s) | step_avg (ms) | post-EMA BPB | int6 roundtrip BPB | "
-        "sliding BPB | sliding val_loss | bytes total |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *runlog.markdown_table(["seed", "steps", "train time (s)", "step_avg (ms)", "post-EMA BPB",
+                                "int6 roundtrip BPB", "sliding BPB", "sliding val_loss", "bytes total"],
+                               "rrrrrrrrr", results),
     ]
-    for run in runs:
-        logged = run.logged
-        lines.append(
-            f"| {run.seed} | {run.steps} | {_fmt(run.train_time_ms and run.train_time_ms / 1000, '{:.1f}')} | "
-            f"{_fmt(run.step_avg_ms, '{:.2f}')} | {logged.get('post_ema_val_bpb', '-')} | "
-            f"{logged['roundtrip_val_bpb']} | {logged['sliding_val_bpb']} | {logged['sliding_val_loss']} | "
-            f"{run.submission_bytes:,} |")
-    columns = (("steps", "{:.0f}"), ("train_time_ms", "{:.1f}"), ("step_avg_ms", "{:.2f}"),
-               ("post_ema_val_bpb", "{:.4f}"), ("roundtrip_val_bpb", "{:.8f}"), ("sliding_val_bpb", "{:.8f}"),
-               ("sliding_val_loss", "{:.8f}"), ("submission_bytes", "{:,.0f}"))
-    stats = [(runlog.mean_std(getattr(r, attr) for r in runs), 1000 if attr == "train_time_ms" else 1, fmt)
-             for attr, fmt in columns]
-    for label, index in (("mean", 0), ("std", 1)):
-        cells = [_fmt(None if st[index] is None else st[index] / scale, fmt) for st, scale, fmt in stats]
-        lines.append(f"| **{label}** | " + " | ".join(cells) + " |")
     lines += ["", "## Record criterion", "", criterion, "", "## Reproduce", "", "```bash",
               *reproduce_lines(runs), "```", "", "## Checks (tools/package.py)", "",
               "- every log has every final line its settings promise",
