@@ -430,34 +430,25 @@ def audit(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Check finished runs and package them as records/<track>/YYYY-MM-DD_<Name>/.",
-        epilog="Refuses (exit 1, one line per problem, nothing written) what the challenge's rules exclude; "
-               "see tools/README.md. --check: validate only.")
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("logs", nargs="*", metavar="LOG_OR_DIR", help="run logs or run folders")
     parser.add_argument("--name", help="submission name (folder: YYYY-MM-DD_<Name>); required to package")
     parser.add_argument("--author", help="required to package")
     parser.add_argument("--github-id", help="required to package")
     parser.add_argument("--blurb", help="one-paragraph description; required to package")
     parser.add_argument("--track", type=lambda t: t.removeprefix("track_"), choices=sorted(TRACKS),
-                        default="10min_16mb", help="10min_16mb (the record track) or non_record_16mb; the folder "
-                        "names' track_ prefix is accepted")
+                        default="10min_16mb", help="10min_16mb (the record track) or non_record_16mb")
     parser.add_argument("--date", help="YYYY-MM-DD (default: today)")
-    parser.add_argument("--against", nargs="+", metavar="SOTA_LOG", help="the current SOTA's train_seed*.log files "
-                        "(or folder): the README gets compare.py's record criterion; put it after the run logs")
+    parser.add_argument("--against", nargs="+", metavar="SOTA_LOG", help="the current SOTA's logs (after the run logs)")
     parser.add_argument("--check", action="store_true", help="run every check, write nothing (exit 0 or 1)")
-    parser.add_argument("--train-script", default=str(runlog.TRAINER),
-                        help="train_gpt.py to copy (default: the repository's)")
-    parser.add_argument("--records-dir", default=str(runlog.REPO_ROOT / "records"),
-                        help="records folder (default: the repository's records/)")
+    parser.add_argument("--train-script", default=str(runlog.TRAINER), help="train_gpt.py to copy")
+    parser.add_argument("--records-dir", default=str(runlog.REPO_ROOT / "records"), help="the records folder")
     audit = parser.add_argument_group("--audit FOLDER: check an existing records/ folder instead (tools/README.md)")
-    audit.add_argument("--audit", metavar="FOLDER", help="audit records/<track>/<folder> (its logs, submission.json, "
-                       "train_gpt.py); exit 0 pass, 1 faults found")
+    audit.add_argument("--audit", metavar="FOLDER", help="audit records/<track>/<folder>; exit 0 pass, 1 faults")
     audit.add_argument("--data", help="dataset folder: re-score the folder's final_model.int6.ptz (EVAL_ONLY)")
     audit.add_argument("--tokenizer", help="tokenizer model for the re-score")
     audit.add_argument("--rescore-nproc", type=int, default=1, help="processes for the re-score (default 1)")
-    audit.add_argument("--rescore-tolerance", type=float, default=1e-5,
-                       help="largest accepted |re-scored - logged| val_bpb (default 1e-5)")
+    audit.add_argument("--rescore-tolerance", type=float, default=1e-5, help="largest accepted val_bpb difference")
     return parser
 
 

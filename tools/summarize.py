@@ -92,9 +92,7 @@ def report(runs: list[RunLog], activations: list[str] | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = runlog.ArgumentParser(
-        description="Summarise train_gpt.py run logs: a row per run, mean/std per group of comparable runs.",
-        epilog="Folders are searched for *.log and logs/*.txt files; exit status 2 on a usage error.")
+    parser = runlog.ArgumentParser(description=__doc__)
     parser.add_argument("paths", nargs="+", metavar="LOG_OR_DIR", help="run log files or folders")
     parser.add_argument("--json", action="store_true", help="print strict JSON, one object per run")
     args = parser.parse_args(argv)
