@@ -591,14 +591,10 @@ def format_cell(value, fmt: str = "{}", missing: str = "-") -> str:
     return missing if value is None else fmt.format(value)
 
 
-def markdown_row(cells: Iterable[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
 def markdown_table(header: list[str], align: str, rows: Iterable[list[str]]) -> list[str]:
     """A Markdown table's lines; ``align`` has a letter per column: r (right-aligned) or l (left)."""
-    rule = "|" + "|".join("---:" if letter == "r" else "---" for letter in align) + "|"
-    return [markdown_row(header), rule, *map(markdown_row, rows)]
+    lines = ["| " + " | ".join(cells) + " |" for cells in (header, *rows)]
+    return [lines[0], "|" + "|".join("---:" if letter == "r" else "---" for letter in align) + "|", *lines[1:]]
 
 
 class ArgumentParser(argparse.ArgumentParser):
