@@ -67,13 +67,13 @@ def test_committed_summary_and_comparisons_are_the_tools_output(runs):
 
 def test_readme_results_table_is_the_summary(runs):
     rows = markdown_table("activation")
-    formats = {attr: fmt for _, attr, fmt in summarize.COLUMNS}
+    formats = summarize.STAT_FORMATS
     for group in runlog.groups(runs):
         expected = [str(len(group))]
         for attr in RESULT_COLUMNS:
             mean, std = runlog.mean_std(getattr(r, attr) for r in group)
-            expected.append(f"{summarize._stat_cell(mean, formats[attr])} ± "
-                            f"{summarize._stat_cell(std, formats[attr].replace('+', ''))}")
+            expected.append(f"{runlog.format_cell(mean, formats[attr])} ± "
+                            f"{runlog.format_cell(std, formats[attr].replace('+', ''))}")
         assert rows[group[0].mlp_activation] == expected
 
 

@@ -147,7 +147,7 @@ def compare(runs: list[RunLog], act_a: str, act_b: str, allow_config_diff: bool 
 
 
 def _f(value, fmt: str = "{:.5f}") -> str:
-    return "n/a" if value is None else fmt.format(value)
+    return runlog.format_cell(value, fmt, missing="n/a")
 
 
 def render(result: dict) -> str:
@@ -195,17 +195,13 @@ def render(result: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = runlog.ArgumentParser(
-        description="Compare activation B against A across seeds (Welch t-tests, record criterion).",
-        epilog="Exit status: 0 (with --check: criterion met), 1 with --check: not met, 2 usage error or "
-               "runs that differ in more than the activation.")
+    parser = runlog.ArgumentParser(description=__doc__)
     parser.add_argument("a", metavar="A", help="baseline activation, e.g. relu2")
     parser.add_argument("b", metavar="B", help="candidate activation, e.g. asqu")
     parser.add_argument("paths", nargs="+", metavar="LOG_OR_DIR", help="run log files or folders")
     parser.add_argument("--json", action="store_true", help="print the comparison as strict JSON")
     parser.add_argument("--check", action="store_true", help="exit 1 when the record criterion is not met")
-    parser.add_argument("--allow-config-diff", action="store_true",
-                        help="compare even when the arms differ in more than the activation and its knobs")
+    parser.add_argument("--allow-config-diff", action="store_true", help="also compare arms whose settings differ")
     return parser
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import compare
 import runlog
-from runlog import RunLog
+from runlog import RunLog, format_cell
 
 SIZE_LIMIT_BYTES = runlog.trainer_constant("SIZE_LIMIT")
 TRAIN_CAP_MS = 600_000
@@ -211,13 +211,25 @@ def requirements_text(runs: list[RunLog]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _fmt(value, fmt: str) -> str:
-    return "-" if value is None else fmt.format(value)
-
-
 def readme_text(runs: list[RunLog], record: dict, track: str, notes: list[str], criterion: str) -> str:
     act = runs[0].mlp_activation
     settings = " ".join(f"{k}:{v}" for k, v in runs[0].activation_settings.items())
+    setup = [[str(run.seed), run.device or "not shown", format_cell(run.world_size), run.dataset or "not shown",
+              format_cell(run.val_tokens, "{:,}"), format_cell(run.steps), run.attention or "not shown",
+              run.torch_version or "not shown", format_cell(run.final_eval_ms and run.final_eval_ms / 1000, "{:.1f}")]
+             for run in runs]
+    results = [[str(run.seed), str(run.steps), format_cell(run.train_time_ms and run.train_time_ms / 1000, "{:.1f}"),
+                format_cell(run.step_avg_ms, "{:.2f}"), run.logged.get("post_ema_val_bpb", "-"),
+                run.logged["roundtrip_val_bpb"], run.logged["sliding_val_bpb"], run.logged["sliding_val_loss"],
+                f"{run.submission_bytes:,}"] for run in runs]
+    columns = (("steps", "{:.0f}"), ("train_time_ms", "{:.1f}"), ("step_avg_ms", "{:.2f}"),
+               ("post_ema_val_bpb", "{:.4f}"), ("roundtrip_val_bpb", "{:.8f}"), ("sliding_val_bpb", "{:.8f}"),
+               ("sliding_val_loss", "{:.8f}"), ("submission_bytes", "{:,.0f}"))
+    stats = [(runlog.mean_std(getattr(r, attr) for r in runs), 1000 if attr == "train_time_ms" else 1, fmt)
+             for attr, fmt in columns]
+    for label, index in (("mean", 0), ("std", 1)):
+        cells = [format_cell(None if st[index] is None else st[index] / scale, fmt) for st, scale, fmt in stats]
+        results.append([f"**{label}**", *cells])
     lines = [
         f"# {record['name']}", "", record["blurb"], "",
         f"- Author: {record['author']} (@{record['github_id']})",
@@ -230,35 +242,13 @@ def readme_text(runs: list[RunLog], record: dict, track: str, notes: list[str], 
         f"- Artifact: at most {record['bytes_total']:,} bytes (train_gpt.py {record['bytes_code']:,} bytes "
         "+ compressed weights)",
         "", "## Setup (from the logs)", "",
-        "| seed | device | world size | dataset | val tokens | steps | attention | PyTorch | eval time (s) |",
-        "|---:|---|---:|---|---:|---:|---|---|---:|",
-    ]
-    for run in runs:
-        lines.append(f"| {run.seed} | {run.device or 'not shown'} | {_fmt(run.world_size, '{}')} | "
-                     f"{run.dataset or 'not shown'} | {_fmt(run.val_tokens, '{:,}')} | {_fmt(run.steps, '{}')} | "
-                     f"{run.attention or 'not shown'} | {run.torch_version or 'not shown'} | "
-                     f"{_fmt(run.final_eval_ms and run.final_eval_ms / 1000, '{:.1f}')} |")
-    lines += [
+        *runlog.markdown_table(["seed", "device", "world size", "dataset", "val tokens", "steps", "attention",
+                                "PyTorch", "eval time (s)"], "rlrlrrllr", setup),
         "", "## Results", "",
-        "| seed | steps | train time (s) | step_avg (ms) | post-EMA BPB | int6 roundtrip BPB | "
-        "sliding BPB | sliding val_loss | bytes total |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *runlog.markdown_table(["seed", "steps", "train time (s)", "step_avg (ms)", "post-EMA BPB",
+                                "int6 roundtrip BPB", "sliding BPB", "sliding val_loss", "bytes total"],
+                               "rrrrrrrrr", results),
     ]
-    for run in runs:
-        logged = run.logged
-        lines.append(
-            f"| {run.seed} | {run.steps} | {_fmt(run.train_time_ms and run.train_time_ms / 1000, '{:.1f}')} | "
-            f"{_fmt(run.step_avg_ms, '{:.2f}')} | {logged.get('post_ema_val_bpb', '-')} | "
-            f"{logged['roundtrip_val_bpb']} | {logged['sliding_val_bpb']} | {logged['sliding_val_loss']} | "
-            f"{run.submission_bytes:,} |")
-    columns = (("steps", "{:.0f}"), ("train_time_ms", "{:.1f}"), ("step_avg_ms", "{:.2f}"),
-               ("post_ema_val_bpb", "{:.4f}"), ("roundtrip_val_bpb", "{:.8f}"), ("sliding_val_bpb", "{:.8f}"),
-               ("sliding_val_loss", "{:.8f}"), ("submission_bytes", "{:,.0f}"))
-    stats = [(runlog.mean_std(getattr(r, attr) for r in runs), 1000 if attr == "train_time_ms" else 1, fmt)
-             for attr, fmt in columns]
-    for label, index in (("mean", 0), ("std", 1)):
-        cells = [_fmt(None if st[index] is None else st[index] / scale, fmt) for st, scale, fmt in stats]
-        lines.append(f"| **{label}** | " + " | ".join(cells) + " |")
     lines += ["", "## Record criterion", "", criterion, "", "## Reproduce", "", "```bash",
               *reproduce_lines(runs), "```", "", "## Checks (tools/package.py)", "",
               "- every log has every final line its settings promise",
@@ -440,34 +430,25 @@ def audit(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Check finished runs and package them as records/<track>/YYYY-MM-DD_<Name>/.",
-        epilog="Refuses (exit 1, one line per problem, nothing written) what the challenge's rules exclude; "
-               "see tools/README.md. --check: validate only.")
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("logs", nargs="*", metavar="LOG_OR_DIR", help="run logs or run folders")
     parser.add_argument("--name", help="submission name (folder: YYYY-MM-DD_<Name>); required to package")
     parser.add_argument("--author", help="required to package")
     parser.add_argument("--github-id", help="required to package")
     parser.add_argument("--blurb", help="one-paragraph description; required to package")
     parser.add_argument("--track", type=lambda t: t.removeprefix("track_"), choices=sorted(TRACKS),
-                        default="10min_16mb", help="10min_16mb (the record track) or non_record_16mb; the folder "
-                        "names' track_ prefix is accepted")
+                        default="10min_16mb", help="10min_16mb (the record track) or non_record_16mb")
     parser.add_argument("--date", help="YYYY-MM-DD (default: today)")
-    parser.add_argument("--against", nargs="+", metavar="SOTA_LOG", help="the current SOTA's train_seed*.log files "
-                        "(or folder): the README gets compare.py's record criterion; put it after the run logs")
+    parser.add_argument("--against", nargs="+", metavar="SOTA_LOG", help="the current SOTA's logs (after the run logs)")
     parser.add_argument("--check", action="store_true", help="run every check, write nothing (exit 0 or 1)")
-    parser.add_argument("--train-script", default=str(runlog.TRAINER),
-                        help="train_gpt.py to copy (default: the repository's)")
-    parser.add_argument("--records-dir", default=str(runlog.REPO_ROOT / "records"),
-                        help="records folder (default: the repository's records/)")
+    parser.add_argument("--train-script", default=str(runlog.TRAINER), help="train_gpt.py to copy")
+    parser.add_argument("--records-dir", default=str(runlog.REPO_ROOT / "records"), help="the records folder")
     audit = parser.add_argument_group("--audit FOLDER: check an existing records/ folder instead (tools/README.md)")
-    audit.add_argument("--audit", metavar="FOLDER", help="audit records/<track>/<folder> (its logs, submission.json, "
-                       "train_gpt.py); exit 0 pass, 1 faults found")
+    audit.add_argument("--audit", metavar="FOLDER", help="audit records/<track>/<folder>; exit 0 pass, 1 faults")
     audit.add_argument("--data", help="dataset folder: re-score the folder's final_model.int6.ptz (EVAL_ONLY)")
     audit.add_argument("--tokenizer", help="tokenizer model for the re-score")
     audit.add_argument("--rescore-nproc", type=int, default=1, help="processes for the re-score (default 1)")
-    audit.add_argument("--rescore-tolerance", type=float, default=1e-5,
-                       help="largest accepted |re-scored - logged| val_bpb (default 1e-5)")
+    audit.add_argument("--rescore-tolerance", type=float, default=1e-5, help="largest accepted val_bpb difference")
     return parser
 
 

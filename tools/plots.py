@@ -433,15 +433,13 @@ def write_plots(runs: list[RunLog], out_dir: str | Path, state_dicts: list[str |
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = runlog.ArgumentParser(description="Plot train_gpt.py run logs and ASQU betas.")
+    parser = runlog.ArgumentParser(description=__doc__)
     parser.add_argument("paths", nargs="*", metavar="LOG_OR_DIR", help="run log files or folders")
     parser.add_argument("--out", required=True, help="folder for the plot files (created)")
     parser.add_argument("--format", choices=FORMATS, default="png", help="file format (default png)")
     parser.add_argument("--state-dict", action="append", default=[], metavar="PATH",
-                        help="final_model.pt, final_model.int6.ptz or a working folder (all its runs/*/) to "
-                             "histogram ASQU betas from (repeatable)")
-    parser.add_argument("--sigmoid-beta", action="store_true",
-                        help="the state dicts come from ASQU_SIGMOID_BETA=1 runs (stored value = logit of beta)")
+                        help="a model file or working folder to histogram ASQU betas from (repeatable)")
+    parser.add_argument("--sigmoid-beta", action="store_true", help="the state dicts are of ASQU_SIGMOID_BETA=1 runs")
     return parser
 
 

@@ -598,6 +598,17 @@ def text_table(header: list[str], rows: list[list[str] | str]) -> list[str]:
             for r in (header, *rows)]
 
 
+def format_cell(value, fmt: str = "{}", missing: str = "-") -> str:
+    """A table cell: ``value`` formatted with ``fmt``, or ``missing`` where it is None."""
+    return missing if value is None else fmt.format(value)
+
+
+def markdown_table(header: list[str], align: str, rows: Iterable[list[str]]) -> list[str]:
+    """A Markdown table's lines; ``align`` has a letter per column: r (right-aligned) or l (left)."""
+    lines = ["| " + " | ".join(cells) + " |" for cells in (header, *rows)]
+    return [lines[0], "|" + "|".join("---:" if letter == "r" else "---" for letter in align) + "|", *lines[1:]]
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse whose usage errors are one line: the problem, then a close flag or where to look; exit status 2."""
 

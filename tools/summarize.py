@@ -17,19 +17,12 @@ COLUMNS = [
     ("quant_gap", "quant_gap_bpb", "{:+.4f}"),
     ("bytes", "submission_bytes", "{:d}"),
 ]
+STAT_FORMATS = {attr: fmt.replace("{:d}", "{:.1f}") for _, attr, fmt in COLUMNS}  # means of integers get a decimal
 
 
 def _cell(run: RunLog, attr: str, fmt: str) -> str:
-    value = getattr(run, attr)
-    if value is None:
-        return "-"
-    return run.logged.get(attr) or fmt.format(value)
-
-
-def _stat_cell(value: float | None, fmt: str) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f}" if fmt == "{:d}" else fmt.format(value)  # means of integers get a decimal
+    """The run's value as logged, else formatted with ``fmt``."""
+    return run.logged.get(attr) or runlog.format_cell(getattr(run, attr), fmt)
 
 
 def render_table(runs: list[RunLog]) -> str:
@@ -48,8 +41,8 @@ def render_table(runs: list[RunLog]) -> str:
             count += f" ({len(finished) - len(pooled)} non-finite, left out of the mean)"
         stats = {attr: runlog.mean_std(getattr(r, attr) for r in pooled) for _, attr, _ in COLUMNS}
         for label, index in (("mean", 0), ("std", 1)):
-            cells = [_stat_cell(stats[attr][index], fmt if index == 0 else fmt.replace("+", ""))
-                     for _, attr, fmt in COLUMNS]
+            cells = [runlog.format_cell(stats[attr][index], fmt if index == 0 else fmt.replace("+", ""))
+                     for attr, fmt in STAT_FORMATS.items()]
             cells[0] = ""  # (the seed column)
             rows.append([f"{act} {label}", *cells, count if index == 0 else "", ""])
     lines = runlog.text_table(["activation", *[c[0] for c in COLUMNS], "status", "log"], rows)
@@ -69,7 +62,7 @@ def beta_table(number: int, runs: list[RunLog]) -> list[str]:
     for layer in sorted({b.layer for b in finals}):
         stats = [b for b in finals if b.layer == layer]
         mean, std = runlog.mean_std(b.mean for b in stats)
-        rows.append([str(layer), str(len(stats)), f"{mean:.4f}", _stat_cell(std, "{:.4f}"),
+        rows.append([str(layer), str(len(stats)), f"{mean:.4f}", runlog.format_cell(std, "{:.4f}"),
                      f"{runlog.mean_std(b.std for b in stats)[0]:.4f}", f"{min(b.min for b in stats):.4f}",
                      f"{max(b.max for b in stats):.4f}"])
     header = ["layer", "runs", "beta_mean", "std over runs", "beta_std (mean)", "beta_min (min)", "beta_max (max)"]
@@ -99,9 +92,7 @@ def report(runs: list[RunLog], activations: list[str] | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = runlog.ArgumentParser(
-        description="Summarise train_gpt.py run logs: a row per run, mean/std per group of comparable runs.",
-        epilog="Folders are searched for *.log and logs/*.txt files; exit status 2 on a usage error.")
+    parser = runlog.ArgumentParser(description=__doc__)
     parser.add_argument("paths", nargs="+", metavar="LOG_OR_DIR", help="run log files or folders")
     parser.add_argument("--json", action="store_true", help="print strict JSON, one object per run")
     args = parser.parse_args(argv)

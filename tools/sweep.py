@@ -233,24 +233,16 @@ def report(out: Path, runs: list[Run], activations: list[str], plots: bool) -> N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = runlog.ArgumentParser(
-        description="Run train_gpt.py over activations x seeds, one run at a time, resumably.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Example: python tools/sweep.py --activations relu2,asqu --seeds 1337,42,2024 "
-               "--out sweeps/ab1 --nproc 8 --wallclock 600",
-    )
+    parser = runlog.ArgumentParser(description=__doc__)
     parser.add_argument("--activations", required=True, help="comma-separated, e.g. relu2,asqu (first = baseline)")
     parser.add_argument("--seeds", required=True, help="comma-separated integers, e.g. 1337,42,2024")
     parser.add_argument("--out", required=True, help="sweep folder (created; one subfolder per run)")
     parser.add_argument("--nproc", type=int, default=1, help="processes per run (torchrun --nproc_per_node)")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="shared environment setting for every run (repeatable)")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="shared setting (repeatable)")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--fixed-steps", type=int, metavar="N",
-                        help="ITERATIONS=N and MAX_WALLCLOCK_SECONDS=0 (fixed-step regime)")
+    budget.add_argument("--fixed-steps", type=int, metavar="N", help="ITERATIONS=N and MAX_WALLCLOCK_SECONDS=0")
     budget.add_argument("--wallclock", type=float, metavar="S", help="MAX_WALLCLOCK_SECONDS=S")
-    parser.add_argument("--train-script", default=str(runlog.TRAINER),
-                        help="training script (default: the repository's train_gpt.py)")
+    parser.add_argument("--train-script", default=str(runlog.TRAINER), help="the training script")
     parser.add_argument("--echo", action="store_true", help="also show each run's console output")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and commands, run nothing")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots at the end")
