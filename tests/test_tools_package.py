@@ -89,6 +89,9 @@ def test_successful_package(workspace, capsys):
         "SEED=2024 torchrun --standalone --nproc_per_node=8 train_gpt.py",
     ]
     assert "Not checked: tools/package.py was run without --against" in readme
+    checks = readme.split("## Checks (tools/package.py)")[1]  # the record track's own rules were applied: said
+    assert "- CUDA, world_size 8, dataset fineweb10B_sp1024 with 62,021,632 val tokens, at least 3 seeds" in checks
+    assert "- training within 600 s (+" in checks
     assert (target / "requirements.txt").read_text().splitlines()[1:] == [
         "torch==2.13.0  # the logs show PyTorch 2.13.0+cu128", "numpy", "sentencepiece", "zstandard",
         "flash_attn_3  # FlashAttention 3 (Hopper build, imported as flash_attn_interface)"]
@@ -271,6 +274,7 @@ def test_sample_data_runs_are_accepted_for_the_non_record_track(workspace, capsy
     readme = (workspace / "records" / "track_non_record_16mb" / "2026-04-02_ASQU_11L" / "README.md").read_text()
     setup = readme.split("## Setup (from the logs)")[1].split("## Results")[0]
     assert "| seed | device | world size | dataset | val tokens | steps |" in setup
+    assert "world_size 8" not in readme.split("## Checks (tools/package.py)")[1]  # not checked on this track
     for seed in (1, 2, 3):
         assert f"| {seed} | cpu | 2 | sample_sp1024 | 47,360 | 10 | sdpa | 2.13.0+cu128 |" in setup
     block = readme.split("```bash\n")[1].split("```")[0].splitlines()

@@ -254,7 +254,7 @@ def readme_text(runs: list[RunLog], record: dict, track: str, notes: list[str], 
               "- every log has every final line its settings promise",
               f"- every run's total submission size is at most {SIZE_LIMIT_BYTES:,} bytes",
               "- the runs share one activation and one config fingerprint; no seed twice"]
-    if track == "10min_16mb":
+    if track == TRACKS["10min_16mb"]:  # the folder name: readme_text gets TRACKS' values
         lines += [f"- CUDA, world_size {RECORD_SETUP['world_size']}, dataset {RECORD_SETUP['dataset']} with "
                   f"{RECORD_SETUP['val_tokens']:,} val tokens, at least {MIN_RECORD_SEEDS} seeds",
                   f"- training within {TRAIN_CAP_MS // 1000} s (+{TRAIN_TIME_TOLERANCE_MS} ms tolerance); final "
