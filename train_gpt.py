@@ -211,9 +211,9 @@ class Hyperparameters:
             if not ok:
                 raise ConfigError(msg)
         self.mlp_activation = self.mlp_activation.lower()
-        self.mlp_activation = {"leaky_relu2": "leaky2"}.get(self.mlp_activation, self.mlp_activation)  # the seed PR's
-        need(self.mlp_activation in ACTIVATIONS,
-             f"MLP_ACTIVATION={self.mlp_activation!r} is not one of {', '.join(ACTIVATIONS)} (or leaky_relu2)")
+        self.mlp_activation = ACTIVATION_ALIASES.get(self.mlp_activation, self.mlp_activation)
+        need(self.mlp_activation in ACTIVATIONS, f"MLP_ACTIVATION={self.mlp_activation!r} is not one of "
+             f"{', '.join(ACTIVATIONS)} (or {', '.join(ACTIVATION_ALIASES)})")
         if self.run_id is None:
             kind = "eval_only" if self.eval_only else f"seed{self.seed}"
             self.run_id = f"{self.mlp_activation}_{kind}_{time.strftime('%Y%m%d-%H%M%S')}"
@@ -981,6 +981,7 @@ class ASQU(Activation):
 
 # MLP_ACTIVATION -> its class. A new activation is one class and one entry here.
 ACTIVATIONS: dict[str, type[Activation]] = {"relu2": Relu2, "leaky2": Leaky2, "asqu": ASQU}
+ACTIVATION_ALIASES = {"leaky_relu2": "leaky2"}  # the seed PR's names (the tools read this table too)
 
 class MLP(nn.Module):
     def __init__(self, dim: int, hidden: int, args: Hyperparameters):

@@ -440,6 +440,8 @@ def test_the_trainer_is_the_one_home_of_the_constants_the_tools_use():
     assert runlog.NON_RESULT_VARIABLES == set(train_gpt.NOT_FINGERPRINTED)
     assert runlog.trainer_constant("SIZE_LIMIT") == train_gpt.SIZE_LIMIT == 16_000_000
     assert runlog.trainer_constant("MODEL_SETTINGS") == train_gpt.MODEL_SETTINGS
+    assert runlog.ACTIVATION_ALIASES == train_gpt.ACTIVATION_ALIASES == {"leaky_relu2": "leaky2"}
+    assert set(runlog.ACTIVATION_ALIASES.values()) <= set(train_gpt.ACTIVATIONS)
     defaults = train_gpt.Hyperparameters({})
     assert runlog.trainer_constant("DATA_PATH") == defaults.data_path
     assert runlog.trainer_constant("TOKENIZER_PATH") == defaults.tokenizer_path

@@ -50,7 +50,7 @@ def import_trainer():
     return train_gpt
 
 
-ACTIVATION_ALIASES = {"leaky_relu2": "leaky2"}
+ACTIVATION_ALIASES = trainer_constant("ACTIVATION_ALIASES")  # leaky_relu2 -> leaky2
 ACTIVATION_KNOBS = ("MLP_ACTIVATION", "MLP_LEAKY_SLOPE", "ASQU_")  # prefixes of the activation's settings
 DEFAULT_ACTIVATION = "relu2"  # logs written before the MLP_ACTIVATION switch existed
 # Config variables that do not change results (train_gpt.py leaves them out of config_fingerprint).
