@@ -94,6 +94,12 @@ def read_settings(environ: dict, argv: list[str]) -> dict:
         if name not in NARROW_KNOBS or not values:
             raise CampaignError(f"NARROW_SWEEP takes NAME=v1,v2 with NAME one of {', '.join(NARROW_KNOBS)}, "
                                 f"got {s['NARROW_SWEEP']!r}")
+    for name in ("TRAIN_ENV", "SOTA_LOGS"):  # split like a shell line when the commands are built
+        try:
+            shlex.split(s[name])
+        except ValueError as exc:
+            raise CampaignError(f"{name}={s[name]!r} cannot be split like a shell line ({exc}); balance its "
+                                "quotes") from None
     s["OUT"] = Path(s["OUT"]).resolve()
     return s
 

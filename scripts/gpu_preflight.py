@@ -527,6 +527,8 @@ def parse_args(argv=None):
     for item in a.set:
         if not re.fullmatch(r"[A-Z][A-Z0-9_]*=.*", item):
             p.error(f"--set {item!r}: expected NAME=VALUE")
+    if a.json and (Path(a.json).is_dir() or not Path(a.json).resolve().parent.is_dir()):
+        p.error(f"--json {a.json}: name a file in an existing folder (the report is written there at the end)")
     return a
 
 

@@ -203,6 +203,8 @@ def test_preflight_failure_kills_at_setup(tmp_path):
     (dict(BUDGET="100"), "BUDGET is money: set PRICE_PER_GPU_HOUR too"),
     (dict(NARROW_SWEEP="NUM_LAYERS=10,12"), "NARROW_SWEEP takes NAME=v1,v2 with NAME one of ASQU_BETA_INIT, ASQU_LR"),
     (dict(SEEDS="1337,x"), "SEEDS takes comma-separated integers"),
+    (dict(TRAIN_ENV='NUM_LAYERS="10'), "TRAIN_ENV='NUM_LAYERS=\"10' cannot be split like a shell line"),
+    (dict(SOTA_LOGS="'sota/a.log"), "SOTA_LOGS=\"'sota/a.log\" cannot be split like a shell line"),
 ])
 def test_bad_settings_are_one_line(tmp_path, settings, message):
     result = campaign(tmp_path / "o", DRY_RUN="1", **settings)

@@ -173,6 +173,20 @@ def test_warnings_that_are_not_no_go():
     assert ok and any("used attention flash_attn_3; this Python offers flash_attn_2" in w for w in warns)
 
 
+def test_warning_lines_of_a_console_log_count_with_or_without_a_space():
+    """A run without a log file is read from its console, where Python's logging writes WARNING:name:..."""
+    lines = ["WARNING:torch.distributed:a note from torch", "WARNING: a line of train_gpt.py"]
+    log = pf.parse_log(make_log() + "\n".join(lines) + "\n").run
+    assert log.warnings == lines
+
+
+@pytest.mark.parametrize("where", ["missing/report.json", "."])
+def test_a_json_path_that_cannot_be_written_is_refused_before_anything_runs(where, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        pf.parse_args(["--json", str(tmp_path / where)])
+    assert exit_info.value.code == 2 and "--json" in capsys.readouterr().err
+
+
 def test_several_reasons_are_joined():
     ok, final, _ = pf.verdict({**GPU_ENV, "nccl_available": False}, runs(asqu={"attention": "sdpa", "recompiles": 2}),
                               cpu=False)

@@ -80,7 +80,7 @@ _LINES = {
     "recompiles": (rf"recompiles_after_warmup:{_I}", "recompiles_after_warmup"),
     "late_qat": (rf"late_qat:enabled step:{_I} scale:{_F}", "late_qat_step"),
     "peak_memory": (rf"peak memory allocated: {_I} MiB reserved: {_I} MiB", "peak_allocated_mib peak_reserved_mib"),
-    "warning": (r"(WARNING: .+)", ""),
+    "warning": (r"(WARNING:.*)", ""),
     "stop": (rf"stopping_early: wallclock_cap train_time:{_I}ms step:{_I}/{_I}",
              "stop_train_time_ms stop_step iterations"),
     "interrupted": (rf"interrupted: (\S+)(?: step:{_I}/{_I})?", "interrupted interrupted_step iterations"),
