@@ -41,6 +41,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+if tuple(int(part) for part in torch.__version__.split(".")[:2]) < (2, 5):  # SDPA's enable_gqa, torch.library ops
+    sys.exit(f"error: train_gpt.py needs PyTorch >= 2.5; this Python has {torch.__version__}")
+
 try:
     import zstandard
 except ImportError:  # the artifact falls back to zlib level 9 (said in the log)

@@ -8,5 +8,6 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   echo "setup: no torch found, installing the CPU build torch==2.13.0"
   "$PY" -m pip install -q torch==2.13.0
 fi
-"$PY" -m pip install -q -r requirements.txt -r requirements-dev.txt
+# requirements.txt names torch for submissions; here the torch above (or the GPU machine's) is kept as it is
+grep -v '^torch' requirements.txt | "$PY" -m pip install -q -r /dev/stdin -r requirements-dev.txt
 "$PY" -c "import torch; print(f'setup: torch {torch.__version__}, cuda available: {torch.cuda.is_available()}')"

@@ -35,6 +35,21 @@ def test_help_lists_every_setting_and_writes_nothing(tmp_path):
     assert "--help" in proc.stderr and not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("version, refused", [("2.4.1+cu121", True), ("2.5.0a0+git1234", False),
+                                               ("2.13.0+cpu", False)])
+def test_a_pytorch_older_than_2_5_is_one_line(tmp_path, version, refused):
+    """Older versions lack SDPA's enable_gqa (and torch.library's custom ops before 2.4): one line, not a traceback."""
+    code = (f"import runpy, sys, torch; torch.__version__ = {version!r}; sys.argv = ['train_gpt.py', '--help']; "
+            f"runpy.run_path({str(REPO / 'train_gpt.py')!r}, run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    if refused:
+        assert (proc.returncode, proc.stdout) == (1, "")
+        assert proc.stderr == f"error: train_gpt.py needs PyTorch >= 2.5; this Python has {version}\n"
+    else:
+        assert proc.returncode == 0 and "Settings (environment variables)" in proc.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_every_setting_is_an_attribute_with_its_default():
     args = hp()
     for name, default, _ in tg.Hyperparameters.variables():
