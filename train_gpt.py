@@ -114,9 +114,9 @@ SETTINGS = (
     ("ASQU_BETA_INIT", 0.25, float, "asqu: f(h<=0) = beta_i h^2, initial beta (0.25 = leaky2(0.5))"),
     ("ASQU_SIGMOID_BETA", False, bool, "1: beta = sigmoid(parameter), in (0, 1)"),
     ("TIE_EMBEDDINGS", True, bool, "output head tied to the token embedding"),
-    ("TIED_EMBED_INIT_STD", 0.005, float, "std of the token-embedding init"),
+    ("TIED_EMBED_INIT_STD", 0.005, float, "std of the token-embedding init", NON_NEGATIVE),
     ("LOGIT_SOFTCAP", 30.0, float, "logits = c tanh(z / c)", POSITIVE),
-    ("ROPE_BASE", 10000.0, float, "RoPE base (NTK-scaled beyond 1024 tokens)"),
+    ("ROPE_BASE", 10000.0, float, "RoPE base (NTK-scaled beyond 1024 tokens)", POSITIVE),
     ("ROPE_DIMS", 16, int, "RoPE on the first N dims of each head (0 = all)", NON_NEGATIVE),
     ("QK_GAIN_INIT", 1.5, float, "initial per-head query gain"),
     ("XSA_LAST_N", 4, int, "XSA on the last N layers (0 = off)", NON_NEGATIVE),
@@ -240,8 +240,10 @@ class Hyperparameters:
         try:
             self.ve_layer_list = [int(s) for s in self.ve_layers.split(",") if s.strip()]
         except ValueError:
-            raise ConfigError(f"VE_LAYERS={self.ve_layers!r} must be comma-separated layer indices, "
-                              "e.g. VE_LAYERS=9,10") from None
+            self.ve_layer_list = []
+        need(bool(self.ve_layer_list) or not self.ve_layers, f"VE_LAYERS={self.ve_layers!r} must be comma-separated "
+             "layer indices, e.g. VE_LAYERS=9,10, or none")
+        self.ve_layers = ",".join(map(str, self.ve_layer_list))  # one spelling: compared by EVAL_ONLY
         distinct = len(set(self.ve_layer_list)) == len(self.ve_layer_list)
         need(distinct and all(0 <= i < self.num_layers for i in self.ve_layer_list),
              f"VE_LAYERS={self.ve_layers!r}: indices must be distinct and in 0..{self.num_layers - 1}")
@@ -302,7 +304,7 @@ def close_variable_warnings(environ: Mapping[str, str]) -> list[str]:
 def print_help() -> None:
     print(__doc__.strip() + "\n\nSettings (environment variables), default, meaning:")
     for name, default, doc in Hyperparameters.variables():
-        shown = "auto" if default is None else int(default) if isinstance(default, bool) else default
+        shown = "(unset)" if default is None else int(default) if isinstance(default, bool) else default
         print(f"  {name:<28} {str(shown):<34} {doc}")
 
 # -----------------------------
@@ -320,6 +322,7 @@ class Runtime:
     device: torch.device
     bf16: bool  # bf16 autocast and bf16 embedding tables (CUDA, or CPU_BF16=1)
     compile: bool
+    local_processes: int = 1  # processes on this machine (LOCAL_WORLD_SIZE): they share its memory
 
     @property
     def master(self) -> bool:
@@ -329,14 +332,35 @@ class Runtime:
     def grad_accum_steps(self) -> int:
         return max(1, 8 // self.world_size)  # the same global batch for 1, 2, 8 or 16 processes
 
+def launcher_values(environ: Mapping[str, str]) -> dict[str, int]:
+    """torchrun's RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE; without RANK and WORLD_SIZE: one process."""
+    names = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+    found = {name: environ[name] for name in names if name in environ}
+    launch = "launch with torchrun (which sets it) or unset it"
+    for name, raw in found.items():
+        if not raw.strip().isdigit():
+            raise ConfigError(f"{name}={raw!r} is not a whole number >= 0; {launch}")
+    values = {name: int(raw) for name, raw in found.items()}
+    if ("RANK" in values) != ("WORLD_SIZE" in values):
+        raise ConfigError(f"{'RANK' if 'RANK' in values else 'WORLD_SIZE'} is set without "
+                          f"{'WORLD_SIZE' if 'RANK' in values else 'RANK'}: {launch}")
+    if "RANK" in values:
+        if not values["RANK"] < values["WORLD_SIZE"]:
+            raise ConfigError(f"RANK={values['RANK']} must be below WORLD_SIZE={values['WORLD_SIZE']}; {launch}")
+        if not (environ.get("MASTER_ADDR") and environ.get("MASTER_PORT")):
+            raise ConfigError(f"RANK and WORLD_SIZE are set but MASTER_ADDR or MASTER_PORT is not; {launch}")
+    return values
+
 def runtime_from_env(args: Hyperparameters) -> Runtime:
-    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    launcher = launcher_values(os.environ)
+    distributed = "RANK" in launcher
+    rank, world_size = (launcher["RANK"], launcher["WORLD_SIZE"]) if distributed else (0, 1)
+    RUN["rank"] = rank
+    local_rank = launcher.get("LOCAL_RANK", 0)
     device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
     compile_model = device.type == "cuda" if args.compile is None else args.compile
     rt = Runtime(rank, world_size, local_rank, distributed, device, device.type == "cuda" or args.cpu_bf16,
-                 compile_model)
+                 compile_model, max(1, launcher.get("LOCAL_WORLD_SIZE", 1)))
     args.mlp_kernel = pick_mlp_kernel(args.mlp_kernel, device)
     if args.eval_only:  # no training: the batch shape and the training memory do not matter
         return rt
@@ -369,8 +393,7 @@ def check_fits(args: Hyperparameters, rt: Runtime) -> None:
     if rt.device.type == "cuda":
         have, where = torch.cuda.get_device_properties(rt.device).total_memory, f"{rt.device}"
     else:
-        processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // processes
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // rt.local_processes
         where = "this machine (per process)"
     tokens = args.train_batch_tokens // (rt.world_size * rt.grad_accum_steps)
     per_token = args.num_layers * (8 * args.model_dim + 2 * args.mlp_hidden) * (2 if rt.bf16 else 4)
@@ -514,6 +537,8 @@ SHARD_MAGIC, SHARD_VERSION, HEADER_BYTES = 20240520, 1, 256 * 4
 
 def shard_token_count(path: Path) -> int:
     """Validate a shard's header and size without reading its tokens."""
+    if not path.is_file():  # a folder or a broken link named like a shard
+        raise ConfigError(f"{path}: not a readable file; remove it, or re-download or rebuild this shard")
     size = path.stat().st_size
     header = np.fromfile(path, dtype="<i4", count=256)
     if header.size < 256 or int(header[0]) != SHARD_MAGIC or int(header[1]) != SHARD_VERSION:
@@ -601,6 +626,8 @@ def load_validation_tokens(files: list[Path], seq_len: int, vocab_size: int) -> 
 def load_tokenizer(path: str, vocab_size: int) -> spm.SentencePieceProcessor:
     if not path.endswith(".model"):
         raise ConfigError(f"TOKENIZER_PATH={path} is not a SentencePiece .model file")
+    if Path(path).is_dir():
+        raise ConfigError(f"TOKENIZER_PATH={path} is a folder; name the .model file inside it")
     if not Path(path).is_file():
         raise ConfigError(f"TOKENIZER_PATH={path} does not exist; download it with the data "
                           "(data/cached_challenge_fineweb.py) or build the sample (data/build_sample.py)")
@@ -1366,7 +1393,7 @@ def read_eval_only_artifact(args: Hyperparameters) -> bytes:
 # and .int6.ptz, hard-linked as the folder's latest. Nothing is overwritten: earlier files are kept as NAME.1,
 # NAME.2, ...
 
-RUN = {"log": None, "step": None, "iterations": 0, "lock": None}  # for the exit handlers: log, current step
+RUN = {"log": None, "step": None, "iterations": 0, "lock": None, "rank": 0}  # for the exit handlers
 
 def keep_existing(path: Path, into: Path | None = None) -> Path | None:
     """Move an earlier file aside (into/NAME, or NAME.1, NAME.2, ... there) instead of overwriting it."""
@@ -1767,6 +1794,9 @@ def load_inputs(args: Hyperparameters, rt: Runtime) -> Inputs:
     val_files = find_shards(args.data_path, "val")
     val_np = load_validation_tokens(val_files, args.eval_seq_len, args.vocab_size).astype(np.int64)
     val = ValData(torch.from_numpy(val_np), torch.from_numpy(stream_bytes(val_np, tables).astype(np.int16)))
+    if int(val.nbytes[1:].sum()) == 0:  # BPB divides by the scored targets' bytes
+        raise ConfigError(f"DATA_PATH={args.data_path}: the fineweb_val_*.bin tokens spell no text (0 bytes by "
+                          "TOKENIZER_PATH's pieces), so BPB is undefined; rebuild or re-download the validation shards")
     if (warning := pick_attention_backend(args.attention, rt.device)) and rt.master:
         print(warning, file=sys.stderr, flush=True)
         warnings.append(warning)
@@ -1865,11 +1895,11 @@ def apply_final_weights(tr: Trainer, final: dict[str, Tensor] | None, val: ValDa
     return diag_bpb
 
 def check_train_shards(args: Hyperparameters, rt: Runtime, files: list[Path], log) -> None:
-    """Token ids of every train shard the run can read (ITERATIONS steps from the first shard), before the clock.
+    """Token ids of every train shard the run can read (warm-up and ITERATIONS steps), before the clock.
     The ranks share the shards; the first bad one, by index, is reported on every rank."""
     t0 = time.perf_counter()
     per_step = args.train_batch_tokens + rt.world_size * rt.grad_accum_steps  # + 1 token per rank's micro-span
-    needed = args.iterations * per_step
+    needed = (args.warmup_steps + args.iterations) * per_step  # the warm-up reads on from the first shard too
     count = 0
     tokens = 0
     while count < len(files) and tokens < needed:
@@ -1945,22 +1975,32 @@ if __name__ == "__main__":
         sys.exit(2)
     for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal or ssh session closed
         signal.signal(signum, on_signal)
-    rank = int(os.environ.get("RANK", 0))
     try:
         main()
         end_distributed()
     except (ConfigError, RunError) as exc:
         end_distributed(exc)
+        rank = RUN["rank"]
         if rank == 0 or isinstance(exc, RunError):
             print(f"error{f' (rank {rank})' if rank else ''}: {exc}", file=sys.stderr, flush=True)
         if RUN["log"] is not None:
             with contextlib.suppress(Exception):
                 RUN["log"](f"error: {exc}", console=False)
         sys.exit(2 if isinstance(exc, ConfigError) else 1)
+    except RuntimeError as exc:  # on rank > 0, mostly a collective whose peer stopped: rank 0 prints why
+        if RUN["rank"] == 0 or not (dist.is_available() and dist.is_initialized()):
+            raise
+        end_distributed(exc)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"error (rank {RUN['rank']}): {type(exc).__name__}: {first} (when another rank stopped first, its "
+              "error is rank 0's line)", file=sys.stderr, flush=True)
+        sys.exit(1)
     except KeyboardInterrupt as exc:
         end_distributed(exc)
         name = str(exc) or "SIGINT"
-        if RUN["log"] is not None:
+        if RUN["log"] is None:
+            print(f"interrupted: {name} (before the log was opened)", file=sys.stderr, flush=True)
+        else:
             where = f" step:{RUN['step']}/{RUN['iterations']}" if RUN["step"] is not None else ""
             with contextlib.suppress(Exception):
                 RUN["log"](f"interrupted: {name}{where}")

@@ -206,3 +206,116 @@ def test_every_train_shard_is_checked_before_the_clock(run_train, tmp_path, data
     fine = run_train(DATA_PATH=data_copy, ITERATIONS=2, RUN_ID="two_steps", EVAL_STRIDE=0)  # reads shard 0 only
     assert re.search(r"^train_shards_checked:1/4 tokens:\d+ time:\d+ms", fine.stdout, re.M)
     assert math.isfinite(float(re.search(r"final_int6_roundtrip_exact val_loss:(\S+)", fine.stdout).group(1)))
+
+
+# ----- probes of stop 25: launcher variables, shards that are not files, text-less validation, warm-up reads ---------
+
+@pytest.mark.parametrize("env,message", [
+    ({"WORLD_SIZE": "2"}, "WORLD_SIZE is set without RANK: launch with torchrun (which sets it) or unset it"),
+    ({"RANK": "1"}, "RANK is set without WORLD_SIZE: launch with torchrun (which sets it) or unset it"),
+    ({"RANK": "0", "WORLD_SIZE": "1"}, "RANK and WORLD_SIZE are set but MASTER_ADDR or MASTER_PORT is not; launch "
+                                       "with torchrun (which sets it) or unset it"),
+    ({"RANK": "0", "WORLD_SIZE": "0", "MASTER_ADDR": "x", "MASTER_PORT": "1"},
+     "RANK=0 must be below WORLD_SIZE=0; launch with torchrun (which sets it) or unset it"),
+    ({"LOCAL_WORLD_SIZE": "abc"},
+     "LOCAL_WORLD_SIZE='abc' is not a whole number >= 0; launch with torchrun (which sets it) or unset it"),
+])
+def test_launcher_variables_set_by_hand_are_one_line(env, message):
+    """WORLD_SIZE=2 without torchrun ran one process that scored half the validation set as if it were all of it."""
+    with pytest.raises(tg.ConfigError) as info:
+        tg.launcher_values(env)
+    assert str(info.value) == message
+    assert tg.launcher_values({}) == {}
+    torchrun = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "h",
+                "MASTER_PORT": "29500"}
+    assert tg.launcher_values(torchrun) == {"RANK": 1, "WORLD_SIZE": 2, "LOCAL_RANK": 1, "LOCAL_WORLD_SIZE": 2}
+
+
+def test_world_size_without_torchrun_writes_nothing(run_train, tmp_path):
+    check_refused(run_train(check=False, WORLD_SIZE=2), tmp_path, "WORLD_SIZE is set without RANK")
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"TIED_EMBED_INIT_STD": "-0.005"}, "TIED_EMBED_INIT_STD=-0.005 must be >= 0, e.g. TIED_EMBED_INIT_STD=0.005"),
+    ({"ROPE_BASE": "0"}, "ROPE_BASE=0 must be positive, e.g. ROPE_BASE=10000.0"),
+    ({"VE_LAYERS": ",,"}, "VE_LAYERS=',,' must be comma-separated layer indices, e.g. VE_LAYERS=9,10, or none"),
+])
+def test_values_that_crashed_or_diverged_later_are_refused(env, message):
+    with pytest.raises(tg.ConfigError) as info:
+        tg.Hyperparameters(env)
+    assert str(info.value) == message
+
+
+def test_ve_layers_have_one_spelling_so_eval_only_matches_the_same_model():
+    from conftest import TINY_ENV
+
+    spaced = tg.Hyperparameters({**TINY_ENV, "VE_LAYERS": " 2 , 3 "})
+    assert spaced.ve_layers == "2,3" and spaced.ve_layer_list == [2, 3]
+    assert spaced.model_settings() == tg.Hyperparameters(TINY_ENV).model_settings()
+    assert tg.Hyperparameters({"VE_LAYERS": "None"}).ve_layer_list == []
+
+
+@pytest.mark.parametrize("kind", ["folder", "broken link"])
+def test_a_shard_name_that_is_not_a_file_is_one_line(run_train, tmp_path, data_copy, kind):
+    odd = data_copy / "fineweb_train_000009.bin"
+    if kind == "folder":
+        odd.mkdir()
+    else:
+        odd.symlink_to(tmp_path / "gone.bin")
+    check_refused(run_train(check=False, DATA_PATH=data_copy), tmp_path, f"{odd}: not a readable file")
+
+
+def test_validation_tokens_without_text_are_one_line(run_train, tmp_path, data_copy):
+    """Only BOS tokens: 0 bytes to divide by (a ZeroDivisionError at the first validation before)."""
+    from shard_io import write_shard
+
+    write_shard(data_copy / "fineweb_val_000000.bin", np.ones(1000, dtype=np.uint16))
+    check_refused(run_train(check=False, DATA_PATH=data_copy), tmp_path, f"DATA_PATH={data_copy}", "spell no text")
+
+
+def test_a_tokenizer_path_that_is_a_folder_says_so(run_train, tmp_path):
+    folder = tmp_path / "tok.model"
+    folder.mkdir()
+    check_refused(run_train(check=False, TOKENIZER_PATH=folder), tmp_path, f"TOKENIZER_PATH={folder} is a folder")
+    folder.rmdir()
+
+
+def test_the_shards_the_warm_up_reads_are_checked_too(run_train, tmp_path, data_copy):
+    """The warm-up's steps read on from the first shard: a bad id there was an IndexError traceback."""
+    from shard_io import read_shard, write_shard
+
+    shard = sorted(data_copy.glob("fineweb_train_*.bin"))[1]
+    tokens = read_shard(shard).astype(np.int64)
+    tokens[5] = 1024
+    write_shard(shard, tokens.astype(np.uint16))
+    proc = run_train(check=False, DATA_PATH=data_copy, ITERATIONS=1, WARMUP_STEPS=300, RUN_ID="warm")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: {shard}: token id 1024 >= VOCAB_SIZE=1024; the shard was made with another tokenizer: set "
+        "VOCAB_SIZE and TOKENIZER_PATH to match it, or rebuild the shard")
+    assert "warmup_step:" not in (tmp_path / "logs/warm.txt").read_text().split("=" * 100)[-1]  # after the header
+
+
+# On rank 0 only, the first atomic replace fails as on a full disk: rank 0 stops in export with its one line while
+# rank 1 waits for the artifact's bytes.
+RANK0_DISK_FULL = '''import os, runpy, sys
+if os.environ.get("RANK") == "0":
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    os.replace = disk_full
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+runpy.run_path(script, run_name="__main__")
+'''
+
+
+def test_when_rank_0_stops_the_other_rank_says_one_line(run_train, tmp_path):
+    wrapper = tmp_path / "rank0_disk_full.py"
+    wrapper.write_text(RANK0_DISK_FULL)
+    proc = run_train(nproc=2, check=False, script=[str(wrapper), str(tg.__file__)], RUN_ID="full", EVAL_STRIDE=0,
+                     ITERATIONS=2)
+    assert proc.returncode != 0 and 'train_gpt.py", line' not in proc.stderr, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    assert "error: cannot write runs/full/final_model.pt: No space left on device; free disk space or use a " \
+           "writable folder" in lines
+    assert any(line.startswith("error (rank 1): ") for line in lines), proc.stderr[-3000:]
