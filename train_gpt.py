@@ -342,8 +342,8 @@ def launcher_values(environ: Mapping[str, str]) -> dict[str, int]:
             raise ConfigError(f"{name}={raw!r} is not a whole number >= 0; {launch}")
     values = {name: int(raw) for name, raw in found.items()}
     if ("RANK" in values) != ("WORLD_SIZE" in values):
-        raise ConfigError(f"{'RANK' if 'RANK' in values else 'WORLD_SIZE'} is set without "
-                          f"{'WORLD_SIZE' if 'RANK' in values else 'RANK'}: {launch}")
+        given, missing = ("RANK", "WORLD_SIZE") if "RANK" in values else ("WORLD_SIZE", "RANK")
+        raise ConfigError(f"{given} is set without {missing}: {launch}")
     if "RANK" in values:
         if not values["RANK"] < values["WORLD_SIZE"]:
             raise ConfigError(f"RANK={values['RANK']} must be below WORLD_SIZE={values['WORLD_SIZE']}; {launch}")
@@ -1591,17 +1591,20 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
         return total / accum
 
+def warmup_phases(args: Hyperparameters, rt: Runtime) -> tuple[int, int]:
+    """(QAT phases, beta-gradient phases of a step): each pair is a graph variant the warm-up must compile."""
+    return (2 if args.late_qat_threshold > 0 else 1), math.ceil(args.asqu_beta_grad_every / rt.grad_accum_steps)
+
 def warm_up(tr: Trainer, train_files: list[Path], log) -> None:
     """WARMUP_STEPS real steps compile every graph variant of the timed loop (QAT off/on, beta phases); reset."""
     args, rt = tr.args, tr.rt
-    phases = 2 if args.late_qat_threshold > 0 else 1
+    qat_phases, beta_phases = warmup_phases(args, rt)
     t0 = time.perf_counter()
     if args.warmup_steps > 0:
         initial_model = copy.deepcopy(tr.base.state_dict())
         initial_opts = {k: copy.deepcopy(opt.state_dict()) for k, opt in tr.optimizers.items()}
         for ws in range(args.warmup_steps):
-            tr.step(ws % math.ceil(args.asqu_beta_grad_every / rt.grad_accum_steps), 1.0,
-                    qat=phases == 2 and ws >= args.warmup_steps // 2)
+            tr.step(ws % beta_phases, 1.0, qat=qat_phases == 2 and ws >= args.warmup_steps // 2)
             log(f"warmup_step:{ws + 1}/{args.warmup_steps}")
         tr.base.load_state_dict(initial_model)
         for k, opt in tr.optimizers.items():
@@ -1869,8 +1872,9 @@ def log_training_warnings(args: Hyperparameters, rt: Runtime, log) -> None:
     """Settings that train worse than the user may think, said before any result."""
     for line in ACTIVATIONS[args.mlp_activation].warnings(args, rt.grad_accum_steps):
         log(line)
-    needed = (2 if args.late_qat_threshold > 0 else 1) * math.ceil(args.asqu_beta_grad_every / rt.grad_accum_steps)
-    if rt.compile and args.warmup_steps < needed:  # QAT off and on, each beta-gradient phase: see warm_up
+    qat_phases, beta_phases = warmup_phases(args, rt)
+    needed = qat_phases * beta_phases
+    if rt.compile and args.warmup_steps < needed:
         log(f"WARNING: WARMUP_STEPS={args.warmup_steps} < {needed}: some graph variants will compile inside the "
             f"timed loop (lost training time); set WARMUP_STEPS={needed} or more")
     if args.max_wallclock_seconds <= 0 and args.warmdown_iters > args.iterations:

@@ -94,9 +94,9 @@ def read_settings(environ: dict, argv: list[str]) -> dict:
         if name not in NARROW_KNOBS or not values:
             raise CampaignError(f"NARROW_SWEEP takes NAME=v1,v2 with NAME one of {', '.join(NARROW_KNOBS)}, "
                                 f"got {s['NARROW_SWEEP']!r}")
-    for name in ("TRAIN_ENV", "SOTA_LOGS"):  # split like a shell line when the commands are built
+    for name in ("TRAIN_ENV", "SOTA_LOGS"):  # shell-like lists: KEY=VALUE settings, log paths
         try:
-            shlex.split(s[name])
+            s[name] = shlex.split(s[name])
         except ValueError as exc:
             raise CampaignError(f"{name}={s[name]!r} cannot be split like a shell line ({exc}); balance its "
                                 "quotes") from None
@@ -124,7 +124,7 @@ class Campaign:
         command = [s["PYTHON"], "tools/sweep.py", "--activations", ",".join(activations),
                    "--seeds", ",".join(map(str, seeds)), "--out", str(out), "--nproc", str(s["NPROC"]),
                    "--wallclock", f"{s['WALLCLOCK']:g}", "--no-plots"]
-        for pair in [*shlex.split(s["TRAIN_ENV"]), *env]:
+        for pair in [*s["TRAIN_ENV"], *env]:
             command += ["--env", pair]
         return command
 
@@ -268,7 +268,7 @@ class Campaign:
     def stage_record(self):
         s = self.s
         folders = [str(self.runs_dir / f"{self.candidate}_seed{seed}") for seed in s["SEEDS"]]
-        sota = shlex.split(s["SOTA_LOGS"])
+        sota = s["SOTA_LOGS"]
         command = [s["PYTHON"], "tools/package.py", "--check", "--track", s["TRACK"], "--name", "campaign check",
                    "--author", "campaign", "--github-id", "campaign", "--blurb", "campaign check", *folders]
         proc = self.run(command + (["--against", *sota] if sota else []), capture=True)
