@@ -280,7 +280,7 @@ class Campaign:
             return [(False, f"package.py --check: {line}") for line in refused or [f"exit status {proc.returncode}"]], 0
         if not sota:
             return [(True, "package.py --check passed; record criterion not checked (SOTA_LOGS unset)")], 0
-        c = compare.record_criterion([r for r in runlog.collect_runs(sota) if r.finished],
+        c = compare.record_criterion([r for r in runlog.collect_runs(sota) if r.counted],
                                      self.logs(self.candidate, s["SEEDS"]))
         return [(True, "package.py --check passed"),
                 (c.met, f"record criterion against SOTA_LOGS: {'MET' if c.met else 'NOT MET'}: {c.reason}")], 0

@@ -68,9 +68,10 @@ class Criterion:
 
 
 def record_criterion(runs_a: list[RunLog], runs_b: list[RunLog]) -> Criterion:
-    """The challenge's bar: mean(A) - mean(B) >= 0.005 nats of sliding val_loss, and one-sided Welch
+    """The challenge's bar: mean(A) - mean(B) >= 0.005 nats of the scored val_loss (each run's score line: the
+    sliding window for train_gpt.py's runs, the line a record's claim names for its logs), and one-sided Welch
     p < 0.01 that the improvement exceeds 0.005 nats."""
-    attr, margin, alpha = "sliding_val_loss", RECORD_MARGIN_NATS, RECORD_ALPHA
+    attr, margin, alpha = "score_val_loss", RECORD_MARGIN_NATS, RECORD_ALPHA
     a, b = runlog.figures(runs_a, attr), runlog.figures(runs_b, attr)
     improvement = float(np.mean(a) - np.mean(b)) if a and b else None
     w = welch_test(a, b)
@@ -113,7 +114,7 @@ def compare(runs: list[RunLog], act_a: str, act_b: str, allow_config_diff: bool 
     act_a, act_b = (runlog.ACTIVATION_ALIASES.get(act, act) for act in (act_a, act_b))
     if act_a == act_b:
         raise ToolError("A and B must be different activations")
-    finished = sorted((r for r in runs if r.finished), key=runlog.by_seed)
+    finished = sorted((r for r in runs if r.counted), key=runlog.by_seed)  # no reruns set aside, no re-scores
     runs_a, runs_b = ([r for r in finished if r.mlp_activation == act and not r.non_finite] for act in (act_a, act_b))
     diverged = {act: [str(r.path) for r in finished if r.mlp_activation == act and r.non_finite]
                 for act in (act_a, act_b)}
@@ -133,7 +134,7 @@ def compare(runs: list[RunLog], act_a: str, act_b: str, allow_config_diff: bool 
         **{key: {"activation": act, "seeds": [r.seed for r in side], "logs": [str(r.path) for r in side],
                  "left_out_non_finite": diverged[act]}
            for key, act, side in (("a", act_a, runs_a), ("b", act_b, runs_b))},
-        "skipped_unfinished": [str(r.path) for r in runs if not r.finished and r.mlp_activation in (act_a, act_b)],
+        "skipped_unfinished": [str(r.path) for r in runs if not r.counted and r.mlp_activation in (act_a, act_b)],
         "config_differences": diffs,
         "without_config_line": [str(r.path) for r in runs_a + runs_b if r.config is None],
         "metrics": [compare_metric(runs_a, runs_b, attr) for attr, _ in METRICS],
@@ -161,7 +162,7 @@ def render(result: dict) -> str:
                      + (f"; {left_out} more left out: non-finite final values (nan/inf, a diverged run): "
                         + ", ".join(side["left_out_non_finite"]) if left_out else ""))
     if result["skipped_unfinished"]:
-        lines.append("not compared (not finished): " + ", ".join(result["skipped_unfinished"]))
+        lines.append("not compared (not finished, a rerun or a re-score): " + ", ".join(result["skipped_unfinished"]))
     for diff in result["config_differences"]:
         lines.append(f"WARNING: the arms differ (--allow-config-diff): {diff}")
     if result["without_config_line"]:

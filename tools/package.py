@@ -65,8 +65,10 @@ def _first_difference(a: str, b: str) -> str:
     return f"the texts differ in length ({len(a_lines)} vs {len(b_lines)} lines)"
 
 
-def _record_problems(run: RunLog) -> tuple[list[str], list[str]]:
-    """(problems, unshown) for the record track: what breaks its rules, and what the log does not show."""
+def _record_problems(run: RunLog, audit: bool) -> tuple[list[str], list[str]]:
+    """(problems, unshown) for the record track: what breaks its rules, and what the log does not show. An audit
+    does not hold other authors to this project's dataset: any tokenizer's export is allowed (val tokens are
+    compared only for sp1024's published validation set)."""
     p = run.path
     problems, unshown = [], []
     if run.device is None:
@@ -76,12 +78,15 @@ def _record_problems(run: RunLog) -> tuple[list[str], list[str]]:
     for fact, wanted in RECORD_SETUP.items():
         value = getattr(run, fact)
         if value is None:
-            unshown.append(f"{p}: the log does not show {fact}; the record track needs {fact} {wanted}")
+            unshown.append(f"{p}: the log does not show {fact} (not shown by this log format); the record track "
+                           f"needs {fact} {wanted}")
+        elif audit and fact != "world_size" and run.dataset != RECORD_SETUP["dataset"]:
+            unshown.append(f"{p}: {fact} is {value}, another dataset than {RECORD_SETUP['dataset']} (allowed)")
         elif value != wanted:
             shown, needed = (f"{value:,}", f"{wanted:,}") if isinstance(wanted, int) else (value, wanted)
             problems.append(f"{p}: {fact} is {shown}; the record track needs {fact} {needed}")
     if run.train_shards is None:
-        unshown.append(f"{p}: the log does not show train_shards (no train_loader:dataset: line)")
+        unshown.append(f"{p}: the log does not show train_shards (not shown by this log format)")
     elif run.train_shards > MAX_TRAIN_SHARDS:
         problems.append(f"{p}: train_shards is {run.train_shards}; the record track trains on the published "
                         f"{MAX_TRAIN_SHARDS} (reviewers excluded runs trained on more, openai/parameter-golf#2127)")
@@ -90,20 +95,18 @@ def _record_problems(run: RunLog) -> tuple[list[str], list[str]]:
                        "one configuration")
     train_ms = run.train_time_ms
     if train_ms is None:
-        unshown.append(f"{p}: the log does not show train_time (no step lines)")
+        unshown.append(f"{p}: the log does not show train_time (no step or stopping_early line)")
     elif train_ms > TRAIN_CAP_MS + TRAIN_TIME_TOLERANCE_MS:
         problems.append(f"{p}: train_time {train_ms:,} ms is over the {TRAIN_CAP_MS:,} ms cap "
                         f"(+{TRAIN_TIME_TOLERANCE_MS:,} ms tolerance) of the record track")
     if not run.finished:
         return problems, unshown  # its missing final lines are reported already
-    parts = {"DIAGNOSTIC": run.post_ema_eval_ms, "final_int6_roundtrip": run.roundtrip_eval_ms}
-    if run.sliding_promised:
-        parts["final_int6_sliding_window"] = run.sliding_eval_ms
-    missing = [name for name, ms in parts.items() if ms is None]
-    if missing:
-        unshown.append(f"{p}: the log does not show eval_time of {', '.join(missing)}")
+    parts = {name: f.eval_ms for name, f in run.finals.items() if f.eval_ms is not None and not name.startswith("diag")}
+    detail = (f"the log's total_eval_time {run.total_eval_s} s" if run.total_eval_s is not None else
+              " + ".join(f"{name} {ms / 1000:.1f} s" for name, ms in parts.items()))
+    if run.final_eval_ms is None:
+        unshown.append(f"{p}: the log does not show the eval_time of its final evaluations")
     elif run.final_eval_ms > EVAL_CAP_MS:
-        detail = " + ".join(f"{name} {ms / 1000:.1f} s" for name, ms in parts.items())
         problems.append(f"{p}: eval_time of the final evaluations is {run.final_eval_ms / 1000:.1f} s ({detail}), "
                         f"over the {EVAL_CAP_MS // 1000} s evaluation limit")
     return problems, unshown
@@ -113,7 +116,8 @@ def check_runs(runs: list[RunLog], source: str | None, source_bytes: int | None,
                audit: bool = False) -> tuple[list[str], list[str]]:
     """(problems, notes): every reason to refuse, one line each; notes on checks that were not possible.
     Packaging refuses a field the record track needs that a log does not show; an audit (``audit``) judges
-    logs on what they show and notes it; it also faults duplicate logs. ``source`` None: code not checked."""
+    logs on what they show and notes it; it also faults duplicate logs other than a byte-identical copy.
+    ``source`` None: code not checked. Reruns (runlog.apply_claim) are checked but not counted as seeds."""
     if not runs:
         return ["no run logs found"], []
     problems, notes = [], []
@@ -121,10 +125,14 @@ def check_runs(runs: list[RunLog], source: str | None, source_bytes: int | None,
         notes.append("no train_gpt.py beside the logs; the code was not compared with them")
     for run in runs:
         p = run.path
+        if run.family == "eval_only":
+            (notes if audit else problems).append(f"{p} is an EVAL_ONLY re-score of {run.eval_only_artifact}, not a "
+                                                  "training run; not counted")
+            continue
         if run.missing_final:
             last = f"; its last line: {run.last_line[:120]!r}" if run.last_line else ""
             problems.append(f"{p} is truncated or from a crashed run: it lacks {', '.join(run.missing_final)}{last}")
-        elif run.sliding_val_loss is None:
+        elif not audit and run.sliding_val_loss is None:
             problems.append(f"{p}: the log has no final_int6_sliding_window_exact line (EVAL_STRIDE=0); a "
                             "submission is scored by its sliding-window val_bpb")
         if run.submission_bytes is not None and run.submission_bytes > SIZE_LIMIT_BYTES:
@@ -144,12 +152,18 @@ def check_runs(runs: list[RunLog], source: str | None, source_bytes: int | None,
         if run.seed is None:
             problems.append(f"{p}: the log does not show seed")
         if track == "10min_16mb":
-            broken, unshown = _record_problems(run)
+            broken, unshown = _record_problems(run, audit)
             problems += broken
             (notes if audit else problems).extend(unshown)
-        if audit:
-            problems += [f"{dup} is a duplicate of {p} (the same run): a folder holds each run once"
-                         for dup in run.duplicates]
+        if run.rerun_of:
+            notes.append(f"{p}: a rerun of seed {run.seed}; submission.json's claim takes {run.rerun_of.name}, so it "
+                         "is shown apart and not counted")
+        for dup in run.duplicates if audit else []:
+            if dup.read_bytes() == p.read_bytes():
+                notes.append(f"{dup} is a byte-identical copy of {p} (the records' convention); counted once")
+            else:
+                problems.append(f"{dup} is a duplicate of {p} (the same run): a folder holds each run once")
+    runs = [r for r in runs if r.counted or not r.finished and r.family != "eval_only"]
     if len({r.mlp_activation for r in runs}) > 1:
         detail = ", ".join(f"{r.path}: {r.mlp_activation}" for r in runs)
         problems.append(f"the runs mix mlp_activation values ({detail}); a submission is one configuration")
@@ -272,8 +286,15 @@ def collect(paths: list[str], what: str = "") -> list[RunLog]:
         raise PackageError(what + str(exc)) from exc
 
 
-def finished_runs(against: list[str]) -> list[RunLog]:
-    return [r for r in collect(against, "--against: ") if r.finished]
+def scored_runs(against: list[str]) -> list[RunLog]:
+    """The SOTA's counted runs (finished training runs; reruns its claim sets aside and re-scores left out)."""
+    return [r for r in collect(against, "--against: ") if r.counted]
+
+
+def score_lines(runs: list[RunLog]) -> str:
+    """Which final line the runs' scores come from, and who chose it (every output says so)."""
+    return "; ".join(f"{name}_exact ({source})" for name, source in dict.fromkeys((r.score, r.score_source)
+                                                                                 for r in runs)) or "none"
 
 
 def criterion_text(runs: list[RunLog], against: list[str] | None) -> str:
@@ -281,12 +302,12 @@ def criterion_text(runs: list[RunLog], against: list[str] | None) -> str:
     if not against:
         return ("Not checked: tools/package.py was run without --against, so whether these runs beat the current "
                 f"SOTA by >= {compare.RECORD_MARGIN_NATS} nats at p < {compare.RECORD_ALPHA} was not tested.")
-    sota = finished_runs(against)
+    sota = scored_runs(against)
     c = compare.record_criterion(sota, runs)
     names = ", ".join(str(r.path) for r in sota) or "none finished"
-    return (f"Against {len(sota)} SOTA run(s) ({names}): **{'MET' if c.met else 'NOT MET'}** "
-            f"(mean sliding val_loss lower by >= {c.margin} nats, one-sided Welch p < {c.alpha} that the improvement "
-            f"exceeds {c.margin} nats): {c.reason}.")
+    return (f"Against {len(sota)} SOTA run(s) ({names}; scored by {score_lines(sota)}): "
+            f"**{'MET' if c.met else 'NOT MET'}** (mean final val_loss lower by >= {c.margin} nats, one-sided Welch "
+            f"p < {c.alpha} that the improvement exceeds {c.margin} nats): {c.reason}.")
 
 
 # ----- --audit FOLDER: the same rules applied to an existing records/<track>/<folder> ---------------
@@ -294,17 +315,9 @@ def criterion_text(runs: list[RunLog], against: list[str] | None) -> str:
 MERGE_ALPHA = 0.25  # maintainers' practice when merging: one-sided Welch p < 0.25 against the previous row
 
 
-def _matching(claim: float, values: dict[str, float | None]) -> str | None:
-    """The first named value equal to the claim at the claim's own precision (its decimals as written)."""
-    text = repr(float(claim))
-    decimals = len(text.split(".")[1]) if "." in text and "e" not in text else 0
-    half_unit = 0.5 * 10.0 ** -decimals + 1e-12
-    return next((name for name, value in values.items() if value is not None and abs(value - claim) <= half_unit),
-                None)
-
-
 def check_claims(folder: Path, runs: list[RunLog]) -> tuple[list[str], list[str]]:
-    """submission.json's val_bpb / val_loss / bytes_total against the logs: one log's figure or their mean."""
+    """submission.json's val_bpb / val_loss / bytes_total against the counted logs (runlog.apply_claim chose the
+    score line and the log of each seed): one log's figure or their mean, at the claim's precision."""
     path = folder / "submission.json"
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -314,26 +327,26 @@ def check_claims(folder: Path, runs: list[RunLog]) -> tuple[list[str], list[str]
         return [f"{path} is not valid JSON ({exc})"], []
     if not isinstance(record, dict):
         return [f"{path} is not a JSON object"], []
-    problems, notes = [], []
-    finished = [r for r in runs if r.finished]
-    claims = (("val_bpb", "sliding_val_bpb"), ("val_loss", "sliding_val_loss"), ("bytes_total", "submission_bytes"))
-    for key, attr in claims:
+    counted = [r for r in runs if r.counted]
+    problems, notes = [], [f"score line: {score_lines(counted)}"]
+    for key, attr in (("val_bpb", "score_val_bpb"), ("val_loss", "score_val_loss"), ("bytes_total", "submission_bytes")):
         claim = record.get(key)
-        if claim is None or isinstance(claim, bool) or not isinstance(claim, (int, float)):
+        if not runlog.number(claim):
             (problems if key == "val_bpb" else notes).append(
                 f"{path}: {key} is {'missing' if claim is None else f'not a number ({claim!r})'}")
             continue
-        values = {f"seed {r.seed}'s ({r.path.name})": getattr(r, attr) for r in finished}
+        values = {f"seed {r.seed}'s {r.score if attr != 'submission_bytes' else 'Total submission size'} "
+                  f"({r.path.name})": getattr(r, attr) for r in counted}
         mean = runlog.mean_std(values.values())[0]
-        if key != "bytes_total":  # package.py writes the largest run's size, which is one log's
-            values[f"the mean of {len(finished)} logs"] = mean
-        match = _matching(claim, values)
-        logged = ", ".join(f"{r.logged.get(attr, getattr(r, attr))}" for r in finished) or "none finished"
+        values[f"the mean of {len(counted)} logs"] = mean
+        match = next((name for name, value in values.items() if runlog.matches(claim, value)), None)
+        logged = ", ".join(f"{r.logged.get(attr, getattr(r, attr))}" for r in counted) or "none finished"
         if match is None:
-            also = "" if key == "bytes_total" or mean is None else f" nor their mean {mean:.8f}"
-            problems.append(f"{path}: {key} {claim} equals no log's figure ({logged}){also}")
+            also = "" if mean is None else f" nor their mean {mean:.8f}"
+            problems.append(f"{path}: {key} {claim} equals no log's figure ({logged}){also}, whichever log of each "
+                            "seed is taken")
         else:
-            unlike = "" if key == "bytes_total" or "mean" in match or mean is None else f", not the mean {mean:.8f}"
+            unlike = "" if "mean" in match or len(counted) < 2 else f", not the mean {mean:.8f}"
             notes.append(f"submission.json claims {key} {claim}: {match}{unlike}")
     code = folder / "train_gpt.py"
     if isinstance(record.get("bytes_code"), int) and code.is_file() and record["bytes_code"] != code.stat().st_size:
@@ -343,15 +356,15 @@ def check_claims(folder: Path, runs: list[RunLog]) -> tuple[list[str], list[str]
 
 
 def check_significance(runs: list[RunLog], against: list[str]) -> tuple[list[str], list[str]]:
-    """The README's rule (reported) and the maintainers' merge practice (a fault when not met), on sliding figures."""
-    sota = finished_runs(against)
-    ours = [r for r in runs if r.finished]
+    """The README's rule (reported) and the maintainers' merge practice (a fault when not met), on the scores."""
+    sota = scored_runs(against)
+    ours = [r for r in runs if r.counted]
     c = compare.record_criterion(sota, ours)
-    notes = [f"README rule against {len(sota)} SOTA log(s) (>= {c.margin} nats at one-sided p < {c.alpha}): "
-             f"{'MET' if c.met else 'NOT MET'} ({c.reason})"]
-    a, b = runlog.figures(sota, "sliding_val_bpb"), runlog.figures(ours, "sliding_val_bpb")
+    notes = [f"README rule against {len(sota)} SOTA log(s) scored by {score_lines(sota)} (>= {c.margin} nats at "
+             f"one-sided p < {c.alpha}): {'MET' if c.met else 'NOT MET'} ({c.reason})"]
+    a, b = runlog.figures(sota, "score_val_bpb"), runlog.figures(ours, "score_val_bpb")
     p = compare.welch_test(a, b).p_one_sided_b_lower
-    practice = f"maintainers' merge practice (one-sided Welch p < {MERGE_ALPHA} on sliding val_bpb against the " \
+    practice = f"maintainers' merge practice (one-sided Welch p < {MERGE_ALPHA} on the scored val_bpb against the " \
                "previous row, reproductions pooled)"
     if p is None:
         return [f"{practice}: cannot be assessed: needs at least 2 logs a side with some variance (have "

@@ -6,6 +6,7 @@ import argparse
 import ast
 import difflib
 import functools
+import hashlib
 import itertools
 import json
 import math
@@ -52,7 +53,7 @@ def import_trainer():
 
 ACTIVATION_ALIASES = trainer_constant("ACTIVATION_ALIASES")  # leaky_relu2 -> leaky2
 ACTIVATION_KNOBS = ("MLP_ACTIVATION", "MLP_LEAKY_SLOPE", "ASQU_")  # prefixes of the activation's settings
-DEFAULT_ACTIVATION = "relu2"  # logs written before the MLP_ACTIVATION switch existed
+DEFAULT_ACTIVATION = "unknown"  # a log without an mlp_activation: line does not state its activation
 # Config variables that do not change results (train_gpt.py leaves them out of config_fingerprint).
 NON_RESULT_VARIABLES = frozenset(trainer_constant("NOT_FINGERPRINTED"))
 
@@ -81,33 +82,34 @@ _LINES = {
     "late_qat": (rf"late_qat:enabled step:{_I} scale:{_F}", "late_qat_step"),
     "peak_memory": (rf"peak memory allocated: {_I} MiB reserved: {_I} MiB", "peak_allocated_mib peak_reserved_mib"),
     "warning": (r"(WARNING:.*)", ""),
-    "stop": (rf"stopping_early: wallclock_cap train_time:{_I}ms step:{_I}/{_I}",
+    "stop": (rf"stopping_early: wallclock_cap train_time:\s?{_I}ms step:\s?{_I}/{_I}",
              "stop_train_time_ms stop_step iterations"),
     "interrupted": (rf"interrupted: (\S+)(?: step:{_I}/{_I})?", "interrupted interrupted_step iterations"),
     "error": (r"error: (.+)", "error"),  # a ConfigError / RunError that ended the run
-    # DIAGNOSTIC post_ema (post_swa / post_raw when FINAL_WEIGHTS chose other weights)
-    "post_ema": (rf"DIAGNOSTIC post_([a-z]+) val_loss:{_F} val_bpb:{_F} eval_time:{_I}ms",
-                 "final_weights post_ema_val_loss post_ema_val_bpb post_ema_eval_ms"),
-    "code_size": (rf"Code size: {_I} bytes", "code_bytes"),
+    "code_size": (rf"Code size(?: \(compressed\))?: {_I} bytes", "code_bytes"),
     # EVAL_ONLY=<artifact>: train_gpt.py scores a saved artifact without training
     "eval_only": (rf"eval_only: artifact:(.+) sha256:([0-9a-f]{{64}}) bytes:{_I}",
                   "eval_only_artifact eval_only_sha256 eval_only_bytes"),
-    "serialized": (rf"Serialized model int6\+(zstd|zlib): {_I} bytes", "compressor serialized_bytes"),
-    "total": (rf"Total submission size int6\+(zstd|zlib): {_I} bytes", "compressor submission_bytes"),
-    # the rounded lines' figures yield to the _exact lines', whichever comes first
-    "roundtrip": (rf"final_int6_roundtrip val_loss:{_F} val_bpb:{_F} eval_time:{_I}ms",
-                  "roundtrip_val_loss roundtrip_val_bpb roundtrip_eval_ms"),
-    "roundtrip_exact": (rf"final_int6_roundtrip_exact val_loss:{_F} val_bpb:{_F}",
-                        "roundtrip_val_loss roundtrip_val_bpb"),
-    "sliding": (rf"final_int6_sliding_window val_loss:{_F} val_bpb:{_F} stride:{_I} eval_time:{_I}ms",
-                "sliding_val_loss sliding_val_bpb sliding_stride sliding_eval_ms"),
-    "sliding_exact": (rf"final_int6_sliding_window_exact val_loss:{_F} val_bpb:{_F}",
-                      "sliding_val_loss sliding_val_bpb"),
+    "serialized": (rf"Serialized model \w+\+(\w+): {_I} bytes(?: \(.*\))?", "compressor serialized_bytes"),
+    "total": (rf"Total submission size \w+\+(\w+): {_I} bytes", "compressor submission_bytes"),
+    # every named final score of every period: DIAGNOSTIC post_ema, final_int6_roundtrip[_exact],
+    # final_int6_sliding_window[_exact], final_int8_zlib_roundtrip[_exact], legal_ttt[_exact], quantized_ttt_phased ...
+    "final": (rf"([A-Za-z][\w\- ]*?)(_exact)? val_loss:\s?{_F} val_bpb:\s?{_F}(?: stride:{_I})?(?: eval_time:\s?{_I}ms)?",
+              ""),
+    "hp_train_shards": (rf"train_shards: {_I}", "train_shards"),  # the April logs' lines
+    "hp_val_tokens": (rf"val_tokens: {_I}", "val_tokens"),
+    "total_eval": (rf"total_eval_time:\s?{_F}s", "total_eval_s"),
 }
 _PATTERNS = {kind: (re.compile(pattern), names.split()) for kind, (pattern, names) in _LINES.items()}
 _SEPARATOR_LINE = re.compile(r"^={100}[ \t\r]*$", re.M)
+_HEADER_BLOCKS = re.compile(r"^(?:={100}[ \t\r]*\n)?(?:Hyperparameters:\n(?:  .*\n)*|Source code:\n={100}[ \t\r]*\n)", re.M)
+_HYPERPARAMETERS = re.compile(r"^Hyperparameters:\n((?:  \w+:.*\n)+)", re.M)
+# the April logs' Hyperparameters: block: the entries that are RunLog fields
+HYPERPARAMETER_FIELDS = {"seed": "seed", "run_id": "run_id", "world_size": "world_size", "iterations": "iterations",
+                         "grad_accum_steps": "grad_accum_steps", "tokenizer_path": "tokenizer", "compressor": "compressor"}
+HYPERPARAMETERS_NOT_RESULTS = {"seed", "run_id", "logfile", "rank", "local_rank", "is_main_process"}
 _TORCH_VERSION = re.compile(r"^Running PyTorch (\S+)", re.M)
-_TORCHRUN_NOISE = re.compile(r"[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ \d+ \S+:\d+\].*|\*+|Setting OMP_NUM_THREADS.*|\s*")
+_TORCHRUN_NOISE = re.compile(r"[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ \d+ \S+:\d+\].*|\*+|Setting OMP_NUM_THREADS.*|\s*|nohup: .*")
 
 
 class ToolError(Exception):
@@ -146,6 +148,19 @@ class BetaStat(NamedTuple):
     std: float
     min: float
     max: float
+
+
+class Final(NamedTuple):
+    """One named final score (``final_int6_sliding_window``, ``legal_ttt`` ...): the _exact line's figures when
+    the log has one, else the rounded line's; eval_time and stride from the rounded line."""
+
+    val_loss: float
+    val_bpb: float
+    logged_loss: str  # as logged
+    logged_bpb: str
+    exact: bool = False
+    eval_ms: int | None = None
+    stride: int | None = None
 
 
 @dataclass
@@ -191,26 +206,19 @@ class RunLog:
     interrupted_step: int | None = None
     error: str | None = None  # an "error: ..." line (the run stopped on it)
     final_weights: str | None = None  # the X of "DIAGNOSTIC post_X": ema (record), swa or raw
-    post_ema_val_loss: float | None = None
-    post_ema_val_bpb: float | None = None
-    post_ema_eval_ms: int | None = None
     code_bytes: int | None = None
-    eval_only_artifact: str | None = None  # an EVAL_ONLY run's eval_only: line (no training)
+    eval_only_artifact: str | None = None  # an EVAL_ONLY run's eval_only: line (a re-score, no training)
     eval_only_sha256: str | None = None
     eval_only_bytes: int | None = None
     compressor: str | None = None
     serialized_bytes: int | None = None
     submission_bytes: int | None = None
-    roundtrip_val_loss: float | None = None
-    roundtrip_val_bpb: float | None = None
-    roundtrip_eval_ms: int | None = None
-    roundtrip_exact: bool = False
-    sliding_val_loss: float | None = None
-    sliding_val_bpb: float | None = None
-    sliding_eval_ms: int | None = None
-    sliding_exact: bool = False
-    sliding_stride: int | None = None
-    logged: dict[str, str] = field(default_factory=dict)  # final figures as logged (e.g. "1.14656250")
+    finals: dict[str, Final] = field(default_factory=dict)  # every named final score line, by name (less _exact)
+    total_eval_s: float | None = None  # the April logs' own total_eval_time line
+    hyperparameters: dict[str, str] | None = None  # the April logs' Hyperparameters: block
+    score: str | None = None  # the final line the run is scored by (default_score, or the claim's: apply_claims)
+    score_source: str = "the log's last final score line"
+    rerun_of: Path | None = None  # a rerun of a seed whose claimed log is this other one (apply_claims)
     source_dump: str | None = None
     header_blocks: int = 0  # separator lines seen; 2 per train_gpt.py header
     last_line: str = ""
@@ -246,14 +254,27 @@ class RunLog:
 
     @property
     def step_avg_ms(self) -> float | None:
+        """The last step line's step_avg; for logs whose step lines have none (April), train_time / steps."""
         last = self._last_step_line()
-        return last.step_avg_ms if last else None
+        if last:
+            return last.step_avg_ms
+        return self.stop_train_time_ms / self.stop_step if self.stop_train_time_ms and self.stop_step else None
 
     @property
     def train_time_ms(self) -> int | None:
         last = self._last_step_line()
         times = [t for t in (last and last.train_time_ms, self.stop_train_time_ms) if t is not None]
         return max(times) if times else None
+
+    def _final(self, kind: str) -> Final | None:
+        names = {"post_ema": f"DIAGNOSTIC post_{self.final_weights}", "score": self.score}
+        return self.finals.get(names.get(kind, LEGACY_FINALS.get(kind)))
+
+    @property
+    def logged(self) -> dict[str, str]:
+        """The final figures as logged (e.g. "1.14656250"), by attribute name."""
+        return {f"{kind}_val_{unit}": getattr(final, f"logged_{unit}") for kind in ("post_ema", *LEGACY_FINALS, "score")
+                if (final := self._final(kind)) for unit in ("loss", "bpb")}
 
     @property
     def quant_gap_bpb(self) -> float | None:
@@ -273,21 +294,60 @@ class RunLog:
             return True
 
     @property
+    def family(self) -> str:
+        """Which period's format the log is in (tools/README.md, "Log families")."""
+        if self.eval_only_artifact:
+            return "eval_only"
+        if self.hyperparameters is not None:
+            return "hyperparameters"
+        int8_only = "final_int8_zlib_roundtrip" in self.finals and LEGACY_FINALS["roundtrip"] not in self.finals
+        return "int8_zlib" if int8_only else "train_gpt"
+
+    @property
+    def settings_digest(self) -> str | None:
+        """The April logs' Hyperparameters: block, less paths, ids, seed and ranks, hashed: runs may be pooled
+        only when equal (an original run and a rerun with other settings are not)."""
+        if self.hyperparameters is None:
+            return None
+        kept = sorted((k, v) for k, v in self.hyperparameters.items()
+                      if k not in HYPERPARAMETERS_NOT_RESULTS and not k.endswith(("_dir", "_path", "_files")))
+        return hashlib.sha256(repr(kept).encode()).hexdigest()[:12]
+
+    @property
     def missing_final(self) -> list[str]:
-        """The final lines this run's settings promise that its log lacks (empty = finished)."""
-        present = {"Total submission size": self.submission_bytes is not None,
-                   "final_int6_roundtrip_exact": self.roundtrip_exact,
-                   "final_int6_sliding_window_exact": self.sliding_exact or not self.sliding_promised}
+        """The end lines of its family's format that the log lacks (empty = finished)."""
+        hp, names = self.hyperparameters or {}, list(self.finals)
+        present = {"Total submission size": self.submission_bytes is not None or self.family == "eval_only"}
+        if self.family == "int8_zlib":
+            present["final_int8_zlib_roundtrip_exact"] = self._final_exact("final_int8_zlib_roundtrip")
+        elif self.family == "hyperparameters":
+            present["a final score line"] = any(not _diagnostic(name) for name in names)
+            if hp.get("sliding_window_enabled") == "True":
+                present["quantized_sliding_window"] = "quantized_sliding_window" in names
+            if hp.get("ttt_enabled") == "True":
+                present["a test-time-training final (..._ttt...)"] = any("ttt" in name for name in names)
+        else:
+            present["final_int6_roundtrip_exact"] = bool(self.roundtrip_exact)
+            present["final_int6_sliding_window_exact"] = bool(self.sliding_exact) or not self.sliding_promised
         return [line for line, shown in present.items() if not shown]
+
+    def _final_exact(self, name: str) -> bool:
+        return name in self.finals and self.finals[name].exact
 
     @property
     def finished(self) -> bool:
         return not self.missing_final
 
     @property
+    def counted(self) -> bool:
+        """A finished training run, not a rerun set aside by its folder's claim nor an EVAL_ONLY re-score."""
+        return self.finished and self.family != "eval_only" and self.rerun_of is None
+
+    @property
     def status(self) -> str:
         if self.finished:
-            return "finished"
+            kind = {"eval_only": " (EVAL_ONLY re-score)"}.get(self.family, "")
+            return "finished" + kind + (f" (rerun; the claim takes {self.rerun_of.name})" if self.rerun_of else "")
         if self.interrupted:
             at = "" if self.interrupted_step is None else f" at step {self.interrupted_step}"
             return f"interrupted ({self.interrupted}{at})"
@@ -300,10 +360,12 @@ class RunLog:
 
     @property
     def final_eval_ms(self) -> int | None:
-        parts = [self.post_ema_eval_ms, self.roundtrip_eval_ms]
-        if self.sliding_promised:
-            parts.append(self.sliding_eval_ms)
-        return None if None in parts else sum(parts)
+        """The final evaluations' time: the log's own total_eval_time, else the sum of its final lines' eval_time
+        (less the April logs' "diagnostic ..." lines, outside their eval timer); None when none shows one."""
+        if self.total_eval_s is not None:
+            return round(self.total_eval_s * 1000)
+        times = [f.eval_ms for name, f in self.finals.items() if f.eval_ms is not None and not name.startswith("diag")]
+        return sum(times) if times else None
 
     def final_betas(self) -> list[BetaStat]:
         """The asqu_diag lines of the last step that has them, one per layer, by layer."""
@@ -315,38 +377,61 @@ class RunLog:
 
     def to_json(self) -> dict:
         """The summary record of this run (the keys of ``summarize.py --json``)."""
-        hidden = {"path", "val_points", "train_points", "asqu_diag", "logged", "source_dump", "header_blocks",
-                  "last_line", "config_text", "activation_logged", "duplicates"}
+        hidden = {"path", "val_points", "train_points", "asqu_diag", "source_dump", "header_blocks", "finals",
+                  "last_line", "config_text", "activation_logged", "duplicates", "hyperparameters", "rerun_of"}
         record = {"log": str(self.path), "name": self.name, "mlp_activation_logged": self.activation_logged}
         record.update((f.name, getattr(self, f.name)) for f in fields(self) if f.name not in hidden)
-        for key in ("steps", "train_time_ms", "step_avg_ms", "stopped_early", "quant_gap_bpb", "final_eval_ms",
-                    "finished", "status", "non_finite"):
+        for key in ("family", "steps", "train_time_ms", "step_avg_ms", "stopped_early", "quant_gap_bpb",
+                    "final_eval_ms", "finished", "counted", "status", "non_finite", *FINAL_FIGURES,
+                    *(f"{kind}_{part}" for kind in ("post_ema", *LEGACY_FINALS) for part in ("eval_ms", "exact"))):
             record[key] = getattr(self, key)
-        record["missing_final_lines"] = self.missing_final
-        record["duplicates"] = [str(p) for p in self.duplicates]
+        record.update(missing_final_lines=self.missing_final, duplicates=[str(p) for p in self.duplicates],
+                      rerun_of=self.rerun_of and str(self.rerun_of), finals={k: v._asdict() for k, v in self.finals.items()})
         record["final_betas"] = [{k: v for k, v in b._asdict().items() if k != "step"} for b in self.final_betas()]
         return record
 
 
-FINAL_FIGURES = [f"{kind}_val_{unit}" for kind in ("post_ema", "roundtrip", "sliding") for unit in ("loss", "bpb")]
+LEGACY_FINALS = {"roundtrip": "final_int6_roundtrip", "sliding": "final_int6_sliding_window"}
+for _kind in ("post_ema", *LEGACY_FINALS, "score"):  # run.sliding_val_bpb: run.finals["final_int6_sliding_window"]...
+    for _part in ("val_loss", "val_bpb", "eval_ms", "exact", "stride"):
+        setattr(RunLog, f"{_kind}_{_part}", property(lambda run, k=_kind, a=_part: getattr(run._final(k), a, None)))
+FINAL_FIGURES = [f"{kind}_val_{unit}" for kind in ("post_ema", *LEGACY_FINALS, "score") for unit in ("loss", "bpb")]
 _FIELD_TYPES = {f.name: str(f.type) for f in fields(RunLog)}
+
+
+def _diagnostic(name: str) -> bool:
+    """A final line its log labels as a diagnostic (DIAGNOSTIC post_ema, the April logs' diagnostic / pre-quantization)."""
+    return name.lower().startswith("diagnostic") or name.startswith("pre-quantization")
+
+
+def default_score(run: RunLog) -> str | None:
+    """The final line a run is scored by when no claim says otherwise: its last final line that is not a diagnostic
+    nor a repeat of an earlier line's figures (the March records' final_int8_zlib_roundtrip_exact alias)."""
+    seen, score = set(), None
+    for name, final in run.finals.items():
+        if not _diagnostic(name) and (final.val_loss, final.val_bpb) not in seen:
+            score = name
+        seen.add((final.val_loss, final.val_bpb))
+    return score
 
 
 def split_header(text: str) -> tuple[str | None, str, str, int]:
     """(source dump or None, version block, body, number of separator lines): the body follows the last line of
-    100 '=', the versions lie between the last two, the dump (less torchrun noise) comes before them."""
+    100 '=', the versions lie between the last two, the dump comes before them, less torchrun noise and the April
+    logs' Hyperparameters: block and "Source code:" heading; a dump left empty (removed) is None: no dump."""
     seps = list(_SEPARATOR_LINE.finditer(text))
     if not seps:
         return None, "", text, 0
     opening = seps[-2] if len(seps) >= 2 else seps[0]
-    dump = text[: opening.start()]
+    dump = _HEADER_BLOCKS.sub("", text[: opening.start()])
     dump = dump[:-1] if dump.endswith("\n") else dump
     lines = dump.split("\n")
     skip = 0
     while skip < len(lines) - 1 and lines[skip] and _TORCHRUN_NOISE.fullmatch(lines[skip]):
         skip += 1
     versions = text[opening.end(): seps[-1].start()] if len(seps) >= 2 else ""
-    return "\n".join(lines[skip:]), versions, text[seps[-1].end():], len(seps)
+    dump = "\n".join(lines[skip:])
+    return (dump if dump.strip() else None), versions, text[seps[-1].end():], len(seps)
 
 
 def parse_text(text: str, path: str | Path = "<text>") -> RunLog:
@@ -355,6 +440,9 @@ def parse_text(text: str, path: str | Path = "<text>") -> RunLog:
     run = RunLog(path=Path(path), source_dump=dump, header_blocks=separators)
     version = _TORCH_VERSION.search(versions)
     run.torch_version = version.group(1) if version else None
+    block = _HYPERPARAMETERS.search(text)
+    if block:
+        run.hyperparameters = dict(re.findall(r"^  (\w+):[ ]?(.*?)\s*$", block.group(1), re.M))
     last_step = None
     for raw in body.splitlines():
         line = raw.rstrip()
@@ -368,6 +456,11 @@ def parse_text(text: str, path: str | Path = "<text>") -> RunLog:
             if match:
                 last_step = _apply(run, kind, match.groups(), names, last_step)
                 break
+    for name, attr in HYPERPARAMETER_FIELDS.items():  # what the April logs say only in their block
+        value = (run.hyperparameters or {}).get(name)
+        if value and getattr(run, attr) is None:
+            setattr(run, attr, Path(value).name if attr == "tokenizer" else int(value) if value.isdigit() else value)
+    run.score = default_score(run)
     return run
 
 
@@ -395,16 +488,20 @@ def _apply(run: RunLog, kind: str, g: tuple[str, ...], names: list[str], last_st
         run.mlp_activation = ACTIVATION_ALIASES.get(g[0], g[0])
         run.activation_logged = True
         run.activation_settings = dict(item.split(":", 1) for item in g[1].split())
-    exact = getattr(run, f"{kind}_exact", False)  # a rounded final line after the _exact one
+    elif kind == "final":  # the _exact line's figures win over the rounded line's, whichever comes first
+        name, exact, loss, bpb, stride, ms = g
+        old = run.finals.get(name)
+        figures = (float(loss), float(bpb), loss, bpb, bool(exact))
+        if old and old.exact and not exact:
+            figures = old[:5]
+        run.finals[name] = Final(*figures, int(ms) if ms else old and old.eval_ms, int(stride) if stride else
+                                 old and old.stride)
+        if name.startswith("DIAGNOSTIC post_"):
+            run.final_weights = name.removeprefix("DIAGNOSTIC post_")
     for name, text in zip(names, g):
-        if text is None or (exact and name.endswith(("_loss", "_bpb"))):
-            continue
-        kind_of = _FIELD_TYPES[name].split(" ")[0]
-        setattr(run, name, {"int": int, "float": float}.get(kind_of, str)(text))
-        if kind_of == "float":
-            run.logged[name] = text
-    if kind.endswith("_exact"):
-        setattr(run, kind, True)
+        if text is not None:
+            kind_of = _FIELD_TYPES[name].split(" ")[0]
+            setattr(run, name, {"int": int, "float": float}.get(kind_of, str)(text))
     return run.stop_step if kind == "stop" else last_step
 
 
@@ -487,7 +584,66 @@ def collect_runs(paths: Iterable[str | Path]) -> list[RunLog]:
                 raise LogError(f"{file} is not a run log (no model_params, step, run_id or error line); "
                                "name a log train_gpt.py wrote")
             found.append((run, text.replace("\r\n", "\n")))
-    return dedupe(found)
+    runs = dedupe(found)
+    for folder in dict.fromkeys(run.path.parent for run in runs):  # a record folder: its claim decides
+        claim = read_claim(folder)
+        if claim:
+            apply_claim([run for run in runs if run.path.parent == folder], claim)
+    return runs
+
+
+def read_claim(folder: Path) -> dict | None:
+    """A record folder's submission.json, None where there is none or it is not a readable JSON object."""
+    try:
+        claim = json.loads((folder / "submission.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return claim if isinstance(claim, dict) else None
+
+
+def number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def matches(claim: float, value: float | None) -> bool:
+    """Whether a value equals a claim at the claim's own precision (its decimals as written)."""
+    text = repr(float(claim))
+    decimals = len(text.split(".")[1]) if "." in text and "e" not in text else 0
+    return value is not None and abs(value - claim) <= 0.5 * 10.0 ** -decimals + 1e-12
+
+
+def apply_claim(runs: list[RunLog], claim: dict) -> str | None:
+    """Choose, as the challenge did, the final line and the one log per seed that submission.json's val_bpb claims
+    (one log's figure or the mean of one log per seed; where its seed_results give a seed's val_bpb, that seed's log
+    must show it): every run gets that score line, the other logs of a chosen seed are marked reruns. Returns how
+    the claim was met, e.g. "the mean of 3 logs' quantized_ttt_phased" (None: no choice meets it; nothing changes)."""
+    claimed, per_seed = claim.get("val_bpb"), claim.get("seed_results")
+    per_seed = per_seed if isinstance(per_seed, dict) else {}
+    by_seed: dict[object, list[RunLog]] = {}
+    for run in sorted((r for r in runs if r.finished), key=lambda r: r.path.name):
+        by_seed.setdefault(run.seed if run.seed is not None else id(run), []).append(run)
+    if not number(claimed) or not by_seed:
+        return None
+    names = dict.fromkeys([r.score for r in runs if r.score] + [name for r in runs for name in r.finals])
+    for name, choice in itertools.product(names, itertools.islice(itertools.product(*by_seed.values()), 1024)):
+        values = [run.finals[name].val_bpb if name in run.finals else None for run in choice]
+        seed_claims = [(per_seed.get(str(run.seed)) or {}).get("val_bpb") for run in choice]
+        if None in values or not all(matches(c, v) for c, v in zip(seed_claims, values) if number(c)):
+            continue
+        single = [run for run, value in zip(choice, values) if matches(claimed, value)]
+        means = [values] + ([seed_claims] if all(map(number, seed_claims)) else [])  # means of the rounded figures too
+        if any(matches(claimed, sum(v) / len(v)) for v in means):
+            how = f"the mean of {len(values)} logs' {name}" if len(values) > 1 else f"seed {choice[0].seed}'s {name}"
+        elif single:
+            how = f"seed {single[0].seed}'s {name} ({single[0].path.name})"
+        else:
+            continue
+        for run in runs:
+            run.score, run.score_source = name, f"submission.json's val_bpb {claimed}: {how}"
+            chosen = next((c for c in choice if c.seed == run.seed and run.seed is not None), run)
+            run.rerun_of = None if chosen is run else chosen.path
+        return how
+    return None
 
 
 def load_runs(paths: list[str | Path]) -> list[RunLog]:
@@ -497,7 +653,7 @@ def load_runs(paths: list[str | Path]) -> list[RunLog]:
         raise ToolError("no run logs found in " + ", ".join(map(str, paths)))
     seen: dict[tuple, RunLog] = {}
     for run in runs:  # not copies of one another, yet the same run_id, seed and settings: never count both
-        other = seen.setdefault((run.run_id, run.seed, group_key(run)), run) if run.run_id else run
+        other = seen.setdefault((run.run_id, run.seed, group_key(run)), run) if run.run_id and not run.rerun_of else run
         if other is not run:
             raise LogError(f"{other.path} and {run.path} hold the same run (run_id {run.run_id}, seed {run.seed}, same "
                            "settings) but differ: counting both would count it twice; name or keep only one of them")
@@ -510,13 +666,14 @@ def setup_facts(run: RunLog) -> dict[str, object]:
     """Facts of the setup that change results, read from the log's own lines (None = not shown)."""
     return {"dataset": run.dataset, "val_tokens": run.val_tokens, "tokenizer": run.tokenizer,
             "world_size": run.world_size, "device": run.device_type, "dtype": run.dtype,
-            "iterations": run.iterations, "model_params": run.model_params}
+            "iterations": run.iterations, "model_params": run.model_params, "score": run.score,
+            "settings": run.settings_digest}
 
 
 def group_key(run: RunLog) -> tuple:
     """Runs with equal keys may be pooled: same activation (and knobs), fingerprint and visible setup."""
     return (run.mlp_activation, tuple(sorted(run.activation_settings.items())), run.config_fingerprint,
-            *setup_facts(run).values())
+            run.rerun_of is not None, *setup_facts(run).values())
 
 
 def groups(runs: list[RunLog]) -> list[list[RunLog]]:
@@ -525,14 +682,16 @@ def groups(runs: list[RunLog]) -> list[list[RunLog]]:
     for run in runs:
         by_key.setdefault(group_key(run), []).append(run)
     order = activation_order(runs)
-    ordered = sorted(by_key.values(), key=lambda g: (order.index(g[0].mlp_activation), g[0].config_fingerprint or ""))
+    ordered = sorted(by_key.values(), key=lambda g: (order.index(g[0].mlp_activation), g[0].rerun_of is not None,
+                                                      g[0].config_fingerprint or ""))
     return [sorted(g, key=by_seed) for g in ordered]
 
 
 def group_label(run: RunLog) -> str:
     facts = " ".join(f"{k}={v}" for k, v in setup_facts(run).items() if v is not None)
     fingerprint = run.config_fingerprint or "not logged"
-    return f"{run.mlp_activation} (config_fingerprint {fingerprint}; {facts or 'no setup lines'})"
+    rerun = "; reruns of seeds the claim takes from other logs" if run.rerun_of else ""
+    return f"{run.mlp_activation} (config_fingerprint {fingerprint}; {facts or 'no setup lines'}{rerun})"
 
 
 def differences(a: RunLog, b: RunLog) -> list[str]:

@@ -14,6 +14,7 @@ COLUMNS = [
     ("roundtrip_bpb", "roundtrip_val_bpb", "{:.8f}"),
     ("sliding_bpb", "sliding_val_bpb", "{:.8f}"),
     ("sliding_loss", "sliding_val_loss", "{:.8f}"),
+    ("score_bpb", "score_val_bpb", "{:.8f}"),  # the run's score line (the score column names it)
     ("quant_gap", "quant_gap_bpb", "{:+.4f}"),
     ("bytes", "submission_bytes", "{:d}"),
 ]
@@ -32,11 +33,13 @@ def render_table(runs: list[RunLog]) -> str:
     for number, members in enumerate(groups, start=1):
         act = members[0].mlp_activation
         rows.append(f"group {number}: {runlog.group_label(members[0])}")
-        rows += [[act, *[_cell(run, a, f) for _, a, f in COLUMNS],
+        rows += [[act, *[_cell(run, a, f) for _, a, f in COLUMNS], run.score or "-",
                   run.status + (" (non-finite)" if run.non_finite else ""), str(run.path)] for run in members]
-        finished = [r for r in members if r.finished]
+        finished = [r for r in members if r.counted]
         pooled = [r for r in finished if not r.non_finite]
         count = f"n={len(finished)}" + (f" of {len(members)}" if len(finished) != len(members) else "")
+        if any(r.rerun_of or r.family == "eval_only" for r in members):
+            count += " (reruns and EVAL_ONLY re-scores are not counted)"
         if len(pooled) < len(finished):
             count += f" ({len(finished) - len(pooled)} non-finite, left out of the mean)"
         stats = {attr: runlog.mean_std(getattr(r, attr) for r in pooled) for _, attr, _ in COLUMNS}
@@ -44,11 +47,13 @@ def render_table(runs: list[RunLog]) -> str:
             cells = [runlog.format_cell(stats[attr][index], fmt if index == 0 else fmt.replace("+", ""))
                      for attr, fmt in STAT_FORMATS.items()]
             cells[0] = ""  # (the seed column)
-            rows.append([f"{act} {label}", *cells, count if index == 0 else "", ""])
-    lines = runlog.text_table(["activation", *[c[0] for c in COLUMNS], "status", "log"], rows)
+            rows.append([f"{act} {label}", *cells, "", count if index == 0 else "", ""])
+    lines = runlog.text_table(["activation", *[c[0] for c in COLUMNS], "score", "status", "log"], rows)
     for number, members in enumerate(groups, start=1):
         lines += beta_table(number, [r for r in members if r.finished and not r.non_finite])
     lines += [f"duplicate: {dup} (the same run as {run.path}; counted once)" for run in runs for dup in run.duplicates]
+    lines += [f"score line: {name}_exact ({source})" for name, source in dict.fromkeys((r.score, r.score_source)
+                                                                                       for r in runs if r.score)]
     return "\n".join(lines)
 
 
