@@ -33,7 +33,8 @@ def test_the_march_22_record_folder_passes_on_what_its_logs_show(capsys):
     assert status == 0 and faults == []
     text = "\n".join(notes)
     # its claim is seed 1337's figure, not the mean of the folder's name (1.1233), and the audit says so
-    assert "claims val_bpb 1.12278022: seed 1337's (train_seed1337.log), not the mean 1.12331641" in text
+    assert ("claims val_bpb 1.12278022: seed 1337's final_int6_sliding_window (train_seed1337.log), not the mean "
+            "1.12331641") in text
     assert "claims bytes_total 15555017: seed 1337's" in text
     # what the challenge's own lines do not show is noted, not failed
     assert text.count("does not show device") == 3 and text.count("does not show config_fingerprint") == 3
@@ -58,7 +59,8 @@ def test_significance_under_both_rules(capsys, tmp_path):
     status, faults, notes = run_audit(capsys, RECORD, "--against", *before)
     assert status == 0 and faults == [], faults
     text = "\n".join(notes)
-    assert "README rule against 3 SOTA log(s) (>= 0.005 nats at one-sided p < 0.01): NOT MET" in text
+    assert "README rule against 3 SOTA log(s) scored by final_int6_sliding_window_exact" in text
+    assert "(>= 0.005 nats at one-sided p < 0.01): NOT MET" in text
     assert "maintainers' merge practice (one-sided Welch p < 0.25" in text and ": met: mean 1.12331641" in text
     # against a better row the merge practice fails: a fault
     better = previous_row(tmp_path / "b", [1.12200, 1.12250, 1.12300])

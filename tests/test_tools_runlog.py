@@ -76,7 +76,7 @@ def test_anchored_patterns_reject_fstring_lines_without_a_header():
     ])
     run = runlog.parse_text(text)
     assert run.val_points == [] and run.train_points == []
-    assert run.seed is None and not run.activation_logged and run.mlp_activation == "relu2"
+    assert run.seed is None and not run.activation_logged and run.mlp_activation == "unknown"
     assert run.roundtrip_val_loss is None and run.submission_bytes is None
     assert not runlog.looks_like_run(run)
     # ...while the real line is accepted
@@ -110,7 +110,7 @@ def test_truncated_crashed_log():
 
 def test_legacy_log_without_activation_line_zlib_and_no_sliding():
     run = runlog.parse_log(FIXTURES / "legacy_seed2024.log")
-    assert run.mlp_activation == "relu2" and not run.activation_logged
+    assert run.mlp_activation == "unknown" and not run.activation_logged
     assert run.source_dump is None and run.header_blocks == 0
     assert run.compressor == "zlib" and run.submission_bytes == 15555017
     assert run.sliding_val_loss is None and run.roundtrip_exact
@@ -347,7 +347,8 @@ def test_values_keep_their_logged_precision():
     run = runlog.parse_text(text)
     assert run.logged == {"roundtrip_val_loss": "1.9359", "roundtrip_val_bpb": "1.1460",
                           "sliding_val_loss": "1.895762351234", "sliding_val_bpb": "1.12278020",
-                          "post_ema_val_loss": "1.9222", "post_ema_val_bpb": "1.1385"}
+                          "post_ema_val_loss": "1.9222", "post_ema_val_bpb": "1.1385",
+                          "score_val_loss": "1.895762351234", "score_val_bpb": "1.12278020"}  # scored by sliding
     assert run.sliding_val_loss == 1.895762351234  # every logged digit
 
 

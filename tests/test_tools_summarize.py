@@ -50,7 +50,7 @@ def test_json_values_for_the_stored_fixtures(capsys):
     assert crashed["seed"] == 42 and crashed["steps"] == 300 and crashed["finished"] is False
     for key in ("post_ema_val_bpb", "roundtrip_val_bpb", "sliding_val_bpb", "submission_bytes"):
         assert crashed[key] is None
-    assert legacy["mlp_activation"] == "relu2" and legacy["mlp_activation_logged"] is False
+    assert legacy["mlp_activation"] == "unknown" and legacy["mlp_activation_logged"] is False  # not stated
     assert legacy["sliding_val_bpb"] is None and legacy["roundtrip_val_bpb"] == 1.1465625
     assert legacy["finished"] is False and legacy["status"] == "truncated"  # no sliding line
     # three runs that differ (activation, iterations): three groups

@@ -356,7 +356,8 @@ class RunLog:
     @property
     def non_finite(self) -> list[str]:
         """The final figures logged as nan / inf (a diverged run); the tools leave such a run out of every mean."""
-        return [name for name in FINAL_FIGURES if not math.isfinite(getattr(self, name) or 0.0)]
+        names = FINAL_FIGURES[:-2] + (FINAL_FIGURES[-2:] if self.score not in LEGACY_FINALS.values() else [])
+        return [name for name in names if not math.isfinite(getattr(self, name) or 0.0)]
 
     @property
     def final_eval_ms(self) -> int | None:
@@ -607,7 +608,7 @@ def number(value) -> bool:
 
 def matches(claim: float, value: float | None) -> bool:
     """Whether a value equals a claim at the claim's own precision (its decimals as written)."""
-    text = repr(float(claim))
+    text = repr(claim)  # an int claim (bytes) is exact to 0.5
     decimals = len(text.split(".")[1]) if "." in text and "e" not in text else 0
     return value is not None and abs(value - claim) <= 0.5 * 10.0 ** -decimals + 1e-12
 
@@ -666,8 +667,7 @@ def setup_facts(run: RunLog) -> dict[str, object]:
     """Facts of the setup that change results, read from the log's own lines (None = not shown)."""
     return {"dataset": run.dataset, "val_tokens": run.val_tokens, "tokenizer": run.tokenizer,
             "world_size": run.world_size, "device": run.device_type, "dtype": run.dtype,
-            "iterations": run.iterations, "model_params": run.model_params, "score": run.score,
-            "settings": run.settings_digest}
+            "iterations": run.iterations, "model_params": run.model_params, "settings": run.settings_digest}
 
 
 def group_key(run: RunLog) -> tuple:
@@ -691,7 +691,8 @@ def group_label(run: RunLog) -> str:
     facts = " ".join(f"{k}={v}" for k, v in setup_facts(run).items() if v is not None)
     fingerprint = run.config_fingerprint or "not logged"
     rerun = "; reruns of seeds the claim takes from other logs" if run.rerun_of else ""
-    return f"{run.mlp_activation} (config_fingerprint {fingerprint}; {facts or 'no setup lines'}{rerun})"
+    score = f"; scored by {run.score}" if run.score else ""
+    return f"{run.mlp_activation} (config_fingerprint {fingerprint}; {facts or 'no setup lines'}{score}{rerun})"
 
 
 def differences(a: RunLog, b: RunLog) -> list[str]:
