@@ -416,6 +416,9 @@ def write_plots(runs: list[RunLog], out_dir: str | Path, state_dicts: list[str |
     except OSError as exc:
         raise ToolError(f"--out {out_dir}: cannot make this folder ({exc.strerror or exc}); give --out a new or "
                         "existing folder") from exc
+    for run in (r for r in runs if r.family == "eval_only"):
+        print(f"plots: note: {run.path} is an EVAL_ONLY re-score, not a training run; not plotted", file=sys.stderr)
+    runs = [r for r in runs if r.family != "eval_only"]
     written: list[Path] = []
     figures = [(name, lambda f=f: f(runs)) for name, f in LOG_FIGURES] if runs else []
     figures.append(("asqu_beta_hist", lambda: fig_beta_hist(sources)))

@@ -633,11 +633,12 @@ def apply_claim(runs: list[RunLog], claim: dict) -> str | None:
             continue
         single = [run for run, value in zip(choice, values) if matches(claimed, value)]
         means = [values] + ([seed_claims] if all(map(number, seed_claims)) else [])  # means of the rounded figures too
+        how = None
         if any(matches(claimed, sum(v) / len(v)) for v in means):
-            how = f"the mean of {len(values)} logs' {name}" if len(values) > 1 else f"seed {choice[0].seed}'s {name}"
-        elif single:
+            how = f"the mean of {len(values)} logs' {name}"
+        if single and (len(values) == 1 or not how):
             how = f"seed {single[0].seed}'s {name} ({single[0].path.name})"
-        else:
+        elif not how:
             continue
         for run in runs:
             run.score, run.score_source = name, f"submission.json's val_bpb {claimed}: {how}"
