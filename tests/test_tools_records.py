@@ -21,7 +21,8 @@ import summarize  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not RECORDS.is_dir(), reason=f"{RECORDS} (the sample record folders) is absent")
 BASELINE, SLIDING = "2026-03-17_NaiveBaseline", "2026-03-19_SlidingWindowEval"
-MARCH20, MARCH22 = "2026-03-20_11L_XSA4_EMA_Int6_MLP3x_WD04_1.1271", "2026-03-22_11L_EMA_GPTQ-lite_warmdown3500_QAT015_1.1233"
+MARCH20 = "2026-03-20_11L_XSA4_EMA_Int6_MLP3x_WD04_1.1271"
+MARCH22 = "2026-03-22_11L_EMA_GPTQ-lite_warmdown3500_QAT015_1.1233"
 LEAKY, APRIL5 = "2026-03-23_LeakyReLU_LegalTTT_ParallelMuon", "2026-04-05_SP8192_GPTQ-Embeddings_SDClip_Loop45x2"
 APRIL29 = "2026-04-29_SmearGateBOSFix_3Seed_1.06141"
 
@@ -159,7 +160,8 @@ def test_a_truncated_april_log_lacks_its_own_formats_end_lines(tmp_path):
     text = (RECORDS / APRIL29 / "train_seed314_original.log").read_text()
     run = runlog.parse_text(text.split("Serialized model quantized")[0])
     assert run.status == "truncated" and run.seed == 314
-    assert run.missing_final == ["Total submission size", "a final score line", "a test-time-training final (..._ttt...)"]
+    assert run.missing_final == ["Total submission size", "a final score line",
+                                 "a test-time-training final (..._ttt...)"]
 
 
 EVAL_ONLY_LOG = """model_params:26993756
@@ -179,7 +181,8 @@ def test_eval_only_logs_are_rescores_never_training_runs(capsys, tmp_path):
                                                                    "finished (EVAL_ONLY re-score)")
     assert summarize.main([str(tmp_path / "runs")]) == 0
     out = capsys.readouterr().out
-    assert "finished (EVAL_ONLY re-score)" in out and "n=0 of 1 (reruns and EVAL_ONLY re-scores are not counted)" in out
+    assert "finished (EVAL_ONLY re-score)" in out
+    assert "n=0 of 1 (reruns and EVAL_ONLY re-scores are not counted)" in out
     assert "1.12331641" in out  # the record's three seeds, their mean as before
     assert plots.write_plots([run], tmp_path / "plots") == []  # nothing of training to plot
     assert "EVAL_ONLY re-score, not a training run; not plotted" in capsys.readouterr().err

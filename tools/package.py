@@ -101,7 +101,8 @@ def _record_problems(run: RunLog, audit: bool) -> tuple[list[str], list[str]]:
                         f"(+{TRAIN_TIME_TOLERANCE_MS:,} ms tolerance) of the record track")
     if not run.finished:
         return problems, unshown  # its missing final lines are reported already
-    parts = {name: f.eval_ms for name, f in run.finals.items() if f.eval_ms is not None and not name.startswith("diag")}
+    parts = {name: f.eval_ms for name, f in run.finals.items()
+             if f.eval_ms is not None and not name.startswith("diag")}
     detail = (f"the log's total_eval_time {run.total_eval_s} s" if run.total_eval_s is not None else
               " + ".join(f"{name} {ms / 1000:.1f} s" for name, ms in parts.items()))
     if run.final_eval_ms is None:
@@ -329,7 +330,8 @@ def check_claims(folder: Path, runs: list[RunLog]) -> tuple[list[str], list[str]
         return [f"{path} is not a JSON object"], []
     counted = [r for r in runs if r.counted]
     problems, notes = [], [f"score line: {score_lines(counted)}"]
-    for key, attr in (("val_bpb", "score_val_bpb"), ("val_loss", "score_val_loss"), ("bytes_total", "submission_bytes")):
+    claims = (("val_bpb", "score_val_bpb"), ("val_loss", "score_val_loss"), ("bytes_total", "submission_bytes"))
+    for key, attr in claims:
         claim = record.get(key)
         if not runlog.number(claim):
             (problems if key == "val_bpb" else notes).append(

@@ -94,22 +94,25 @@ _LINES = {
     "total": (rf"Total submission size \w+\+(\w+): {_I} bytes", "compressor submission_bytes"),
     # every named final score of every period: DIAGNOSTIC post_ema, final_int6_roundtrip[_exact],
     # final_int6_sliding_window[_exact], final_int8_zlib_roundtrip[_exact], legal_ttt[_exact], quantized_ttt_phased ...
-    "final": (rf"([A-Za-z][\w\- ]*?)(_exact)? val_loss:\s?{_F} val_bpb:\s?{_F}(?: stride:{_I})?(?: eval_time:\s?{_I}ms)?",
-              ""),
+    "final": (rf"([A-Za-z][\w\- ]*?)(_exact)? val_loss:\s?{_F} val_bpb:\s?{_F}(?: stride:{_I})?"
+              rf"(?: eval_time:\s?{_I}ms)?", ""),
     "hp_train_shards": (rf"train_shards: {_I}", "train_shards"),  # the April logs' lines
     "hp_val_tokens": (rf"val_tokens: {_I}", "val_tokens"),
     "total_eval": (rf"total_eval_time:\s?{_F}s", "total_eval_s"),
 }
 _PATTERNS = {kind: (re.compile(pattern), names.split()) for kind, (pattern, names) in _LINES.items()}
 _SEPARATOR_LINE = re.compile(r"^={100}[ \t\r]*$", re.M)
-_HEADER_BLOCKS = re.compile(r"^(?:={100}[ \t\r]*\n)?(?:Hyperparameters:\n(?:  .*\n)*|Source code:\n={100}[ \t\r]*\n)", re.M)
+_HEADER_BLOCKS = re.compile(r"^(?:={100}[ \t\r]*\n)?(?:Hyperparameters:\n(?:  .*\n)*|Source code:\n={100}[ \t\r]*\n)",
+                            re.M)
 _HYPERPARAMETERS = re.compile(r"^Hyperparameters:\n((?:  \w+:.*\n)+)", re.M)
 # the April logs' Hyperparameters: block: the entries that are RunLog fields
-HYPERPARAMETER_FIELDS = {"seed": "seed", "run_id": "run_id", "world_size": "world_size", "iterations": "iterations",
-                         "grad_accum_steps": "grad_accum_steps", "tokenizer_path": "tokenizer", "compressor": "compressor"}
+HYPERPARAMETER_FIELDS = {"seed": "seed", "run_id": "run_id", "world_size": "world_size", "compressor": "compressor",
+                         "iterations": "iterations", "grad_accum_steps": "grad_accum_steps",
+                         "tokenizer_path": "tokenizer"}
 HYPERPARAMETERS_NOT_RESULTS = {"seed", "run_id", "logfile", "rank", "local_rank", "is_main_process"}
 _TORCH_VERSION = re.compile(r"^Running PyTorch (\S+)", re.M)
-_TORCHRUN_NOISE = re.compile(r"[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ \d+ \S+:\d+\].*|\*+|Setting OMP_NUM_THREADS.*|\s*|nohup: .*")
+_TORCHRUN_NOISE = re.compile(r"[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ \d+ \S+:\d+\].*|\*+|Setting OMP_NUM_THREADS.*|\s*|"
+                             r"nohup: .*")
 
 
 class ToolError(Exception):
@@ -387,7 +390,8 @@ class RunLog:
                     *(f"{kind}_{part}" for kind in ("post_ema", *LEGACY_FINALS) for part in ("eval_ms", "exact"))):
             record[key] = getattr(self, key)
         record.update(missing_final_lines=self.missing_final, duplicates=[str(p) for p in self.duplicates],
-                      rerun_of=self.rerun_of and str(self.rerun_of), finals={k: v._asdict() for k, v in self.finals.items()})
+                      rerun_of=self.rerun_of and str(self.rerun_of),
+                      finals={name: final._asdict() for name, final in self.finals.items()})
         record["final_betas"] = [{k: v for k, v in b._asdict().items() if k != "step"} for b in self.final_betas()]
         return record
 
@@ -401,7 +405,8 @@ _FIELD_TYPES = {f.name: str(f.type) for f in fields(RunLog)}
 
 
 def _diagnostic(name: str) -> bool:
-    """A final line its log labels as a diagnostic (DIAGNOSTIC post_ema, the April logs' diagnostic / pre-quantization)."""
+    """A final line its log labels as a diagnostic (DIAGNOSTIC post_ema; the April logs' diagnostic ...,
+    pre-quantization ...)."""
     return name.lower().startswith("diagnostic") or name.startswith("pre-quantization")
 
 
