@@ -294,7 +294,7 @@ def test_published_logs_miss_fields_the_record_track_needs(workspace, capsys):
 def test_record_track_refuses_a_run_whose_final_evaluations_exceed_600_s(workspace, capsys):
     bad = write_log(workspace / "runs" / "asqu_seed42.txt", seed=42, eval_ms=(2_000, 10_000, 588_001))
     err = refusal(workspace, capsys, args_for(workspace), f"{bad}: eval_time of the final evaluations is 600.0 s")
-    assert "DIAGNOSTIC 2.0 s + final_int6_roundtrip 10.0 s + final_int6_sliding_window 588.0 s" in err
+    assert "DIAGNOSTIC post_ema 2.0 s + final_int6_roundtrip 10.0 s + final_int6_sliding_window 588.0 s" in err
     write_log(workspace / "runs" / "asqu_seed42.txt", seed=42, eval_ms=(2_000, 10_000, 588_000))  # exactly 600 s
     assert package.main(args_for(workspace)) == 0
 
