@@ -163,7 +163,7 @@ def test_deciding_number_plot_shows_each_seed_and_the_interval():
     fig = plots.fig_final_val_loss(runs)
     (ax,) = fig.axes
     assert_every_point_inside(fig)
-    assert "sliding-window val_loss" in ax.get_ylabel()
+    assert "final_int6_sliding_window val_loss" in ax.get_ylabel()
     points = [ln for ln in marker_lines(ax) if ln.get_linestyle() == "None" and ln.get_marker() != "_"]
     plotted = sorted(float(ln.get_ydata()[0]) for ln in points)
     assert plotted == pytest.approx(sorted(r.sliding_val_loss for r in runs))

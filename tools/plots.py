@@ -159,12 +159,9 @@ def _finite_pairs(runs: list[RunLog], value) -> list[tuple[RunLog, float]]:
 
 
 def deciding_values(runs: list[RunLog]) -> tuple[str, list[tuple[RunLog, float]]]:
-    """(metric name, [(run, value)]): sliding-window val_loss, else int6 roundtrip val_loss."""
-    for name, attr in (("final int6 sliding-window val_loss", "sliding_val_loss"),
-                       ("final int6 roundtrip val_loss (no sliding-window lines)", "roundtrip_val_loss")):
-        if values := _finite_pairs(runs, lambda run: getattr(run, attr)):
-            return name, values
-    return "", []
+    """(metric name, [(run, value)]): each run's score line's val_loss (train_gpt.py's: the sliding window)."""
+    values = _finite_pairs(runs, lambda run: run.score_val_loss)
+    return f"final {', '.join(sorted({run.score for run, _ in values}))} val_loss" if values else "", values
 
 
 def fig_final_val_loss(runs: list[RunLog]):

@@ -154,8 +154,7 @@ class BetaStat(NamedTuple):
 
 
 class Final(NamedTuple):
-    """One named final score (``final_int6_sliding_window``, ``legal_ttt`` ...): the _exact line's figures when
-    the log has one, else the rounded line's; eval_time and stride from the rounded line."""
+    """One named final score: the _exact line's figures where there is one; eval_time and stride: the rounded line's."""
 
     val_loss: float
     val_bpb: float
@@ -269,9 +268,10 @@ class RunLog:
         times = [t for t in (last and last.train_time_ms, self.stop_train_time_ms) if t is not None]
         return max(times) if times else None
 
-    def _final(self, kind: str) -> Final | None:
+    def _final(self, kind: str, exact_only: bool = False) -> Final | None:
         names = {"post_ema": f"DIAGNOSTIC post_{self.final_weights}", "score": self.score}
-        return self.finals.get(names.get(kind, LEGACY_FINALS.get(kind)))
+        final = self.finals.get(names.get(kind, LEGACY_FINALS.get(kind, kind)))
+        return final if final and (final.exact or not exact_only) else None
 
     @property
     def logged(self) -> dict[str, str]:
@@ -299,17 +299,13 @@ class RunLog:
     @property
     def family(self) -> str:
         """Which period's format the log is in (tools/README.md, "Log families")."""
-        if self.eval_only_artifact:
-            return "eval_only"
-        if self.hyperparameters is not None:
-            return "hyperparameters"
         int8_only = "final_int8_zlib_roundtrip" in self.finals and LEGACY_FINALS["roundtrip"] not in self.finals
-        return "int8_zlib" if int8_only else "train_gpt"
+        return ("eval_only" if self.eval_only_artifact else "hyperparameters" if self.hyperparameters is not None
+                else "int8_zlib" if int8_only else "train_gpt")
 
     @property
     def settings_digest(self) -> str | None:
-        """The April logs' Hyperparameters: block, less paths, ids, seed and ranks, hashed: runs may be pooled
-        only when equal (an original run and a rerun with other settings are not)."""
+        """The April logs' Hyperparameters: less paths, ids, seed and ranks, hashed (runs pooled only if equal)."""
         if self.hyperparameters is None:
             return None
         kept = sorted((k, v) for k, v in self.hyperparameters.items()
@@ -322,7 +318,7 @@ class RunLog:
         hp, names = self.hyperparameters or {}, list(self.finals)
         present = {"Total submission size": self.submission_bytes is not None or self.family == "eval_only"}
         if self.family == "int8_zlib":
-            present["final_int8_zlib_roundtrip_exact"] = self._final_exact("final_int8_zlib_roundtrip")
+            present["final_int8_zlib_roundtrip_exact"] = bool(self._final("final_int8_zlib_roundtrip", True))
         elif self.family == "hyperparameters":
             present["a final score line"] = any(not _diagnostic(name) for name in names)
             if hp.get("sliding_window_enabled") == "True":
@@ -333,9 +329,6 @@ class RunLog:
             present["final_int6_roundtrip_exact"] = bool(self.roundtrip_exact)
             present["final_int6_sliding_window_exact"] = bool(self.sliding_exact) or not self.sliding_promised
         return [line for line, shown in present.items() if not shown]
-
-    def _final_exact(self, name: str) -> bool:
-        return name in self.finals and self.finals[name].exact
 
     @property
     def finished(self) -> bool:
@@ -404,9 +397,7 @@ FINAL_FIGURES = [f"{kind}_val_{unit}" for kind in ("post_ema", *LEGACY_FINALS, "
 _FIELD_TYPES = {f.name: str(f.type) for f in fields(RunLog)}
 
 
-def _diagnostic(name: str) -> bool:
-    """A final line its log labels as a diagnostic (DIAGNOSTIC post_ema; the April logs' diagnostic ...,
-    pre-quantization ...)."""
+def _diagnostic(name: str) -> bool:  # DIAGNOSTIC post_ema; the April logs' diagnostic ..., pre-quantization ...
     return name.lower().startswith("diagnostic") or name.startswith("pre-quantization")
 
 
@@ -607,7 +598,7 @@ def read_claim(folder: Path) -> dict | None:
     return claim if isinstance(claim, dict) else None
 
 
-def number(value) -> bool:
+def number(value) -> bool:  # a JSON number (not true / false)
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
