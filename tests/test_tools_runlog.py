@@ -479,3 +479,23 @@ def test_keep_existing_is_train_gpts_convention(tmp_path):
     tree = [sorted((str(p.relative_to(root)), p.is_file() and p.read_text()) for p in root.rglob("*"))
             for root in (tmp_path / "tools", tmp_path / "trainer")]
     assert tree[0] == tree[1] and ("kept/a.txt.2", "two") in tree[0]
+
+
+def test_a_log_of_no_known_family_is_read_by_its_named_finals():
+    # mid-April style: no Hyperparameters: block, no final_int6 lines; "seed: N"; a compressor with a level
+    text = "\n".join([
+        "model_params:100", "seed: 7", "step:10/20 val_loss:2.0000 val_bpb:1.2000 train_time:600ms step_avg:60.00ms",
+        "Serialized model int6+zstd-22: 900 bytes", "Total submission size int6+zstd-22: 1000 bytes",
+        "Total submission size int8+zlib: 1000 bytes",  # an alias line repeating the size: the first counts
+        "diagnostic quantized val_loss:2.10000000 val_bpb:1.25000000 eval_time:100000ms",
+        "quantized_ttt val_loss:2.00000000 val_bpb:1.20000000 eval_time:300000ms", ""])
+    run = runlog.parse_text(text)
+    assert (run.family, run.finished, run.seed, run.compressor, run.submission_bytes) == ("other", True, 7, "zstd-22",
+                                                                                        1000)
+    assert (run.score, run.score_val_bpb, run.final_eval_ms) == ("quantized_ttt", 1.2, 300000)  # diagnostic left out
+    assert run.mlp_activation == "unknown" and not run.activation_logged
+    cut = runlog.parse_text(text.split("diagnostic")[0])
+    assert cut.status == "truncated" and cut.missing_final == ["final_int6_roundtrip_exact",
+                                                               "final_int6_sliding_window_exact"]
+    early = runlog.parse_text(text.split("quantized_ttt")[0])
+    assert early.status == "truncated" and early.missing_final == ["a final score line"]

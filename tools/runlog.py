@@ -67,7 +67,7 @@ _LINES = {
     "asqu_diag": (rf"asqu_diag layer:{_I} beta_mean:{_F} beta_std:{_F} beta_min:{_F} beta_max:{_F}", ""),
     "config": (r"config:(.*)", ""),
     "activation": (r"mlp_activation:([A-Za-z0-9_.\-]+)((?: [A-Za-z0-9_]+:[^\s{}]+)*)", ""),
-    "seed": (rf"seed:{_I}", "seed"),
+    "seed": (rf"seed:\s?{_I}", "seed"),
     "run_id": (r"run_id:(\S+)", "run_id"),
     "fingerprint": (r"config_fingerprint:([0-9a-f]{12})", "config_fingerprint"),
     "world": (rf"world_size:{_I} grad_accum_steps:{_I}", "world_size grad_accum_steps"),
@@ -90,8 +90,9 @@ _LINES = {
     # EVAL_ONLY=<artifact>: train_gpt.py scores a saved artifact without training
     "eval_only": (rf"eval_only: artifact:(.+) sha256:([0-9a-f]{{64}}) bytes:{_I}",
                   "eval_only_artifact eval_only_sha256 eval_only_bytes"),
-    "serialized": (rf"Serialized model \w+\+(\w+): {_I} bytes(?: \(.*\))?", "compressor serialized_bytes"),
-    "total": (rf"Total submission size \w+\+(\w+): {_I} bytes", "compressor submission_bytes"),
+    # QUANTIZER+COMPRESSOR (int6+zstd, int8+zlib, quantized+brotli ...); the first line of each counts
+    "serialized": (rf"Serialized model (?:\S+\+)?(\S+): {_I} bytes(?: \(.*\))?", "compressor serialized_bytes"),
+    "total": (rf"Total submission size (?:\S+\+)?(\S+): {_I} bytes", "compressor submission_bytes"),
     # every named final score of every period: DIAGNOSTIC post_ema, final_int6_roundtrip[_exact],
     # final_int6_sliding_window[_exact], final_int8_zlib_roundtrip[_exact], legal_ttt[_exact], quantized_ttt_phased ...
     "final": (rf"([A-Za-z][\w\- ]*?)(_exact)? val_loss:\s?{_F} val_bpb:\s?{_F}(?: stride:{_I})?"
@@ -300,8 +301,9 @@ class RunLog:
     def family(self) -> str:
         """Which period's format the log is in (tools/README.md, "Log families")."""
         int8_only = "final_int8_zlib_roundtrip" in self.finals and LEGACY_FINALS["roundtrip"] not in self.finals
+        int6 = not self.finals or any(name.startswith("final_int6_") for name in self.finals)
         return ("eval_only" if self.eval_only_artifact else "hyperparameters" if self.hyperparameters is not None
-                else "int8_zlib" if int8_only else "train_gpt")
+                else "int8_zlib" if int8_only else "train_gpt" if int6 else "other")
 
     @property
     def settings_digest(self) -> str | None:
@@ -319,7 +321,7 @@ class RunLog:
         present = {"Total submission size": self.submission_bytes is not None or self.family == "eval_only"}
         if self.family == "int8_zlib":
             present["final_int8_zlib_roundtrip_exact"] = bool(self._final("final_int8_zlib_roundtrip", True))
-        elif self.family == "hyperparameters":
+        elif self.family in ("hyperparameters", "other"):
             present["a final score line"] = any(not _diagnostic(name) for name in names)
             if hp.get("sliding_window_enabled") == "True":
                 present["quantized_sliding_window"] = "quantized_sliding_window" in names
@@ -495,6 +497,8 @@ def _apply(run: RunLog, kind: str, g: tuple[str, ...], names: list[str], last_st
                                  old and old.stride)
         if name.startswith("DIAGNOSTIC post_"):
             run.final_weights = name.removeprefix("DIAGNOSTIC post_")
+    if kind in ("serialized", "total") and getattr(run, names[1]) is not None:
+        return last_step  # a repeat under another name (the March records' int8+zlib alias)
     for name, text in zip(names, g):
         if text is not None:
             kind_of = _FIELD_TYPES[name].split(" ")[0]
@@ -624,7 +628,7 @@ def apply_claim(runs: list[RunLog], claim: dict) -> str | None:
     names = dict.fromkeys([r.score for r in runs if r.score] + [name for r in runs for name in r.finals])
     for name, choice in itertools.product(names, itertools.islice(itertools.product(*by_seed.values()), 1024)):
         values = [run.finals[name].val_bpb if name in run.finals else None for run in choice]
-        seed_claims = [(per_seed.get(str(run.seed)) or {}).get("val_bpb") for run in choice]
+        seed_claims = [getattr(per_seed.get(str(run.seed)), "get", {}.get)("val_bpb") for run in choice]
         if None in values or not all(matches(c, v) for c, v in zip(seed_claims, values) if number(c)):
             continue
         single = [run for run, value in zip(choice, values) if matches(claimed, value)]
