@@ -144,6 +144,7 @@ def compare(runs: list[RunLog], act_a: str, act_b: str, allow_config_diff: bool 
         "steps": {act: runlog.mean_std(r.steps for r in side)[0] for act, side in sides.items()},
         "step_time_ratio_b_over_a": (step_b / step_a) if step_a and step_b else None,
         "criterion": asdict(record_criterion(runs_a, runs_b)),
+        "score_lines": sorted({r.score for r in runs_a + runs_b if r.score}),  # the lines the criterion used
     }
 
 
@@ -187,7 +188,8 @@ def render(result: dict) -> str:
     st = result["steps"]
     lines.append(f"steps reached (mean): {a} {_f(st[a], '{:.1f}')}, {b} {_f(st[b], '{:.1f}')}")
     c = result["criterion"]
-    lines.append(f"\nRecord criterion ({b} beats {a} by >= {c['margin']} nats in mean {c['metric']}, shown at "
+    lines.append(f"\nRecord criterion ({b} beats {a} by >= {c['margin']} nats in mean {c['metric']} of "
+                 f"{', '.join(result['score_lines'])}_exact, shown at "
                  f"one-sided Welch p < {c['alpha']}): {'MET' if c['met'] else 'NOT MET'}")
     lines.append(f"  {c['reason']}")
     if c["p_one_sided"] is not None:
