@@ -89,6 +89,7 @@ _LINES = {
     "post_ema": (rf"DIAGNOSTIC post_([a-z]+) val_loss:{_F} val_bpb:{_F} eval_time:{_I}ms",
                  "final_weights post_ema_val_loss post_ema_val_bpb post_ema_eval_ms"),
     "code_size": (rf"Code size: {_I} bytes", "code_bytes"),
+    "code_packed": (rf"Code size \(packed\): {_I} bytes counted \(.+\)", "packed_code_bytes"),
     # EVAL_ONLY=<artifact>: train_gpt.py scores a saved artifact without training
     "eval_only": (rf"eval_only: artifact:(.+) sha256:([0-9a-f]{{64}}) bytes:{_I}",
                   "eval_only_artifact eval_only_sha256 eval_only_bytes"),
@@ -195,6 +196,7 @@ class RunLog:
     post_ema_val_bpb: float | None = None
     post_ema_eval_ms: int | None = None
     code_bytes: int | None = None
+    packed_code_bytes: int | None = None
     eval_only_artifact: str | None = None  # an EVAL_ONLY run's eval_only: line (no training)
     eval_only_sha256: str | None = None
     eval_only_bytes: int | None = None
