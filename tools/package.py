@@ -50,9 +50,7 @@ def folder_name(name: str) -> str:
     return cleaned
 
 
-def parse_date(text: str | None) -> str:
-    if text is None:
-        return dt.date.today().isoformat()
+def parse_date(text: str) -> str:
     try:
         return dt.date.fromisoformat(text).isoformat()
     except ValueError as exc:
@@ -281,14 +279,14 @@ def readme_text(runs: list[RunLog], record: dict, track: str, notes: list[str], 
                   f"{RECORD_SETUP['val_tokens']:,} val tokens, at least {MIN_RECORD_SEEDS} seeds",
                   f"- training within {TRAIN_CAP_MS // 1000} s (+{TRAIN_TIME_TOLERANCE_MS} ms tolerance); final "
                   f"evaluations (DIAGNOSTIC + roundtrip + sliding eval_time) within {EVAL_CAP_MS // 1000} s per run"]
-    lines.append("- train_gpt.py is byte-identical to the source dumped in the logs")
+    lines.append("- the source dumped in the logs is byte-identical to train_gpt.py (packed: to train_gpt_human.py)")
     lines += [f"  - note: {note}" for note in notes]
     return "\n".join(lines) + "\n"
 
 
 def collect(paths: list[str], what: str = "", code_bytes: int | None = None) -> list[RunLog]:
-    """runlog.collect_runs, a log it cannot read a PackageError (``what``: the option that named it). ``code_bytes``:
-    the size rule, a total is the submission's train_gpt.py (packed unless --no-pack) + the compressed model."""
+    """runlog.collect_runs, a log it cannot read a PackageError (``what``: the option that named it). The size rule:
+    a total is the compressed model + ``code_bytes``, the folder's train_gpt.py (packed unless --no-pack)."""
     try:
         runs = runlog.collect_runs(paths)
     except runlog.LogError as exc:
@@ -464,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--blurb", help="one-paragraph description; required to package")
     parser.add_argument("--track", type=lambda t: t.removeprefix("track_"), choices=sorted(TRACKS),
                         default="10min_16mb", help="10min_16mb (the record track) or non_record_16mb")
-    parser.add_argument("--date", help="YYYY-MM-DD (default: today)")
+    parser.add_argument("--date", default=dt.date.today().isoformat(), help="YYYY-MM-DD (default: today)")
     parser.add_argument("--against", nargs="+", metavar="SOTA_LOG", help="the current SOTA's logs (after the run logs)")
     parser.add_argument("--check", action="store_true", help="run every check, write nothing (exit 0 or 1)")
     parser.add_argument("--train-script", default=str(runlog.TRAINER), help="train_gpt.py to copy")
@@ -561,9 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         print(f"package: check passed; would write {target}")
         return 0
-    print(f"package: wrote {target}")
-    for child in sorted(target.iterdir()):
-        print(f"  {child.name}")
+    print(f"package: wrote {target}", *(f"  {child.name}" for child in sorted(target.iterdir())), sep="\n")
     return 0
 
 
