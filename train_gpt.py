@@ -1744,7 +1744,7 @@ def export(args: Hyperparameters, base: GPT, inputs: Inputs, log) -> bytes:
     log(f"artifact:{artifact_path} latest:{artifact_path.name}")
     log(f"Serialized model: {raw_path.stat().st_size} bytes")
     log(f"Code size: {len(inputs.file)} bytes")
-    log(f"Code size (packed): {len(packed)} bytes counted ({'this file' if packed is inputs.file else 'its source'})")
+    log(f"Code size (packed): {len(packed)} bytes counted ({'packed file' if packed is inputs.file else 'source'} ran)")
     log(f"Serialized model int6+{method}: {len(blob)} bytes")
     total = len(blob) + len(packed)
     log(f"Total submission size int6+{method}: {total} bytes")

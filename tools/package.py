@@ -80,7 +80,7 @@ def packed_form(script: Path, source: str) -> bytes:
         (Path(work) / "train_gpt.py").write_bytes(packed)
         helps = [subprocess.run([sys.executable, path, "--help"], cwd=work, capture_output=True, text=True)
                  for path in ("train_gpt.py", str(script.resolve()))]
-    if unpacked(packed) != source.encode("utf-8") or helps[0].returncode or helps[0].stdout != helps[1].stdout:
+    if unpacked(packed) != source.encode("utf-8") or len({(h.returncode, h.stdout) for h in helps}) > 1:
         raise PackageError(f"{script} packed: not its source, or --help unlike it: {helps[0].stderr.strip()[-200:]}")
     return packed
 
