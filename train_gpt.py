@@ -12,10 +12,10 @@ lives in this file; tools, tests and data scripts live beside it.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import difflib
-import base64
 import gc
 import hashlib
 import io
@@ -1706,7 +1706,7 @@ def train(tr: Trainer, val: ValData, log) -> dict[str, Tensor] | None:
 SIZE_LIMIT = 16_000_000
 
 def packed_source(code: str) -> bytes:
-    """This file as submitted: lzma + base85, deterministic; it runs its source from linecache (inspect reads it)."""
+    """This file as submitted: lzma + base85, deterministic; it runs its source from linecache, where inspect looks."""
     lzma1 = {"id": lzma.FILTER_LZMA1, "preset": 9 | lzma.PRESET_EXTREME, "pb": 0, "lp": 0}  # 0.4% smaller than xz
     data = base64.b85encode(lzma.compress(code.encode("utf-8"), format=lzma.FORMAT_ALONE, filters=[lzma1]))
     return (b"import lzma as L,base64 as B,linecache as C\ns=L.decompress(B.b85decode(b'" + data + b"')).decode()\n"
@@ -1739,10 +1739,10 @@ def export(args: Hyperparameters, base: GPT, inputs: Inputs, log) -> bytes:
         publish_latest(p, log)
     for name, err in mse.items():
         log(f"quant_mse {name} int6_mse:{err:.4e}", console=False)
-    packed = inputs.file if inputs.file != inputs.code.encode("utf-8") else packed_source(inputs.code)
     log(f"quantize_time:{1000.0 * (time.perf_counter() - t_q):.0f}ms")
     log(f"artifact:{artifact_path} latest:{artifact_path.name}")
     log(f"Serialized model: {raw_path.stat().st_size} bytes")
+    packed = inputs.file if inputs.file != inputs.code.encode("utf-8") else packed_source(inputs.code)
     log(f"Code size: {len(inputs.file)} bytes")
     log(f"Code size (packed): {len(packed)} bytes counted ({'packed file' if packed is inputs.file else 'source'} ran)")
     log(f"Serialized model int6+{method}: {len(blob)} bytes")
