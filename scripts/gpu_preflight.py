@@ -455,7 +455,7 @@ def format_runs(results: dict[str, RunResult], cpu: bool) -> list[str]:
         lines.append(f"    peak memory         {peak}")
         size = "unknown" if log.submission_bytes is None else f"{log.submission_bytes:,} bytes"
         if log.submission_bytes is not None and log.code_bytes is not None:
-            size += f" (code {log.code_bytes:,} + {log.compressor} {log.serialized_bytes:,})"
+            size += f" (code {log.packed_code_bytes or log.code_bytes:,} + {log.compressor} {log.serialized_bytes:,})"
         lines.append(f"    artifact            {size} (after {len(f.step_deltas)} steps)")
         rt = "unknown" if log.roundtrip_val_bpb is None else f"{log.roundtrip_val_bpb:.6f}"
         sl = "" if log.sliding_val_bpb is None else f"; sliding {log.sliding_val_bpb:.6f}"

@@ -246,19 +246,26 @@ def test_zlib_fallback_roundtrip(monkeypatch, tiny, tmp_path):
     assert torch.equal(deq["blocks.0.mlp.asqu.beta"], model.state_dict()["blocks.0.mlp.asqu.beta"])
 
 
-def test_export_size_accounting_and_over_limit_warning(tiny, tmp_path, monkeypatch):
+@pytest.mark.parametrize("runs_packed", [False, True])
+def test_export_size_accounting_and_over_limit_warning(tiny, tmp_path, monkeypatch, runs_packed):
+    """The total counts the packed train_gpt.py: this source's packed form, or the packed file that runs itself."""
     args, model, val, luts = tiny
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tg, "SIZE_LIMIT", 1000)
     lines = []
-    code = "print('code')\n# é\n"
+    code = "print('code')\n# é\n" * 50
+    packed = tg.packed_source(code) + (b"# as another packing wrote it\n" if runs_packed else b"")
+    file = packed if runs_packed else code.encode("utf-8")
     log = lambda msg, console=True: lines.append(msg)  # noqa: E731
-    blob = tg.export(args, model, code, log)
+    blob = tg.export(args, model, tg.Inputs(code, file, [], val, 0, []), log)
     tg.score_artifact(args, CPU_RT, blob, val, 3.0, log)
     blob_bytes = (tmp_path / "final_model.int6.ptz").stat().st_size
     assert blob_bytes == len(blob) == (tmp_path / "runs" / args.run_id / "final_model.int6.ptz").stat().st_size
     total = int(re.search(r"^Total submission size int6\+zstd: (\d+) bytes$", "\n".join(lines), re.M).group(1))
-    assert total == blob_bytes + len(code.encode("utf-8"))
+    assert len(packed) < len(code) and total == blob_bytes + len(packed)
+    assert f"Code size: {len(file)} bytes" in lines
+    ran = "packed file" if runs_packed else "source"
+    assert f"Code size (packed): {len(packed)} bytes counted ({ran} ran)" in lines
     assert any(ln.startswith(f"WARNING: submission size {total} bytes exceeds the 1,000-byte limit") for ln in lines)
     assert (tmp_path / "final_model.pt").exists()  # files kept
     assert any(ln.startswith("final_int6_sliding_window_exact") for ln in lines)
@@ -274,6 +281,6 @@ def test_run_without_zstandard_says_so(run_train, tmp_path):
     log = (tmp_path / "logs/z.txt").read_text()
     assert "falling back to zlib level 9" in log
     blob = (tmp_path / "final_model.int6.ptz").stat().st_size
-    code = len((REPO / "train_gpt.py").read_bytes())
+    code = len(tg.packed_source((REPO / "train_gpt.py").read_text(encoding="utf-8")))  # the total counts it packed
     assert f"Serialized model int6+zlib: {blob} bytes" in log
     assert f"Total submission size int6+zlib: {blob + code} bytes" in log

@@ -195,6 +195,6 @@ def test_header_survives_a_missing_nvidia_smi(tmp_path, monkeypatch):
         lines.append(msg)
     log.kept = []
     val = tg.ValData(torch.zeros(129, dtype=torch.int64), torch.zeros(129, dtype=torch.int16))
-    tg.log_header(args, rt, log, tg.Inputs("code", [], val, 8, []))
+    tg.log_header(args, rt, log, tg.Inputs("code", b"code", [], val, 8, []))
     assert any(ln.startswith("nvidia-smi: unavailable") for ln in lines)
     assert any(ln.startswith("config:") for ln in lines) and any(ln.startswith("config_fingerprint:") for ln in lines)

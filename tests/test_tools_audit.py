@@ -90,9 +90,11 @@ def replace_in(path: Path, old: str, new: str) -> None:
 
 
 def doctor_size(folder: Path) -> None:
+    """A model 1 byte too large: the audit counts it with the folder's train_gpt.py (packed), as package.py does."""
     log = folder / "train_seed42.log"
-    total = next(line for line in log.read_text().splitlines() if line.startswith("Total submission size int6"))
-    replace_in(log, total, "Total submission size int6+zstd: 16000001 bytes")
+    model = next(line for line in log.read_text().splitlines() if line.startswith("Serialized model int6"))
+    code = (folder / "train_gpt.py").stat().st_size
+    replace_in(log, model, f"Serialized model int6+zstd: {16_000_001 - code} bytes")
 
 
 def doctor_claimed_mean(folder: Path) -> None:
@@ -182,7 +184,8 @@ def test_rescore_with_the_real_train_gpt(run_train, sample_data, tmp_path, capsy
     run_train(cwd=tmp_path, SEED=1, RUN_ID="r1")
     folder = tmp_path / "records" / "track_non_record_16mb" / "audited"
     folder.mkdir(parents=True)
-    shutil.copyfile(REPO / "train_gpt.py", folder / "train_gpt.py")
+    source = (REPO / "train_gpt.py").read_text(encoding="utf-8")
+    (folder / "train_gpt.py").write_bytes(package.packed_form(REPO / "train_gpt.py", source))  # as package.py writes
     shutil.copyfile(tmp_path / "train_seed1.log", folder / "train_seed1.log")
     shutil.copyfile(tmp_path / "final_model.int6.ptz", folder / "final_model.int6.ptz")
     run = package.runlog.parse_log(folder / "train_seed1.log")

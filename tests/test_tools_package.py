@@ -14,10 +14,12 @@ sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(FIXTURES))
 
 import package  # noqa: E402
+import runlog  # noqa: E402
 from synth_log import FAKE_SOURCE, make_log, sliding_pair  # noqa: E402
 
 LOSSES = {1337: 1.89576235, 42: 1.89711111, 2024: 1.89650000}
 CODE_BYTES = len(FAKE_SOURCE.encode("utf-8"))
+PACKED = runlog.import_trainer().packed_source(FAKE_SOURCE)  # the folder's train_gpt.py unless --no-pack
 
 
 @pytest.fixture
@@ -59,10 +61,12 @@ def test_successful_package(workspace, capsys):
     target = workspace / "records" / "track_10min_16mb" / "2026-04-02_ASQU_11L"
     assert f"wrote {target}" in capsys.readouterr().out
     assert sorted(p.name for p in target.iterdir()) == [
-        "README.md", "requirements.txt", "submission.json", "train_gpt.py", "train_seed1337.log",
+        "README.md", "requirements.txt", "submission.json", "train_gpt.py", "train_gpt_human.py", "train_seed1337.log",
         "train_seed2024.log", "train_seed42.log",
     ]
-    assert (target / "train_gpt.py").read_bytes() == (workspace / "train_gpt.py").read_bytes()
+    # train_gpt.py packed by the trainer's own function, the source beside it; the totals count the packed bytes
+    assert (target / "train_gpt.py").read_bytes() == PACKED and len(PACKED) < CODE_BYTES
+    assert (target / "train_gpt_human.py").read_bytes() == (workspace / "train_gpt.py").read_bytes()
     assert (target / "train_seed42.log").read_bytes() == (workspace / "runs" / "asqu_seed42.txt").read_bytes()
     record = json.loads((target / "submission.json").read_text())
     assert set(record) == {"author", "github_id", "name", "blurb", "date", "val_loss", "val_bpb",
@@ -71,8 +75,8 @@ def test_successful_package(workspace, capsys):
     bpbs = [float(f"{sliding_pair(v)[1]:.8f}") for v in LOSSES.values()]
     assert record["val_loss"] == pytest.approx(np.mean(losses), abs=1e-8)
     assert record["val_bpb"] == pytest.approx(np.mean(bpbs), abs=1e-8)
-    assert record["bytes_code"] == CODE_BYTES
-    assert record["bytes_total"] == 15487414 + CODE_BYTES
+    assert record["bytes_code"] == len(PACKED)
+    assert record["bytes_total"] == 15487414 + len(PACKED)  # this log counted the source: counted again, packed
     assert record["date"] == "2026-04-02" and record["name"] == "ASQU 11L" and record["github_id"] == "jdoe"
     readme = (target / "README.md").read_text()
     assert readme.startswith("# ASQU 11L\n")
@@ -141,13 +145,39 @@ def test_refuses_log_without_sliding_line(workspace, capsys):
 
 
 def test_refuses_oversize_run(workspace, capsys):
-    bad = write_log(workspace / "runs" / "asqu_seed2024.txt", seed=2024, serialized_bytes=16_000_001 - CODE_BYTES)
+    bad = write_log(workspace / "runs" / "asqu_seed2024.txt", seed=2024, serialized_bytes=16_000_001 - len(PACKED))
     refusal(workspace, capsys, args_for(workspace), f"{bad}: total submission size 16,000,001 bytes")
 
 
 def test_size_limit_is_inclusive(workspace):
-    write_log(workspace / "runs" / "asqu_seed2024.txt", seed=2024, serialized_bytes=16_000_000 - CODE_BYTES)
+    write_log(workspace / "runs" / "asqu_seed2024.txt", seed=2024, serialized_bytes=16_000_000 - len(PACKED))
     assert package.main(args_for(workspace)) == 0
+
+
+def test_total_counts_the_train_gpt_py_the_folder_holds(workspace, capsys):
+    """Packed (the default) the total counts the packed bytes; --no-pack the readable source's, 1 byte over here."""
+    bad = write_log(workspace / "runs" / "asqu_seed2024.txt", seed=2024, serialized_bytes=16_000_001 - CODE_BYTES)
+    refusal(workspace, capsys, args_for(workspace, "--no-pack"), f"{bad}: total submission size 16,000,001 bytes")
+    assert package.main(args_for(workspace)) == 0
+    target = workspace / "records" / "track_10min_16mb" / "2026-04-02_ASQU_11L"
+    record = json.loads((target / "submission.json").read_text())
+    assert record["bytes_total"] == 16_000_001 - CODE_BYTES + len(PACKED) and record["bytes_code"] == len(PACKED)
+    assert package.main(["--audit", str(target)]) == 0, capsys.readouterr().out  # the audit counts the same way
+
+
+def test_no_pack_writes_the_source_as_it_is(workspace):
+    assert package.main(args_for(workspace, "--no-pack")) == 0
+    target = workspace / "records" / "track_10min_16mb" / "2026-04-02_ASQU_11L"
+    assert (target / "train_gpt.py").read_bytes() == (workspace / "train_gpt.py").read_bytes()
+    assert not (target / "train_gpt_human.py").exists()
+    assert json.loads((target / "submission.json").read_text())["bytes_total"] == 15487414 + CODE_BYTES
+
+
+def test_refuses_an_artifact_of_no_log(workspace, capsys):
+    other = workspace / "other.ptz"
+    other.write_bytes(b"x" * 1000)
+    refusal(workspace, capsys, args_for(workspace, "--with-artifact", str(other)),
+            f"--with-artifact {other}: no such file, or no log here has a Serialized model of its size")
 
 
 def test_refuses_overtime_run_on_record_track(workspace, capsys):

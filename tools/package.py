@@ -5,8 +5,10 @@ The checks per track, the audit and the folder's files: tools/README.md, "packag
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
 import json
+import lzma
 import os
 import re
 import shutil
@@ -48,9 +50,7 @@ def folder_name(name: str) -> str:
     return cleaned
 
 
-def parse_date(text: str | None) -> str:
-    if text is None:
-        return dt.date.today().isoformat()
+def parse_date(text: str) -> str:
     try:
         return dt.date.fromisoformat(text).isoformat()
     except ValueError as exc:
@@ -63,6 +63,26 @@ def _first_difference(a: str, b: str) -> str:
         if x != y:
             return f"first difference at line {number}"
     return f"the texts differ in length ({len(a_lines)} vs {len(b_lines)} lines)"
+
+
+def unpacked(data: bytes) -> bytes:
+    """The source a packed train_gpt.py runs (lzma + base85: its longest run of base85 characters), else the file."""
+    try:
+        return lzma.decompress(base64.b85decode(max(re.findall(rb"[0-9A-Za-z!#$%&()*+;<=>?@^_`{|}~-]{64,}", data))))
+    except (ValueError, lzma.LZMAError):
+        return data
+
+
+def packed_form(script: Path, source: str) -> bytes:
+    """train_gpt.py's packed_source of the script, checked: it decompresses to the source, answers --help alike."""
+    packed = runlog.import_trainer().packed_source(source)
+    with tempfile.TemporaryDirectory() as work:
+        (Path(work) / "train_gpt.py").write_bytes(packed)
+        helps = [subprocess.run([sys.executable, path, "--help"], cwd=work, capture_output=True, text=True)
+                 for path in ("train_gpt.py", str(script.resolve()))]
+    if unpacked(packed) != source.encode("utf-8") or len({(h.returncode, h.stdout) for h in helps}) > 1:
+        raise PackageError(f"{script} packed: not its source, or --help unlike it: {helps[0].stderr.strip()[-200:]}")
+    return packed
 
 
 def _record_problems(run: RunLog, audit: bool) -> tuple[list[str], list[str]]:
@@ -274,17 +294,21 @@ def readme_text(runs: list[RunLog], record: dict, track: str, notes: list[str], 
                   f"{RECORD_SETUP['val_tokens']:,} val tokens, at least {MIN_RECORD_SEEDS} seeds",
                   f"- training within {TRAIN_CAP_MS // 1000} s (+{TRAIN_TIME_TOLERANCE_MS} ms tolerance); final "
                   f"evaluations (DIAGNOSTIC + roundtrip + sliding eval_time) within {EVAL_CAP_MS // 1000} s per run"]
-    lines.append("- train_gpt.py is byte-identical to the source dumped in the logs")
+    lines.append("- the source dumped in the logs is byte-identical to train_gpt.py (packed: to train_gpt_human.py)")
     lines += [f"  - note: {note}" for note in notes]
     return "\n".join(lines) + "\n"
 
 
-def collect(paths: list[str], what: str = "") -> list[RunLog]:
-    """runlog.collect_runs, a log it cannot read a PackageError (``what``: the option that named it)."""
+def collect(paths: list[str], what: str = "", code_bytes: int | None = None) -> list[RunLog]:
+    """runlog.collect_runs, a log it cannot read a PackageError (``what``: the option that named it). The size rule:
+    a total is the compressed model + ``code_bytes``, the folder's train_gpt.py (packed unless --no-pack)."""
     try:
-        return runlog.collect_runs(paths)
+        runs = runlog.collect_runs(paths)
     except runlog.LogError as exc:
         raise PackageError(what + str(exc)) from exc
+    for run in (r for r in runs if code_bytes is not None and r.serialized_bytes is not None):
+        run.submission_bytes = run.serialized_bytes + code_bytes
+    return runs
 
 
 def scored_runs(against: list[str]) -> list[RunLog]:
@@ -387,7 +411,7 @@ def rescore(folder: Path, runs: list[RunLog], args: argparse.Namespace) -> tuple
         return [], ["no final_model.int6.ptz in the folder; not re-scored"]
     if not (args.data and args.tokenizer):
         return [], ["final_model.int6.ptz not re-scored: give --data and --tokenizer to score it again"]
-    if not script.is_file() or "EVAL_ONLY" not in script.read_text(encoding="utf-8", errors="replace"):
+    if not script.is_file() or b"EVAL_ONLY" not in unpacked(script.read_bytes()):
         return [], ["final_model.int6.ptz not re-scored: the folder's train_gpt.py has no EVAL_ONLY"]
     size = artifact.stat().st_size
     run = next((r for r in runs if r.serialized_bytes == size), None)
@@ -434,9 +458,9 @@ def audit(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     track_names = {name: key for key, name in TRACKS.items()}
     track = track_names.get(folder.resolve().parent.name, args.track)
     script = folder / "train_gpt.py"
-    source_data = script.read_bytes() if script.is_file() else None
+    source_data = unpacked(script.read_bytes()) if script.is_file() else None
     source = source_data.decode("utf-8", errors="replace") if source_data is not None else None
-    runs = sorted(collect([folder]), key=runlog.by_seed)
+    runs = sorted(collect([folder], code_bytes=script.stat().st_size if script.is_file() else None), key=runlog.by_seed)
     faults, notes = check_runs(runs, source, source_data and len(source_data), track, audit=True)
     notes.insert(0, f"track {TRACKS[track]}; {len(runs)} log(s): {', '.join(r.path.name for r in runs) or 'none'}")
     for check in (lambda: check_claims(folder, runs), lambda: rescore(folder, runs, args),
@@ -456,10 +480,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--blurb", help="one-paragraph description; required to package")
     parser.add_argument("--track", type=lambda t: t.removeprefix("track_"), choices=sorted(TRACKS),
                         default="10min_16mb", help="10min_16mb (the record track) or non_record_16mb")
-    parser.add_argument("--date", help="YYYY-MM-DD (default: today)")
+    parser.add_argument("--date", default=dt.date.today().isoformat(), help="YYYY-MM-DD (default: today)")
     parser.add_argument("--against", nargs="+", metavar="SOTA_LOG", help="the current SOTA's logs (after the run logs)")
     parser.add_argument("--check", action="store_true", help="run every check, write nothing (exit 0 or 1)")
     parser.add_argument("--train-script", default=str(runlog.TRAINER), help="train_gpt.py to copy")
+    parser.add_argument("--no-pack", action="store_true", help="write train_gpt.py readable, not packed")
+    parser.add_argument("--with-artifact", metavar="PTZ", help="a run's final_model.int6.ptz, put in the folder")
     parser.add_argument("--records-dir", default=str(runlog.REPO_ROOT / "records"), help="the records folder")
     audit = parser.add_argument_group("--audit FOLDER: check an existing records/ folder instead (tools/README.md)")
     audit.add_argument("--audit", metavar="FOLDER", help="audit records/<track>/<folder>; exit 0 pass, 1 faults")
@@ -482,8 +508,12 @@ def package(args: argparse.Namespace) -> Path:
         raise PackageError(f"cannot read the training script {script}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise PackageError(f"{script} is not UTF-8 text") from exc
-    runs = sorted(collect(args.logs), key=runlog.by_seed)
+    code = source_data if args.no_pack else packed_form(script, source)
+    runs = sorted(collect(args.logs, code_bytes=len(code)), key=runlog.by_seed)
     problems, notes = check_runs(runs, source, len(source_data), args.track)
+    artifact = args.with_artifact and Path(args.with_artifact)
+    if artifact and not any(artifact.is_file() and r.serialized_bytes == artifact.stat().st_size for r in runs):
+        problems.append(f"--with-artifact {artifact}: no such file, or no log here has a Serialized model of its size")
     if target.exists():
         problems.append(f"target folder already exists: {target}")
     if problems:
@@ -497,11 +527,15 @@ def package(args: argparse.Namespace) -> Path:
     record = {"author": args.author, "github_id": args.github_id, "name": args.name, "blurb": args.blurb, "date": date,
               "val_loss": round(runlog.mean_std(r.sliding_val_loss for r in runs)[0], 8),
               "val_bpb": round(runlog.mean_std(r.sliding_val_bpb for r in runs)[0], 8),
-              "bytes_total": max(r.submission_bytes for r in runs), "bytes_code": len(source_data)}
+              "bytes_total": max(r.submission_bytes for r in runs), "bytes_code": len(code)}
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        (staging / "train_gpt.py").write_bytes(source_data)
+        (staging / "train_gpt.py").write_bytes(code)
+        if code != source_data:
+            (staging / "train_gpt_human.py").write_bytes(source_data)
+        if artifact:
+            shutil.copyfile(artifact, staging / "final_model.int6.ptz")
         for run in runs:
             shutil.copyfile(run.path, staging / f"train_seed{run.seed}.log")
         (staging / "submission.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -543,9 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         print(f"package: check passed; would write {target}")
         return 0
-    print(f"package: wrote {target}")
-    for child in sorted(target.iterdir()):
-        print(f"  {child.name}")
+    print(f"package: wrote {target}", *(f"  {child.name}" for child in sorted(target.iterdir())), sep="\n")
     return 0
 
 

@@ -87,6 +87,7 @@ _LINES = {
     "interrupted": (rf"interrupted: (\S+)(?: step:{_I}/{_I})?", "interrupted interrupted_step iterations"),
     "error": (r"error: (.+)", "error"),  # a ConfigError / RunError that ended the run
     "code_size": (rf"Code size(?: \(compressed\))?: {_I} bytes", "code_bytes"),
+    "code_packed": (rf"Code size \(packed\): {_I} bytes counted \(.+\)", "packed_code_bytes"),
     # EVAL_ONLY=<artifact>: train_gpt.py scores a saved artifact without training
     "eval_only": (rf"eval_only: artifact:(.+) sha256:([0-9a-f]{{64}}) bytes:{_I}",
                   "eval_only_artifact eval_only_sha256 eval_only_bytes"),
@@ -210,6 +211,7 @@ class RunLog:
     error: str | None = None  # an "error: ..." line (the run stopped on it)
     final_weights: str | None = None  # the X of "DIAGNOSTIC post_X": ema (record), swa or raw
     code_bytes: int | None = None
+    packed_code_bytes: int | None = None
     eval_only_artifact: str | None = None  # an EVAL_ONLY run's eval_only: line (a re-score, no training)
     eval_only_sha256: str | None = None
     eval_only_bytes: int | None = None
