@@ -193,16 +193,10 @@ class RunResult:
 
 
 def hyperparameter_names() -> list[str]:
-    """Every environment variable train_gpt.py reads as a setting: each quoted NAME passed first to a call in its
-    source, plus Hyperparameters.variables() when the module imports."""
-    names = set(re.findall(r"\b[A-Za-z_]\w*\(\s*\"([A-Z][A-Z0-9_]+)\"\s*,", TRAIN_SCRIPT.read_text(encoding="utf-8")))
-    try:
-        import train_gpt  # noqa: E402 - the trainer's own list of settings
+    """Every environment variable train_gpt.py reads as a setting (its Hyperparameters table)."""
+    import train_gpt  # noqa: E402 - the trainer's own list of settings
 
-        names |= {v[0] for v in train_gpt.Hyperparameters.variables()}
-    except Exception:  # noqa: BLE001 - an older or broken train_gpt.py: the source scan stands
-        pass
-    return sorted(names - {"PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES"})
+    return sorted({v[0] for v in train_gpt.Hyperparameters.variables()})
 
 
 def child_env(base: dict, overrides: dict, cpu: bool) -> tuple[dict, list[str]]:
