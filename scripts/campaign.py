@@ -155,11 +155,12 @@ class Campaign:
     def pending(self, activations: list[str], seeds: list[int], out: Path) -> int:
         return sum(run.finished_log() is None for run in sweep.plan_runs(activations, seeds, out))
 
-    def run(self, command: list[str], capture: bool = False) -> subprocess.CompletedProcess | None:
-        print(f"+ {shlex.join(command)}", flush=True)
+    def run(self, command: list[str], capture: bool = False, env: dict | None = None) -> subprocess.CompletedProcess:
+        """Print and run command (env: variables added to this process's environment, printed before it)."""
+        print(f"+ {shlex.join([f'{k}={v}' for k, v in (env or {}).items()] + command)}", flush=True)
         if self.dry:
             return None
-        return subprocess.run(command, cwd=REPO, text=True, capture_output=capture)
+        return subprocess.run(command, cwd=REPO, text=True, capture_output=capture, env={**os.environ, **(env or {})})
 
     def logs(self, activation: str, seeds: list[int], out: Path | None = None) -> list[runlog.RunLog]:
         found = [r.finished_log() for r in sweep.plan_runs([activation], seeds, out or self.runs_dir)]
@@ -270,8 +271,9 @@ class Campaign:
             for act in activations:
                 groups.setdefault(self.kernel(act), []).append(act)
             for kernel, acts in groups.items():
-                chosen = [] if kernel is None or self.given_kernel() else [f"MLP_KERNEL={kernel}"]
-                proc = self.run(self.sweep_command(acts, seeds, out, env + chosen))
+                # in the sweep's environment, not its --env: the runs' kernel is no shared setting of the folder
+                chosen = None if kernel is None or self.given_kernel() else {"MLP_KERNEL": kernel}
+                proc = self.run(self.sweep_command(acts, seeds, out, env), env=chosen)
                 if proc is not None and proc.returncode != 0:
                     failed.append((False, f"tools/sweep.py failed (exit status {proc.returncode}); its output above "
                                           "names the run"))
