@@ -131,12 +131,10 @@ class Campaign:
             command += ["--env", pair]
         return command
 
-    def given_kernel(self) -> str | None:
-        """MLP_KERNEL in TRAIN_ENV: it overrides stage 0's choice."""
+    def given_kernel(self) -> str | None:  # MLP_KERNEL in TRAIN_ENV: it overrides stage 0's choice
         return ([p.partition("=")[2] for p in self.s["TRAIN_ENV"] if p.startswith("MLP_KERNEL=")] or [None])[-1]
 
-    def kernel(self, activation: str) -> str | None:
-        """The MLP_KERNEL a run of this activation gets: TRAIN_ENV's, else stage 0's choice, else none (auto)."""
+    def kernel(self, activation: str) -> str | None:  # what its runs get: TRAIN_ENV's, stage 0's choice, or none
         return self.given_kernel() or self.state.get("kernels", {}).get(activation, {}).get("chosen")
 
     def kernel_line(self) -> str:
@@ -242,9 +240,7 @@ class Campaign:
         self.state["step_ratio_stage0"] = ratio = ms[cand] / ms[ctl]
         forced = ratio > limit and self.s["FORCE_AB"] == "1"
         chosen = "; ".join(f"{a} {k['chosen']} (torch {k['torch_ms'] and round(k['torch_ms'][0])} ms, triton "
-                           f"{k['triton_ms'] and round(k['triton_ms'][0])} ms" + (
-                               f"; triton not chosen: {k['triton_rejected']}" if k["triton_rejected"] else "") + ")"
-                           for a, k in kernels.items())
+                           f"{k['triton_ms'] and round(k['triton_ms'][0])} ms)" for a, k in kernels.items())
         return [(True, f"kernels chosen by the preflight (median step time): {chosen}"),
                 (ratio <= limit or forced, f"{cand} step time is {ratio:.4f} x {ctl}'s under the kernels their runs "
                  f"use ({cand} {used[cand]} {ms[cand]:.0f} ms, {ctl} {used[ctl]} {ms[ctl]:.0f} ms; limit {limit:.4f})"

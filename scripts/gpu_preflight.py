@@ -5,22 +5,18 @@
   python3 scripts/gpu_preflight.py --cpu           # smoke-test this script on a CPU machine (small model)
 
 It prints what the 8-GPU run depends on, runs a short 1-GPU compiled training of the default model per activation
-and MLP_KERNEL (torch, triton), each run on a GPU of its own, as many at once as the node has GPUs (--steps after
---warmup, WARMDOWN_ITERS half the steps so late QAT switches on in the timed loop, export, int6 roundtrip, a coarse
-sliding eval) in a temporary folder, kept with --keep or when a run failed, and reports what the logs say
-(README.md, "GPU preflight"). Per activation it chooses the faster kernel (median step time) of those that give the
-torch path's results on this GPU: train losses within LOSS_RTOL of the torch run's at every step, and the
-activation's output, dh and (asqu) beta gradient within OP_RTOL of the torch path's; a Triton kernel not chosen
-gets one line saying why. The choice goes to the report, --json and (on a GPU) train_gpt.py's KERNEL_CHOICE_FILE,
-which MLP_KERNEL=auto reads. Its last line is `GO` or `NO-GO: <reasons>` (exit status 0 / 1). Your shell's
-train_gpt.py variables are ignored; --set NAME=VALUE changes one for every run. Data: --data-path /
---tokenizer-path, else DATA_PATH / TOKENIZER_PATH, else train_gpt.py's defaults, else the offline sample
-(data/build_sample.py; val_bpb means nothing there).
+and MLP_KERNEL (torch, triton), as many at once as the node has GPUs (--steps after --warmup, WARMDOWN_ITERS half
+the steps so late QAT switches on in the timed loop, export, int6 roundtrip, a coarse sliding eval) in a temporary
+folder, kept with --keep or when a run failed, and reports what the logs say (README.md, "GPU preflight"), and per
+activation the faster kernel of those that give the torch path's results (LOSS_RTOL, OP_RTOL): in the report,
+--json and, on a GPU, train_gpt.py's KERNEL_CHOICE_FILE (for MLP_KERNEL=auto). Its last line is `GO` or `NO-GO:
+<reasons>` (exit status 0 / 1). Your shell's train_gpt.py variables are ignored; --set NAME=VALUE changes one for
+every run. Data: --data-path / --tokenizer-path, else DATA_PATH / TOKENIZER_PATH, else train_gpt.py's defaults,
+else the offline sample (data/build_sample.py; val_bpb means nothing there).
 
---cpu: the same runs and choice on CPU with configs/cpu_small.env on the offline sample, eager unless --compile,
-the Triton kernels in Triton's interpreter (TRITON_INTERPRET=1: their step times mean nothing), ending
-`CPU-SMOKE-OK (...)` or `CPU-SMOKE-FAILED: <reason>`. Without --cpu and without CUDA it stops after the
-environment with `NO-GO: no CUDA device`.
+--cpu: the same on CPU with configs/cpu_small.env on the offline sample, eager unless --compile, Triton in its
+interpreter, ending `CPU-SMOKE-OK (...)` or `CPU-SMOKE-FAILED: <reason>`. Without --cpu and without CUDA it stops
+after the environment with `NO-GO: no CUDA device`.
 """
 from __future__ import annotations
 
@@ -212,17 +208,12 @@ class RunResult:
         return None
 
 
-def hyperparameter_names() -> list[str]:
-    """Every environment variable train_gpt.py reads as a setting (its Hyperparameters table)."""
-    import train_gpt  # noqa: E402 - the trainer's own list of settings
-
-    return sorted({v[0] for v in train_gpt.Hyperparameters.variables()})
-
-
 def child_env(base: dict, overrides: dict, cpu: bool) -> tuple[dict, list[str]]:
-    """The run's environment: the caller's minus train_gpt.py's variables (so the default config runs)
-    and launcher variables, plus overrides. Returns (env, names of the caller's variables dropped)."""
-    names = set(hyperparameter_names())
+    """The run's environment: the caller's minus train_gpt.py's settings (its Hyperparameters table: so the default
+    config runs) and launcher variables, plus overrides. Returns (env, names of the caller's variables dropped)."""
+    import train_gpt
+
+    names = {v[0] for v in train_gpt.Hyperparameters.variables()}
     env = {k: v for k, v in base.items() if k not in names and k not in LAUNCHER_VARS}
     env["PYTHONUNBUFFERED"] = "1"
     if cpu:
