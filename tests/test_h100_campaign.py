@@ -89,8 +89,9 @@ def test_go_path_through_every_stage(go_campaign):
     # the preflight's choice is recorded, said, and every run of an activation uses it (each log's device: line)
     assert state["kernels"]["asqu"]["chosen"] == "triton" and state["kernels"]["relu2"]["chosen"] == "torch"
     assert state["step_ratio_stage0"] == pytest.approx(652 / 650)
-    assert any(r.startswith("kernels chosen by the preflight (median step time): relu2 torch (torch 650 ms, triton "
-                            "670 ms); asqu triton (torch 672 ms, triton 652 ms)") for r in state["stages"]["0"]["reasons"])
+    chosen = ("kernels chosen by the preflight (median step time): relu2 torch (torch 650 ms, triton 670 ms); asqu "
+              "triton (torch 672 ms, triton 652 ms)")
+    assert chosen in state["stages"]["0"]["reasons"]
     assert "asqu step time is 1.0031 x relu2's under the kernels their runs use (asqu triton 652 ms, relu2 torch 650 " \
            "ms; limit 101.0000)" in result.stdout
     assert result.stdout.count("MLP_KERNEL: relu2 torch, asqu triton (stage 0's choice)") == 3  # stages 1-3
@@ -244,11 +245,12 @@ def test_dry_run_prints_every_stage_and_writes_nothing(tmp_path):
     assert "KILL when step_avg > 1.0200 x relu2's, total size > 16,000,000 bytes, training > 600 s" in result.stdout
     assert ("KILL before the A/B is paid for when asqu's step time under the chosen kernels is > 1.0200 x relu2's "
             "(the preflight's median; FORCE_AB=1 or a larger STEP_MARGIN goes on)") in result.stdout
-    # each stage's own cost (runs x 800 s x 8 GPUs; stage 0: 900 s x 8) and the running total
+    # each stage's own cost (runs x 800 s x 8 GPUs; stage 0: 900 s x 8) and the running total: stage 2 does not count
+    # stage 1's run again, stage 3 not stage 2's three (its 6 other seeds' runs + 2 narrow-sweep runs)
     estimates = [line for line in result.stdout.splitlines() if line.startswith("estimate: ")]
     assert estimates == [f"estimate: stage {n} {own} GPU-hours for what it has not yet run; campaign so far {total} "
                          "GPU-hours" for n, own, total in ((0, "2.000", "2.000"), (1, "1.778", "3.778"),
-                                                           (2, "3.556", "7.333"), (3, "10.667", "18.000"))]
+                                                           (2, "3.556", "7.333"), (3, "14.222", "21.556"))]
     assert result.stdout.count("MLP_KERNEL: relu2 auto, leaky2 auto, asqu auto (stage 0 chooses them; a dry run "
                                "measures nothing)") == 3
     assert not out.exists()
@@ -272,7 +274,8 @@ def test_preflight_failure_kills_at_setup(tmp_path):
     assert result.returncode == 1
     assert "campaign: KILL at stage 0" in result.stdout and "preflight exit status 3" in result.stdout
     assert (tmp_path / "calls").read_text().splitlines() == [
-        f"fakepython scripts/gpu_preflight.py --activations relu2,leaky2,asqu --json {tmp_path / 'o' / 'preflight.json'}"]
+        "fakepython scripts/gpu_preflight.py --activations relu2,leaky2,asqu --json "
+        f"{tmp_path / 'o' / 'preflight.json'}"]
     assert not (tmp_path / "o" / "runs").exists()
 
 

@@ -223,7 +223,7 @@ def test_no_cuda_without_cpu_flag_stops_early(capsys, monkeypatch):
 
 def stand_in_runs(monkeypatch, tmp_path, spec: dict, op_errors: dict | None = None) -> list:
     """The GPU path of main() with runs stood in by synthetic logs: spec[(activation, kernel)] = make_log arguments
-    (returncode/tail too); the op-level kernel check stood in by op_errors. Returns the runs' (label, env) as started."""
+    (returncode/tail too); the op-level kernel check stood in by op_errors. Returns the runs' (label, env)."""
     monkeypatch.setattr(pf, "check_environment", lambda: dict(GPU_ENV))
     monkeypatch.setattr(pf, "kernel_op_errors", lambda acts, cpu: dict(op_errors or {}))
     monkeypatch.setattr(tg, "KERNEL_CHOICE_FILE", tmp_path / "cache" / "mlp_kernel.txt")
@@ -305,8 +305,8 @@ def test_a_triton_kernel_that_fails_or_disagrees_is_not_chosen(tmp_path, monkeyp
     out = capsys.readouterr().out
     rejected = [line for line in out.splitlines() if "triton not chosen" in line]
     assert rejected == [
-        "  relu2: triton not chosen: relu2/triton run failed (exit 1): triton.compiler.errors.CompilationError: at 12:8: "
-        "bad",
+        "  relu2: triton not chosen: relu2/triton run failed (exit 1): triton.compiler.errors.CompilationError: "
+        "at 12:8: bad",
         "  leaky2: triton not chosen: its output differs from the torch path's by 12.50% of the largest value "
         "(tolerance 1%)",
         "  asqu: triton not chosen: train loss at step 40 differs from the torch run's by 1.79% (tolerance 1%)"]
@@ -324,7 +324,8 @@ def test_triton_problem_rules():
     assert pf.triton_problem(ref, result("asqu", recompiles=2), None, cpu=True) is None  # CPU: eager, a warning only
     nan = result("asqu")
     nan.facts = pf.parse_log(make_log().replace("train_loss:5.9000", "train_loss:nan"))
-    assert pf.triton_problem(ref, nan, None, cpu=False).startswith("train loss at step 10 differs from the torch run's by inf%")
+    why = pf.triton_problem(ref, nan, None, cpu=False)
+    assert why.startswith("train loss at step 10 differs from the torch run's by inf%")
 
 
 def test_the_choice_file_is_what_mlp_kernel_auto_takes_on_that_gpu(tmp_path, monkeypatch):
@@ -395,7 +396,8 @@ def test_real_cpu_run(mini_data, tmp_path):
     interpreter), the op-level check of the real kernels, the choice, the report and the JSON."""
     data, tok = mini_data
     report = tmp_path / "report.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("MLP_ACTIVATION", "ITERATIONS", "RUN_ID", "TRITON_INTERPRET")}
+    dropped = ("MLP_ACTIVATION", "ITERATIONS", "RUN_ID", "TRITON_INTERPRET")  # --cpu sets TRITON_INTERPRET itself
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(OMP_NUM_THREADS="1", MLP_ACTIVATION="leaky2", ITERATIONS="999")  # ignored: default config
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # where a GPU preflight would record its choice: not on CPU
     cmd = [sys.executable, str(REPO / "scripts" / "gpu_preflight.py"), "--cpu", "--steps", "6", "--warmup", "1",
@@ -450,6 +452,7 @@ def test_real_cpu_run(mini_data, tmp_path):
         assert k["torch_ms"] == rep["runs"][act]["step_ms_spread"]
         assert k["triton_ms"] == rep["runs"][f"{act}/triton"]["step_ms_spread"]
     ratio = rep["runs"]["asqu"]["steady_step_ms"] / rep["runs"]["relu2"]["steady_step_ms"]
-    assert rep["asqu_relu2_ratio"] == pytest.approx(ratio) and f"chosen kernels: {ratio:.3f} (meaningless on CPU)" in out
+    assert rep["asqu_relu2_ratio"] == pytest.approx(ratio)
+    assert f"chosen kernels: {ratio:.3f} (meaningless on CPU)" in out
     assert "not chosen" not in out and rep["choice_file"] is None
     assert "ignored from your environment (default config): ITERATIONS MLP_ACTIVATION" in out
