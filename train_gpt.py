@@ -160,8 +160,7 @@ SETTINGS = (
     ("COMPILE", None, bool, "torch.compile(fullgraph=True) the model (default: 1 on CUDA, 0 on CPU)"),
     ("ATTENTION", "auto", str, "auto (FA3, FA2 >= 2.6, SDPA) | flash_attn_3 | flash_attn_2 | sdpa",
      ("auto", "flash_attn_3", "flash_attn_2", "sdpa")),
-    ("MLP_KERNEL", "auto", str, "auto (by committed GPU measurements, else torch) | triton | torch",
-     ("auto", "triton", "torch")),
+    ("MLP_KERNEL", "auto", str, "auto (preflight's choice, else torch) | triton | torch", ("auto", "triton", "torch")),
     ("CPU_BF16", False, bool, "on CPU, the CUDA numerics: bf16 autocast and bf16 embedding tables"),
 )
 
@@ -364,7 +363,7 @@ def runtime_from_env(args: Hyperparameters) -> Runtime:
     compile_model = device.type == "cuda" if args.compile is None else args.compile
     rt = Runtime(rank, world_size, local_rank, distributed, device, device.type == "cuda" or args.cpu_bf16,
                  compile_model, max(1, launcher.get("LOCAL_WORLD_SIZE", 1)))
-    args.mlp_kernel = pick_mlp_kernel(args.mlp_kernel, device)
+    args.mlp_kernel, args.mlp_kernel_from = pick_mlp_kernel(args, device)
     if args.eval_only:  # no training: the batch shape and the training memory do not matter
         return rt
     check_fits(args, rt)
@@ -408,15 +407,19 @@ def check_fits(args: Hyperparameters, rt: Runtime) -> None:
                           f"tokens per micro-step (TRAIN_BATCH_TOKENS={args.train_batch_tokens}) need at least "
                           f"{need / 2**30:,.1f} GiB, {where} has {have / 2**30:,.1f} GiB; make them smaller")
 
-# MLP_KERNEL=auto takes the Triton kernels on the GPUs whose committed measurements (results/gpu-*) show them faster
-# than torch's compiled activation; none has been measured yet, so auto means torch everywhere for now.
-TRITON_FASTER_ON: tuple[str, ...] = ()  # torch.cuda.get_device_name() values
+# MLP_KERNEL=auto: the kernel scripts/gpu_preflight.py chose on this machine, lines "GPU name/activation=kernel"
+KERNEL_CHOICE_FILE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "asqu-golf" / "mlp_kernel.txt"
 
-def pick_mlp_kernel(choice: str, device: torch.device) -> str:
-    """auto -> triton or torch (see TRITON_FASTER_ON); triton is checked to be able to run here."""
+def pick_mlp_kernel(args: Hyperparameters, device: torch.device) -> tuple[str, str]:
+    """(kernel, where it came from): auto -> the preflight's choice for this GPU model and activation, else torch."""
+    choice, source = args.mlp_kernel, "the MLP_KERNEL setting"
     if choice == "auto":
-        faster = device.type == "cuda" and torch.cuda.get_device_name(device) in TRITON_FASTER_ON
-        return "triton" if faster and triton is not None else "torch"
+        try:
+            key, source = f"{torch.cuda.get_device_name(device)}/{args.mlp_activation}", f"auto: {KERNEL_CHOICE_FILE}"
+            chosen = dict(line.rsplit("=", 1) for line in KERNEL_CHOICE_FILE.read_text().splitlines())[key].strip()
+            choice = {"torch": "torch", "triton": "triton"}[chosen]
+        except Exception:  # noqa: BLE001 - no GPU, no file, no entry for this GPU and activation, or not a kernel
+            choice, source = "torch", f"auto: no preflight choice for this device in {KERNEL_CHOICE_FILE}"
     if choice == "triton" and triton is None:
         raise ConfigError("MLP_KERNEL=triton but the triton package cannot be imported; pip install triton, "
                           "or set MLP_KERNEL=torch")
@@ -424,7 +427,7 @@ def pick_mlp_kernel(choice: str, device: torch.device) -> str:
     if choice == "triton" and device.type != "cuda" and not interpreted:
         raise ConfigError("MLP_KERNEL=triton needs a CUDA GPU; on CPU only under TRITON_INTERPRET=1 (slow: for "
                           "tests), or set MLP_KERNEL=torch")
-    return choice
+    return choice, source
 
 def init_distributed(rt: Runtime) -> None:
     if rt.device.type == "cuda":
@@ -1867,6 +1870,7 @@ def log_header(args: Hyperparameters, rt: Runtime, log, inputs: Inputs) -> None:
     log(ACTIVATIONS[args.mlp_activation].summary(args))
     log(f"device:{rt.device} dtype:{'bfloat16' if rt.bf16 else 'float32'} attention:{ATTN_BACKEND} "
         f"compile:{int(rt.compile)} mlp_kernel:{args.mlp_kernel}")
+    log(f"mlp_kernel_choice:{args.mlp_kernel} from {args.mlp_kernel_from}")
     log(f"XSA:last_{args.xsa_last_n} active_layers:{list(range(args.num_layers - args.xsa_last_n, args.num_layers))}")
     log(f"world_size:{rt.world_size} grad_accum_steps:{rt.grad_accum_steps}")
     log(f"attention_mode:gqa num_heads:{args.num_heads} num_kv_heads:{args.num_kv_heads}")

@@ -4,8 +4,9 @@
     python3 scripts/campaign.py [OUT]            # default OUT: results/h100-campaign
     DRY_RUN=1 python3 scripts/campaign.py        # print each stage's commands and rules, run nothing
 
-Stages: 0 setup (scripts/gpu_preflight.py, then the published data), 1 control, 2 A/B, 3 confirmation, 4 record
-check (tools/package.py --check); README.md, "The staged campaign", gives each stage's runs and rules and why.
+Stages: 0 setup (scripts/gpu_preflight.py: checks, and the MLP kernel per activation, then the published data),
+1 control, 2 A/B, 3 confirmation, 4 record check (tools/package.py --check); every run gets the MLP_KERNEL stage 0
+chose for its activation. README.md, "The staged campaign", gives each stage's runs and rules and why.
 Every stage prints and records (OUT/campaign.json) its verdict, reasons, GPU-hours (its wall time x NPROC)
 and, with PRICE_PER_GPU_HOUR, money; BUDGET stops before a stage whose estimate exceeds what is left.
 Run the same command again to resume: finished runs are not run again (tools/sweep.py). Settings are
@@ -47,7 +48,8 @@ SETTINGS = {
     "TOL_STEPS": ("71", int, "stage 1: accepted distance from it"),
     "REF_MODEL_BYTES": ("15487414", int, "stage 1: the record's compressed model (Serialized model int6+zstd)"),
     "TOL_MODEL_BYTES": ("100000", int, "stage 1: accepted distance from it"),
-    "STEP_MARGIN": ("0.02", float, "stages 2-3: KILL when the candidate's step_avg exceeds the control's by more"),
+    "STEP_MARGIN": ("0.02", float, "stages 0, 2-3: KILL when the candidate's step time exceeds the control's by more"),
+    "FORCE_AB": ("0", str, "1 = go on past stage 0 when the preflight's step times already break STEP_MARGIN"),
     "SIZE_LIMIT": (str(runlog.trainer_constant("SIZE_LIMIT")), int,
                    "stages 2-3: KILL when a candidate's total submission size exceeds it"),
     "TIME_LIMIT_S": ("600", float, "stages 2-3: KILL when a candidate's training time exceeds it (+1 s)"),
@@ -58,6 +60,7 @@ SETTINGS = {
     "PRICE_PER_GPU_HOUR": ("", float, "money per GPU-hour; unset: costs in GPU-hours only"),
     "BUDGET": ("", float, "money (needs PRICE_PER_GPU_HOUR): stop before a stage whose estimate exceeds what is left"),
     "RUN_ESTIMATE_S": ("800", float, "wall seconds per run assumed before any run was measured"),
+    "SETUP_ESTIMATE_S": ("900", float, "wall seconds assumed for stage 0 (preflight and download)"),
     "PLOTS": ("1", str, "0 = no plots after stage 3"),
     "DRY_RUN": ("0", str, "1 = print each stage's commands and rules, run nothing"),
 }
@@ -128,6 +131,19 @@ class Campaign:
             command += ["--env", pair]
         return command
 
+    def given_kernel(self) -> str | None:  # MLP_KERNEL in TRAIN_ENV: it overrides stage 0's choice
+        return ([p.partition("=")[2] for p in self.s["TRAIN_ENV"] if p.startswith("MLP_KERNEL=")] or [None])[-1]
+
+    def kernel(self, activation: str) -> str | None:  # what its runs get: TRAIN_ENV's, stage 0's choice, or none
+        return self.given_kernel() or self.state.get("kernels", {}).get(activation, {}).get("chosen")
+
+    def kernel_line(self) -> str:
+        chosen = ", ".join(f"{act} {self.kernel(act) or 'auto'}" for act in self.s["ACTIVATIONS"])
+        why = ("TRAIN_ENV's MLP_KERNEL, which overrides stage 0's choice" if self.given_kernel() else
+               "stage 0's choice" if "kernels" in self.state else "none chosen: SKIP_PREFLIGHT=1"
+               if self.s["SKIP_PREFLIGHT"] == "1" else "stage 0 chooses them; a dry run measures nothing")
+        return f"MLP_KERNEL: {chosen} ({why})"
+
     def narrow_sweeps(self) -> list[tuple[str, Path]]:
         if not self.s["NARROW_SWEEP"]:
             return []
@@ -137,11 +153,12 @@ class Campaign:
     def pending(self, activations: list[str], seeds: list[int], out: Path) -> int:
         return sum(run.finished_log() is None for run in sweep.plan_runs(activations, seeds, out))
 
-    def run(self, command: list[str], capture: bool = False) -> subprocess.CompletedProcess | None:
-        print(f"+ {shlex.join(command)}", flush=True)
+    def run(self, command: list[str], capture: bool = False, env: dict | None = None) -> subprocess.CompletedProcess:
+        """Print and run command (env: variables added to this process's environment, printed before it)."""
+        print(f"+ {shlex.join([f'{k}={v}' for k, v in (env or {}).items()] + command)}", flush=True)
         if self.dry:
             return None
-        return subprocess.run(command, cwd=REPO, text=True, capture_output=capture)
+        return subprocess.run(command, cwd=REPO, text=True, capture_output=capture, env={**os.environ, **(env or {})})
 
     def logs(self, activation: str, seeds: list[int], out: Path | None = None) -> list[runlog.RunLog]:
         found = [r.finished_log() for r in sweep.plan_runs([activation], seeds, out or self.runs_dir)]
@@ -192,10 +209,15 @@ class Campaign:
             return [(True, "GO in an earlier session; not repeated")], 0
         checks = []
         if self.s["SKIP_PREFLIGHT"] != "1":
-            proc = self.run([self.s["PYTHON"], "scripts/gpu_preflight.py"])
+            report = self.out / "preflight.json"
+            if not self.dry:
+                self.out.mkdir(parents=True, exist_ok=True)
+            proc = self.run([self.s["PYTHON"], "scripts/gpu_preflight.py", "--activations",
+                             ",".join(self.s["ACTIVATIONS"]), "--json", str(report)])
             checks.append((proc is None or proc.returncode == 0,
                            f"preflight exit status {proc and proc.returncode} (its last line says why)"))
-            if not checks[-1][0]:
+            checks += [] if proc is None or not checks[-1][0] else self.kernel_checks(report)
+            if not all(ok for ok, _ in checks):
                 return checks, 0
         if self.s["SKIP_DOWNLOAD"] != "1":
             proc = self.run([self.s["PYTHON"], "data/cached_challenge_fineweb.py", "--variant", "sp1024",
@@ -203,6 +225,27 @@ class Campaign:
             checks.append((proc is None or proc.returncode == 0,
                            f"data download exit status {proc and proc.returncode}"))
         return checks or [(True, "preflight and download skipped")], 0
+
+    def kernel_checks(self, report: Path) -> list[tuple[bool, str]]:
+        """The preflight's kernel choice (kept for every later run) and stage 0's speed rule: the candidate's step
+        time against the control's under the kernels their runs will use, as stage 2 judges step_avg."""
+        ctl, cand, limit = self.control, self.candidate, 1 + self.s["STEP_MARGIN"]
+        try:
+            self.state["kernels"] = kernels = json.loads(report.read_text(encoding="utf-8"))["kernels"]
+            used = {a: self.kernel(a) if self.kernel(a) in ("torch", "triton") else kernels[a]["chosen"]
+                    for a in (ctl, cand)}  # MLP_KERNEL=auto takes the preflight's choice on this node
+            ms = {a: kernels[a][f"{used[a]}_ms"][0] for a in (ctl, cand)}
+        except (OSError, ValueError, LookupError, TypeError) as exc:
+            return [(False, f"{report} has no step time of {ctl} and {cand} ({type(exc).__name__}: {exc})")]
+        self.state["step_ratio_stage0"] = ratio = ms[cand] / ms[ctl]
+        forced = ratio > limit and self.s["FORCE_AB"] == "1"
+        chosen = "; ".join(f"{a} {k['chosen']} (torch {k['torch_ms'] and round(k['torch_ms'][0])} ms, triton "
+                           f"{k['triton_ms'] and round(k['triton_ms'][0])} ms)" for a, k in kernels.items())
+        return [(True, f"kernels chosen by the preflight (median step time): {chosen}"),
+                (ratio <= limit or forced, f"{cand} step time is {ratio:.4f} x {ctl}'s under the kernels their runs "
+                 f"use ({cand} {used[cand]} {ms[cand]:.0f} ms, {ctl} {used[ctl]} {ms[ctl]:.0f} ms; limit {limit:.4f})"
+                 + ("; FORCE_AB=1: the A/B runs anyway" if forced else "; FORCE_AB=1 or a larger STEP_MARGIN goes on"
+                    if ratio > limit else ""))]
 
     def sweeps(self, number: int) -> list[tuple[list[str], list[int], Path, list[str]]]:
         """The (activations, seeds, out folder, --env settings) sweeps that stage `number` trains."""
@@ -219,11 +262,17 @@ class Campaign:
             if todo == 0 and not self.dry:
                 print(f"(every run of this stage is finished in {out}: nothing to run)")
                 continue
-            proc = self.run(self.sweep_command(activations, seeds, out, env))
             ran += todo
-            if proc is not None and proc.returncode != 0:
-                failed.append((False, f"tools/sweep.py failed (exit status {proc.returncode}); its output above "
-                                      "names the run"))
+            groups: dict[str | None, list[str]] = {}  # one sweep per kernel (stage 0's choice per activation)
+            for act in activations:
+                groups.setdefault(self.kernel(act), []).append(act)
+            for kernel, acts in groups.items():
+                # in the sweep's environment, not its --env: the runs' kernel is no shared setting of the folder
+                chosen = None if kernel is None or self.given_kernel() else {"MLP_KERNEL": kernel}
+                proc = self.run(self.sweep_command(acts, seeds, out, env), env=chosen)
+                if proc is not None and proc.returncode != 0:
+                    failed.append((False, f"tools/sweep.py failed (exit status {proc.returncode}); its output above "
+                                          "names the run"))
         return failed, ran
 
     def stage_control(self):
@@ -289,7 +338,9 @@ class Campaign:
     def rules(self, number: int) -> str:
         s, cand, ctl = self.s, self.candidate, self.control
         return {
-            0: "GO when the preflight says GO and the data download succeeds",
+            0: f"GO when the preflight says GO and the data download succeeds; KILL before the A/B is paid for when "
+               f"{cand}'s step time under the chosen kernels is > {1 + s['STEP_MARGIN']:.4f} x {ctl}'s (the "
+               "preflight's median; FORCE_AB=1 or a larger STEP_MARGIN goes on)",
             1: f"{ctl} seed {s['SEEDS'][0]}: GO when sliding val_bpb is within {s['TOL_SLIDING_BPB']:g} of "
                f"{s['REF_SLIDING_BPB']}, steps within {s['TOL_STEPS']} of {s['REF_STEPS']}, compressed model within "
                f"{s['TOL_MODEL_BYTES']:,} bytes of {s['REF_MODEL_BYTES']:,}",
@@ -303,7 +354,15 @@ class Campaign:
         }[number]
 
     def estimate_gpu_hours(self, number: int) -> float:
-        runs = sum(self.pending(activations, seeds, out) for activations, seeds, out, _ in self.sweeps(number))
+        """Stage `number`'s own cost: its runs not yet finished and not earlier stages' (SETUP_ESTIMATE_S for 0)."""
+        if number == 0:
+            done = self.state["stages"].get("0", {}).get("verdict") == "GO"
+            done = done or self.s["SKIP_PREFLIGHT"] == "1" == self.s["SKIP_DOWNLOAD"]
+            return 0.0 if done else self.s["SETUP_ESTIMATE_S"] * self.s["NPROC"] / 3600
+        plan = lambda n: {r.folder: r for acts, seeds, out, _ in self.sweeps(n)  # noqa: E731
+                          for r in sweep.plan_runs(acts, seeds, out)}
+        earlier = {folder for n in range(1, number) for folder in plan(n)}
+        runs = sum(r.finished_log() is None for folder, r in plan(number).items() if folder not in earlier)
         measured = self.state["measured_runs"]
         per_run_s = measured["wall_s"] / measured["count"] if measured["count"] else self.s["RUN_ESTIMATE_S"]
         return runs * per_run_s * self.s["NPROC"] / 3600
@@ -335,11 +394,17 @@ class Campaign:
                   (3, "confirmation", self.stage_confirm), (4, "record check", self.stage_record)]
         print(f"campaign: {self.out}; control {self.control}, candidate {self.candidate}, seeds "
               f"{','.join(map(str, s['SEEDS']))}, {s['NPROC']} processes per run" + (" (dry run)" if self.dry else ""))
+        planned = 0.0  # a dry run: the estimates of the stages printed so far
         for number, name, stage in stages:
             print(f"\n=== stage {number}: {name}\nrules: {self.rules(number)}", flush=True)
             estimate = self.estimate_gpu_hours(number)
+            planned += estimate if self.dry else 0.0
             if number in (1, 2, 3):
-                print(f"estimate: {estimate:.3f} GPU-hours{self.money(estimate)} for the runs not yet finished")
+                print(self.kernel_line())
+            if number < 4:
+                total = self.spent_gpu_hours() + (planned if self.dry else estimate)
+                print(f"estimate: stage {number} {estimate:.3f} GPU-hours{self.money(estimate)} for what it has not "
+                      f"yet run; campaign so far {total:.3f} GPU-hours{self.money(total)}")
             if s["BUDGET"] is not None and not self.dry:
                 left = s["BUDGET"] - self.cost(self.spent_gpu_hours())
                 if self.cost(estimate) > left:

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# The one prepared GPU check (README.md, "The Triton kernels"): about 8 minutes on one GPU; everything it prints
+# The one prepared GPU check (README.md, "The Triton kernels"): about 10 minutes on one GPU; everything it prints
 # is also written to OUT (default results/gpu-<UTC date>/), one file per part; then commit OUT.
 #
 #   bash scripts/gpu_check.sh [OUT]
 #
-# Parts, most important first, each stopped at its time limit (the next one still runs): environment.txt (nvidia-smi
-# and versions), bench_activation.txt (scripts/bench_asqu.py activation at the record's per-GPU shape, torch vs
-# Triton, 120 s), bench_step.txt (Trainer.step of the default model, compiled, MLP_KERNEL torch and triton, 270 s),
-# preflight.txt (scripts/gpu_preflight.py, short, MLP_KERNEL=triton: what is left of BUDGET_S).
-# Settings: PYTHON (python3), BUDGET_S (480: the whole check's seconds). Without a CUDA GPU: one line, exit 1.
+# Parts, each stopped at its time limit (the next one still runs): environment.txt (nvidia-smi and versions),
+# preflight.txt + preflight.json (scripts/gpu_preflight.py's kernel measurement and choice, the renter's: relu2 and
+# asqu under MLP_KERNEL torch and triton, the default model compiled, short runs one after another on this GPU),
+# bench_activation.txt (scripts/bench_asqu.py activation at the record's per-GPU shape, torch vs Triton: what is left).
+# Settings: PYTHON (python3), BUDGET_S (600: the whole check's seconds). Without a CUDA GPU: one line, exit 1.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-python3}
-BUDGET_S=${BUDGET_S:-480}
+BUDGET_S=${BUDGET_S:-600}
 if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     echo "gpu_check: no CUDA GPU visible to torch here; this check needs one (the CPU test suite covers the rest)" >&2
     exit 1
@@ -51,9 +51,7 @@ for name in ('triton', 'flash_attn_interface', 'flash_attn', 'zstandard', 'sente
     except Exception as exc:
         print(name, 'not importable:', exc)
 EOF"
-part bench_activation 120 "$PY" scripts/bench_asqu.py activation --tokens 98304 --hidden 1536 --rounds 5
-part bench_step 270 "$PY" scripts/bench_asqu.py step --default-config --mode compiled --kernels torch,triton \
-    --rounds 5 --steps 3
-part preflight 400 "$PY" scripts/gpu_preflight.py --steps 12 --warmup 6 --eval-stride 2048 --set MLP_KERNEL=triton \
+part preflight 480 "$PY" scripts/gpu_preflight.py --activations relu2,asqu --steps 20 --warmup 6 --eval-stride 0 \
     --json "$OUT/preflight.json"
+part bench_activation 120 "$PY" scripts/bench_asqu.py activation --tokens 98304 --hidden 1536 --rounds 5
 echo "gpu_check: done in $((SECONDS - START)) s; files in $OUT"

@@ -19,7 +19,7 @@ SETTING_NAMES = ("OUT", "PYTHON", "ACTIVATIONS", "SEEDS", "NPROC", "WALLCLOCK", 
                  "SKIP_PREFLIGHT", "SKIP_DOWNLOAD", "REF_SLIDING_BPB", "TOL_SLIDING_BPB", "REF_STEPS", "TOL_STEPS",
                  "REF_MODEL_BYTES", "TOL_MODEL_BYTES", "STEP_MARGIN", "SIZE_LIMIT", "TIME_LIMIT_S", "MIN_GAIN_BPB",
                  "NARROW_SWEEP", "SOTA_LOGS", "TRACK", "PRICE_PER_GPU_HOUR", "BUDGET", "RUN_ESTIMATE_S", "PLOTS",
-                 "DRY_RUN")
+                 "DRY_RUN", "FORCE_AB", "SETUP_ESTIMATE_S")
 # Stage 1 reaches GO with a tiny run only with wide tolerances; stage 2 and 3 with MIN_GAIN_BPB below any loss.
 PASSING = dict(TOL_SLIDING_BPB="100", TOL_STEPS="100000", TOL_MODEL_BYTES="1000000000", MIN_GAIN_BPB="-100",
                STEP_MARGIN="100", TIME_LIMIT_S="3600")
@@ -30,6 +30,28 @@ def campaign(out, *args: str, **settings: str) -> subprocess.CompletedProcess:
     env.update({"PYTHON": sys.executable, **settings})
     return subprocess.run([sys.executable, str(SCRIPT), str(out), *args], capture_output=True, text=True, env=env,
                           timeout=900)
+
+
+def fake_preflight(folder, relu2_ms=650.0, asqu_ms=652.0) -> str:
+    """A PYTHON for the campaign whose scripts/gpu_preflight.py is a stand-in: it writes a report (--json) in which
+    the preflight chose torch for relu2 and triton for asqu (relu2_ms, asqu_ms: their median step times) and says GO;
+    everything else runs in this Python (the real runs then use the Triton kernels in the interpreter)."""
+    kernels = {"relu2": {"chosen": "torch", "torch_ms": [relu2_ms, relu2_ms - 5, relu2_ms + 5],
+                         "triton_ms": [relu2_ms + 20, relu2_ms + 15, relu2_ms + 30], "triton_rejected": None},
+               "asqu": {"chosen": "triton", "torch_ms": [asqu_ms + 20, asqu_ms + 15, asqu_ms + 30],
+                        "triton_ms": [asqu_ms, asqu_ms - 5, asqu_ms + 5], "triton_rejected": None}}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "preflight.json").write_text(json.dumps({"kernels": kernels, "ok": True, "final": "GO"}))
+    fake = folder / "python"
+    fake.write_text(f"""#!/bin/sh
+if [ "$1" = scripts/gpu_preflight.py ]; then
+    echo "$*" >> "{folder}/preflight_calls"
+    cp "{folder}/preflight.json" "$5" && echo GO && exit 0
+fi
+exec {sys.executable} "$@"
+""")
+    fake.chmod(0o755)
+    return str(fake)
 
 
 def tiny_settings(sample_data) -> dict:
@@ -45,7 +67,8 @@ def tiny_settings(sample_data) -> dict:
 def go_campaign(sample_data, tmp_path_factory):
     """One whole campaign that reaches GO at every stage: 4 tiny training runs (relu2, asqu x seeds 1337, 42)."""
     out = tmp_path_factory.mktemp("campaign") / "go"
-    settings = {**tiny_settings(sample_data), **PASSING}
+    settings = {**tiny_settings(sample_data), **PASSING, "SKIP_PREFLIGHT": "0",
+                "PYTHON": fake_preflight(out.parent / "fake")}
     result = campaign(out, **settings)
     return out, settings, result
 
@@ -61,9 +84,22 @@ def test_go_path_through_every_stage(go_campaign):
     state = json.loads((out / "campaign.json").read_text())
     assert verdicts(out) == {"0": "GO", "1": "GO", "2": "GO", "3": "GO", "4": "GO"}
     assert state["verdict"] == "GO through stage 4"
+    calls = (out.parent / "fake" / "preflight_calls").read_text().splitlines()
+    assert calls == [f"scripts/gpu_preflight.py --activations relu2,asqu --json {out / 'preflight.json'}"]
+    # the preflight's choice is recorded, said, and every run of an activation uses it (each log's device: line)
+    assert state["kernels"]["asqu"]["chosen"] == "triton" and state["kernels"]["relu2"]["chosen"] == "torch"
+    assert state["step_ratio_stage0"] == pytest.approx(652 / 650)
+    chosen = ("kernels chosen by the preflight (median step time): relu2 torch (torch 650 ms, triton 670 ms); asqu "
+              "triton (torch 672 ms, triton 652 ms)")
+    assert chosen in state["stages"]["0"]["reasons"]
+    assert "asqu step time is 1.0031 x relu2's under the kernels their runs use (asqu triton 652 ms, relu2 torch 650 " \
+           "ms; limit 101.0000)" in result.stdout
+    assert result.stdout.count("MLP_KERNEL: relu2 torch, asqu triton (stage 0's choice)") == 3  # stages 1-3
     for seed in (1337, 42):
-        for act in ("relu2", "asqu"):
-            assert (out / "runs" / f"{act}_seed{seed}" / "logs" / f"{act}_seed{seed}.txt").is_file()
+        for act, kernel in (("relu2", "torch"), ("asqu", "triton")):
+            log = out / "runs" / f"{act}_seed{seed}" / "logs" / f"{act}_seed{seed}.txt"
+            assert f" mlp_kernel:{kernel}\n" in log.read_text().split("=" * 100)[-1]
+    assert "\n+ MLP_KERNEL=triton " in result.stdout and "\n+ MLP_KERNEL=torch " in result.stdout
     stdout = result.stdout
     assert stdout.index("=== stage 1: control") < stdout.index("=== stage 2: A/B") < stdout.index("=== stage 4")
     assert "control sliding val_bpb" in stdout and "is within 100 of the record's 1.12278022" in stdout
@@ -97,7 +133,7 @@ def finished_copy(go_campaign, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     copy = tmp_path / "again"
     shutil.copytree(out / "runs", copy / "runs")
-    return copy, settings
+    return copy, {**settings, "SKIP_PREFLIGHT": "1", "PYTHON": sys.executable}
 
 
 KILLS = {  # the setting that triggers it, the stage it stops, the reason's words
@@ -128,6 +164,40 @@ def test_each_kill_reason_stops_the_campaign(finished_copy, kill):
     assert all(f"  - {r}" in result.stdout for r in reasons)
 
 
+@pytest.mark.parametrize("change, verdict", [({}, "KILL"), ({"FORCE_AB": "1"}, "GO"), ({"STEP_MARGIN": "0.1"}, "GO")])
+def test_stage_zero_kills_when_the_chosen_kernels_already_break_the_step_margin(finished_copy, change, verdict):
+    """The preflight (a stand-in) measured asqu 7.7% slower than relu2 under the kernels it chose: stage 0 KILLs with
+    the figures before the control and the A/B are run, unless FORCE_AB=1 or a STEP_MARGIN above 7.7%."""
+    out, settings = finished_copy
+    fake = fake_preflight(out.parent / "slow", relu2_ms=650.0, asqu_ms=700.0)
+    result = campaign(out, **{**settings, **PASSING, "SKIP_PREFLIGHT": "0", "PYTHON": fake, "STEP_MARGIN": "0.02",
+                              **change})
+    state = json.loads((out / "campaign.json").read_text())
+    assert state["stages"]["0"]["verdict"] == verdict and state["kernels"]["asqu"]["chosen"] == "triton"
+    assert state["step_ratio_stage0"] == pytest.approx(700 / 650)
+    figures = ("asqu step time is 1.0769 x relu2's under the kernels their runs use (asqu triton 700 ms, relu2 torch "
+               f"650 ms; limit {1 + float(change.get('STEP_MARGIN', 0.02)):.4f})")
+    if verdict == "KILL":
+        assert result.returncode == 1 and "campaign: KILL at stage 0" in result.stdout
+        assert f"  - {figures}; FORCE_AB=1 or a larger STEP_MARGIN goes on" in result.stdout
+        assert "=== stage 1" not in result.stdout and "1" not in state["stages"]
+    else:
+        assert "=== stage 1" in result.stdout and "1" in state["stages"]
+        forced = "; FORCE_AB=1: the A/B runs anyway" if change.get("FORCE_AB") else ""
+        assert f"  - {figures}{forced}" in result.stdout
+
+
+def test_mlp_kernel_in_train_env_overrides_the_choice(finished_copy):
+    out, settings = finished_copy
+    train_env = settings["TRAIN_ENV"] + " MLP_KERNEL=torch"
+    result = campaign(out, **{**settings, **PASSING, "SKIP_PREFLIGHT": "0", "TRAIN_ENV": train_env,
+                              "PYTHON": fake_preflight(out.parent / "fake2")})
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert result.stdout.count("MLP_KERNEL: relu2 torch, asqu torch (TRAIN_ENV's MLP_KERNEL, which overrides stage "
+                               "0's choice)") == 3
+    assert "asqu step time is 1.0338 x relu2's under the kernels their runs use (asqu torch 672 ms" in result.stdout
+
+
 def test_stage_four_kills_when_package_refuses(finished_copy):
     out, settings = finished_copy
     result = campaign(out, **{**settings, **PASSING, "TRACK": "10min_16mb"})  # CPU runs are no record-track runs
@@ -156,7 +226,8 @@ def test_dry_run_prints_every_stage_and_writes_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     commands = [shlex.split(line[2:]) for line in result.stdout.splitlines() if line.startswith("+ ")]
     py = sys.executable
-    assert commands[0] == [py, "scripts/gpu_preflight.py"]
+    assert commands[0] == [py, "scripts/gpu_preflight.py", "--activations", "relu2,leaky2,asqu", "--json",
+                           str(out / "preflight.json")]
     assert commands[1] == [py, "data/cached_challenge_fineweb.py", "--variant", "sp1024", "--train-shards", "80"]
     sweep = [py, "tools/sweep.py", "--activations"]
     tail = ["--out", str(out / "runs"), "--nproc", "8", "--wallclock", "600", "--no-plots"]
@@ -172,7 +243,16 @@ def test_dry_run_prints_every_stage_and_writes_nothing(tmp_path):
     for number in range(5):
         assert f"=== stage {number}:" in result.stdout
     assert "KILL when step_avg > 1.0200 x relu2's, total size > 16,000,000 bytes, training > 600 s" in result.stdout
-    assert "estimate: 1.778 GPU-hours for the runs not yet finished" in result.stdout  # stage 1: 1 run x 800 s x 8
+    assert ("KILL before the A/B is paid for when asqu's step time under the chosen kernels is > 1.0200 x relu2's "
+            "(the preflight's median; FORCE_AB=1 or a larger STEP_MARGIN goes on)") in result.stdout
+    # each stage's own cost (runs x 800 s x 8 GPUs; stage 0: 900 s x 8) and the running total: stage 2 does not count
+    # stage 1's run again, stage 3 not stage 2's three (its 6 other seeds' runs + 2 narrow-sweep runs)
+    estimates = [line for line in result.stdout.splitlines() if line.startswith("estimate: ")]
+    assert estimates == [f"estimate: stage {n} {own} GPU-hours for what it has not yet run; campaign so far {total} "
+                         "GPU-hours" for n, own, total in ((0, "2.000", "2.000"), (1, "1.778", "3.778"),
+                                                           (2, "3.556", "7.333"), (3, "14.222", "21.556"))]
+    assert result.stdout.count("MLP_KERNEL: relu2 auto, leaky2 auto, asqu auto (stage 0 chooses them; a dry run "
+                               "measures nothing)") == 3
     assert not out.exists()
 
 
@@ -193,7 +273,9 @@ def test_preflight_failure_kills_at_setup(tmp_path):
     result = campaign(tmp_path / "o", PYTHON=str(fake))
     assert result.returncode == 1
     assert "campaign: KILL at stage 0" in result.stdout and "preflight exit status 3" in result.stdout
-    assert (tmp_path / "calls").read_text().splitlines() == ["fakepython scripts/gpu_preflight.py"]
+    assert (tmp_path / "calls").read_text().splitlines() == [
+        "fakepython scripts/gpu_preflight.py --activations relu2,leaky2,asqu --json "
+        f"{tmp_path / 'o' / 'preflight.json'}"]
     assert not (tmp_path / "o" / "runs").exists()
 
 

@@ -161,15 +161,18 @@ def test_compiled_fullgraph_model_matches_eager(activation, monkeypatch):
 
 
 def test_triton_needs_a_gpu_or_the_interpreter(monkeypatch):
+    def pick(choice):
+        return tg.pick_mlp_kernel(tg.Hyperparameters({"MLP_KERNEL": choice}), torch.device("cpu"))[0]
+
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(tg.ConfigError, match="MLP_KERNEL=triton needs a CUDA GPU.*TRITON_INTERPRET=1"):
-        tg.pick_mlp_kernel("triton", torch.device("cpu"))
+        pick("triton")
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    assert tg.pick_mlp_kernel("triton", torch.device("cpu")) == "triton"
-    assert tg.pick_mlp_kernel("auto", torch.device("cpu")) == "torch"  # no committed GPU measurement favours it
+    assert pick("triton") == "triton"
+    assert pick("auto") == "torch"  # auto reads the preflight's choices only on a GPU (tests/test_preflight.py)
     monkeypatch.setattr(tg, "triton", None)
     with pytest.raises(tg.ConfigError, match="MLP_KERNEL=triton but the triton package cannot be imported"):
-        tg.pick_mlp_kernel("triton", torch.device("cpu"))
+        pick("triton")
 
 
 def test_missing_triton_is_one_line_naming_the_variable(tmp_path):
