@@ -187,6 +187,13 @@ def test_a_json_path_that_cannot_be_written_is_refused_before_anything_runs(wher
     assert exit_info.value.code == 2 and "--json" in capsys.readouterr().err
 
 
+def test_a_workdir_that_is_a_file_is_refused_before_anything_runs(tmp_path, capsys):
+    (tmp_path / "f").write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        pf.parse_args(["--workdir", str(tmp_path / "f")])
+    assert exit_info.value.code == 2 and f"--workdir {tmp_path / 'f'} is a file; name a folder" in capsys.readouterr().err
+
+
 def test_several_reasons_are_joined():
     ok, final, _ = pf.verdict({**GPU_ENV, "nccl_available": False}, runs(asqu={"attention": "sdpa", "recompiles": 2}),
                               cpu=False)
@@ -251,7 +258,8 @@ def test_main_gpu_flow_with_stand_in_runs(fail, tmp_path, monkeypatch, capsys):
         assert rc == 1 and last.startswith("NO-GO: asqu run failed (exit 1)")
         assert len(tmps) == 1 and "a run failed: its logs are there" in out  # kept for the user
     else:
-        assert rc == 0 and last == "GO" and tmps == []  # removed without --keep
+        assert rc == 0 and last == "GO" and tmps == []  # removed without --keep, and said so
+        assert re.search(r"^removed \S+asqu_preflight_\w+ and the runs' logs in it \(--keep keeps them\)$", out, re.M)
         assert "asqu/relu2 steady step time ratio: 1.008" in out and "15,555,017 bytes" in out
         assert "61,234 ms (3 graphs)" in out and "40,123 MiB allocated" in out
     assert json.loads(report.read_text())["final"] == last
