@@ -14,7 +14,6 @@ the budget.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -22,6 +21,7 @@ import shlex
 import subprocess
 import sys
 import time
+from argparse import Namespace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def read_settings(environ: dict, argv: list[str]) -> dict:
             if kind is not str and s[name] is not None and not (math.isfinite(s[name]) and s[name] >= least):
                 raise ValueError
         except ValueError:
-            wanted = ("an integer" if kind is int else "a finite number") + (f" >= {least}" if name not in SIGNED else "")
+            wanted = ("an integer" if kind is int else "a finite number") + ("" if name in SIGNED else f" >= {least}")
             raise CampaignError(f"{name} must be {wanted}, got {raw!r}") from None
     if s["BUDGET"] is not None and s["PRICE_PER_GPU_HOUR"] is None:
         raise CampaignError("BUDGET is money: set PRICE_PER_GPU_HOUR too")
@@ -133,15 +133,14 @@ class Campaign:
     def check_runs(self) -> None:
         """Every training run's settings checked now, as tools/sweep.py checks them (the trainer's own validation)."""
         for activations, seeds, out, env in (sw for number in (1, 2, 3) for sw in self.sweeps(number)):
-            args = argparse.Namespace(env=[*self.s["TRAIN_ENV"], *env], fixed_steps=None, wallclock=self.s["WALLCLOCK"])
+            pairs = [*self.s["TRAIN_ENV"], *env]
             try:
-                settings = sweep.shared_settings(args, runlog.TRAINER)
-                sweep.check_settings(sweep.plan_runs(activations, seeds, out), settings, list(sweep.parse_env(args.env)))
+                settings = sweep.shared_settings(Namespace(env=pairs, fixed_steps=None, wallclock=self.s["WALLCLOCK"]),
+                                                 runlog.TRAINER)
+                sweep.check_settings(sweep.plan_runs(activations, seeds, out), settings, list(sweep.parse_env(pairs)))
             except runlog.ToolError as exc:
-                for flag, setting in (("--env", "TRAIN_ENV"), ("--activations / --seeds", "ACTIVATIONS / SEEDS"),
-                                      ("--wallclock", "WALLCLOCK")):
-                    exc = str(exc).replace(flag, setting)
-                raise CampaignError(" ".join(exc.split())) from None
+                message = str(exc).replace("--env", "TRAIN_ENV").replace("--wallclock", "WALLCLOCK")
+                raise CampaignError(" ".join(message.replace("--activations / --seeds", "ACTIVATIONS / SEEDS").split()))
 
     # ----- commands ---------------------------------------------------------------------------------
     def sweep_command(self, activations: list[str], seeds: list[int], out: Path, env: list[str] = ()) -> list[str]:
