@@ -81,8 +81,7 @@ POSITIVE = Bound("positive", lambda x: x > 0)
 NON_NEGATIVE = Bound(">= 0", lambda x: x >= 0)
 BELOW_ONE = Bound("in [0, 1)", lambda x: 0 <= x < 1)
 SEED_RANGE = Bound(f"in 0..{2**32 - 1}", lambda x: 0 <= x < 2**32)
-FP16_SCALES = Bound("in [0, 2031120) (from 31 x 65520 up, the int6 scale floor / 31 is inf in fp16)",
-                    lambda x: 0 <= x < 31 * 65520)
+FP16_SCALES = Bound("in [0, 2031120) (int6 scales floor / 31 reach inf in fp16)", lambda x: 0 <= x < 31 * 65520)
 INT_LIMIT = 2**32  # whole-number settings above this mean nothing here (a run of 10^23 steps never ends)
 
 # Every setting: name, default, kind, meaning (`--help` prints them), and its allowed values (a Bound or the choices).
@@ -222,11 +221,9 @@ class Hyperparameters:
         self.mlp_activation = ACTIVATION_ALIASES.get(self.mlp_activation.lower(), self.mlp_activation.lower())
         need(self.mlp_activation in ACTIVATIONS, f"MLP_ACTIVATION={self.mlp_activation!r} is not one of "
              f"{', '.join(ACTIVATIONS)} (or {', '.join(ACTIVATION_ALIASES)})")
-        if self.run_id is None:
+        if self.run_id is None or self.eval_only:  # EVAL_ONLY: a name of its own, never the training run's RUN_ID
             kind = "eval_only" if self.eval_only else f"seed{self.seed}"
-            self.run_id = f"{self.mlp_activation}_{kind}_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}"
-        elif self.eval_only and "eval_only" not in self.run_id:  # a training run's RUN_ID (its config: line) names
-            self.run_id += "_eval_only"  # its log: the scoring run's log is logs/<RUN_ID>_eval_only.txt beside it
+            self.run_id = f"{self.run_id or self.mlp_activation}_{kind}_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}"
         need(self.run_id not in (".", "..") and self.run_id == self.run_id.strip()
              and not any(c in "/\\" or not c.isprintable() for c in self.run_id),
              f"RUN_ID={self.run_id!r} names a file: no path separators, control characters (newlines, tabs) or "
@@ -268,9 +265,8 @@ class Hyperparameters:
              f"ASQU_BETA_INIT={self.asqu_beta_init} must be in (0, 1) with ASQU_SIGMOID_BETA=1")
         need(self.mlp_hidden >= 1, f"MLP_MULT={self.mlp_mult} gives an MLP hidden width of {max(self.mlp_hidden, 0)} "
              f"with MODEL_DIM={self.model_dim}: MLP_MULT x MODEL_DIM must be >= 1, e.g. MLP_MULT=3.0")
-        embed_lr = "TIED_EMBED_LR" if self.tie_embeddings else "EMBED_LR"
-        for lr, wd in filter(None, (("MATRIX_LR", "MUON_WD"), (embed_lr, "ADAM_WD"), ("SCALAR_LR", "ADAM_WD"),
-                                    ACTIVATIONS[self.mlp_activation].group)):  # decoupled decay: w *= 1 - lr x wd
+        for lr, wd in filter(None, (("MATRIX_LR", "MUON_WD"), ("TIED_EMBED_LR" if self.tie_embeddings else "EMBED_LR",
+                                    "ADAM_WD"), ("SCALAR_LR", "ADAM_WD"), ACTIVATIONS[self.mlp_activation].group)):
             product = getattr(self, lr.lower()) * getattr(self, wd.lower())
             need(product < 1, f"{lr} x {wd} = {product:g} must be below 1: each step would scale those weights by "
                  f"1 - {product:g} <= 0 (decay past zero); lower {wd} or {lr}")
@@ -598,10 +594,8 @@ class DistributedTokenLoader:
     8 x 1. Token ids are not checked here: check_train_shards did it for every shard, before the clock."""
 
     def __init__(self, files: list[Path], rt: Runtime):
-        self.files = files
-        self.rt = rt
-        self.file_idx = 0
-        self.pos = 0
+        self.files, self.rt = files, rt
+        self.file_idx = self.pos = 0
         self.tokens = open_shard(files[0])
 
     def take(self, n: int) -> np.ndarray:
@@ -1210,9 +1204,7 @@ class Progress:
     """Console line (rank 0) every ~10% or ~30 s of a long phase; progress: lines never go to the logs."""
 
     def __init__(self, what: str, total: int, total_tokens: int):
-        self.what = what
-        self.total = max(total, 1)
-        self.total_tokens = total_tokens
+        self.what, self.total, self.total_tokens = what, max(total, 1), total_tokens
         self.next_fraction = 0.1
         self.t0 = self.last = time.perf_counter()
 
@@ -1485,9 +1477,7 @@ class Logger:
             return
         paths = [Path("logs") / f"{args.run_id}.txt"]
         if not args.eval_only:  # a scoring run leaves the training logs of this folder as they are
-            paths.append(Path(f"train_seed{args.seed}.log"))
-            if args.seed == 1337:
-                paths.append(Path("train.log"))
+            paths += [Path(f"train_seed{args.seed}.log")] + [Path("train.log")] * (args.seed == 1337)
         target = Path("logs")
         try:
             target.mkdir(exist_ok=True)
@@ -1890,8 +1880,7 @@ def log_training_warnings(args: Hyperparameters, rt: Runtime, log) -> None:
     """Settings that train worse than the user may think, said before any result."""
     for line in ACTIVATIONS[args.mlp_activation].warnings(args, rt.grad_accum_steps):
         log(line)
-    qat_phases, beta_phases = warmup_phases(args, rt)
-    needed = qat_phases * beta_phases
+    needed = math.prod(warmup_phases(args, rt))  # graph variants: QAT off/on x beta gradient on/off
     if rt.compile and args.warmup_steps < needed:
         log(f"WARNING: WARMUP_STEPS={args.warmup_steps} < {needed}: some graph variants will compile inside the "
             f"timed loop (lost training time); set WARMUP_STEPS={needed} or more")
@@ -1922,8 +1911,7 @@ def check_train_shards(args: Hyperparameters, rt: Runtime, files: list[Path], lo
     t0 = time.perf_counter()
     per_step = args.train_batch_tokens + rt.world_size * rt.grad_accum_steps  # + 1 token per rank's micro-span
     needed = (args.warmup_steps + args.iterations) * per_step  # the warm-up reads on from the first shard too
-    count = 0
-    tokens = 0
+    count = tokens = 0
     while count < len(files) and tokens < needed:
         tokens += shard_token_count(files[count])
         count += 1

@@ -21,7 +21,6 @@ import shlex
 import subprocess
 import sys
 import time
-from argparse import Namespace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,11 +132,10 @@ class Campaign:
     def check_runs(self) -> None:
         """Every training run's settings checked now, as tools/sweep.py checks them (the trainer's own validation)."""
         for activations, seeds, out, env in (sw for number in (1, 2, 3) for sw in self.sweeps(number)):
-            pairs = [*self.s["TRAIN_ENV"], *env]
+            args = sweep.build_parser().parse_args(self.sweep_command(activations, seeds, out, env)[2:])
             try:
-                settings = sweep.shared_settings(Namespace(env=pairs, fixed_steps=None, wallclock=self.s["WALLCLOCK"]),
-                                                 runlog.TRAINER)
-                sweep.check_settings(sweep.plan_runs(activations, seeds, out), settings, list(sweep.parse_env(pairs)))
+                settings = sweep.shared_settings(args, runlog.TRAINER)
+                sweep.check_settings(sweep.plan_runs(activations, seeds, out), settings, list(sweep.parse_env(args.env)))
             except runlog.ToolError as exc:
                 message = str(exc).replace("--env", "TRAIN_ENV").replace("--wallclock", "WALLCLOCK")
                 raise CampaignError(" ".join(message.replace("--activations / --seeds", "ACTIVATIONS / SEEDS").split()))

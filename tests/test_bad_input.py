@@ -143,8 +143,8 @@ import train_gpt as tg  # noqa: E402
                                                                "zero); lower ADAM_WD or SCALAR_LR"),
     ({"ASQU_WD": "1000"}, "ASQU_LR x ASQU_WD = 1 must be below 1: each step would scale those weights by 1 - 1 <= 0 "
                           "(decay past zero); lower ASQU_WD or ASQU_LR"),
-    ({"QUANT_SCALE_FLOOR": "2031120"}, "QUANT_SCALE_FLOOR=2031120 must be in [0, 2031120) (from 31 x 65520 up, the int6 "
-                                       "scale floor / 31 is inf in fp16), e.g. QUANT_SCALE_FLOOR=1.0"),
+    ({"QUANT_SCALE_FLOOR": "2031120"}, "QUANT_SCALE_FLOOR=2031120 must be in [0, 2031120) (int6 scales floor / 31 reach "
+                                       "inf in fp16), e.g. QUANT_SCALE_FLOOR=1.0"),
     ({"DIST_TIMEOUT_S": "0"}, "DIST_TIMEOUT_S=0 must be positive, e.g. DIST_TIMEOUT_S=600.0"),
 ])
 def test_settings_refused_with_one_line(env, message):
