@@ -64,7 +64,8 @@ SETTINGS = {
     "DRY_RUN": ("0", str, "1 = print each stage's commands and rules, run nothing"),
 }
 NARROW_KNOBS = ("ASQU_BETA_INIT", "ASQU_LR")
-POSITIVE, SIGNED = ("NPROC", "TRAIN_SHARDS", "RUN_ESTIMATE_S"), ("MIN_GAIN_BPB",)  # >= 1, any; other numbers: >= 0
+# Numbers are finite; NPROC, TRAIN_SHARDS, RUN_ESTIMATE_S >= 1; the KILL rules' margins any; the others >= 0.
+POSITIVE, SIGNED = ("NPROC", "TRAIN_SHARDS", "RUN_ESTIMATE_S"), ("STEP_MARGIN", "TIME_LIMIT_S", "MIN_GAIN_BPB")
 
 
 class CampaignError(Exception):
