@@ -135,8 +135,8 @@ class Campaign:
         for activations, seeds, out, env in (sw for number in (1, 2, 3) for sw in self.sweeps(number)):
             args = sweep.build_parser().parse_args(self.sweep_command(activations, seeds, out, env)[2:])
             try:
-                settings = sweep.shared_settings(args, runlog.TRAINER)
-                sweep.check_settings(sweep.plan_runs(activations, seeds, out), settings, list(sweep.parse_env(args.env)))
+                settings, runs = sweep.shared_settings(args, runlog.TRAINER), sweep.plan_runs(activations, seeds, out)
+                sweep.check_settings(runs, settings, list(sweep.parse_env(args.env)))
             except runlog.ToolError as exc:
                 message = str(exc).replace("--env", "TRAIN_ENV").replace("--wallclock", "WALLCLOCK")
                 raise CampaignError(" ".join(message.replace("--activations / --seeds", "ACTIVATIONS / SEEDS").split()))

@@ -132,8 +132,8 @@ import train_gpt as tg  # noqa: E402
     ({"ROPE_BASE": "0"}, "ROPE_BASE=0 must be positive, e.g. ROPE_BASE=10000.0"),
     ({"VE_LAYERS": ",,"}, "VE_LAYERS=',,' must be comma-separated layer indices, e.g. VE_LAYERS=9,10, or none"),
     # issue 29: settings that trained a broken model (exit 0) or died at the roundtrip blaming the training
-    ({"MUON_WD": "1000"}, "MATRIX_LR x MUON_WD = 25 must be below 1: each step would scale those weights by 1 - 25 <= 0 "
-                          "(decay past zero); lower MUON_WD or MATRIX_LR"),
+    ({"MUON_WD": "1000"}, "MATRIX_LR x MUON_WD = 25 must be below 1: each step would scale those weights by "
+                          "1 - 25 <= 0 (decay past zero); lower MUON_WD or MATRIX_LR"),
     ({"ADAM_WD": "100"}, "TIED_EMBED_LR x ADAM_WD = 3.5 must be below 1: each step would scale those weights by "
                          "1 - 3.5 <= 0 (decay past zero); lower ADAM_WD or TIED_EMBED_LR"),
     ({"ADAM_WD": "2", "TIE_EMBEDDINGS": "0"}, "EMBED_LR x ADAM_WD = 1.2 must be below 1: each step would scale those "
@@ -143,8 +143,8 @@ import train_gpt as tg  # noqa: E402
                                                                "zero); lower ADAM_WD or SCALAR_LR"),
     ({"ASQU_WD": "1000"}, "ASQU_LR x ASQU_WD = 1 must be below 1: each step would scale those weights by 1 - 1 <= 0 "
                           "(decay past zero); lower ASQU_WD or ASQU_LR"),
-    ({"QUANT_SCALE_FLOOR": "2031120"}, "QUANT_SCALE_FLOOR=2031120 must be in [0, 2031120) (int6 scales floor / 31 reach "
-                                       "inf in fp16), e.g. QUANT_SCALE_FLOOR=1.0"),
+    ({"QUANT_SCALE_FLOOR": "2031120"}, "QUANT_SCALE_FLOOR=2031120 must be in [0, 2031120) (int6 scales floor / 31 "
+                                       "reach inf in fp16), e.g. QUANT_SCALE_FLOOR=1.0"),
     ({"DIST_TIMEOUT_S": "0"}, "DIST_TIMEOUT_S=0 must be positive, e.g. DIST_TIMEOUT_S=600.0"),
 ])
 def test_settings_refused_with_one_line(env, message):
@@ -399,7 +399,8 @@ def test_a_broken_triton_install_does_not_stop_the_torch_kernel(run_train, tmp_p
 
 
 def test_sigint_during_the_imports_is_one_line(run_train, tmp_path):
-    """The signal arrives while the imports run (a zstandard stand-in sends it): a KeyboardInterrupt traceback before."""
+    """The signal arrives while the imports run (a zstandard stand-in sends it): a KeyboardInterrupt traceback
+    before."""
     (tmp_path / "fake").mkdir()
     (tmp_path / "fake" / "zstandard.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGINT)\n")
     proc = run_train(check=False, PYTHONPATH=tmp_path / "fake")

@@ -64,7 +64,8 @@ def test_scores_equal_the_training_run_to_the_last_digit(trained, run_train, val
 
 def test_the_readme_recipe_leaves_the_training_run_as_it_was(trained, tmp_path):
     """The recipe pastes the training log's config: line, RUN_ID included: the scoring run wrote logs/<RUN_ID>.txt and
-    the training log became .txt.1, lost to every tool. Now the scoring run names itself <RUN_ID>_eval_only_<time>_<pid>."""
+    the training log became .txt.1, lost to every tool. Now the scoring run names itself
+    <RUN_ID>_eval_only_<time>_<pid>."""
     import os
     import subprocess
     import sys

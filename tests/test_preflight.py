@@ -191,7 +191,8 @@ def test_a_workdir_that_is_a_file_is_refused_before_anything_runs(tmp_path, caps
     (tmp_path / "f").write_text("")
     with pytest.raises(SystemExit) as exit_info:
         pf.parse_args(["--workdir", str(tmp_path / "f")])
-    assert exit_info.value.code == 2 and f"--workdir {tmp_path / 'f'} is a file; name a folder" in capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert f"--workdir {tmp_path / 'f'} is a file; name a folder" in capsys.readouterr().err
 
 
 def test_several_reasons_are_joined():
