@@ -34,8 +34,11 @@ import traceback
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
+if __name__ == "__main__":  # Ctrl-C during the imports: one line (the handler for the run is set in __main__)
+    signal.signal(signal.SIGINT, lambda *_: sys.exit("interrupted: SIGINT (during start-up)"))
 import numpy as np
 import sentencepiece as spm
 import torch
@@ -65,7 +68,7 @@ class RunError(RuntimeError):
 
 # Variables that do not change results: left out of config_fingerprint.
 NOT_FINGERPRINTED = ("SEED", "RUN_ID", "DATA_PATH", "TOKENIZER_PATH", "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY",
-                     "COMPILE", "ATTENTION", "MLP_KERNEL", "EVAL_ONLY")
+                     "COMPILE", "ATTENTION", "MLP_KERNEL", "EVAL_ONLY", "DIST_TIMEOUT_S")
 # Settings that define the function an artifact computes: stored in it, compared by EVAL_ONLY.
 MODEL_SETTINGS = ("MLP_ACTIVATION", "VOCAB_SIZE", "NUM_LAYERS", "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "MLP_MULT",
                   "MLP_LEAKY_SLOPE", "ASQU_SIGMOID_BETA", "TIE_EMBEDDINGS", "LOGIT_SOFTCAP", "ROPE_BASE", "ROPE_DIMS",
@@ -81,6 +84,7 @@ POSITIVE = Bound("positive", lambda x: x > 0)
 NON_NEGATIVE = Bound(">= 0", lambda x: x >= 0)
 BELOW_ONE = Bound("in [0, 1)", lambda x: 0 <= x < 1)
 SEED_RANGE = Bound(f"in 0..{2**32 - 1}", lambda x: 0 <= x < 2**32)
+FP16_SCALES = Bound("in [0, 2031120) (int6 scales floor / 31 reach inf in fp16)", lambda x: 0 <= x < 31 * 65520)
 INT_LIMIT = 2**32  # whole-number settings above this mean nothing here (a run of 10^23 steps never ends)
 
 # Every setting: name, default, kind, meaning (`--help` prints them), and its allowed values (a Bound or the choices).
@@ -155,13 +159,14 @@ SETTINGS = (
     ("INT6_CLIP_PERCENTILES", "0.999,0.9995,0.9999,0.99999,1.0", str, "candidate row clips of the int6 export"),
     # Row clips below this are raised to it (scale >= floor/31 for int6, /127 for int8; also in QAT).
     # 1.0 is the record's clamp_min(1/31): coarser codes for small rows, a smaller artifact.
-    ("QUANT_SCALE_FLOOR", 1.0, float, "floor of int6/int8 row clips, export and QAT (0 = none)", NON_NEGATIVE),
+    ("QUANT_SCALE_FLOOR", 1.0, float, "floor of int6/int8 row clips, export and QAT (0 = none)", FP16_SCALES),
     # Runtime.
     ("COMPILE", None, bool, "torch.compile(fullgraph=True) the model (default: 1 on CUDA, 0 on CPU)"),
     ("ATTENTION", "auto", str, "auto (FA3, FA2 >= 2.6, SDPA) | flash_attn_3 | flash_attn_2 | sdpa",
      ("auto", "flash_attn_3", "flash_attn_2", "sdpa")),
     ("MLP_KERNEL", "auto", str, "auto (preflight's choice, else torch) | triton | torch", ("auto", "triton", "torch")),
     ("CPU_BF16", False, bool, "on CPU, the CUDA numerics: bf16 autocast and bf16 embedding tables"),
+    ("DIST_TIMEOUT_S", 600.0, float, "seconds a process waits for the others (rendezvous, each collective)", POSITIVE),
 )
 
 class Hyperparameters:
@@ -215,13 +220,12 @@ class Hyperparameters:
         def need(ok: bool, msg: str) -> None:
             if not ok:
                 raise ConfigError(msg)
-        self.mlp_activation = self.mlp_activation.lower()
-        self.mlp_activation = ACTIVATION_ALIASES.get(self.mlp_activation, self.mlp_activation)
+        self.mlp_activation = ACTIVATION_ALIASES.get(self.mlp_activation.lower(), self.mlp_activation.lower())
         need(self.mlp_activation in ACTIVATIONS, f"MLP_ACTIVATION={self.mlp_activation!r} is not one of "
              f"{', '.join(ACTIVATIONS)} (or {', '.join(ACTIVATION_ALIASES)})")
-        if self.run_id is None:
+        if self.run_id is None or self.eval_only:  # EVAL_ONLY: a name of its own, never the training run's RUN_ID
             kind = "eval_only" if self.eval_only else f"seed{self.seed}"
-            self.run_id = f"{self.mlp_activation}_{kind}_{time.strftime('%Y%m%d-%H%M%S')}"
+            self.run_id = f"{self.run_id or self.mlp_activation}_{kind}_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}"
         need(self.run_id not in (".", "..") and self.run_id == self.run_id.strip()
              and not any(c in "/\\" or not c.isprintable() for c in self.run_id),
              f"RUN_ID={self.run_id!r} names a file: no path separators, control characters (newlines, tabs) or "
@@ -263,6 +267,11 @@ class Hyperparameters:
              f"ASQU_BETA_INIT={self.asqu_beta_init} must be in (0, 1) with ASQU_SIGMOID_BETA=1")
         need(self.mlp_hidden >= 1, f"MLP_MULT={self.mlp_mult} gives an MLP hidden width of {max(self.mlp_hidden, 0)} "
              f"with MODEL_DIM={self.model_dim}: MLP_MULT x MODEL_DIM must be >= 1, e.g. MLP_MULT=3.0")
+        for lr, wd in filter(None, (("MATRIX_LR", "MUON_WD"), ("TIED_EMBED_LR" if self.tie_embeddings else "EMBED_LR",
+                                    "ADAM_WD"), ("SCALAR_LR", "ADAM_WD"), ACTIVATIONS[self.mlp_activation].group)):
+            product = getattr(self, lr.lower()) * getattr(self, wd.lower())
+            need(product < 1, f"{lr} x {wd} = {product:g} must be below 1: each step would scale those weights by "
+                 f"1 - {product:g} <= 0 (decay past zero); lower {wd} or {lr}")
         need(self.final_weights != "swa" or self.max_wallclock_seconds > 0 or self.swa_snapshots() > 0,
              f"FINAL_WEIGHTS=swa takes no snapshot with ITERATIONS={self.iterations}, "
              f"WARMDOWN_ITERS={self.warmdown_iters}, SWA_EVERY={self.swa_every} (snapshots start at LR scale < 0.2); "
@@ -349,15 +358,16 @@ def launcher_values(environ: Mapping[str, str]) -> dict[str, int]:
     if "RANK" in values:
         if not values["RANK"] < values["WORLD_SIZE"]:
             raise ConfigError(f"RANK={values['RANK']} must be below WORLD_SIZE={values['WORLD_SIZE']}; {launch}")
-        if not (environ.get("MASTER_ADDR") and environ.get("MASTER_PORT")):
-            raise ConfigError(f"RANK and WORLD_SIZE are set but MASTER_ADDR or MASTER_PORT is not; {launch}")
+        port = environ.get("MASTER_PORT", "")
+        if not (environ.get("MASTER_ADDR") and port.isdigit() and 0 < int(port) < 65536):
+            raise ConfigError(f"RANK and WORLD_SIZE are set but MASTER_ADDR is unset or MASTER_PORT={port!r} is not a "
+                              f"port (1-65535); {launch}")
     return values
 
 def runtime_from_env(args: Hyperparameters) -> Runtime:
     launcher = launcher_values(os.environ)
     distributed = "RANK" in launcher
     rank, world_size = (launcher["RANK"], launcher["WORLD_SIZE"]) if distributed else (0, 1)
-    RUN["rank"] = rank
     local_rank = launcher.get("LOCAL_RANK", 0)
     device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
     compile_model = device.type == "cuda" if args.compile is None else args.compile
@@ -429,15 +439,20 @@ def pick_mlp_kernel(args: Hyperparameters, device: torch.device) -> tuple[str, s
                           "tests), or set MLP_KERNEL=torch")
     return choice, source
 
-def init_distributed(rt: Runtime) -> None:
+def init_distributed(rt: Runtime, timeout_s: float) -> None:
     if rt.device.type == "cuda":
         torch.cuda.set_device(rt.device)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     if rt.distributed:  # torch._dynamo (DDP imports it) before the group: see the teardown at the end of main()
         import torch._dynamo as _dynamo  # noqa: F401  (an `as` name: a bare `import torch.x` here would shadow torch)
-        dist.init_process_group(backend="nccl" if rt.device.type == "cuda" else "gloo",
-                                device_id=rt.device if rt.device.type == "cuda" else None)
+        where = f"MASTER_ADDR:MASTER_PORT={os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+        try:
+            dist.init_process_group(backend="nccl" if rt.device.type == "cuda" else "gloo", timeout=timedelta(
+                seconds=timeout_s), device_id=rt.device if rt.device.type == "cuda" else None)
+        except RuntimeError as exc:  # torch's DistNetworkError, DistStoreError: a port in use, no peer, no host
+            raise RunError(f"the {rt.world_size} processes did not meet at {where} within DIST_TIMEOUT_S={timeout_s:g} "
+                           f"({str(exc).splitlines()[0]}); launch with torchrun, or start every rank") from None
 
 ATTN_BACKEND, _fa3, _fa2 = "sdpa", None, None  # set by pick_attention_backend()
 
@@ -585,10 +600,8 @@ class DistributedTokenLoader:
     8 x 1. Token ids are not checked here: check_train_shards did it for every shard, before the clock."""
 
     def __init__(self, files: list[Path], rt: Runtime):
-        self.files = files
-        self.rt = rt
-        self.file_idx = 0
-        self.pos = 0
+        self.files, self.rt = files, rt
+        self.file_idx = self.pos = 0
         self.tokens = open_shard(files[0])
 
     def take(self, n: int) -> np.ndarray:
@@ -715,8 +728,8 @@ def check_byte_tables(sp: spm.SentencePieceProcessor, t: ByteTables, path: str) 
 try:
     import triton
     import triton.language as tl
-except ImportError:  # MLP_KERNEL=triton is then refused with a ConfigError
-    triton = None
+except Exception:  # missing or broken (any error at import): MLP_KERNEL=triton is refused with a ConfigError, and
+    triton = sys.modules["triton"] = None  # torch (torch._dynamo imports it) takes it as missing too
 
 TRITON_BLOCK_M, TRITON_BLOCK_N, TRITON_ROWS_PER_PROGRAM = 32, 128, 512  # tiles of 32 rows x 128 channels
 
@@ -1197,9 +1210,7 @@ class Progress:
     """Console line (rank 0) every ~10% or ~30 s of a long phase; progress: lines never go to the logs."""
 
     def __init__(self, what: str, total: int, total_tokens: int):
-        self.what = what
-        self.total = max(total, 1)
-        self.total_tokens = total_tokens
+        self.what, self.total, self.total_tokens = what, max(total, 1), total_tokens
         self.next_fraction = 0.1
         self.t0 = self.last = time.perf_counter()
 
@@ -1407,12 +1418,11 @@ def keep_existing(path: Path, into: Path | None = None) -> Path | None:
         return None
     folder = into or path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    kept, k = folder / path.name, 0
-    while kept.exists():
-        k += 1
-        kept = folder / f"{path.name}.{k}"
-    path.rename(kept)
-    return kept
+    for k in range(INT_LIMIT):
+        kept = folder / (f"{path.name}.{k}" if k else path.name)
+        with contextlib.suppress(FileExistsError):  # the name is claimed first: a run keeping a file at the same
+            os.close(os.open(kept, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # instant takes the next one
+            return path.replace(kept)
 
 def write_file(path: Path, data: bytes) -> None:
     """Atomic write through a temporary name unique to this process; a failure leaves no partial file."""
@@ -1473,9 +1483,7 @@ class Logger:
             return
         paths = [Path("logs") / f"{args.run_id}.txt"]
         if not args.eval_only:  # a scoring run leaves the training logs of this folder as they are
-            paths.append(Path(f"train_seed{args.seed}.log"))
-            if args.seed == 1337:
-                paths.append(Path("train.log"))
+            paths += [Path(f"train_seed{args.seed}.log")] + [Path("train.log")] * (args.seed == 1337)
         target = Path("logs")
         try:
             target.mkdir(exist_ok=True)
@@ -1886,8 +1894,7 @@ def log_training_warnings(args: Hyperparameters, rt: Runtime, log) -> None:
     """Settings that train worse than the user may think, said before any result."""
     for line in ACTIVATIONS[args.mlp_activation].warnings(args, rt.grad_accum_steps):
         log(line)
-    qat_phases, beta_phases = warmup_phases(args, rt)
-    needed = qat_phases * beta_phases
+    needed = math.prod(warmup_phases(args, rt))  # graph variants: QAT off/on x beta gradient on/off
     if rt.compile and args.warmup_steps < needed:
         log(f"WARNING: WARMUP_STEPS={args.warmup_steps} < {needed}: some graph variants will compile inside the "
             f"timed loop (lost training time); set WARMUP_STEPS={needed} or more")
@@ -1944,6 +1951,7 @@ def eval_only(args: Hyperparameters, rt: Runtime, inputs: Inputs, log) -> None:
     score_artifact(args, rt, inputs.artifact, inputs.val, None, log)
 
 def main() -> None:
+    RUN["rank"] = launcher_values(os.environ).get("RANK", 0)  # first: a bad setting is printed by rank 0 only
     args = Hyperparameters()
     rt = runtime_from_env(args)
     inputs = load_inputs(args, rt)  # set-up: every input checked before anything is written
@@ -1951,7 +1959,7 @@ def main() -> None:
         check_output_folders(args.run_id)
     RUN["lock"] = lock_run_id(args.run_id) if rt.master else None  # held until the process exits
     log = RUN["log"] = Logger(args, rt.master)
-    init_distributed(rt)
+    init_distributed(rt, args.dist_timeout_s)
     log_header(args, rt, log, inputs)
     if args.eval_only:
         eval_only(args, rt, inputs, log)
@@ -1990,7 +1998,7 @@ if __name__ == "__main__":
         print(f"error: unknown argument {' '.join(sys.argv[1:])}; train_gpt.py is configured by environment "
               "variables (python3 train_gpt.py --help lists them)", file=sys.stderr)
         sys.exit(2)
-    for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal or ssh session closed
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal or ssh session closed
         signal.signal(signum, on_signal)
     try:
         main()

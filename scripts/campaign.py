@@ -16,6 +16,7 @@ the budget.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -26,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 import compare  # noqa: E402
+import package  # noqa: E402
 import runlog  # noqa: E402
 import sweep  # noqa: E402
 
@@ -65,6 +67,8 @@ SETTINGS = {
     "DRY_RUN": ("0", str, "1 = print each stage's commands and rules, run nothing"),
 }
 NARROW_KNOBS = ("ASQU_BETA_INIT", "ASQU_LR")
+# Numbers are finite; NPROC, TRAIN_SHARDS, RUN_ESTIMATE_S >= 1; the KILL rules' margins any; the others >= 0.
+POSITIVE, SIGNED = ("NPROC", "TRAIN_SHARDS", "RUN_ESTIMATE_S"), ("STEP_MARGIN", "TIME_LIMIT_S", "MIN_GAIN_BPB")
 
 
 class CampaignError(Exception):
@@ -76,11 +80,14 @@ def read_settings(environ: dict, argv: list[str]) -> dict:
     if argv:
         s["OUT"] = argv[0]
     for name, (default, kind, _) in SETTINGS.items():
+        raw, least = s[name], -math.inf if name in SIGNED else 1 if name in POSITIVE else 0
         try:
-            s[name] = None if kind is not str and not s[name] and not default else kind(s[name])  # "": unset
+            s[name] = None if kind is not str and not raw and not default else kind(raw)  # "": unset
+            if kind is not str and s[name] is not None and not (math.isfinite(s[name]) and s[name] >= least):
+                raise ValueError
         except ValueError:
-            wanted = "an integer" if kind is int else "a number"
-            raise CampaignError(f"{name} must be {wanted}, got {s[name]!r}") from None
+            wanted = ("an integer" if kind is int else "a finite number") + ("" if name in SIGNED else f" >= {least}")
+            raise CampaignError(f"{name} must be {wanted}, got {raw!r}") from None
     if s["BUDGET"] is not None and s["PRICE_PER_GPU_HOUR"] is None:
         raise CampaignError("BUDGET is money: set PRICE_PER_GPU_HOUR too")
     s["ACTIVATIONS"] = [a for a in s["ACTIVATIONS"].split(",") if a]
@@ -90,8 +97,10 @@ def read_settings(environ: dict, argv: list[str]) -> dict:
         s["SEEDS"] = [int(x) for x in s["SEEDS"].split(",") if x]
     except ValueError:
         raise CampaignError(f"SEEDS takes comma-separated integers, got {s['SEEDS']!r}") from None
-    if not s["SEEDS"]:
-        raise CampaignError("SEEDS needs at least one seed")
+    if not s["SEEDS"] or len(set(s["SEEDS"])) < len(s["SEEDS"]):
+        raise CampaignError(f"SEEDS needs distinct seeds, at least one, got {environ.get('SEEDS')!r}")
+    if s["TRACK"] not in package.TRACKS:
+        raise CampaignError(f"TRACK={s['TRACK']!r} is not one of {', '.join(package.TRACKS)}")
     if s["NARROW_SWEEP"]:
         name, _, values = s["NARROW_SWEEP"].partition("=")
         if name not in NARROW_KNOBS or not values:
@@ -104,6 +113,8 @@ def read_settings(environ: dict, argv: list[str]) -> dict:
             raise CampaignError(f"{name}={s[name]!r} cannot be split like a shell line ({exc}); balance its "
                                 "quotes") from None
     s["OUT"] = Path(s["OUT"]).resolve()
+    if s["OUT"].exists() and not s["OUT"].is_dir():
+        raise CampaignError(f"OUT={s['OUT']} is a file, not a folder; name a folder (it is created)")
     return s
 
 
@@ -120,6 +131,18 @@ class Campaign:
             raise CampaignError(f"{state_path} is unreadable ({exc}); move it away to start afresh") from None
         self.state.setdefault("stages", {})
         self.state.setdefault("measured_runs", {"count": 0, "wall_s": 0.0})
+        self.check_runs()
+
+    def check_runs(self) -> None:
+        """Every training run's settings checked now, as tools/sweep.py checks them (the trainer's own validation)."""
+        for activations, seeds, out, env in (sw for number in (1, 2, 3) for sw in self.sweeps(number)):
+            args = sweep.build_parser().parse_args(self.sweep_command(activations, seeds, out, env)[2:])
+            try:
+                settings, runs = sweep.shared_settings(args, runlog.TRAINER), sweep.plan_runs(activations, seeds, out)
+                sweep.check_settings(runs, settings, list(sweep.parse_env(args.env)))
+            except runlog.ToolError as exc:
+                message = str(exc).replace("--env", "TRAIN_ENV").replace("--wallclock", "WALLCLOCK")
+                raise CampaignError(" ".join(message.replace("--activations / --seeds", "ACTIVATIONS / SEEDS").split()))
 
     # ----- commands ---------------------------------------------------------------------------------
     def sweep_command(self, activations: list[str], seeds: list[int], out: Path, env: list[str] = ()) -> list[str]:

@@ -641,6 +641,8 @@ def parse_args(argv=None):
             p.error(f"--set {item!r}: expected NAME=VALUE, not MLP_KERNEL (the preflight runs every kernel)")
     if a.json and (Path(a.json).is_dir() or not Path(a.json).resolve().parent.is_dir()):
         p.error(f"--json {a.json}: name a file in an existing folder (the report is written there at the end)")
+    if a.workdir and Path(a.workdir).exists() and not Path(a.workdir).is_dir():
+        p.error(f"--workdir {a.workdir} is a file; name a folder (created if missing)")
     return a
 
 
@@ -704,6 +706,7 @@ def main(argv=None) -> int:
             print(f"kept {tmp}" + (" (a run failed: its logs are there)" if failed and not args.keep else ""))
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+            print(f"removed {tmp} and the runs' logs in it (--keep keeps them)")
     print(final)
     return 0 if ok else 1
 

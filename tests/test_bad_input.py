@@ -131,6 +131,21 @@ import train_gpt as tg  # noqa: E402
     ({"TIED_EMBED_INIT_STD": "-0.005"}, "TIED_EMBED_INIT_STD=-0.005 must be >= 0, e.g. TIED_EMBED_INIT_STD=0.005"),
     ({"ROPE_BASE": "0"}, "ROPE_BASE=0 must be positive, e.g. ROPE_BASE=10000.0"),
     ({"VE_LAYERS": ",,"}, "VE_LAYERS=',,' must be comma-separated layer indices, e.g. VE_LAYERS=9,10, or none"),
+    # issue 29: settings that trained a broken model (exit 0) or died at the roundtrip blaming the training
+    ({"MUON_WD": "1000"}, "MATRIX_LR x MUON_WD = 25 must be below 1: each step would scale those weights by "
+                          "1 - 25 <= 0 (decay past zero); lower MUON_WD or MATRIX_LR"),
+    ({"ADAM_WD": "100"}, "TIED_EMBED_LR x ADAM_WD = 3.5 must be below 1: each step would scale those weights by "
+                         "1 - 3.5 <= 0 (decay past zero); lower ADAM_WD or TIED_EMBED_LR"),
+    ({"ADAM_WD": "2", "TIE_EMBEDDINGS": "0"}, "EMBED_LR x ADAM_WD = 1.2 must be below 1: each step would scale those "
+                                              "weights by 1 - 1.2 <= 0 (decay past zero); lower ADAM_WD or EMBED_LR"),
+    ({"SCALAR_LR": "1", "ADAM_WD": "1", "TIED_EMBED_LR": "0"}, "SCALAR_LR x ADAM_WD = 1 must be below 1: each step "
+                                                               "would scale those weights by 1 - 1 <= 0 (decay past "
+                                                               "zero); lower ADAM_WD or SCALAR_LR"),
+    ({"ASQU_WD": "1000"}, "ASQU_LR x ASQU_WD = 1 must be below 1: each step would scale those weights by 1 - 1 <= 0 "
+                          "(decay past zero); lower ASQU_WD or ASQU_LR"),
+    ({"QUANT_SCALE_FLOOR": "2031120"}, "QUANT_SCALE_FLOOR=2031120 must be in [0, 2031120) (int6 scales floor / 31 "
+                                       "reach inf in fp16), e.g. QUANT_SCALE_FLOOR=1.0"),
+    ({"DIST_TIMEOUT_S": "0"}, "DIST_TIMEOUT_S=0 must be positive, e.g. DIST_TIMEOUT_S=600.0"),
 ])
 def test_settings_refused_with_one_line(env, message):
     with pytest.raises(tg.ConfigError) as info:
@@ -143,10 +158,14 @@ def test_bounds_admit_their_edges_and_the_defaults():
                                "RUN_ID": "r" * 200, "ITERATIONS": str(2**32 - 1), "MLP_KERNEL": "TRITON"})
     assert args.beta1 == 0 and args.matrix_lr == 0 and args.muon_momentum < 1 and args.mlp_kernel == "triton"
     assert tg.Hyperparameters({}).fingerprint() == tg.Hyperparameters({"BETA2": "0.95"}).fingerprint()
+    edges = tg.Hyperparameters({"QUANT_SCALE_FLOOR": "2031119", "ASQU_WD": "999", "MUON_WD": "39.9", "MLP_ACTIVATION":
+                                "relu2", "ADAM_WD": "28"})  # relu2 has no beta: ASQU_WD is unused
+    scale = tg.quant_scale(torch.zeros(1), 31, edges.quant_scale_floor)
+    assert torch.isfinite(scale).all() and not torch.isfinite(tg.quant_scale(torch.zeros(1), 31, 2031120)).all()
 
 
 @pytest.mark.parametrize("env", [{"BETA2": "1.5"}, {"ADAM_EPS": "-1"}, {"ASQU_WD": "-1"}, {"ITERATIONS": ""},
-                                 {"NUM_LAYERS": "100000"}])
+                                 {"NUM_LAYERS": "100000"}, {"MUON_WD": "1000", "FINAL_WEIGHTS": "raw"}])
 def test_refused_before_anything_is_written(run_train, tmp_path, env):
     """These raised torch's ValueError (or an allocator error) after the logs were rotated, leaving empty logs
     and a lock; now one line, exit 2, nothing written or moved."""
@@ -217,8 +236,14 @@ def test_every_train_shard_is_checked_before_the_clock(run_train, tmp_path, data
 @pytest.mark.parametrize("env,message", [
     ({"WORLD_SIZE": "2"}, "WORLD_SIZE is set without RANK: launch with torchrun (which sets it) or unset it"),
     ({"RANK": "1"}, "RANK is set without WORLD_SIZE: launch with torchrun (which sets it) or unset it"),
-    ({"RANK": "0", "WORLD_SIZE": "1"}, "RANK and WORLD_SIZE are set but MASTER_ADDR or MASTER_PORT is not; launch "
-                                       "with torchrun (which sets it) or unset it"),
+    ({"RANK": "0", "WORLD_SIZE": "1"}, "RANK and WORLD_SIZE are set but MASTER_ADDR is unset or MASTER_PORT='' is not "
+                                       "a port (1-65535); launch with torchrun (which sets it) or unset it"),
+    ({"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "x", "MASTER_PORT": "abc"},
+     "RANK and WORLD_SIZE are set but MASTER_ADDR is unset or MASTER_PORT='abc' is not a port (1-65535); launch with "
+     "torchrun (which sets it) or unset it"),
+    ({"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "x", "MASTER_PORT": "99999"},
+     "RANK and WORLD_SIZE are set but MASTER_ADDR is unset or MASTER_PORT='99999' is not a port (1-65535); launch with "
+     "torchrun (which sets it) or unset it"),
     ({"RANK": "0", "WORLD_SIZE": "0", "MASTER_ADDR": "x", "MASTER_PORT": "1"},
      "RANK=0 must be below WORLD_SIZE=0; launch with torchrun (which sets it) or unset it"),
     ({"LOCAL_WORLD_SIZE": "abc"},
@@ -312,3 +337,117 @@ def test_when_rank_0_stops_the_other_rank_says_one_line(run_train, tmp_path):
     assert "error: cannot write runs/full/final_model.pt: No space left on device; free disk space or use a " \
            "writable folder" in lines
     assert any(line.startswith("error (rank 1): ") for line in lines), proc.stderr[-3000:]
+
+
+# ----- issue 29: the last tracebacks and weak lines ------------------------------------------------------------------
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "no.such.host.invalid"])
+def test_a_rendezvous_that_cannot_complete_gives_up_in_one_line(run_train, tmp_path, host):
+    """RANK=0 WORLD_SIZE=2 by hand with no second process, or a host that does not resolve, waited silently for 30
+    minutes (torch's C++ layer may still print its own warnings first; the last line is ours)."""
+    port = free_port()
+    proc = run_train(check=False, RANK=0, WORLD_SIZE=2, MASTER_ADDR=host, MASTER_PORT=port, DIST_TIMEOUT_S=2,
+                     timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        f"error: the 2 processes did not meet at MASTER_ADDR:MASTER_PORT={host}:{port} within DIST_TIMEOUT_S=2 (")
+
+
+def test_a_port_in_use_is_one_line(run_train, tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = run_train(check=False, RANK=0, WORLD_SIZE=1, MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the 1 processes did not meet at") and "address already in use" in last
+
+
+def test_a_bad_setting_under_torchrun_is_printed_once(run_train, tmp_path):
+    proc = run_train(nproc=2, check=False, MUON_WD=1000)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
+    assert proc.returncode != 0 and errors == [
+        "error: MATRIX_LR x MUON_WD = 25 must be below 1: each step would scale those weights by 1 - 25 <= 0 (decay "
+        "past zero); lower MUON_WD or MATRIX_LR"], proc.stderr[-3000:]
+
+
+BROKEN_TRITON = "raise RuntimeError('this triton build does not match the driver')\n"
+
+
+def test_a_broken_triton_install_does_not_stop_the_torch_kernel(run_train, tmp_path):
+    """A triton whose import raised something other than ImportError killed the trainer at import."""
+    (tmp_path / "fake" / "triton").mkdir(parents=True)
+    (tmp_path / "fake" / "triton" / "__init__.py").write_text(BROKEN_TRITON)
+    proc = run_train(check=False, PYTHONPATH=tmp_path / "fake", MLP_KERNEL="torch", ITERATIONS=2, EVAL_STRIDE=0,
+                     RUN_ID="torchkernel")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    asked = run_train(check=False, PYTHONPATH=tmp_path / "fake", MLP_KERNEL="triton", TRITON_INTERPRET=1)
+    assert asked.returncode == 2 and "Traceback" not in asked.stderr
+    assert asked.stderr.strip().splitlines()[-1].startswith("error: MLP_KERNEL=triton but the triton package cannot be "
+                                                           "imported")
+
+
+def test_sigint_during_the_imports_is_one_line(run_train, tmp_path):
+    """The signal arrives while the imports run (a zstandard stand-in sends it): a KeyboardInterrupt traceback
+    before."""
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "zstandard.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGINT)\n")
+    proc = run_train(check=False, PYTHONPATH=tmp_path / "fake")
+    assert proc.returncode == 1 and proc.stderr == "interrupted: SIGINT (during start-up)\n", proc.stderr[-2000:]
+    assert not (tmp_path / "logs").exists()
+
+
+def test_default_run_ids_of_runs_started_together_differ():
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = "import train_gpt; print(train_gpt.Hyperparameters({'EVAL_ONLY': 'x.ptz'}).run_id)"
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    ids = [p.communicate()[0].strip() for p in procs]
+    assert ids[0] != ids[1] and all(re.fullmatch(r"asqu_eval_only_\d{8}-\d{6}_\d+", i) for i in ids), ids
+
+
+def test_keeping_a_file_never_overwrites_one_another_run_kept_at_the_same_instant(tmp_path, monkeypatch):
+    """Another run keeps its train.log as train.log.1 between this run's look at that name and its move."""
+    import os
+
+    (tmp_path / "train.log").write_text("this run's earlier log\n")
+    other = tmp_path / "train.log.1"
+    real_exists, real_open = tg.Path.exists, os.open
+
+    def other_run_keeps_its_file():
+        if not other.is_symlink() and not real_exists(other):
+            other.write_text("the other run's earlier log\n")
+
+    def exists(path, *args, **kwargs):
+        if path == other:
+            answer = real_exists(path)
+            other_run_keeps_its_file()
+            return answer
+        return real_exists(path, *args, **kwargs)
+
+    def open_(path, *args, **kwargs):
+        if str(path) == str(other):
+            other_run_keeps_its_file()
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(tg.Path, "exists", exists)
+    monkeypatch.setattr(tg.os, "open", open_)
+    kept = tg.keep_existing(tmp_path / "train.log")
+    assert other.read_text() == "the other run's earlier log\n"
+    assert kept == tmp_path / "train.log.2" and kept.read_text() == "this run's earlier log\n"
+    assert not (tmp_path / "train.log").exists()

@@ -56,10 +56,41 @@ def test_scores_equal_the_training_run_to_the_last_digit(trained, run_train, val
     assert len(expected) == 4 and final_lines(proc.stdout) == expected
     digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
     assert f"eval_only: artifact:{artifact.resolve()} sha256:{digest} bytes:{artifact.stat().st_size}" in proc.stdout
-    scored_log = (work / "logs/scored.txt").read_text()
+    scored_log = next((work / "logs").glob(f"scored_eval_only_*_{proc_pid(proc)}.txt")).read_text()  # its own name
     assert final_lines(scored_log) == expected and not re.search(r"^(train_loader|step):", scored_log, re.M)
     assert (work / "train_seed7.log").read_text() == "the training log, kept\n"  # not rotated, not written
     assert sorted(p.name for p in work.iterdir()) == ["logs", "runs", "train_seed7.log"]
+
+
+def test_the_readme_recipe_leaves_the_training_run_as_it_was(trained, tmp_path):
+    """The recipe pastes the training log's config: line, RUN_ID included: the scoring run wrote logs/<RUN_ID>.txt and
+    the training log became .txt.1, lost to every tool. Now the scoring run names itself
+    <RUN_ID>_eval_only_<time>_<pid>."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO, TINY_ENV
+
+    folder, log, _ = trained
+    work = tmp_path / "run"
+    shutil.copytree(folder, work)
+    before = {p.relative_to(work): p.read_bytes() for p in work.rglob("*") if p.is_file() and p.name != ".lock"}
+    recipe = ("eval \"$(grep -m1 '^config:' logs/trained.txt | cut -d: -f2-) "
+              f"EVAL_ONLY=runs/trained/final_model.int6.ptz {sys.executable} {REPO / 'train_gpt.py'}\"")
+    env = {k: v for k, v in os.environ.items() if k not in TINY_ENV and k not in ("RUN_ID", "DATA_PATH")}
+    proc = subprocess.run(["bash", "-c", recipe], cwd=work, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scored = re.search(r"^logs: (logs/trained_eval_only_\d{8}-\d{6}_\d+\.txt)$", proc.stdout, re.M).group(1)
+    assert final_lines((work / scored).read_text()) == final_lines(log)
+    after = {p.relative_to(work): p.read_bytes() for p in work.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert {k: v for k, v in after.items() if str(k) != scored} == before  # nothing moved or changed
+
+
+def proc_pid(proc) -> str:
+    """The pid a default-named run's log name ends with (logs: logs/<name>_<pid>.txt)."""
+    return re.search(r"^logs: logs/\S+_(\d+)\.txt$", proc.stdout, re.M).group(1)
 
 
 def bad_eval(run_train, tmp_path, val_only, path, **env):

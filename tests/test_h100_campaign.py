@@ -281,17 +281,63 @@ def test_preflight_failure_kills_at_setup(tmp_path):
 
 @pytest.mark.parametrize("settings, message", [
     (dict(ACTIVATIONS="asqu"), "ACTIVATIONS needs the control and a candidate"),
-    (dict(NPROC="eight"), "NPROC must be an integer, got 'eight'"),
+    (dict(NPROC="eight"), "NPROC must be an integer >= 1, got 'eight'"),
     (dict(BUDGET="100"), "BUDGET is money: set PRICE_PER_GPU_HOUR too"),
     (dict(NARROW_SWEEP="NUM_LAYERS=10,12"), "NARROW_SWEEP takes NAME=v1,v2 with NAME one of ASQU_BETA_INIT, ASQU_LR"),
     (dict(SEEDS="1337,x"), "SEEDS takes comma-separated integers"),
     (dict(TRAIN_ENV='NUM_LAYERS="10'), "TRAIN_ENV='NUM_LAYERS=\"10' cannot be split like a shell line"),
     (dict(SOTA_LOGS="'sota/a.log"), "SOTA_LOGS=\"'sota/a.log\" cannot be split like a shell line"),
+    # issue 29: each of these printed "dry run done", and met the real campaign at the stage using it (or never)
+    (dict(NPROC="0"), "NPROC must be an integer >= 1, got '0'"),
+    (dict(NPROC="-2"), "NPROC must be an integer >= 1, got '-2'"),
+    (dict(PRICE_PER_GPU_HOUR="-1"), "PRICE_PER_GPU_HOUR must be a finite number >= 0, got '-1'"),
+    (dict(PRICE_PER_GPU_HOUR="nan"), "PRICE_PER_GPU_HOUR must be a finite number >= 0, got 'nan'"),
+    (dict(PRICE_PER_GPU_HOUR="1", BUDGET="-5"), "BUDGET must be a finite number >= 0, got '-5'"),
+    (dict(RUN_ESTIMATE_S="-1"), "RUN_ESTIMATE_S must be a finite number >= 1, got '-1'"),
+    (dict(TRAIN_SHARDS="-3"), "TRAIN_SHARDS must be an integer >= 1, got '-3'"),
+    (dict(WALLCLOCK="-1"), "WALLCLOCK must be a finite number >= 0, got '-1'"),
+    (dict(ACTIVATIONS="foo,bar"), "nothing was run; train_gpt.py would refuse these settings: MLP_ACTIVATION='foo' is "
+                                  "not one of relu2, leaky2, asqu (or leaky_relu2)"),
+    (dict(TRACK="bogus"), "TRACK='bogus' is not one of 10min_16mb, non_record_16mb"),
+    (dict(SEEDS="1,1,1"), "SEEDS needs distinct seeds, at least one, got '1,1,1'"),
+    (dict(SEEDS="-1,2"), "nothing was run; train_gpt.py would refuse these settings: SEED=-1 must be in 0..4294967295"),
+    (dict(TRAIN_ENV="NOEQUALS"), "TRAIN_ENV takes KEY=VALUE, got 'NOEQUALS'"),
+    (dict(TRAIN_ENV="NUM_LAYERS=abc"), "nothing was run; train_gpt.py would refuse these settings: NUM_LAYERS='abc' is "
+                                       "not a whole number; set it to e.g. NUM_LAYERS=11 or unset it"),
+    (dict(TRAIN_ENV="MUON_WD=1000"), "nothing was run; train_gpt.py would refuse these settings: MATRIX_LR x MUON_WD"),
+    (dict(TRAIN_ENV="MLP_ACTIVATION=relu2"), "TRAIN_ENV MLP_ACTIVATION=... is set per run by the sweep; use "
+                                             "ACTIVATIONS / SEEDS"),
+    (dict(TRAIN_ENV="SEED=1"), "TRAIN_ENV SEED=... is set per run by the sweep; use ACTIVATIONS / SEEDS"),
+    (dict(TRAIN_ENV="MAX_WALLCLOCK_SECONDS=60"), "WALLCLOCK sets MAX_WALLCLOCK_SECONDS; do not also pass it with "
+                                                 "TRAIN_ENV"),
+    (dict(TRAIN_ENV="NUM_LAYER=3"), "nothing was run; train_gpt.py would refuse these settings: TRAIN_ENV NUM_LAYER: "
+                                    "not a variable of train_gpt.py (did you mean NUM_LAYERS?)"),
+    (dict(NARROW_SWEEP="ASQU_LR=0.002,abc"), "nothing was run; train_gpt.py would refuse these settings: "
+                                             "ASQU_LR='abc' is not a finite number"),
 ])
 def test_bad_settings_are_one_line(tmp_path, settings, message):
     result = campaign(tmp_path / "o", DRY_RUN="1", **settings)
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(f"campaign: error: {message}")
+
+
+def test_an_out_that_is_a_file_is_one_line_in_the_dry_run_too(tmp_path):
+    (tmp_path / "o").write_text("mine\n")
+    for dry in ("1", "0"):
+        result = campaign(tmp_path / "o", DRY_RUN=dry, SKIP_PREFLIGHT="1", SKIP_DOWNLOAD="1")
+        assert result.returncode == 2 and result.stdout == "" and result.stderr == (
+            f"campaign: error: OUT={tmp_path / 'o'} is a file, not a folder; name a folder (it is created)\n")
+    assert (tmp_path / "o").read_text() == "mine\n"
+
+
+def test_the_real_run_refuses_what_the_dry_run_does(tmp_path):
+    """Not a dry run: a bad TRAIN_ENV value stops before stage 0 (the preflight) is started."""
+    fake = tmp_path / "fakepython"
+    fake.write_text("#!/bin/sh\necho \"fakepython $*\" >> \"$(dirname \"$0\")/calls\"\nexit 0\n")
+    fake.chmod(0o755)
+    result = campaign(tmp_path / "o", PYTHON=str(fake), TRAIN_ENV="NUM_LAYERS=abc")
+    assert result.returncode == 2 and result.stdout == "" and "NUM_LAYERS='abc' is not a whole number" in result.stderr
+    assert not (tmp_path / "calls").exists() and not (tmp_path / "o").exists()
 
 
 def test_an_unreadable_record_is_one_line_and_kept(tmp_path):

@@ -190,6 +190,14 @@ def test_a_json_path_that_cannot_be_written_is_refused_before_anything_runs(wher
     assert exit_info.value.code == 2 and "--json" in capsys.readouterr().err
 
 
+def test_a_workdir_that_is_a_file_is_refused_before_anything_runs(tmp_path, capsys):
+    (tmp_path / "f").write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        pf.parse_args(["--workdir", str(tmp_path / "f")])
+    assert exit_info.value.code == 2
+    assert f"--workdir {tmp_path / 'f'} is a file; name a folder" in capsys.readouterr().err
+
+
 def test_several_reasons_are_joined():
     ok, final, _ = pf.verdict({**GPU_ENV, "nccl_available": False}, runs(asqu={"attention": "sdpa", "recompiles": 2}),
                               cpu=False)
@@ -277,7 +285,8 @@ def test_main_gpu_flow_with_stand_in_runs(fail, tmp_path, monkeypatch, capsys):
         assert choice_file.read_text().splitlines() == ["NVIDIA H100 80GB HBM3/relu2=triton",
                                                         "NVIDIA H100 80GB HBM3/leaky2=torch"]  # measured ones only
         return
-    assert rc == 0 and last == "GO" and tmps == []  # removed without --keep
+    assert rc == 0 and last == "GO" and tmps == []  # removed without --keep, and said so
+    assert re.search(r"^removed \S+asqu_preflight_\w+ and the runs' logs in it \(--keep keeps them\)$", out, re.M)
     assert rep["kernels"]["relu2"] == {"chosen": "triton", "torch_ms": [650.0, 650.0, 650.0],
                                        "triton_ms": [640.0, 640.0, 640.0], "triton_rejected": None}
     assert rep["kernels"]["leaky2"]["chosen"] == "torch" and rep["kernels"]["asqu"]["chosen"] == "triton"
