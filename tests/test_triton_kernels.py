@@ -1,6 +1,6 @@
 """MLP_KERNEL=triton: the Triton activation kernels (train_gpt.py's TRITON KERNELS section) against the torch path,
-eager and compiled, and whole runs against MLP_KERNEL=torch. On CPU the kernels run in Triton's interpreter (conftest sets
-TRITON_INTERPRET=1): the same program a GPU runs, slowly, so the shapes here are small but ragged."""
+eager and compiled, and whole runs against MLP_KERNEL=torch. On CPU the kernels run in Triton's interpreter
+(conftest sets TRITON_INTERPRET=1): the same program a GPU runs, slowly, so the shapes here are small but ragged."""
 from __future__ import annotations
 
 import os
