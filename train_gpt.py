@@ -316,7 +316,7 @@ def print_help() -> None:
     print(__doc__.strip() + "\n\nSettings (environment variables), default, meaning:")
     for name, default, doc in Hyperparameters.variables():
         shown = "(unset)" if default is None else int(default) if isinstance(default, bool) else default
-        print(f"  {name:<28} {str(shown):<34} {doc}")
+        print(f"  {name:<28} {str(shown):<40} {doc}")
 
 # -----------------------------
 # RUNTIME: CUDA VS CPU

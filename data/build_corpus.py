@@ -56,7 +56,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import re
 import subprocess
@@ -69,18 +68,16 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from build_sample import (  # the sample builder's tokenizer, encoder and shard naming, shared on purpose
-    VAL_SHARD_NAME,
-    TRAIN_SHARD_NAME,
+from build_sample import (  # the sample builder's tokenizer training, encoder and shard writing, shared on purpose
     BuildError,
     OutputExistsError,
     _display,
     check_build_options,
     encode_documents,
-    load_tokenizer,
     train_tokenizer,
+    write_splits,
 )
-from shard_io import BOS_ID, write_shard
+from shard_io import BOS_ID, DataError, load_tokenizer
 
 DATA_DIR = Path(__file__).resolve().parent
 REPO_ROOT = DATA_DIR.parent
@@ -536,15 +533,7 @@ def build_corpus(
     train_tokens = encode_documents(sp, [text for _, text in train_docs])
     val_tokens = encode_documents(sp, [text for _, text in val_docs])
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path in old_shards:
-        path.unlink()
-    n_shards = max(1, math.ceil(train_tokens.size / shard_tokens))
-    train_shards = [
-        write_shard(out_dir / TRAIN_SHARD_NAME.format(i), train_tokens[i * shard_tokens : (i + 1) * shard_tokens])
-        for i in range(n_shards)
-    ]
-    val_shard = write_shard(out_dir / VAL_SHARD_NAME.format(0), val_tokens)
+    train_shards, val_shard = write_splits(out_dir, train_tokens, val_tokens, shard_tokens, old_shards)
 
     unk_id = sp.unk_id()
     train_unk, val_unk = unk_stats(train_tokens, unk_id), unk_stats(val_tokens, unk_id)
@@ -623,8 +612,8 @@ def main(argv=None) -> int:
                 print("build_corpus: no published tokenizer found (data/tokenizers/fineweb_1024_bpe.model, "
                       "../shared/data/fineweb_1024_bpe.model); training one like it", file=sys.stderr)
                 train_new = True
-            elif not tokenizer.is_file():
-                raise BuildError(f"--tokenizer {tokenizer}: file not found")
+            else:
+                load_tokenizer(tokenizer)  # a bad --tokenizer is refused before any download
         if args.out is not None:
             out_dir = args.out
         else:
@@ -636,7 +625,7 @@ def main(argv=None) -> int:
             val_fraction=args.val_fraction, shard_tokens=args.shard_tokens, min_chars=args.min_chars,
             prose=not args.raw, offline=args.offline, force=args.force,
         )
-    except BuildError as err:
+    except DataError as err:
         print(f"build_corpus: error: {err}", file=sys.stderr)
         return err.exit_code
     elapsed = time.perf_counter() - started

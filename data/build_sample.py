@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
-import math
 import re
 import sys
 import tempfile
@@ -48,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 
-from shard_io import BOS_ID, write_shard
+from shard_io import BOS_ID, DataError, load_tokenizer, write_shard
 
 DATA_DIR = Path(__file__).resolve().parent
 DEFAULT_TOKENIZER_DIR = DATA_DIR / "tokenizers"
@@ -98,10 +97,8 @@ SENTENCEPIECE_OPTIONS = dict(
 )
 
 
-class BuildError(Exception):
+class BuildError(DataError):
     """A problem with the inputs or options; the message says what to change."""
-
-    exit_code = 1
 
 
 class OutputExistsError(BuildError):
@@ -245,26 +242,6 @@ def train_tokenizer(documents, model_file, vocab_size: int) -> Path:
     return model_file
 
 
-def load_tokenizer(model_file) -> spm.SentencePieceProcessor:
-    """Load a SentencePiece .model whose BOS id is the shard format's."""
-    model_file = Path(model_file)
-    if model_file.suffix != ".model":
-        raise BuildError(f"--tokenizer {model_file}: expected a SentencePiece .model file")
-    if not model_file.is_file():
-        raise BuildError(f"--tokenizer {model_file}: file not found")
-    try:
-        sp = spm.SentencePieceProcessor(model_file=str(model_file))
-    except (OSError, RuntimeError) as err:
-        raise BuildError(f"--tokenizer {model_file}: not a SentencePiece model ({err})") from None
-    if sp.bos_id() != BOS_ID:
-        raise BuildError(
-            f"--tokenizer {model_file}: its BOS id is {sp.bos_id()}, but shards need BOS id {BOS_ID}"
-        )
-    if sp.vocab_size() > 1 << 16:
-        raise BuildError(f"--tokenizer {model_file}: {sp.vocab_size()} pieces do not fit uint16 shards")
-    return sp
-
-
 def _same_pieces(a: spm.SentencePieceProcessor, b: spm.SentencePieceProcessor) -> bool:
     return a.vocab_size() == b.vocab_size() and all(
         a.id_to_piece(i) == b.id_to_piece(i) and a.get_score(i) == b.get_score(i)
@@ -332,6 +309,18 @@ def encode_documents(sp: spm.SentencePieceProcessor, documents) -> np.ndarray:
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
 
 
+def write_splits(out_dir: Path, train_tokens: np.ndarray, val_tokens: np.ndarray, shard_tokens: int,
+                 old_shards: list[Path]) -> tuple[list[Path], Path]:
+    """Replace old_shards (check_build_options's list) with the training tokens in shards of at most shard_tokens
+    (at least one shard) and the validation tokens in one; return (the training shards, the validation shard)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in old_shards:
+        path.unlink()
+    train_shards = [write_shard(out_dir / TRAIN_SHARD_NAME.format(i), train_tokens[start:start + shard_tokens])
+                    for i, start in enumerate(range(0, max(1, train_tokens.size), shard_tokens))]
+    return train_shards, write_shard(out_dir / VAL_SHARD_NAME.format(0), val_tokens)
+
+
 def build_sample(
     out_dir,
     tokenizer_dir,
@@ -366,16 +355,7 @@ def build_sample(
 
     train_tokens = encode_documents(sp, train_documents)
     val_tokens = encode_documents(sp, val_documents)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path in old_shards:
-        path.unlink()
-    n_shards = math.ceil(train_tokens.size / shard_tokens)
-    train_shards = [
-        write_shard(out_dir / TRAIN_SHARD_NAME.format(i), train_tokens[i * shard_tokens : (i + 1) * shard_tokens])
-        for i in range(n_shards)
-    ]
-    val_shard = write_shard(out_dir / VAL_SHARD_NAME.format(0), val_tokens)
+    train_shards, val_shard = write_splits(out_dir, train_tokens, val_tokens, shard_tokens, old_shards)
 
     return {
         "out_dir": out_dir,
@@ -484,7 +464,7 @@ def main(argv=None) -> int:
             tokenizer_model=args.tokenizer,
             force=args.force,
         )
-    except BuildError as err:
+    except DataError as err:
         print(f"build_sample: error: {err}", file=sys.stderr)
         return err.exit_code
     elapsed = time.perf_counter() - started

@@ -1,15 +1,17 @@
-"""Read and write token shards in the published Parameter Golf format.
+"""Read and write token shards in the published Parameter Golf format, and load their tokenizer.
 
 A shard is a header of 256 little-endian int32 (magic 20240520, version 1,
 token count, then zeros) followed by the tokens as little-endian uint16.
-train_gpt.py carries its own reader (it must stay self-contained); this module
-is for the data scripts and tools around it.
+train_gpt.py carries its own reader and tokenizer loader (it must stay
+self-contained); this module is for the data scripts and tools around it, and
+tests/test_twins.py checks that the twins agree.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import sentencepiece as spm
 
 SHARD_MAGIC = 20240520
 SHARD_VERSION = 1
@@ -20,6 +22,33 @@ BOS_ID = 1
 
 class ShardError(ValueError):
     """A shard file that does not follow the format."""
+
+
+class DataError(Exception):
+    """A bad input or option of a data script: the message names it and the fix; the script exits with exit_code."""
+
+    exit_code = 1
+
+
+def load_tokenizer(path: str | Path) -> spm.SentencePieceProcessor:
+    """The SentencePiece model at path (given as --tokenizer), refused as train_gpt.py's load_tokenizer refuses
+    TOKENIZER_PATH, in the same words; also refused: a BOS id other than the shards' or more pieces than uint16."""
+    if not str(path).endswith(".model"):
+        raise DataError(f"--tokenizer {path} is not a SentencePiece .model file")
+    if Path(path).is_dir():
+        raise DataError(f"--tokenizer {path} is a folder; name the .model file inside it")
+    if not Path(path).is_file():
+        raise DataError(f"--tokenizer {path} does not exist; download it with the data "
+                        "(data/cached_challenge_fineweb.py) or build the sample (data/build_sample.py)")
+    try:
+        sp = spm.SentencePieceProcessor(model_file=str(path))
+    except Exception as exc:  # sentencepiece raises OSError/RuntimeError on a bad proto
+        raise DataError(f"--tokenizer {path} cannot be loaded as a SentencePiece model ({exc})") from None
+    if sp.bos_id() != BOS_ID:
+        raise DataError(f"--tokenizer {path} has BOS id {sp.bos_id()}, but shards need BOS id {BOS_ID}")
+    if sp.vocab_size() > 1 << 16:
+        raise DataError(f"--tokenizer {path} has {sp.vocab_size()} pieces, more than uint16 shards can hold")
+    return sp
 
 
 def write_shard(path: str | Path, tokens) -> Path:

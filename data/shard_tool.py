@@ -37,7 +37,7 @@ for folder in (DATA_DIR, DATA_DIR.parent):  # shard_io and the downloader beside
         sys.path.insert(0, str(folder))
 
 from cached_challenge_fineweb import DownloadError, dataset_entry  # noqa: E402
-from shard_io import BOS_ID, ShardError, read_header, read_shard  # noqa: E402
+from shard_io import BOS_ID, DataError, ShardError, load_tokenizer, read_header, read_shard  # noqa: E402
 from train_gpt import ByteTables, build_byte_luts, stream_bytes  # noqa: E402  the scorer's byte rule, one copy
 
 SPLITS = ("val", "train")
@@ -46,7 +46,7 @@ CHUNK = 1 << 23  # tokens per bincount call (64 MiB of int64 scratch)
 DEFAULT_SAMPLE_TOKENS = 2_000_000
 
 
-class ToolError(Exception):
+class ToolError(DataError):
     """A failure with a one-line message naming the file or option and the fix."""
 
 
@@ -128,20 +128,6 @@ def sample_documents(paths: list[Path], rng: np.random.Generator, *, n: int | No
 
 
 # --------------------------------------------------------------------------- tokenizer and bytes
-
-
-def load_tokenizer(path: Path | str):
-    path = Path(path)
-    if not path.is_file():
-        raise ToolError(f"--tokenizer {path}: no such file (the published one is data/tokenizers/fineweb_1024_bpe.model: "
-                        "python3 data/cached_challenge_fineweb.py; the offline sample's is "
-                        "data/tokenizers/sample_1024_bpe.model: python3 data/build_sample.py)")
-    import sentencepiece as spm
-
-    try:
-        return spm.SentencePieceProcessor(model_file=str(path))
-    except (OSError, RuntimeError) as exc:
-        raise ToolError(f"--tokenizer {path}: not a SentencePiece model ({exc})") from None
 
 
 def decoded_bytes(sp, docs: list[np.ndarray]) -> int:
@@ -439,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{int(np.count_nonzero(doc.tokens == sp.unk_id()))} <unk>{spans}{cut} ---\n{text}")
             if len(docs) < args.n and not args.random:
                 print(f"(the {args.split} split holds only {len(docs)} document(s))")
-    except ToolError as exc:
+    except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -1,4 +1,4 @@
-"""ASQU and its relatives (SPEC section 2): identities, float64 gradient checks, the beta gradient."""
+"""ASQU and its relatives (train_gpt.py's MODEL section): identities, float64 gradient checks, the beta gradient."""
 from __future__ import annotations
 
 import pytest

@@ -50,9 +50,9 @@ def test_config_errors(run_train, tmp_path, env, needles):
 
 
 @pytest.fixture
-def data_copy(sample_data, tmp_path):
+def data_copy(small_data, tmp_path):
     dst = tmp_path / "data"
-    shutil.copytree(sample_data["data_path"], dst)
+    shutil.copytree(small_data["data_path"], dst)
     return dst
 
 

@@ -94,6 +94,7 @@ def test_step_benchmark_trains_the_real_models(sample_data, monkeypatch, capsys)
     beta = tr.base.blocks[0].mlp.asqu.beta.detach().clone()
     assert tr.steps_done == 0 and bench.time_steps(tr, 2) > 0 and tr.steps_done == 2
     assert not torch.equal(beta, tr.base.blocks[0].mlp.asqu.beta)
+    monkeypatch.setitem(bench.STEP_ENV, "TRAIN_BATCH_TOKENS", "2048")  # the MLP-heavy model, 8x smaller batches
     assert bench.main(["step", "--mode", "eager", "--rounds", "1", "--steps", "1"]) == 0
     out = capsys.readouterr().out
     assert "NOTE: fewer than 5 rounds" in out and "eager     MLP_KERNEL=torch  asqu/relu2 x" in out

@@ -335,6 +335,18 @@ def test_cli_reports_bad_input(tmp_path):
     assert "not a directory" in result.stderr
 
 
+def test_cli_refuses_a_bad_tokenizer_before_any_download(tmp_path):
+    absent = tmp_path / "absent.model"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "data" / "build_corpus.py"), "--tokenizer", str(absent),
+         "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "ds")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"build_corpus: error: --tokenizer {absent} does not exist; download it")
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "ds").exists()
+
+
 # ------------------------------------------------------------------ sources and fetching
 
 

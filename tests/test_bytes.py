@@ -150,13 +150,13 @@ def test_probe_check_stops_a_miscounting_tokenizer(fallback_models, monkeypatch)
         tg.check_byte_tables(sp, tables, "fb.model")
 
 
-def test_out_of_range_token_ids_in_val_stop_before_training(run_train, tmp_path, sample_data):
+def test_out_of_range_token_ids_in_val_stop_before_training(run_train, tmp_path, small_data):
     import shutil
 
     from shard_io import read_shard, write_shard
 
     data = tmp_path / "data"
-    shutil.copytree(sample_data["data_path"], data)
+    shutil.copytree(small_data["data_path"], data)
     val = data / "fineweb_val_000000.bin"
     tokens = read_shard(val).astype(np.int64)
     tokens[17] = 2000
@@ -169,13 +169,13 @@ def test_out_of_range_token_ids_in_val_stop_before_training(run_train, tmp_path,
     assert not (tmp_path / "logs").exists() and not (tmp_path / "runs").exists()
 
 
-def test_out_of_range_token_ids_in_a_later_train_shard(run_train, tmp_path, sample_data):
+def test_out_of_range_token_ids_in_a_later_train_shard(run_train, tmp_path, small_data):
     import shutil
 
     from shard_io import read_shard, write_shard
 
     data = tmp_path / "data"
-    shutil.copytree(sample_data["data_path"], data)
+    shutil.copytree(small_data["data_path"], data)
     shard = sorted(data.glob("fineweb_train_*.bin"))[1]
     tokens = read_shard(shard).astype(np.int64)
     tokens[5] = 1024

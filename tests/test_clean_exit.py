@@ -11,30 +11,12 @@ import sys
 
 import numpy as np
 
-from conftest import REPO
+from conftest import REPO, THREAD_CHECK
 from shard_io import read_shard, write_shard
 
 sys.path.insert(0, str(REPO / "tools"))
 import runlog  # noqa: E402
 
-# Runs the trainer as __main__ after registering an atexit handler. atexit handlers run last registered first, so
-# this one runs after every handler the trainer and torch register, just before the interpreter starts finalizing.
-THREAD_CHECK = '''import atexit, os, runpy, sys
-def _report():
-    names = []
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            names.append(open(f"/proc/self/task/{tid}/comm").read().strip())
-        except OSError:
-            pass
-    gloo = sorted(n for n in names if "gloo" in n)
-    print(f"thread_check rank:{os.environ.get('RANK', '0')} gloo_threads_at_exit:{len(gloo)} {gloo}",
-          file=sys.stderr, flush=True)
-atexit.register(_report)
-script = sys.argv[1]
-sys.argv = sys.argv[1:]
-runpy.run_path(script, run_name="__main__")
-'''
 # torchrun's failure report: "rank : 1 (local_rank: 1)" then "exitcode : -6 (pid: 123)  (SIGABRT)"
 WORKER = re.compile(r"rank\s*:\s*(\d+) \(local_rank: \d+\)\s*\n\s*exitcode\s*:\s*(-?\d+)")
 
@@ -45,23 +27,26 @@ def run_with_thread_check(run_train, tmp_path, **overrides):
     wrapper.write_text(THREAD_CHECK)
     proc = run_train(nproc=2, script=[str(wrapper), str(REPO / "train_gpt.py")], check=False, timeout=900,
                      RUN_ID="clean_exit", **overrides)
-    counts = {int(rank): int(n) for rank, n in re.findall(r"thread_check rank:(\d+) gloo_threads_at_exit:(\d+)",
-                                                          proc.stderr)}
-    return proc, counts, runlog.parse_log(tmp_path / "logs" / "clean_exit.txt")
+    return proc, thread_counts(proc.stderr), runlog.parse_log(tmp_path / "logs" / "clean_exit.txt")
 
 
-def test_no_gloo_thread_outlives_a_finished_two_process_run(run_train, tmp_path):
-    proc, counts, log = run_with_thread_check(run_train, tmp_path)
+def thread_counts(stderr: str) -> dict[int, int]:
+    return {int(rank): int(n) for rank, n in re.findall(r"thread_check rank:(\d+) gloo_threads_at_exit:(\d+)", stderr)}
+
+
+def test_no_gloo_thread_outlives_a_finished_two_process_run(two_process_run):
+    folder, proc = two_process_run  # the session's 2-process run, under THREAD_CHECK
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = runlog.parse_log(folder / re.search(r"^logs: (\S+)$", proc.stdout, re.M).group(1))
     assert log.finished, log.missing_final
-    assert counts == {0: 0, 1: 0}, proc.stderr[-3000:]
+    assert thread_counts(proc.stderr) == {0: 0, 1: 0}, proc.stderr[-3000:]
 
 
-def test_no_gloo_thread_outlives_an_error_mid_run(run_train, sample_data, tmp_path):
+def test_no_gloo_thread_outlives_an_error_mid_run(run_train, small_data, tmp_path):
     """The same on an error path (issue 23): a bad token id in a later train shard is a ConfigError raised on both
     ranks after the process group started; the group and its threads are released before the exit."""
     data = tmp_path / "data"
-    shutil.copytree(sample_data["data_path"], data)
+    shutil.copytree(small_data["data_path"], data)
     shard = sorted(data.glob("fineweb_train_*.bin"))[-1]
     tokens = read_shard(shard).astype(np.int64)
     tokens[3] = 5000

@@ -24,9 +24,12 @@ def test_help_lists_every_setting_and_writes_nothing(tmp_path):
         assert proc.returncode == 0, proc.stderr
         listed = {ln.split()[0] for ln in proc.stdout.splitlines() if ln.startswith("  ") and ln.split()[0].isupper()}
         assert listed == {name for name, _, _ in tg.Hyperparameters.variables()}
+        doc_columns = set()
         for name, default, doc in tg.Hyperparameters.variables():
             line = next(ln for ln in proc.stdout.splitlines() if ln.split()[:1] == [name])
-            assert doc in line, name
+            assert line.endswith(" " + doc), name
+            doc_columns.add(len(line) - len(doc))
+        assert len(doc_columns) == 1, f"the meanings start in columns {sorted(doc_columns)}"  # one aligned column
         assert "ITERATIONS" in proc.stdout and "20000" in proc.stdout
     assert not list(tmp_path.iterdir())  # no logs, no runs/
     proc = subprocess.run([sys.executable, str(REPO / "train_gpt.py"), "--itrations=5"], cwd=tmp_path,

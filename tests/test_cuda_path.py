@@ -87,8 +87,10 @@ def test_bf16_layout_is_the_records():
 
 @pytest.mark.parametrize("act", ["relu2", "leaky2", "asqu"])
 def test_cpu_bf16_two_processes_compiled_end_to_end(run_train, tmp_path, act):
+    # 2 layers (one XSA, one value-embedding layer): half the graph to compile of TINY_ENV's 4
     proc = run_train(nproc=2, timeout=900, CPU_BF16=1, COMPILE=1, MLP_ACTIVATION=act, RUN_ID="bf", ITERATIONS=3,
-                     VAL_LOSS_EVERY=0, WARMUP_STEPS=2, LATE_QAT_THRESHOLD=0.5, EVAL_STRIDE=96)
+                     VAL_LOSS_EVERY=0, WARMUP_STEPS=2, LATE_QAT_THRESHOLD=0.5, EVAL_STRIDE=96, NUM_LAYERS=2,
+                     VE_LAYERS=1, XSA_LAST_N=1)
     log = (tmp_path / "logs/bf.txt").read_text()
     assert re.search(r"^device:cpu dtype:bfloat16 attention:sdpa compile:1 mlp_kernel:torch$", log, re.M)
     run = runlog.parse_text(log)  # the tools' one reader follows the trainer's lines

@@ -1,4 +1,4 @@
-"""Bits per byte, the sliding-window eval and the int6 artifact (SPEC sections 5 and 6)."""
+"""Bits per byte, the sliding-window eval and the int6 artifact (train_gpt.py's EVALUATION and EXPORT sections)."""
 from __future__ import annotations
 
 import io

@@ -9,35 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_ENV
-
 FINAL_LINES = re.compile(r"^final_int6_(roundtrip|sliding_window)(_exact)? .*?(?= eval_time|$)", re.M)
 
 
-@pytest.fixture(scope="module")
-def trained(sample_data, tmp_path_factory):
-    """One tiny run (1 process); its folder, log text and artifact."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import REPO
-
-    folder = tmp_path_factory.mktemp("trained")
-    env = {**os.environ, **TINY_ENV, "DATA_PATH": sample_data["data_path"], "TOKENIZER_PATH": sample_data["tokenizer"],
-           "RUN_ID": "trained", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(REPO / "train_gpt.py")], cwd=folder, env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return folder, (folder / "logs/trained.txt").read_text(), folder / "runs/trained/final_model.int6.ptz"
-
-
 @pytest.fixture
-def val_only(sample_data, tmp_path) -> Path:
+def val_only(small_data, tmp_path) -> Path:
     """The validation shard alone: scoring reads no train shard."""
     folder = tmp_path / "val_only"
     folder.mkdir()
-    shutil.copy(Path(sample_data["data_path"]) / "fineweb_val_000000.bin", folder)
+    shutil.copy(Path(small_data["data_path"]) / "fineweb_val_000000.bin", folder)
     return folder
 
 
@@ -46,8 +26,8 @@ def final_lines(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("nproc", [1, 2])
-def test_scores_equal_the_training_run_to_the_last_digit(trained, run_train, val_only, tmp_path, nproc):
-    folder, log, artifact = trained
+def test_scores_equal_the_training_run_to_the_last_digit(trained_run, run_train, val_only, tmp_path, nproc):
+    folder, log, artifact = trained_run
     work = tmp_path / "work"
     work.mkdir()
     (work / "train_seed7.log").write_text("the training log, kept\n")
@@ -102,20 +82,20 @@ def bad_eval(run_train, tmp_path, val_only, path, **env):
     return proc.stderr.strip().splitlines()[-1]
 
 
-def test_a_file_that_is_not_an_artifact_is_one_line(trained, run_train, val_only, tmp_path):
-    folder, _, _ = trained
+def test_a_file_that_is_not_an_artifact_is_one_line(trained_run, run_train, val_only, tmp_path):
+    folder, _, _ = trained_run
     assert bad_eval(run_train, tmp_path, val_only, tmp_path / "none.ptz") == (
         f"error: EVAL_ONLY={tmp_path / 'none.ptz'} is not a file; give the path of a run's final_model.int6.ptz")
     raw = folder / "runs/trained/final_model.pt"  # the raw state dict, not the artifact
     line = bad_eval(run_train, tmp_path, val_only, raw)
     assert line.startswith(f"error: EVAL_ONLY={raw}: not an artifact of this script (artifact {raw} is corrupt")
     cut = tmp_path / "cut.ptz"
-    cut.write_bytes(trained[2].read_bytes()[:1000])
+    cut.write_bytes(trained_run[2].read_bytes()[:1000])
     assert "corrupt or truncated" in bad_eval(run_train, tmp_path, val_only, cut)
 
 
-def test_an_artifact_of_another_configuration_is_one_line(trained, run_train, val_only, tmp_path):
-    _, _, artifact = trained
+def test_an_artifact_of_another_configuration_is_one_line(trained_run, run_train, val_only, tmp_path):
+    _, _, artifact = trained_run
     line = bad_eval(run_train, tmp_path, val_only, artifact, LOGIT_SOFTCAP=20)
     assert line == (f"error: EVAL_ONLY={artifact} was built for another configuration: LOGIT_SOFTCAP=30.0 (here 20.0); "
                     "set the settings of the run that wrote it (its log's config: line)")
@@ -125,7 +105,7 @@ def test_an_artifact_of_another_configuration_is_one_line(trained, run_train, va
     assert "MODEL_DIM=64 (here 128)" in line
 
 
-def test_an_older_artifact_of_another_shape_is_one_line(trained, run_train, val_only, tmp_path):
+def test_an_older_artifact_of_another_shape_is_one_line(trained_run, run_train, val_only, tmp_path):
     """Artifacts written before model_settings were stored: a tensor that does not fit is one error line."""
     import io
 
@@ -134,7 +114,7 @@ def test_an_older_artifact_of_another_shape_is_one_line(trained, run_train, val_
 
     import train_gpt as tg
 
-    payload = tg.read_artifact(trained[2])
+    payload = tg.read_artifact(trained_run[2])
     del payload["model_settings"]
     buf = io.BytesIO()
     torch.save(payload, buf)

@@ -54,20 +54,20 @@ exec {sys.executable} "$@"
     return str(fake)
 
 
-def tiny_settings(sample_data) -> dict:
+def tiny_settings(data) -> dict:
     train = {k: v for k, v in TINY_ENV.items() if k not in ("SEED", "MAX_WALLCLOCK_SECONDS")}
-    train.update(ITERATIONS="4", VAL_LOSS_EVERY="0", DATA_PATH=sample_data["data_path"],
-                 TOKENIZER_PATH=sample_data["tokenizer"], OMP_NUM_THREADS="1")
+    train.update(ITERATIONS="4", VAL_LOSS_EVERY="0", DATA_PATH=data["data_path"],
+                 TOKENIZER_PATH=data["tokenizer"], OMP_NUM_THREADS="1")
     return dict(ACTIVATIONS="relu2,asqu", SEEDS="1337,42", NPROC="2", WALLCLOCK="0", SKIP_PREFLIGHT="1",
                 SKIP_DOWNLOAD="1", TRACK="non_record_16mb", PLOTS="0", PRICE_PER_GPU_HOUR="2.5",
                 TRAIN_ENV=" ".join(f"{k}={shlex.quote(v)}" for k, v in train.items()))
 
 
 @pytest.fixture(scope="module")
-def go_campaign(sample_data, tmp_path_factory):
+def go_campaign(small_data, tmp_path_factory):
     """One whole campaign that reaches GO at every stage: 4 tiny training runs (relu2, asqu x seeds 1337, 42)."""
     out = tmp_path_factory.mktemp("campaign") / "go"
-    settings = {**tiny_settings(sample_data), **PASSING, "SKIP_PREFLIGHT": "0",
+    settings = {**tiny_settings(small_data), **PASSING, "SKIP_PREFLIGHT": "0",
                 "PYTHON": fake_preflight(out.parent / "fake")}
     result = campaign(out, **settings)
     return out, settings, result

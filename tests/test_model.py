@@ -1,4 +1,4 @@
-"""The model of SPEC section 3: parameter counts, state-dict names, init, components, optimiser groups."""
+"""The model (train_gpt.py's MODEL section): parameter counts, state-dict names, init, components, optimiser groups."""
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -382,22 +383,16 @@ TINY = ["MODEL_DIM=64", "MLP_MULT=2", "ROPE_DIMS=8", "TRAIN_SEQ_LEN=128", "EVAL_
 
 
 @pytest.fixture(scope="module")
-def mini_data(tmp_path_factory):
-    """A cut of the offline sample: one 40k-token train shard and a 4k-token val shard (fast evals)."""
+def mini_data(small_data, tmp_path_factory):
+    """A cut of the session's small sample: one 40k-token train shard and its 4k-token val shard (fast evals)."""
     from shard_io import read_shard, write_shard
 
-    src, tok = pf.SAMPLE_DATA, pf.SAMPLE_TOKENIZER
-    root = tmp_path_factory.mktemp("mini")
-    if not (tok.is_file() and sorted(src.glob("fineweb_val_*.bin"))):
-        from build_sample import build_sample
-
-        info = build_sample(root / "ds", root / "tok", vocab_size=1024)
-        src, tok = Path(info["out_dir"]), Path(info["tokenizer"])
-    out = root / "mini"
+    src = Path(small_data["data_path"])
+    out = tmp_path_factory.mktemp("mini") / "mini"
     out.mkdir()
-    write_shard(out / "fineweb_train_000000.bin", read_shard(sorted(src.glob("fineweb_train_*.bin"))[0])[:40_000])
-    write_shard(out / "fineweb_val_000000.bin", read_shard(sorted(src.glob("fineweb_val_*.bin"))[0])[:4_097])
-    return out, tok
+    write_shard(out / "fineweb_train_000000.bin", read_shard(src / "fineweb_train_000000.bin")[:40_000])
+    shutil.copy(src / "fineweb_val_000000.bin", out)
+    return out, Path(small_data["tokenizer"])
 
 
 def test_real_cpu_run(mini_data, tmp_path):

@@ -38,9 +38,9 @@ def test_latest_files_in_the_folder_and_each_run_kept_by_run_id(run_train, tmp_p
     assert "artifact:runs/second/final_model.int6.ptz latest:final_model.int6.ptz" in log
 
 
-def start(env_over: dict, cwd: Path, sample_data, nproc: int = 1) -> subprocess.Popen:
+def start(env_over: dict, cwd: Path, data: dict, nproc: int = 1) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in TINY_ENV}
-    env.update(TINY_ENV, DATA_PATH=sample_data["data_path"], TOKENIZER_PATH=sample_data["tokenizer"],
+    env.update(TINY_ENV, DATA_PATH=data["data_path"], TOKENIZER_PATH=data["tokenizer"],
                OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     env.update({k: str(v) for k, v in env_over.items()})
     return subprocess.Popen([sys.executable, str(REPO / "train_gpt.py")], cwd=cwd, env=env, text=True,
@@ -53,15 +53,15 @@ def deliver_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_concurrent_runs_in_one_folder_each_score_their_own_model(run_train, tmp_path, sample_data):
+def test_concurrent_runs_in_one_folder_each_score_their_own_model(run_train, tmp_path, small_data):
     alone = tmp_path / "alone"
     alone.mkdir()
     run_train(cwd=alone, SEED=1, RUN_ID="a", EVAL_STRIDE=0)
     expected = final_bpb((alone / "logs/a.txt").read_text())
     shared = tmp_path / "shared"
     shared.mkdir()
-    procs = [start({"SEED": 1, "RUN_ID": "a", "EVAL_STRIDE": 0}, shared, sample_data),
-             start({"SEED": 42, "RUN_ID": "b", "EVAL_STRIDE": 0}, shared, sample_data)]
+    procs = [start({"SEED": 1, "RUN_ID": "a", "EVAL_STRIDE": 0}, shared, small_data),
+             start({"SEED": 42, "RUN_ID": "b", "EVAL_STRIDE": 0}, shared, small_data)]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert final_bpb((shared / "logs/a.txt").read_text()) == expected  # seed 1 scored its own model
@@ -71,14 +71,14 @@ def test_concurrent_runs_in_one_folder_each_score_their_own_model(run_train, tmp
     assert not list(shared.glob(".*.tmp"))
 
 
-def test_a_live_run_id_is_refused(tmp_path, sample_data):
+def test_a_live_run_id_is_refused(tmp_path, small_data):
     # The first run must outlive the second's start-up on any machine: it never ends by itself (killed below).
-    first = start({"RUN_ID": "same", "ITERATIONS": 10**9, "VAL_LOSS_EVERY": 0, "EVAL_STRIDE": 0}, tmp_path, sample_data)
+    first = start({"RUN_ID": "same", "ITERATIONS": 10**9, "VAL_LOSS_EVERY": 0, "EVAL_STRIDE": 0}, tmp_path, small_data)
     try:
         deadline = time.time() + 300
         while not (tmp_path / "logs/same.txt").exists() and time.time() < deadline:
             time.sleep(0.2)
-        second = start({"RUN_ID": "same", "SEED": 9}, tmp_path, sample_data)
+        second = start({"RUN_ID": "same", "SEED": 9}, tmp_path, small_data)
         out, err = second.communicate(timeout=300)
         assert second.returncode == 2
         assert err.strip().splitlines()[-1] == ("error: RUN_ID=same belongs to a run still going in this folder; "
@@ -91,8 +91,8 @@ def test_a_live_run_id_is_refused(tmp_path, sample_data):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
-def test_signal_is_logged_with_the_step(tmp_path, sample_data, sig):
-    proc = start({"RUN_ID": "sig", "ITERATIONS": 5000, "VAL_LOSS_EVERY": 0, "EVAL_STRIDE": 0}, tmp_path, sample_data)
+def test_signal_is_logged_with_the_step(tmp_path, small_data, sig):
+    proc = start({"RUN_ID": "sig", "ITERATIONS": 5000, "VAL_LOSS_EVERY": 0, "EVAL_STRIDE": 0}, tmp_path, small_data)
     log = tmp_path / "logs/sig.txt"
     deadline = time.time() + 300
     while time.time() < deadline and not (log.exists() and re.search(r"^step:2/5000 train_loss", log.read_text(), re.M)):
@@ -105,7 +105,7 @@ def test_signal_is_logged_with_the_step(tmp_path, sample_data, sig):
     assert "Traceback" not in err
 
 
-def test_two_nodes_without_a_shared_folder_score_like_one(run_train, tmp_path, sample_data):
+def test_two_nodes_without_a_shared_folder_score_like_one(run_train, tmp_path, small_data):
     one = tmp_path / "one"
     one.mkdir()
     run_train(nproc=2, cwd=one, RUN_ID="n", EVAL_STRIDE=0, ITERATIONS=3)
@@ -115,7 +115,7 @@ def test_two_nodes_without_a_shared_folder_score_like_one(run_train, tmp_path, s
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k not in TINY_ENV}
     env.update(TINY_ENV, OMP_NUM_THREADS="1", RUN_ID="n", EVAL_STRIDE="0", ITERATIONS="3",
-               DATA_PATH=sample_data["data_path"], TOKENIZER_PATH=sample_data["tokenizer"])
+               DATA_PATH=small_data["data_path"], TOKENIZER_PATH=small_data["tokenizer"])
     procs = []
     for node in ("a", "b"):
         (tmp_path / node).mkdir()

@@ -350,7 +350,7 @@ def test_stats_and_decode_name_a_missing_tokenizer(good, tmp_path, capsys):
     for command in ("stats", "decode"):
         code, _, err = run_tool(capsys, command, good, "--tokenizer", tmp_path / "none.model")
         assert code == 1
-        assert f"--tokenizer {tmp_path / 'none.model'}: no such file" in err and "build_sample.py" in err
+        assert f"--tokenizer {tmp_path / 'none.model'} does not exist" in err and "build_sample.py" in err
 
 
 def test_decode_prints_the_first_documents(tiny_dataset, tiny_tokenizer, capsys):

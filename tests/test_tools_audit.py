@@ -180,19 +180,19 @@ def test_rescore_runs_the_folders_script_with_eval_only(folder_with_artifact, ca
 
 @pytest.mark.skipif("EVAL_ONLY" not in (REPO / "train_gpt.py").read_text(encoding="utf-8"),
                     reason="train_gpt.py has no EVAL_ONLY yet (issue 21 item 3): the real re-score cannot run")
-def test_rescore_with_the_real_train_gpt(run_train, sample_data, tmp_path, capsys):
-    run_train(cwd=tmp_path, SEED=1, RUN_ID="r1")
+def test_rescore_with_the_real_train_gpt(trained_run, small_data, tmp_path, capsys):
+    run_folder, _, _ = trained_run  # a finished tiny run (seed 7) on small_data
     folder = tmp_path / "records" / "track_non_record_16mb" / "audited"
     folder.mkdir(parents=True)
     source = (REPO / "train_gpt.py").read_text(encoding="utf-8")
     (folder / "train_gpt.py").write_bytes(package.packed_form(REPO / "train_gpt.py", source))  # as package.py writes
-    shutil.copyfile(tmp_path / "train_seed1.log", folder / "train_seed1.log")
-    shutil.copyfile(tmp_path / "final_model.int6.ptz", folder / "final_model.int6.ptz")
-    run = package.runlog.parse_log(folder / "train_seed1.log")
+    shutil.copyfile(run_folder / "train_seed7.log", folder / "train_seed7.log")
+    shutil.copyfile(run_folder / "final_model.int6.ptz", folder / "final_model.int6.ptz")
+    run = package.runlog.parse_log(folder / "train_seed7.log")
     claims = {"val_bpb": run.sliding_val_bpb, "val_loss": run.sliding_val_loss, "bytes_total": run.submission_bytes}
     (folder / "submission.json").write_text(json.dumps(claims))
-    status, faults, notes = run_audit(capsys, folder, "--data", sample_data["data_path"],
-                                      "--tokenizer", sample_data["tokenizer"], "--rescore-tolerance", "1e-6")
+    status, faults, notes = run_audit(capsys, folder, "--data", small_data["data_path"],
+                                      "--tokenizer", small_data["tokenizer"], "--rescore-tolerance", "1e-6")
     assert status == 0, faults
     assert any(n.startswith("re-scored final_model.int6.ptz") for n in notes), notes
 

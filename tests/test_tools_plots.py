@@ -113,6 +113,21 @@ def test_every_figure_keeps_its_points_inside_and_is_labelled():
         plots.plt.close(fig)
 
 
+def test_titles_fit_a_narrow_figure_and_a_long_run_name():
+    """One activation gives the narrowest figures; a long run name lengthens the beta panel's title."""
+    text = make_log(seed=1337, activation="asqu", steps=600, val_every=100, train_every=50, post_ema=(2.0, 1.2),
+                    roundtrip=(2.1, 1.21), sliding=sliding_pair(2.0))
+    run = runlog.parse_text(text, "quickstart_asqu_20261204-165500_a_long_run_name_seed1337.log")
+    for name, make in plots.LOG_FIGURES:
+        fig = make([run])
+        fig.tight_layout()
+        fig.canvas.draw()
+        for ax in fig.axes:
+            title = ax.title.get_window_extent()
+            assert fig.bbox.x0 <= title.x0 and title.x1 <= fig.bbox.x1, f"{name}: title {ax.get_title()!r} clipped"
+        plots.plt.close(fig)
+
+
 def test_val_bpb_curves_band_and_styles():
     runs = study_runs()
     fig = plots.fig_val_bpb(runs)

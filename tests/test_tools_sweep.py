@@ -366,8 +366,8 @@ TINY_ENV = {
 @pytest.mark.skipif(not TRAIN_GPT.is_file(), reason="train_gpt.py is not in the repository yet")
 @pytest.mark.skipif(not BUILD_SAMPLE.is_file(), reason="data/build_sample.py is not in the repository yet")
 def test_real_tiny_sweep_relu2_vs_asqu_on_cpu(tmp_path, capsys, monkeypatch, request):
-    try:  # the session-wide sample of tests/conftest.py, when it provides one
-        sample = request.getfixturevalue("sample_data")
+    try:  # the session-wide small sample of tests/conftest.py, when it provides one
+        sample = request.getfixturevalue("small_data")
         data_path, tokenizer = Path(sample["data_path"]), Path(sample["tokenizer"])
     except pytest.FixtureLookupError:
         spec = importlib.util.spec_from_file_location("build_sample_for_sweep_test", BUILD_SAMPLE)

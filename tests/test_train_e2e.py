@@ -38,11 +38,12 @@ def value(lines: list[str], prefix: str, key: str) -> float:
     return float(re.search(rf"{key}:(\S+)", line).group(1))
 
 
-def test_torchrun_two_processes_end_to_end(run_train, tmp_path):
-    proc = run_train(nproc=2, LATE_QAT_THRESHOLD=0.4)
-    log_path = Path(tmp_path, re.search(r"^logs: (\S+)$", proc.stdout, re.M).group(1))
-    seed_log = tmp_path / "train_seed7.log"
-    assert log_path.exists() and seed_log.exists() and not (tmp_path / "train.log").exists()
+def test_torchrun_two_processes_end_to_end(two_process_run):
+    folder, proc = two_process_run  # torchrun, 2 processes, LATE_QAT_THRESHOLD=0.4
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log_path = Path(folder, re.search(r"^logs: (\S+)$", proc.stdout, re.M).group(1))
+    seed_log = folder / "train_seed7.log"
+    assert log_path.exists() and seed_log.exists() and not (folder / "train.log").exists()
     text = log_path.read_text(encoding="utf-8")
     assert text.startswith((REPO / "train_gpt.py").read_text(encoding="utf-8"))  # the source heads the log
     assert "Running PyTorch " + torch.__version__ in text
@@ -53,7 +54,7 @@ def test_torchrun_two_processes_end_to_end(run_train, tmp_path):
         assert sum(bool(re.match(rf"^asqu_diag layer:{i} beta_mean:{NUM} beta_std:{NUM} beta_min:{NUM} beta_max:{NUM}$", ln))
                    for ln in lines) == 4
     assert seed_log.read_text(encoding="utf-8") == text
-    assert (tmp_path / "final_model.pt").exists() and (tmp_path / "final_model.int6.ptz").exists()
+    assert (folder / "final_model.pt").exists() and (folder / "final_model.int6.ptz").exists()
     console = proc.stdout.splitlines()
     assert "def main() -> None:" not in proc.stdout and any(ln.startswith("final_int6_roundtrip_exact") for ln in console)
     # the sliding window scores the same tokens; with a trained-for-6-steps model it is close to the plain eval
@@ -61,12 +62,12 @@ def test_torchrun_two_processes_end_to_end(run_train, tmp_path):
                - value(lines, "final_int6_roundtrip_exact", "val_loss")) < 0.05
 
 
-def test_one_and_two_processes_agree(run_train, tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
-    one.mkdir(), two.mkdir()
-    run_train(nproc=1, cwd=one, EVAL_STRIDE=0, RUN_ID="eq")
-    run_train(nproc=2, cwd=two, EVAL_STRIDE=0, RUN_ID="eq")
-    a, b = lines_of(one / "logs/eq.txt"), lines_of(two / "logs/eq.txt")
+def test_one_and_two_processes_agree(run_train, tmp_path, two_process_run):
+    two, proc = two_process_run  # the same settings as the 1-process run below, with torchrun's 2 processes
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_train(nproc=1, LATE_QAT_THRESHOLD=0.4, RUN_ID="eq")
+    a = lines_of(tmp_path / "logs/eq.txt")
+    b = lines_of(two / re.search(r"^logs: (\S+)$", proc.stdout, re.M).group(1))
     assert "world_size:1 grad_accum_steps:8" in a and "world_size:2 grad_accum_steps:4" in b
     for step in (0, 3, 6):
         va, vb = value(a, f"step:{step}/6 val_loss", "val_loss"), value(b, f"step:{step}/6 val_loss", "val_loss")
@@ -76,7 +77,7 @@ def test_one_and_two_processes_agree(run_train, tmp_path):
             value(b, f"step:{step}/6 train_loss", "train_loss"), abs=2e-4)
     assert value(a, "final_int6_roundtrip_exact", "val_loss") == pytest.approx(
         value(b, "final_int6_roundtrip_exact", "val_loss"), abs=2e-4)
-    sa, sb = torch.load(one / "final_model.pt"), torch.load(two / "final_model.pt")
+    sa, sb = torch.load(tmp_path / "final_model.pt"), torch.load(two / "final_model.pt")
     assert sa.keys() == sb.keys()
     for k in sa:
         torch.testing.assert_close(sa[k], sb[k], atol=2e-4, rtol=1e-3, msg=k)

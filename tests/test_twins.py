@@ -1,5 +1,6 @@
-"""The deliberate twin agrees: train_gpt.py carries its own shard reader (it must stay self-contained),
-data/shard_io.py carries the tools'. Both must give the same answers: the same tokens and the same rejected files.
+"""The deliberate twins agree: train_gpt.py carries its own shard reader and tokenizer loader (it must stay
+self-contained), data/shard_io.py carries the data tools'. Both must give the same answers: the same tokens, the same
+rejected files, the same reasons.
 (The byte accounting has one copy, train_gpt.py's, which data/shard_tool.py imports.)
 """
 from __future__ import annotations
@@ -71,3 +72,48 @@ def test_shard_readers_reject_the_same_token_ids(tmp_path):
         train_gpt.load_shard(path, VOCAB)
     assert shard_tool.validate(folder, vocab_size=VOCAB + 1).problems == []
     assert np.array_equal(train_gpt.load_shard(path, VOCAB + 1), shard_io.read_shard(path))
+
+
+# --------------------------------------------------------------------------- tokenizer loaders
+
+
+def _reasons(path: Path) -> list[str | None]:
+    """What train_gpt.load_tokenizer and shard_io.load_tokenizer say of path, after the name each gives it
+    (TOKENIZER_PATH=... and --tokenizer ...); None where it loads."""
+    reasons = []
+    for load, error, name in ((lambda p: train_gpt.load_tokenizer(str(p), VOCAB), train_gpt.ConfigError,
+                               f"TOKENIZER_PATH={path}"),
+                              (shard_io.load_tokenizer, shard_io.DataError, f"--tokenizer {path}")):
+        try:
+            load(path)
+            reasons.append(None)
+        except error as exc:
+            assert str(exc).startswith(name), exc
+            reasons.append(str(exc).removeprefix(name))
+    return reasons
+
+
+@pytest.mark.parametrize("case", ["the sample's", "not .model", "a folder", "missing", "not a model"])
+def test_tokenizer_loaders_refuse_the_same_files_in_the_same_words(sample_data, tmp_path, case):
+    path = {"the sample's": Path(sample_data["tokenizer"]), "not .model": tmp_path / "tok.txt",
+            "a folder": tmp_path / "tok.model", "missing": tmp_path / "absent.model",
+            "not a model": tmp_path / "junk.model"}[case]
+    if case == "a folder":
+        path.mkdir()
+    elif case in ("not .model", "not a model"):
+        path.write_bytes(b"not a sentencepiece proto")
+    trainer, tools = _reasons(path)
+    assert trainer == tools
+    assert (trainer is None) == (case == "the sample's")
+    if case == "a folder":
+        assert trainer == " is a folder; name the .model file inside it"
+
+
+def test_the_tools_loader_also_refuses_a_bos_id_the_shards_do_not_use(tmp_path):
+    import sentencepiece as spm
+
+    text = [f"word{i} and other words number {i * 7}" for i in range(200)]
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(text), model_prefix=str(tmp_path / "bos2"), vocab_size=60,
+                                   model_type="bpe", pad_id=0, bos_id=2, eos_id=1, unk_id=3, minloglevel=2)
+    with pytest.raises(shard_io.DataError, match=r"bos2\.model has BOS id 2, but shards need BOS id 1$"):
+        shard_io.load_tokenizer(tmp_path / "bos2.model")

@@ -115,7 +115,8 @@ def band(runs: list[RunLog], min_step: int = 0) -> tuple[np.ndarray, np.ndarray,
 
 def _axes(ax, xlabel: str, ylabel: str, title: str, grid: str = "both") -> None:
     """Labels, title and a light grid (grid="y": horizontal lines only); a step axis shows whole numbers."""
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.set_title(title, wrap=True)  # wrapped at the figure's edge: a narrow figure or a long run name is not clipped
     ax.grid(axis=grid, alpha=0.3)
     if xlabel == "step":
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -59,8 +59,7 @@ NON_RESULT_VARIABLES = frozenset(trainer_constant("NOT_FINGERPRINTED"))
 
 _F = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"  # a float, as logged
 _I = r"(\d+)"
-# kind: (pattern, the RunLog fields its first groups set; "" = handled in _apply). Matched with
-# fullmatch on the right-stripped line; formats of SPEC.md section 7 and INTERFACE.md.
+# kind: (pattern, the RunLog fields its first groups set; "" = handled in _apply), fullmatched on line.rstrip().
 _LINES = {
     "val": (rf"step:{_I}/{_I} val_loss:{_F} val_bpb:{_F} train_time:{_I}ms step_avg:{_F}ms", ""),
     "train": (rf"step:{_I}/{_I} train_loss:{_F} train_time:{_I}ms step_avg:{_F}ms", ""),
