@@ -283,9 +283,8 @@ class RunLog:
     @property
     def quant_gap_bpb(self) -> float | None:
         """Int6 roundtrip BPB minus post-EMA BPB (the cost of quantization)."""
-        if self.roundtrip_val_bpb is None or self.post_ema_val_bpb is None:
-            return None
-        return self.roundtrip_val_bpb - self.post_ema_val_bpb
+        roundtrip, post_ema = self.roundtrip_val_bpb, self.post_ema_val_bpb
+        return None if roundtrip is None or post_ema is None else roundtrip - post_ema
 
     @property
     def sliding_promised(self) -> bool:
@@ -368,9 +367,7 @@ class RunLog:
 
     def final_betas(self) -> list[BetaStat]:
         """The asqu_diag lines of the last step that has them, one per layer, by layer."""
-        if not self.asqu_diag:
-            return []
-        last_step = self.asqu_diag[-1].step
+        last_step = self.asqu_diag[-1].step if self.asqu_diag else None
         by_layer = {s.layer: s for s in self.asqu_diag if s.step == last_step}
         return [by_layer[k] for k in sorted(by_layer)]
 
@@ -734,9 +731,7 @@ def figures(runs: Iterable[RunLog], attr: str) -> list[float]:
 def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None]:
     """(mean, sample std with ddof=1) of the finite values; None where there are too few."""
     vals = finite(values)
-    if not vals:
-        return None, None
-    return sum(vals) / len(vals), (statistics.stdev(vals) if len(vals) >= 2 else None)
+    return (sum(vals) / len(vals) if vals else None), (statistics.stdev(vals) if len(vals) >= 2 else None)
 
 
 def by_seed(run: RunLog) -> tuple:
