@@ -163,8 +163,7 @@ def render(result: dict) -> str:
                         + ", ".join(side["left_out_non_finite"]) if left_out else ""))
     if result["skipped_unfinished"]:
         lines.append("not compared (not finished, a rerun or a re-score): " + ", ".join(result["skipped_unfinished"]))
-    for diff in result["config_differences"]:
-        lines.append(f"WARNING: the arms differ (--allow-config-diff): {diff}")
+    lines += [f"WARNING: the arms differ (--allow-config-diff): {diff}" for diff in result["config_differences"]]
     if result["without_config_line"]:
         lines.append("note: no config line, so only the setup these logs show was compared: "
                      + ", ".join(result["without_config_line"]))

@@ -59,10 +59,10 @@ def parse_date(text: str) -> str:
 
 def _first_difference(a: str, b: str) -> str:
     a_lines, b_lines = a.split("\n"), b.split("\n")
-    for number, (x, y) in enumerate(zip(a_lines, b_lines), start=1):
-        if x != y:
-            return f"first difference at line {number}"
-    return f"the texts differ in length ({len(a_lines)} vs {len(b_lines)} lines)"
+    number = next((n for n, (x, y) in enumerate(zip(a_lines, b_lines), start=1) if x != y), None)
+    if number is None:
+        return f"the texts differ in length ({len(a_lines)} vs {len(b_lines)} lines)"
+    return f"first difference at line {number}"
 
 
 def unpacked(data: bytes) -> bytes:
@@ -237,8 +237,7 @@ def requirements_text(runs: list[RunLog]) -> str:
     if len(versions) == 1:
         lines.append(f"torch=={versions[0].split('+')[0]}  # the logs show PyTorch {versions[0]}")
     else:
-        shown = ", ".join(versions) if versions else "none"
-        lines.append(f"torch  # PyTorch versions the logs show: {shown}")
+        lines.append(f"torch  # PyTorch versions the logs show: {', '.join(versions) or 'none'}")
     lines += ["numpy", "sentencepiece"]
     if any(r.compressor != "zlib" for r in runs):
         lines.append("zstandard")
