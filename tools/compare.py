@@ -3,7 +3,6 @@
 arms that differ in more than the activation are refused. Details: tools/README.md, "compare.py"."""
 from __future__ import annotations
 
-import argparse
 import math
 import warnings
 from dataclasses import asdict, dataclass
@@ -164,8 +163,7 @@ def render(result: dict) -> str:
                         + ", ".join(side["left_out_non_finite"]) if left_out else ""))
     if result["skipped_unfinished"]:
         lines.append("not compared (not finished, a rerun or a re-score): " + ", ".join(result["skipped_unfinished"]))
-    for diff in result["config_differences"]:
-        lines.append(f"WARNING: the arms differ (--allow-config-diff): {diff}")
+    lines += [f"WARNING: the arms differ (--allow-config-diff): {diff}" for diff in result["config_differences"]]
     if result["without_config_line"]:
         lines.append("note: no config line, so only the setup these logs show was compared: "
                      + ", ".join(result["without_config_line"]))
@@ -197,7 +195,7 @@ def render(result: dict) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def main(argv: list[str] | None = None) -> int:
     parser = runlog.ArgumentParser(description=__doc__)
     parser.add_argument("a", metavar="A", help="baseline activation, e.g. relu2")
     parser.add_argument("b", metavar="B", help="candidate activation, e.g. asqu")
@@ -205,11 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print the comparison as strict JSON")
     parser.add_argument("--check", action="store_true", help="exit 1 when the record criterion is not met")
     parser.add_argument("--allow-config-diff", action="store_true", help="also compare arms whose settings differ")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parser.parse_args(argv)
 
     def work() -> int:
         result = compare(runlog.load_runs(args.paths), args.a, args.b, args.allow_config_diff)

@@ -59,10 +59,10 @@ def parse_date(text: str) -> str:
 
 def _first_difference(a: str, b: str) -> str:
     a_lines, b_lines = a.split("\n"), b.split("\n")
-    for number, (x, y) in enumerate(zip(a_lines, b_lines), start=1):
-        if x != y:
-            return f"first difference at line {number}"
-    return f"the texts differ in length ({len(a_lines)} vs {len(b_lines)} lines)"
+    number = next((n for n, (x, y) in enumerate(zip(a_lines, b_lines), start=1) if x != y), None)
+    if number is None:
+        return f"the texts differ in length ({len(a_lines)} vs {len(b_lines)} lines)"
+    return f"first difference at line {number}"
 
 
 def unpacked(data: bytes) -> bytes:
@@ -237,8 +237,7 @@ def requirements_text(runs: list[RunLog]) -> str:
     if len(versions) == 1:
         lines.append(f"torch=={versions[0].split('+')[0]}  # the logs show PyTorch {versions[0]}")
     else:
-        shown = ", ".join(versions) if versions else "none"
-        lines.append(f"torch  # PyTorch versions the logs show: {shown}")
+        lines.append(f"torch  # PyTorch versions the logs show: {', '.join(versions) or 'none'}")
     lines += ["numpy", "sentencepiece"]
     if any(r.compressor != "zlib" for r in runs):
         lines.append("zstandard")
@@ -283,12 +282,11 @@ def readme_text(runs: list[RunLog], record: dict, track: str, notes: list[str], 
         *runlog.markdown_table(["seed", "steps", "train time (s)", "step_avg (ms)", "post-EMA BPB",
                                 "int6 roundtrip BPB", "sliding BPB", "sliding val_loss", "bytes total"],
                                "rrrrrrrrr", results),
-    ]
-    lines += ["", "## Record criterion", "", criterion, "", "## Reproduce", "", "```bash",
-              *reproduce_lines(runs), "```", "", "## Checks (tools/package.py)", "",
-              "- every log has every final line its settings promise",
-              f"- every run's total submission size is at most {SIZE_LIMIT_BYTES:,} bytes",
-              "- the runs share one activation and one config fingerprint; no seed twice"]
+        "", "## Record criterion", "", criterion, "", "## Reproduce", "", "```bash",
+        *reproduce_lines(runs), "```", "", "## Checks (tools/package.py)", "",
+        "- every log has every final line its settings promise",
+        f"- every run's total submission size is at most {SIZE_LIMIT_BYTES:,} bytes",
+        "- the runs share one activation and one config fingerprint; no seed twice"]
     if track == TRACKS["10min_16mb"]:  # the folder name: readme_text gets TRACKS' values
         lines += [f"- CUDA, world_size {RECORD_SETUP['world_size']}, dataset {RECORD_SETUP['dataset']} with "
                   f"{RECORD_SETUP['val_tokens']:,} val tokens, at least {MIN_RECORD_SEEDS} seeds",
@@ -438,9 +436,7 @@ def rescore(folder: Path, runs: list[RunLog], args: argparse.Namespace) -> tuple
         problems.append(f"re-scoring {where}: it read {scored.eval_only_bytes:,} bytes, the file has {size:,}")
     for name, attr in (("int6 roundtrip", "roundtrip_val_bpb"), ("sliding-window", "sliding_val_bpb")):
         new, old = getattr(scored, attr), getattr(run, attr)
-        if old is None:
-            continue
-        if new is None or abs(new - old) > args.rescore_tolerance:
+        if old is not None and (new is None or abs(new - old) > args.rescore_tolerance):
             problems.append(f"re-scored {name} val_bpb {new} differs from the log's {old} by more than "
                             f"{args.rescore_tolerance} ({where})")
     note = (f"re-scored {artifact.name} (sha256 {scored.eval_only_sha256[:12]}...): roundtrip "

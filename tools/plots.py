@@ -3,7 +3,6 @@
 The files and what each shows: tools/README.md, "plots.py"."""
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import sys
@@ -301,10 +300,8 @@ def _load_state(path: Path) -> dict:
 
 
 def load_betas(path: str | Path, sigmoid: bool = False) -> dict[int, np.ndarray]:
-    """Per-layer beta vectors from final_model.pt (raw state dict) or final_model.int6.ptz (artifact).
-
-    ``sigmoid``: the run used ASQU_SIGMOID_BETA=1, so the stored tensor is the logit of beta.
-    """
+    """Per-layer beta vectors from final_model.pt (raw state dict) or final_model.int6.ptz (artifact);
+    ``sigmoid``: the run used ASQU_SIGMOID_BETA=1, so the stored tensor is the logit of beta."""
     path = Path(path)
     betas = {}
     for key, value in _load_state(path).items():
@@ -433,7 +430,7 @@ def write_plots(runs: list[RunLog], out_dir: str | Path, state_dicts: list[str |
     return written
 
 
-def build_parser() -> argparse.ArgumentParser:
+def main(argv: list[str] | None = None) -> int:
     parser = runlog.ArgumentParser(description=__doc__)
     parser.add_argument("paths", nargs="*", metavar="LOG_OR_DIR", help="run log files or folders")
     parser.add_argument("--out", required=True, help="folder for the plot files (created)")
@@ -441,11 +438,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state-dict", action="append", default=[], metavar="PATH",
                         help="a model file or working folder to histogram ASQU betas from (repeatable)")
     parser.add_argument("--sigmoid-beta", action="store_true", help="the state dicts are of ASQU_SIGMOID_BETA=1 runs")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     args = parser.parse_args(argv)
     if not args.paths and not args.state_dict:
         parser.error("give run logs and/or --state-dict files")

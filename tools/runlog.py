@@ -249,8 +249,7 @@ class RunLog:
     @property
     def steps(self) -> int | None:
         steps = [p.step for p in (*self.val_points, *self.train_points)]
-        steps += [s for s in (self.stop_step,) if s is not None]
-        return max(steps) if steps else None
+        return max([*steps, *[s for s in (self.stop_step,) if s is not None]], default=None)
 
     def _last_step_line(self) -> ValPoint | TrainPoint | None:
         points = [*self.train_points, *self.val_points]  # the latest step; on a tie, the later time
@@ -267,8 +266,7 @@ class RunLog:
     @property
     def train_time_ms(self) -> int | None:
         last = self._last_step_line()
-        times = [t for t in (last and last.train_time_ms, self.stop_train_time_ms) if t is not None]
-        return max(times) if times else None
+        return max((t for t in (last and last.train_time_ms, self.stop_train_time_ms) if t is not None), default=None)
 
     def _final(self, kind: str, exact_only: bool = False) -> Final | None:
         names = {"post_ema": f"DIAGNOSTIC post_{self.final_weights}", "score": self.score}
@@ -284,9 +282,8 @@ class RunLog:
     @property
     def quant_gap_bpb(self) -> float | None:
         """Int6 roundtrip BPB minus post-EMA BPB (the cost of quantization)."""
-        if self.roundtrip_val_bpb is None or self.post_ema_val_bpb is None:
-            return None
-        return self.roundtrip_val_bpb - self.post_ema_val_bpb
+        roundtrip, post_ema = self.roundtrip_val_bpb, self.post_ema_val_bpb
+        return None if roundtrip is None or post_ema is None else roundtrip - post_ema
 
     @property
     def sliding_promised(self) -> bool:
@@ -369,9 +366,7 @@ class RunLog:
 
     def final_betas(self) -> list[BetaStat]:
         """The asqu_diag lines of the last step that has them, one per layer, by layer."""
-        if not self.asqu_diag:
-            return []
-        last_step = self.asqu_diag[-1].step
+        last_step = self.asqu_diag[-1].step if self.asqu_diag else None
         by_layer = {s.layer: s for s in self.asqu_diag if s.step == last_step}
         return [by_layer[k] for k in sorted(by_layer)]
 
@@ -426,11 +421,9 @@ def split_header(text: str) -> tuple[str | None, str, str, int]:
     dump = _HEADER_BLOCKS.sub("", text[: opening.start()])
     dump = dump[:-1] if dump.endswith("\n") else dump
     lines = dump.split("\n")
-    skip = 0
-    while skip < len(lines) - 1 and lines[skip] and _TORCHRUN_NOISE.fullmatch(lines[skip]):
-        skip += 1
+    noise = itertools.takewhile(lambda line: line and _TORCHRUN_NOISE.fullmatch(line), lines[:-1])
+    dump = "\n".join(lines[sum(1 for _ in noise):])
     versions = text[opening.end(): seps[-1].start()] if len(seps) >= 2 else ""
-    dump = "\n".join(lines[skip:])
     return (dump if dump.strip() else None), versions, text[seps[-1].end():], len(seps)
 
 
@@ -535,14 +528,12 @@ SKIPPED_FOLDERS = ("fixtures", "__pycache__", "node_modules")
 def _candidates(directory: Path) -> list[Path]:
     """Log files under a folder: ``*.log`` anywhere and ``logs/*.txt``. Below the folder given, hidden
     folders, ``crashed-*`` (attempts the sweep set aside) and test fixtures are not searched."""
-    found = []
-    for path in sorted(directory.rglob("*")):
-        folders = path.relative_to(directory).parts[:-1]
-        if any(p.startswith((".", "crashed-")) or p in SKIPPED_FOLDERS for p in folders):
-            continue
-        if path.is_file() and (path.suffix == ".log" or (path.suffix == ".txt" and path.parent.name == "logs")):
-            found.append(path)
-    return found
+    def searched(path: Path) -> bool:
+        return not any(p.startswith((".", "crashed-")) or p in SKIPPED_FOLDERS
+                       for p in path.relative_to(directory).parts[:-1])
+
+    return [path for path in sorted(directory.rglob("*")) if searched(path) and path.is_file()
+            and (path.suffix == ".log" or (path.suffix == ".txt" and path.parent.name == "logs"))]
 
 
 def dedupe(found: list[tuple[RunLog, str]]) -> list[RunLog]:
@@ -717,14 +708,11 @@ def differences(a: RunLog, b: RunLog) -> list[str]:
     if same_act and a.activation_settings != b.activation_settings and not out:
         out.append(f"activation settings {a.activation_settings} vs {b.activation_settings}")
     fa, fb = setup_facts(a), setup_facts(b)
-    for key in fa:
-        both_configs = a.config is not None and b.config is not None
-        asqu_arm = not same_act and "asqu" in (a.mlp_activation, b.mlp_activation)
-        if key == "model_params" and (both_configs or asqu_arm):
-            continue  # follows from the config; asqu adds its betas
-        if fa[key] is not None and fb[key] is not None and fa[key] != fb[key]:
-            out.append(f"{key}={fa[key]} vs {key}={fb[key]}")
-    return out
+    asqu_arm = not same_act and "asqu" in (a.mlp_activation, b.mlp_activation)
+    if (a.config is not None and b.config is not None) or asqu_arm:
+        del fa["model_params"]  # follows from the config; asqu adds its betas
+    return out + [f"{key}={fa[key]} vs {key}={fb[key]}" for key in fa
+                  if fa[key] is not None and fb[key] is not None and fa[key] != fb[key]]
 
 
 # ----- small shared helpers ----------------------------------------------------------------------
@@ -742,9 +730,7 @@ def figures(runs: Iterable[RunLog], attr: str) -> list[float]:
 def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None]:
     """(mean, sample std with ddof=1) of the finite values; None where there are too few."""
     vals = finite(values)
-    if not vals:
-        return None, None
-    return sum(vals) / len(vals), (statistics.stdev(vals) if len(vals) >= 2 else None)
+    return (sum(vals) / len(vals) if vals else None), (statistics.stdev(vals) if len(vals) >= 2 else None)
 
 
 def by_seed(run: RunLog) -> tuple:

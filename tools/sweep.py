@@ -164,21 +164,15 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def execute(run: Run, command: list[str], env: dict[str, str], echo: bool) -> int:
     """Run one training process in the run's folder; return its exit status."""
-    run.folder.mkdir(parents=True, exist_ok=True)
-    (run.folder / "logs").mkdir(exist_ok=True)
+    (run.folder / "logs").mkdir(parents=True, exist_ok=True)
     with open(run.console_path, "w", encoding="utf-8") as console:
-        proc = subprocess.Popen(
-            command, cwd=run.folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, errors="replace", bufsize=1, start_new_session=True,
-        )
+        proc = subprocess.Popen(command, cwd=run.folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, errors="replace", bufsize=1, start_new_session=True)
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
-                console.write(line)
-                console.flush()
-                if echo:
-                    sys.stdout.write(line)
-                    sys.stdout.flush()
+                for stream in (console, sys.stdout) if echo else (console,):
+                    print(line, end="", file=stream, flush=True)
             return proc.wait()
         except KeyboardInterrupt:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -262,10 +256,9 @@ def sweep(args: argparse.Namespace) -> int:
         seeds = [int(s) for s in _split_list(args.seeds, "seeds")]
     except ValueError as exc:
         raise ToolError(f"--seeds takes comma-separated integers, got {args.seeds!r}") from exc
-    if args.nproc < 1:
-        raise ToolError("--nproc must be at least 1")
-    if args.fixed_steps is not None and args.fixed_steps < 1:
-        raise ToolError("--fixed-steps must be at least 1")
+    for flag, value in (("--nproc", args.nproc), ("--fixed-steps", args.fixed_steps)):
+        if value is not None and value < 1:
+            raise ToolError(f"{flag} must be at least 1")
     out = Path(args.out).resolve()
     settings = shared_settings(args, script)
     command = launch_command(script, args.nproc)
