@@ -1381,8 +1381,11 @@ def load_artifact(blob: bytes, name: str) -> tuple[dict[str, Tensor], dict]:
     """The state dict and model settings an artifact holds; damaged bytes, or not an artifact's, are one error line."""
     head, _, body = blob.partition(b"\n")
     method, _, digest = head.removeprefix(ARTIFACT_HEADER).decode("latin-1").partition(" sha256:")
-    if not blob.startswith(ARTIFACT_HEADER):  # written before the header: a bare zstd or zlib payload
-        method, body = "zstd" if blob[:4] == b"\x28\xb5\x2f\xfd" else "zlib", blob
+    if blob[:1] in (b"\x28", b"\x78"):  # written before the header: a bare zstd or zlib payload
+        method, body = "zstd" if blob[:1] == b"\x28" else "zlib", blob
+    elif not blob.startswith(ARTIFACT_HEADER):
+        raise RunError(f"artifact {name} is damaged or not an artifact of this script: it begins with neither its "
+                       "header line nor a zstd or zlib stream (final_model.pt holds the raw weights, not the artifact)")
     elif method not in CODECS or digest != hashlib.sha256(body).hexdigest():
         raise RunError(f"artifact {name} is damaged: its bytes are not those written (the sha256 digest in its "
                        "header does not match); copy it again from the run's folder")

@@ -92,8 +92,8 @@ _LINES = {
     # EVAL_ONLY=<artifact>: train_gpt.py scores a saved artifact without training
     "eval_only": (rf"eval_only: artifact:(.+) sha256:([0-9a-f]{{64}}) bytes:{_I}",
                   "eval_only_artifact eval_only_sha256 eval_only_bytes"),
-    "serialized": (rf"Serialized model int6\+(zstd|zlib): {_I} bytes", "compressor serialized_bytes"),
-    "total": (rf"Total submission size int6\+(zstd|zlib): {_I} bytes", "compressor submission_bytes"),
+    "serialized": (rf"Serialized model int6\+(zstd|zlib|brotli|lzma): {_I} bytes", "compressor serialized_bytes"),
+    "total": (rf"Total submission size int6\+(zstd|zlib|brotli|lzma): {_I} bytes", "compressor submission_bytes"),
     # the rounded lines' figures yield to the _exact lines', whichever comes first
     "roundtrip": (rf"final_int6_roundtrip val_loss:{_F} val_bpb:{_F} eval_time:{_I}ms",
                   "roundtrip_val_loss roundtrip_val_bpb roundtrip_eval_ms"),
