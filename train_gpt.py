@@ -1315,13 +1315,12 @@ def row_quantiles(a: Tensor, qs: list[float]) -> Tensor:
     return torch.stack(out)
 
 def quantize_int6(w: Tensor, percentiles: list[float], floor: float) -> tuple[Tensor, Tensor, float]:
-    """Per-row int6 with the least-squared-error clip among the candidates (the first of equals); returns codes, fp16
-    scales, MSE."""
+    """Per-row int6 with the least-squared-error clip among the candidates; returns codes, fp16 scales, MSE."""
     w = w.float()
     scales = torch.stack([quant_scale(clip, 31, floor) for clip in row_quantiles(w.abs(), percentiles)])  # (C, rows)
     codes = torch.stack([quantize_rows(w, s, 31) for s in scales])  # (C, rows, cols)
     err = (codes * scales.float()[:, :, None] - w).square().sum(dim=2)
-    best, rows = err.argmin(dim=0), torch.arange(w.size(0), device=w.device)
+    best, rows = err.argmin(dim=0), torch.arange(w.size(0), device=w.device)  # the first of equal errors
     return codes[best, rows].to(torch.int8), scales[best, rows], err[best, rows].sum().item() / w.numel()
 
 def quantize_int8(w: Tensor, floor: float) -> tuple[Tensor, Tensor]:
@@ -1801,9 +1800,9 @@ def score_artifact(args: Hyperparameters, rt: Runtime, blob: bytes | None, val: 
         box = [blob]
         dist.broadcast_object_list(box, src=0)
         blob = box[0]
-    eval_model = build_model(args, rt)
+    eval_model, state = build_model(args, rt), load_artifact(blob, "final_model.int6.ptz")[0]
     try:
-        eval_model.load_state_dict(load_artifact(blob, "final_model.int6.ptz")[0], strict=True)
+        eval_model.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # an artifact from before model_settings were stored, of another configuration
         first = (str(exc).splitlines()[1:] or [str(exc)])[0].strip()  # after torch's "Error(s) in loading ..."
         raise RunError(f"the artifact does not fit this configuration's model ({first}); set the settings of the "

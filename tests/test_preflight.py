@@ -70,7 +70,7 @@ def result(activation="relu2", returncode=0, tail=None, **log_kw) -> pf.RunResul
 
 GPU_ENV = {"python": "3.12", "torch": "2.9.1", "cuda_available": True, "nccl_available": True,
            "gpus": [{"name": "NVIDIA H100 80GB HBM3", "capability": "9.0", "memory_mib": 81000}] * 8,
-           "fa3": "available", "zstandard": "0.23.0"}
+           "fa3": "available", "zstandard": "0.23.0", "brotli": "1.2.0"}
 
 
 def runs(**per_act) -> dict:
@@ -161,12 +161,13 @@ def test_missing_flash_attention_3_names_the_piece_and_the_install_command():
 
 
 def test_warnings_that_are_not_no_go():
-    env = {**GPU_ENV, "gpus": GPU_ENV["gpus"][:1], "zstandard": None}
+    env = {**GPU_ENV, "gpus": GPU_ENV["gpus"][:1], "brotli": None}
     ok, final, warns = pf.verdict(env, runs(relu2={"recompiles": None, "warmup_ms": None},
                                             asqu={"recompiles": 0, "spike_step": 5, "spike_ms": 9000.0}), cpu=False)
     assert ok and final == "GO"
     text = "\n".join(warns)
-    assert "1 GPU(s); the record run uses 8" in text and "zstandard" in text
+    assert "1 GPU(s); the record run uses 8" in text and "zstandard" not in text
+    assert "brotli is not installed: EXPORT_COMPRESSOR=auto cannot try it (the artifact may be larger)" in text
     assert "relu2: recompiles after warm-up unknown" in text and "relu2: compile/warm-up time unknown" in text
     assert "asqu: step 5 took 9000 ms" in text  # known recompiles:0, so a slow step is only a warning
     ok, final, warns = pf.verdict({**GPU_ENV, "fa3": None, "fa2": "2.7.4", "fa2_usable": True}, runs(), cpu=False)
