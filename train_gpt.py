@@ -51,8 +51,9 @@ try:  # the artifact's compressors beside lzma (EXPORT_COMPRESSOR)
 except ImportError:
     zstandard = None
 try:
-    import brotli  # >= 1.2: bounded decompression
-except ImportError:
+    import brotli
+    brotli.Decompressor().process(b"", output_buffer_limit=1)  # >= 1.2: bounded decompression
+except (ImportError, TypeError):
     brotli = None
 
 # -----------------------------
@@ -1768,12 +1769,11 @@ def export(args: Hyperparameters, base: GPT, code: str, log) -> bytes:
     methods = [m for m in ("zstd", "brotli", "lzma") if CODECS[m][0] and args.export_compressor in ("auto", m)]
     print(f"progress: export compressing {len(raw):,} bytes with {', '.join(methods)} (at their highest levels: "
           f"a while) elapsed:{time.perf_counter() - t_q:.0f}s", flush=True)
-    candidates = {}  # compressor -> (artifact bytes, seconds)
+    candidates = {}  # compressor -> (artifact, seconds)
     for name in methods:
         t_c = time.perf_counter()
         candidates[name] = compress(raw, name), time.perf_counter() - t_c
-    method = min(methods, key=lambda name: len(candidates[name][0]))
-    blob = candidates[method][0]
+    method, (blob, _) = min(candidates.items(), key=lambda item: len(item[1][0]))  # the first of equals
     log("compression: " + ", ".join(f"{name} {len(b)} bytes {dt:.1f}s" for name, (b, dt) in candidates.items())
         + f"; kept {method} (EXPORT_COMPRESSOR={args.export_compressor} EXPORT_SHUFFLE={int(args.export_shuffle)})")
     write_file(artifact_path, blob)

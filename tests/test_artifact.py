@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ import torch
 import zstandard
 
 import train_gpt as tg
+from conftest import REPO
 
 # The model of the committed old-format artifacts (tests/fixtures/artifact_f24f9bb/README.md).
 SMALL = {"VOCAB_SIZE": "64", "NUM_LAYERS": "2", "MODEL_DIM": "32", "NUM_HEADS": "2", "NUM_KV_HEADS": "1",
@@ -179,3 +182,11 @@ def test_the_raw_weights_and_a_missing_compressor_are_one_line(model, monkeypatc
                              "(pip install -r requirements.txt)")
     with pytest.raises(tg.ConfigError, match=r"^EXPORT_COMPRESSOR=brotli is not installed: pip install -r "):
         tg.Hyperparameters({"EXPORT_COMPRESSOR": "brotli"})
+
+
+def test_a_brotli_without_bounded_decompression_counts_as_missing(tmp_path):
+    """brotli < 1.2 has no output_buffer_limit: artifacts it would write could not be read back bounded."""
+    (tmp_path / "brotli.py").write_text("class Decompressor:\n    def process(self, data):\n        return b''\n")
+    proc = subprocess.run([sys.executable, "-c", "import train_gpt; print(train_gpt.brotli)"], cwd=REPO,
+                          env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert proc.stdout.strip().splitlines()[-1] == "None", proc.stderr
