@@ -23,6 +23,7 @@ import linecache
 import lzma
 import math
 import os
+import pickle
 import random
 import shlex
 import shutil
@@ -50,10 +51,15 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 if tuple(int(part) for part in torch.__version__.split(".")[:2]) < (2, 5):  # SDPA's enable_gqa, torch.library ops
     sys.exit(f"error: train_gpt.py needs PyTorch >= 2.5; this Python has {torch.__version__}")
 
-try:
+try:  # the artifact's compressors beside lzma (EXPORT_COMPRESSOR)
     import zstandard
-except ImportError:  # the artifact falls back to zlib level 9 (said in the log)
+except ImportError:
     zstandard = None
+try:
+    import brotli
+    brotli.Decompressor().process(b"", output_buffer_limit=1)  # >= 1.2: bounded decompression
+except (ImportError, TypeError):
+    brotli = None
 
 # -----------------------------
 # HYPERPARAMETERS
@@ -68,7 +74,8 @@ class RunError(RuntimeError):
 
 # Variables that do not change results: left out of config_fingerprint.
 NOT_FINGERPRINTED = ("SEED", "RUN_ID", "DATA_PATH", "TOKENIZER_PATH", "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY",
-                     "COMPILE", "ATTENTION", "MLP_KERNEL", "EVAL_ONLY", "DIST_TIMEOUT_S")
+                     "COMPILE", "ATTENTION", "MLP_KERNEL", "EVAL_ONLY", "DIST_TIMEOUT_S", "EXPORT_COMPRESSOR",
+                     "EXPORT_SHUFFLE")
 # Settings that define the function an artifact computes: stored in it, compared by EVAL_ONLY.
 MODEL_SETTINGS = ("MLP_ACTIVATION", "VOCAB_SIZE", "NUM_LAYERS", "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "MLP_MULT",
                   "MLP_LEAKY_SLOPE", "ASQU_SIGMOID_BETA", "TIE_EMBEDDINGS", "LOGIT_SOFTCAP", "ROPE_BASE", "ROPE_DIMS",
@@ -160,6 +167,9 @@ SETTINGS = (
     # Row clips below this are raised to it (scale >= floor/31 for int6, /127 for int8; also in QAT).
     # 1.0 is the record's clamp_min(1/31): coarser codes for small rows, a smaller artifact.
     ("QUANT_SCALE_FLOOR", 1.0, float, "floor of int6/int8 row clips, export and QAT (0 = none)", FP16_SCALES),
+    ("EXPORT_COMPRESSOR", "auto", str, "auto (the smallest of those installed) | zstd | brotli | lzma",
+     ("auto", "zstd", "brotli", "lzma")),
+    ("EXPORT_SHUFFLE", True, bool, "artifact: store multi-byte tensors byte-shuffled (lossless; compresses better)"),
     # Runtime.
     ("COMPILE", None, bool, "torch.compile(fullgraph=True) the model (default: 1 on CUDA, 0 on CPU)"),
     ("ATTENTION", "auto", str, "auto (FA3, FA2 >= 2.6, SDPA) | flash_attn_3 | flash_attn_2 | sdpa",
@@ -261,6 +271,8 @@ class Hyperparameters:
         need(bool(self.clip_percentiles) and all(0.0 < p <= 1.0 for p in self.clip_percentiles),
              f"INT6_CLIP_PERCENTILES={self.int6_clip_percentiles!r} must be comma-separated values in (0, 1], "
              "e.g. INT6_CLIP_PERCENTILES=0.999,0.9999,1.0")
+        need(self.export_compressor == "auto" or CODECS[self.export_compressor][0] is not None,
+             f"EXPORT_COMPRESSOR={self.export_compressor} is not installed: pip install -r requirements.txt, or auto")
         need(self.eval_stride <= self.eval_seq_len,
              f"EVAL_STRIDE={self.eval_stride} exceeds EVAL_SEQ_LEN={self.eval_seq_len}")
         need(not self.asqu_sigmoid_beta or 0.0 < self.asqu_beta_init < 1.0,
@@ -1285,8 +1297,22 @@ def eval_val_sliding(args: Hyperparameters, model: nn.Module, rt: Runtime, val: 
 
 SMALL_TENSOR_NUMEL = 65_536
 INT8_CLIP_Q = 0.9999984
-ARTIFACT_FORMAT = "asqu-golf-int6-v1"
+ARTIFACT_FORMAT = "asqu-golf-int6-v1"  # the payload: torch.save of format, tensors, meta, model_settings, shuffled
 FP16_TINY = 2.0 ** -24  # smallest fp16 subnormal: keeps scales non-zero for all-zero rows
+# The file: a line "asqu-golf-artifact-v2 <compressor> sha256:<digest of the rest>", then the compressed payload.
+ARTIFACT_HEADER = b"asqu-golf-artifact-v2 "
+SIZE_LIMIT = 16_000_000  # bytes of a submission: code and artifact
+RAW_LIMIT = 2**30  # bytes: no payload of an artifact that fits SIZE_LIMIT decompresses to more
+# Compressor -> (its package or None; compress; decompress at most n bytes). zstd and lzma check their output too.
+CODECS = {
+    "zstd": (zstandard, lambda raw: zstandard.ZstdCompressor(level=22, write_checksum=True).compress(raw),
+             lambda body, n: zstandard.ZstdDecompressor().stream_reader(body).read(n)),
+    "brotli": (brotli, lambda raw: brotli.compress(raw, quality=11),
+               lambda body, n: brotli.Decompressor().process(body, output_buffer_limit=n)),
+    "lzma": (lzma, lambda raw: lzma.compress(raw, preset=9 | lzma.PRESET_EXTREME),
+             lambda body, n: lzma.LZMADecompressor().decompress(body, max_length=n)),
+    "zlib": (zlib, None, lambda body, n: zlib.decompressobj().decompress(body, n)),  # read only: before zstd was
+}
 
 def quant_scale(row_clip: Tensor, qmax: int, floor: float) -> Tensor:
     """fp16 per-row scales for codes in [-qmax, qmax]; clips below floor are raised to it."""
@@ -1309,27 +1335,27 @@ def row_quantiles(a: Tensor, qs: list[float]) -> Tensor:
 def quantize_int6(w: Tensor, percentiles: list[float], floor: float) -> tuple[Tensor, Tensor, float]:
     """Per-row int6 with the least-squared-error clip among the candidates; returns codes, fp16 scales, MSE."""
     w = w.float()
-    clips = row_quantiles(w.abs(), percentiles)  # (C, rows)
-    best_q = best_s = best_err = None
-    for clip in clips:
-        s = quant_scale(clip, 31, floor)
-        q = quantize_rows(w, s, 31)
-        err = (q * s.float()[:, None] - w).square().sum(dim=1)
-        if best_q is None:
-            best_q, best_s, best_err = q, s, err
-        else:
-            better = err < best_err
-            best_q = torch.where(better[:, None], q, best_q)
-            best_s, best_err = torch.where(better, s, best_s), torch.minimum(err, best_err)
-    return best_q.to(torch.int8), best_s, best_err.sum().item() / w.numel()
+    scales = torch.stack([quant_scale(clip, 31, floor) for clip in row_quantiles(w.abs(), percentiles)])  # (C, rows)
+    codes = torch.stack([quantize_rows(w, s, 31) for s in scales])  # (C, rows, cols)
+    err = (codes * scales.float()[:, :, None] - w).square().sum(dim=2)
+    best, rows = err.argmin(dim=0), torch.arange(w.size(0), device=w.device)  # the first of equal errors
+    return codes[best, rows].to(torch.int8), scales[best, rows], err[best, rows].sum().item() / w.numel()
 
 def quantize_int8(w: Tensor, floor: float) -> tuple[Tensor, Tensor]:
     w = torch.atleast_2d(w.float())  # a vector is one row
     s = quant_scale(row_quantiles(w.abs(), [INT8_CLIP_Q])[0], 127, floor)
     return quantize_rows(w, s, 127).to(torch.int8), s
 
-def quantize_state_dict(sd: dict[str, Tensor], percentiles: list[float], floor: float) -> tuple[dict, dict[str, float]]:
-    """Returns the artifact payload and the int6 MSE of each quantized matrix."""
+def shuffle_bytes(t: Tensor, back: bool = False) -> Tensor:
+    """A tensor's bytes grouped by place (every first byte, then every second, ...), kept as its dtype and shape:
+    multi-byte numbers compress better so; back=True restores them."""
+    b = t.reshape(-1).view(torch.uint8)
+    b = b.view(t.element_size(), -1).T if back else b.view(-1, t.element_size()).T
+    return b.reshape(-1).view(t.dtype).view(t.shape)
+
+def quantize_state_dict(sd: dict[str, Tensor], percentiles: list[float], floor: float,
+                        shuffle: bool = False) -> tuple[dict, dict[str, float]]:
+    """Returns the artifact payload (shuffle: its tensors' bytes shuffled) and the int6 MSE of each quantized matrix."""
     tensors, meta, mse = {}, {}, {}
     for name, t in sd.items():
         t = t.detach()
@@ -1346,12 +1372,16 @@ def quantize_state_dict(sd: dict[str, Tensor], percentiles: list[float], floor: 
             q, s = quantize_int8(t, floor)
             tensors[name + ".q"], tensors[name + ".scale"], meta[name] = q.cpu(), s.cpu(), "int8"
         meta[name] = {"kind": meta[name], "dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape)}
-    return {"format": ARTIFACT_FORMAT, "tensors": tensors, "meta": meta}, mse
+    tensors = {key: shuffle_bytes(t) if shuffle else t for key, t in tensors.items()}
+    return {"format": ARTIFACT_FORMAT, "tensors": tensors, "meta": meta, "shuffled": shuffle}, mse
 
 def dequantize_state_dict(payload: dict) -> dict[str, Tensor]:
-    tensors, out = payload["tensors"], {}
+    tensors, out = {k: shuffle_bytes(t, back=True) if payload.get("shuffled") is True else t
+                    for k, t in payload["tensors"].items()}, {}
     for name, info in payload["meta"].items():
-        dtype = getattr(torch, info["dtype"])
+        dtype = getattr(torch, str(info["dtype"]), None)
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"its meta gives {name} the dtype {info['dtype']!r}, which torch lacks")
         if info["kind"] in ("int6", "int8"):
             q, s = tensors[name + ".q"], tensors[name + ".scale"]
             out[name] = (q.float() * s.float()[:, None]).reshape(info["shape"]).to(dtype)
@@ -1359,43 +1389,57 @@ def dequantize_state_dict(payload: dict) -> dict[str, Tensor]:
             out[name] = tensors[name].to(dtype)
     return out
 
-def compress(raw: bytes) -> tuple[bytes, str]:
-    if zstandard is not None:
-        return zstandard.ZstdCompressor(level=22).compress(raw), "zstd"
-    return zlib.compress(raw, 9), "zlib"
+def compress(raw: bytes, method: str) -> bytes:
+    """The artifact file: its header line (compressor, sha256 of the rest), then the compressed payload."""
+    body = CODECS[method][1](raw)
+    return ARTIFACT_HEADER + f"{method} sha256:{hashlib.sha256(body).hexdigest()}\n".encode() + body
 
-def load_artifact(blob: bytes, name: str) -> dict:
-    """Decode an artifact's bytes; corrupt or truncated bytes are a clear error naming it."""
+def load_artifact(blob: bytes, name: str) -> tuple[dict[str, Tensor], dict]:
+    """The state dict and model settings an artifact holds; damaged bytes, or not an artifact's, are one error line."""
+    head, _, body = blob.partition(b"\n")
+    method, _, digest = head.removeprefix(ARTIFACT_HEADER).decode("latin-1").partition(" sha256:")
+    if blob[:1] in (b"\x28", b"\x78"):  # written before the header: a bare zstd or zlib payload
+        method, body = "zstd" if blob[:1] == b"\x28" else "zlib", blob
+    elif not blob.startswith(ARTIFACT_HEADER):
+        raise RunError(f"artifact {name} is damaged or not an artifact of this script: it begins with neither its "
+                       "header line nor a zstd or zlib stream (final_model.pt holds the raw weights, not the artifact)")
+    elif method not in CODECS or digest != hashlib.sha256(body).hexdigest():
+        raise RunError(f"artifact {name} is damaged: its bytes are not those written (the sha256 digest in its "
+                       "header does not match); copy it again from the run's folder")
+    if CODECS[method][0] is None:
+        raise RunError(f"artifact {name} is {method}-compressed and this Python lacks that compressor's package "
+                       "(pip install -r requirements.txt)")
     try:
-        if blob[:4] == b"\x28\xb5\x2f\xfd":  # zstd frame magic
-            if zstandard is None:
-                raise RuntimeError("it is zstd-compressed and the zstandard package is missing (pip install zstandard)")
-            raw = zstandard.ZstdDecompressor().decompress(blob)
-        else:
-            raw = zlib.decompress(blob)
+        raw = CODECS[method][2](body, RAW_LIMIT + 1)
+        if len(raw) > RAW_LIMIT:
+            raise ValueError(f"it decompresses to more than {RAW_LIMIT:,} bytes, more than any artifact holds")
         payload = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != ARTIFACT_FORMAT:
-            raise RuntimeError(f"it is not a {ARTIFACT_FORMAT} payload")
+            raise ValueError(f"it is not a {ARTIFACT_FORMAT} payload")
+        if not isinstance(payload.get("model_settings", {}), dict):
+            raise ValueError("its model_settings is not a table of settings")
+        return dequantize_state_dict(payload), payload.get("model_settings", {})
+    except pickle.UnpicklingError:  # torch's advice to load it with weights_only=False does not apply
+        reason = "it holds Python objects besides tensors and tables (refused by torch.load(weights_only=True))"
+    except KeyError as exc:
+        reason = f"its entry {exc} is missing"
     except Exception as exc:
-        raise RunError(f"artifact {name} is corrupt or truncated: {exc}") from None
-    return payload
-
-def read_artifact(path: Path) -> dict:
-    if not Path(path).is_file():
-        raise RunError(f"artifact {path} does not exist")
-    return load_artifact(Path(path).read_bytes(), str(path))
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    raise RunError(f"artifact {name} is damaged, truncated or not an artifact of this script: {reason}")
 
 def read_eval_only_artifact(args: Hyperparameters) -> bytes:
     """EVAL_ONLY's file, checked before anything is written: an artifact of this script, built with these settings."""
     path = Path(args.eval_only)
     if not path.is_file():
         raise ConfigError(f"EVAL_ONLY={path} is not a file; give the path of a run's final_model.int6.ptz")
+    if path.stat().st_size > SIZE_LIMIT:  # refused unread (a sparse file can claim any size)
+        raise ConfigError(f"EVAL_ONLY={path} is {path.stat().st_size:,} bytes, more than any submission can be "
+                          f"({SIZE_LIMIT:,}); it is not an artifact of this script")
     blob = path.read_bytes()
     try:
-        payload = load_artifact(blob, str(path))  # built with these settings: its tensors fit this model
+        built = load_artifact(blob, str(path))[1]  # built with these settings: its tensors fit this model
     except RunError as exc:
-        raise ConfigError(f"EVAL_ONLY={path}: not an artifact of this script ({exc})") from None
-    built = payload.get("model_settings", {})
+        raise ConfigError(f"EVAL_ONLY: {exc}") from None
     differ = [f"{name}={built[name]} (here {value})" for name, value in args.model_settings().items()
               if name in built and built[name] != value]
     if differ:
@@ -1714,8 +1758,6 @@ def train(tr: Trainer, val: ValData, log) -> dict[str, Tensor] | None:
         return {k: v / swa_count for k, v in swa.items()}
     return None
 
-SIZE_LIMIT = 16_000_000
-
 def packed_source(code: str) -> bytes:
     """This file as submitted: lzma + base85, deterministic; it runs its source from linecache, where inspect looks."""
     lzma1 = {"id": lzma.FILTER_LZMA1, "preset": 9 | lzma.PRESET_EXTREME, "pb": 0, "lp": 0}  # 0.4% smaller than xz
@@ -1736,15 +1778,22 @@ def export(args: Hyperparameters, base: GPT, inputs: Inputs, log) -> bytes:
     write_file(raw_path, buf.getvalue())
     t_q = time.perf_counter()
     print("progress: export quantizing (GPTQ-lite int6 per row)", flush=True)
-    payload, mse = quantize_state_dict(base.state_dict(), args.clip_percentiles, args.quant_scale_floor)
+    payload, mse = quantize_state_dict(base.state_dict(), args.clip_percentiles, args.quant_scale_floor,
+                                       args.export_shuffle)
     payload["model_settings"] = args.model_settings()  # what EVAL_ONLY checks the artifact against
     buf = io.BytesIO()
     torch.save(payload, buf)
-    print(f"progress: export compressing {len(buf.getvalue()):,} bytes (zstd level 22 takes a while) "
-          f"elapsed:{time.perf_counter() - t_q:.0f}s", flush=True)
-    blob, method = compress(buf.getvalue())
-    if method == "zlib":
-        log("compression: zstandard is not installed, falling back to zlib level 9 (larger artifact)")
+    raw = buf.getvalue()
+    methods = [m for m in ("zstd", "brotli", "lzma") if CODECS[m][0] and args.export_compressor in ("auto", m)]
+    print(f"progress: export compressing {len(raw):,} bytes with {', '.join(methods)} (at their highest levels: "
+          f"a while) elapsed:{time.perf_counter() - t_q:.0f}s", flush=True)
+    candidates = {}  # compressor -> (artifact, seconds)
+    for name in methods:
+        t_c = time.perf_counter()
+        candidates[name] = compress(raw, name), time.perf_counter() - t_c
+    method, (blob, _) = min(candidates.items(), key=lambda item: len(item[1][0]))  # the first of equals
+    log("compression: " + ", ".join(f"{name} {len(b)} bytes {dt:.1f}s" for name, (b, dt) in candidates.items())
+        + f"; kept {method} (EXPORT_COMPRESSOR={args.export_compressor} EXPORT_SHUFFLE={int(args.export_shuffle)})")
     write_file(artifact_path, blob)
     for p in (raw_path, artifact_path):
         publish_latest(p, log)
@@ -1771,9 +1820,9 @@ def score_artifact(args: Hyperparameters, rt: Runtime, blob: bytes | None, val: 
         box = [blob]
         dist.broadcast_object_list(box, src=0)
         blob = box[0]
-    eval_model = build_model(args, rt)
+    eval_model, state = build_model(args, rt), load_artifact(blob, "final_model.int6.ptz")[0]
     try:
-        eval_model.load_state_dict(dequantize_state_dict(load_artifact(blob, "final_model.int6.ptz")), strict=True)
+        eval_model.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # an artifact from before model_settings were stored, of another configuration
         first = (str(exc).splitlines()[1:] or [str(exc)])[0].strip()  # after torch's "Error(s) in loading ..."
         raise RunError(f"the artifact does not fit this configuration's model ({first}); set the settings of the "
@@ -1948,6 +1997,8 @@ def eval_only(args: Hyperparameters, rt: Runtime, inputs: Inputs, log) -> None:
     if rt.master:
         digest = hashlib.sha256(inputs.artifact).hexdigest()
         log(f"eval_only: artifact:{Path(args.eval_only).resolve()} sha256:{digest} bytes:{len(inputs.artifact)}")
+        if not inputs.artifact.startswith(ARTIFACT_HEADER):
+            log("note: the artifact was written before artifacts carried a digest: damage to it cannot be detected")
     score_artifact(args, rt, inputs.artifact, inputs.val, None, log)
 
 def main() -> None:

@@ -1,8 +1,9 @@
-"""Timings of the artifact path: GPTQ-lite int6 export (quantize, compress, read back + dequantize + load)
-of the default 27M-parameter model, and the plain and sliding-window evals of a small model on the
-offline sample's validation split; parts interleaved as in bench_asqu.py, figures median [min, max].
+"""Timings of the artifact path: GPTQ-lite int6 export (quantize; each EXPORT_COMPRESSOR x EXPORT_SHUFFLE, bytes
+vs zstd 22 as before; load) of the default 27M-parameter model, and the plain and sliding-window evals of a small
+model on the offline sample's validation split; parts interleaved as in bench_asqu.py, figures median [min, max].
 
   python3 scripts/bench_export_eval.py                    # 5 rounds, export and eval
+  python3 scripts/bench_export_eval.py --what export --weights runs/RUN/final_model.pt   # a run's trained weights
   python3 scripts/bench_export_eval.py --what eval --stride 64 --eval-tokens 32768
   python3 scripts/bench_export_eval.py --rounds 1 --export-model small --eval-tokens 4096   # smoke run
 """
@@ -11,12 +12,12 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import zstandard
 
 SCRIPTS = Path(__file__).resolve().parent
 REPO = SCRIPTS.parent
@@ -37,40 +38,43 @@ def trained_like(model: torch.nn.Module) -> torch.nn.Module:
 
 
 class ExportBench:
-    def __init__(self, env: dict):
+    def __init__(self, env: dict, weights: str | None):
         self.args = tg.Hyperparameters(env)
         torch.manual_seed(0)
         self.model = trained_like(tg.GPT(self.args))
+        if weights:  # a run's final_model.pt (its settings must be env's)
+            self.model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         self.params = sum(p.numel() for p in self.model.parameters())
-        self.times: dict[str, list[float]] = {"quantize": [], "compress": [], "read back + load": []}
-        self.blob_bytes = self.method = self.matrices = None
+        self.variants = [f"{method} shuffle:{shuffle}" for shuffle in (0, 1) for method in ("zstd", "brotli", "lzma")]
+        self.times: dict[str, list[float]] = {"quantize": [], **{v: [] for v in self.variants}, "load": []}
 
     def round(self) -> None:
         t0 = time.perf_counter()
         payload, mse = tg.quantize_state_dict(self.model.state_dict(), self.args.clip_percentiles,
                                               self.args.quant_scale_floor)
-        t1 = time.perf_counter()
-        buf = io.BytesIO()
-        torch.save(payload, buf)
-        blob, self.method = tg.compress(buf.getvalue())
-        t2 = time.perf_counter()
-        with tempfile.TemporaryDirectory() as d:
-            path = Path(d) / "final_model.int6.ptz"
-            path.write_bytes(blob)
-            t3 = time.perf_counter()
-            tg.GPT(self.args).load_state_dict(tg.dequantize_state_dict(tg.read_artifact(path)))
-            t4 = time.perf_counter()
-        self.blob_bytes, self.matrices = len(blob), len(mse)
-        for key, dt in zip(self.times, (t1 - t0, t2 - t1, t4 - t3)):
-            self.times[key].append(dt)
+        self.times["quantize"].append(time.perf_counter() - t0)
+        blobs = {}
+        for variant in self.variants:  # serialized and compressed as export() does it
+            t0 = time.perf_counter()
+            shuffle = variant.endswith("1")
+            tensors = {k: tg.shuffle_bytes(t) if shuffle else t for k, t in payload["tensors"].items()}
+            buf = io.BytesIO()
+            torch.save(dict(payload, shuffled=shuffle, tensors=tensors), buf)
+            blobs[variant] = tg.compress(buf.getvalue(), variant.split()[0])
+            self.times[variant].append(time.perf_counter() - t0)
+            if variant == "zstd shuffle:0":  # as artifacts were before: no header, no checksum
+                self.before = len(zstandard.ZstdCompressor(level=22).compress(buf.getvalue()))
+        self.bytes, self.matrices = {v: len(b) for v, b in blobs.items()}, len(mse)
+        t0 = time.perf_counter()  # the smallest: check, decompress, dequantize, load
+        tg.GPT(self.args).load_state_dict(tg.load_artifact(min(blobs.values(), key=len), "smallest")[0])
+        self.times["load"].append(time.perf_counter() - t0)
 
     def report(self, name: str) -> None:
         print(f"\nexport, {name} model ({self.params:,} params, {self.matrices} int6 matrices, "
-              f"{len(self.args.clip_percentiles)} clip candidates; artifact {self.blob_bytes:,} bytes, {self.method}):")
+              f"{len(self.args.clip_percentiles)} clip candidates; before: zstd 22 {self.before:,} bytes):")
         for key, values in self.times.items():
-            print(f"  {key:17s} {fmt_spread(values, '{:.2f}')} s")
-        total = [sum(v) for v in zip(*self.times.values())]
-        print(f"  {'total':17s} {fmt_spread(total, '{:.2f}')} s")
+            size = f" {self.bytes[key]:>11,} bytes x{self.bytes[key] / self.before:.4f}" if key in self.bytes else ""
+            print(f"  {key:17s} {fmt_spread(values, '{:.2f}')} s{size}")
 
 
 class EvalBench:
@@ -119,11 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-tokens", type=int, default=32768, help="validation tokens evaluated per round")
     p.add_argument("--export-model", choices=["default", "small"], default="default",
                    help="the model exported: the record's default (27M) or the small eval model")
+    p.add_argument("--weights", help="a run's final_model.pt to export (default: random weights of trained scale)")
     a = p.parse_args(argv)
     if a.rounds < 1 or a.stride < 1:
         p.error("--rounds and --stride must be >= 1")
     print(header(f"scripts/bench_export_eval.py {' '.join(sys.argv[1:] if argv is None else argv)}", a.rounds, "cpu"))
-    export = ExportBench({} if a.export_model == "default" else SMALL) if a.what in ("export", "all") else None
+    export_env = {} if a.export_model == "default" else SMALL
+    export = ExportBench(export_env, a.weights) if a.what in ("export", "all") else None
     evals = EvalBench(a.stride, a.eval_tokens) if a.what in ("eval", "all") else None
     parts = ([export.round] if export else []) + ([lambda: evals.run("plain"), lambda: evals.run("sliding")]
                                                   if evals else [])

@@ -104,7 +104,7 @@ def check_environment() -> dict:
     env["fa2"] = getattr(fa2, "__version__", "unknown") if fa2 else None
     fa2_version = tuple(map(int, re.findall(r"\d+", env["fa2"] or "")[:2]))
     env["fa2_usable"] = hasattr(fa2, "flash_attn_func") and fa2_version >= (2, 6)
-    for name in ("triton", "zstandard"):
+    for name in ("triton", "zstandard", "brotli"):
         env[name] = getattr(_module(name)[0], "__version__", None)
     return env
 
@@ -140,7 +140,8 @@ def format_environment(env: dict) -> list[str]:
         fa2 = f"not importable ({env.get('fa2_error', '?')})"
     lines.append(f"  FlashAttention 2  {fa2}")
     lines.append(f"  triton            {env.get('triton') or 'not installed'}")
-    lines.append(f"  zstandard         {env.get('zstandard') or 'NOT installed (artifact falls back to zlib: larger)'}")
+    for name in ("zstandard", "brotli"):  # EXPORT_COMPRESSOR=auto keeps the smallest of zstd, brotli, lzma
+        lines.append(f"  {name:<17} {env.get(name) or 'NOT installed (auto cannot try it: a larger artifact?)'}")
     lines.append(f"  attention (auto)  {expected_attention(env)}")
     return lines
 
@@ -477,8 +478,8 @@ def verdict(env: dict, results: dict[str, RunResult], cpu: bool, size_limit=SIZE
             warns.append(f"this node has {n} GPU(s); the record run uses 8 (torchrun --nproc_per_node=8)")
         if any("H100" not in g["name"] for g in env.get("gpus", [])):
             warns.append("not an H100: step times are not comparable with the record's 84.56 ms (8xH100)")
-        if not env.get("zstandard"):
-            warns.append("zstandard is not installed: the artifact is compressed with zlib (larger)")
+        warns += [f"{name} is not installed: EXPORT_COMPRESSOR=auto cannot try it (the artifact may be larger)"
+                  for name in ("zstandard", "brotli") if not env.get(name)]
     if not results:
         reasons.append("no training run")
     for act, res in results.items():

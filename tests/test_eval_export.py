@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 import torch
+import zstandard
 
 import train_gpt as tg
 from conftest import REPO, TINY_ENV, real_tokenizer_path
@@ -198,10 +199,9 @@ def test_roundtrip_keeps_control_tensors_bit_exact_and_output_close(tiny, tmp_pa
     assert {k for k in sd if k.endswith("asqu.beta")} and all(kinds[k] == "fp32" for k in sd if "asqu.beta" in k)
     # fp16 cannot hold these betas: passthrough must be fp32 (the record's order stored them in fp16)
     assert any(not torch.equal(sd[k], sd[k].half().float()) for k in sd if "asqu.beta" in k)
-    blob, method = tg.compress(_save(payload))
     path = tmp_path / "a.ptz"
-    path.write_bytes(blob)
-    deq = tg.dequantize_state_dict(tg.read_artifact(path))
+    path.write_bytes(tg.compress(_save(payload), "zstd"))
+    deq = tg.load_artifact(path.read_bytes(), str(path))[0]
     for k in sd:
         assert deq[k].dtype == sd[k].dtype and deq[k].shape == sd[k].shape
         if tg.is_control(k):
@@ -221,29 +221,14 @@ def _save(obj) -> bytes:
     return buf.getvalue()
 
 
-def test_corrupt_or_truncated_artifact_is_a_clear_error(tiny, tmp_path):
+def test_corrupt_or_truncated_artifact_is_a_clear_error(tiny):
     args, model, _, _ = tiny
-    blob, _ = tg.compress(_save(tg.quantize_state_dict(model.state_dict(), [1.0], 1.0)[0]))
-    for name, data in [("trunc.ptz", blob[: len(blob) // 2]), ("junk.ptz", b"\x00" * 100),
-                       ("other.ptz", tg.compress(_save({"x": torch.zeros(2)}))[0])]:
-        p = tmp_path / name
-        p.write_bytes(data)
-        with pytest.raises(RuntimeError, match=re.escape(str(p))):
-            tg.read_artifact(p)
-    with pytest.raises(tg.RunError, match="does not exist"):
-        tg.read_artifact(tmp_path / "missing.ptz")
-
-
-def test_zlib_fallback_roundtrip(monkeypatch, tiny, tmp_path):
-    args, model, _, _ = tiny
-    payload = tg.quantize_state_dict(model.state_dict(), [1.0], 1.0)[0]
-    monkeypatch.setattr(tg, "zstandard", None)
-    blob, method = tg.compress(_save(payload))
-    assert method == "zlib" and blob[:1] == b"\x78"
-    p = tmp_path / "z.ptz"
-    p.write_bytes(blob)
-    deq = tg.dequantize_state_dict(tg.read_artifact(p))
-    assert torch.equal(deq["blocks.0.mlp.asqu.beta"], model.state_dict()["blocks.0.mlp.asqu.beta"])
+    blob = tg.compress(_save(tg.quantize_state_dict(model.state_dict(), [1.0], 1.0)[0]), "zstd")
+    old = zstandard.ZstdCompressor().compress(_save(tg.quantize_state_dict(model.state_dict(), [1.0], 1.0)[0]))
+    for name, data in [("trunc.ptz", blob[: len(blob) // 2]), ("old_trunc.ptz", old[: len(old) // 2]),
+                       ("junk.ptz", b"\x00" * 100), ("other.ptz", tg.compress(_save({"x": torch.zeros(2)}), "lzma"))]:
+        with pytest.raises(tg.RunError, match=f"^artifact {name} is (damaged|not an artifact)"):
+            tg.load_artifact(data, name)
 
 
 @pytest.mark.parametrize("runs_packed", [False, True])
@@ -261,11 +246,19 @@ def test_export_size_accounting_and_over_limit_warning(tiny, tmp_path, monkeypat
     tg.score_artifact(args, CPU_RT, blob, val, 3.0, log)
     blob_bytes = (tmp_path / "final_model.int6.ptz").stat().st_size
     assert blob_bytes == len(blob) == (tmp_path / "runs" / args.run_id / "final_model.int6.ptz").stat().st_size
-    total = int(re.search(r"^Total submission size int6\+zstd: (\d+) bytes$", "\n".join(lines), re.M).group(1))
+    text = "\n".join(lines)
+    total = int(re.search(r"^Total submission size int6\+(\w+): (\d+) bytes$", text, re.M).group(2))
     assert len(packed) < len(code) and total == blob_bytes + len(packed)
     assert f"Code size: {len(file)} bytes" in lines
     ran = "packed file" if runs_packed else "source"
     assert f"Code size (packed): {len(packed)} bytes counted ({ran} ran)" in lines
+    # auto: every installed compressor tried, the smallest kept; the artifact says which
+    tried = dict(re.findall(r"(\w+) (\d+) bytes [\d.]+s", re.search(r"^compression: (.*)$", text, re.M).group(1)))
+    kept = min(tried, key=lambda name: int(tried[name]))
+    assert list(tried) == ["zstd", "brotli", "lzma"] and int(tried[kept]) == blob_bytes
+    assert f"; kept {kept} (EXPORT_COMPRESSOR=auto EXPORT_SHUFFLE=1)" in text
+    assert f"Serialized model int6+{kept}: {blob_bytes} bytes" in text
+    assert blob.startswith(f"asqu-golf-artifact-v2 {kept} sha256:".encode())
     assert any(ln.startswith(f"WARNING: submission size {total} bytes exceeds the 1,000-byte limit") for ln in lines)
     assert (tmp_path / "final_model.pt").exists()  # files kept
     assert any(ln.startswith("final_int6_sliding_window_exact") for ln in lines)
@@ -273,14 +266,18 @@ def test_export_size_accounting_and_over_limit_warning(tiny, tmp_path, monkeypat
     assert sum(ln.startswith("quant_mse blocks.") for ln in lines) == 6 * args.num_layers
 
 
-def test_run_without_zstandard_says_so(run_train, tmp_path):
+def test_run_without_zstandard_and_brotli_takes_lzma(run_train, tmp_path):
     blocker = tmp_path / "block"
     blocker.mkdir()
-    (blocker / "zstandard.py").write_text("raise ImportError('zstandard hidden for this test')\n")
+    for name in ("zstandard", "brotli"):
+        (blocker / f"{name}.py").write_text(f"raise ImportError('{name} hidden for this test')\n")
+    proc = run_train(check=False, PYTHONPATH=str(blocker), EXPORT_COMPRESSOR="zstd")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        "error: EXPORT_COMPRESSOR=zstd is not installed: pip install -r requirements.txt, or auto")
     run_train(PYTHONPATH=str(blocker), ITERATIONS=1, VAL_LOSS_EVERY=0, EVAL_STRIDE=0, RUN_ID="z")
     log = (tmp_path / "logs/z.txt").read_text()
-    assert "falling back to zlib level 9" in log
+    assert re.search(r"^compression: lzma \d+ bytes [\d.]+s; kept lzma ", log, re.M)
     blob = (tmp_path / "final_model.int6.ptz").stat().st_size
     code = len(tg.packed_source((REPO / "train_gpt.py").read_text(encoding="utf-8")))  # the total counts it packed
-    assert f"Serialized model int6+zlib: {blob} bytes" in log
-    assert f"Total submission size int6+zlib: {blob + code} bytes" in log
+    assert f"Serialized model int6+lzma: {blob} bytes" in log
+    assert f"Total submission size int6+lzma: {blob + code} bytes" in log

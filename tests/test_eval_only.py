@@ -42,7 +42,7 @@ def test_scores_equal_the_training_run_to_the_last_digit(trained_run, run_train,
     assert sorted(p.name for p in work.iterdir()) == ["logs", "runs", "train_seed7.log"]
 
 
-def test_the_readme_recipe_leaves_the_training_run_as_it_was(trained, tmp_path):
+def test_the_readme_recipe_leaves_the_training_run_as_it_was(trained_run, tmp_path):
     """The recipe pastes the training log's config: line, RUN_ID included: the scoring run wrote logs/<RUN_ID>.txt and
     the training log became .txt.1, lost to every tool. Now the scoring run names itself
     <RUN_ID>_eval_only_<time>_<pid>."""
@@ -52,7 +52,7 @@ def test_the_readme_recipe_leaves_the_training_run_as_it_was(trained, tmp_path):
 
     from conftest import REPO, TINY_ENV
 
-    folder, log, _ = trained
+    folder, log, _ = trained_run
     work = tmp_path / "run"
     shutil.copytree(folder, work)
     before = {p.relative_to(work): p.read_bytes() for p in work.rglob("*") if p.is_file() and p.name != ".lock"}
@@ -88,10 +88,10 @@ def test_a_file_that_is_not_an_artifact_is_one_line(trained_run, run_train, val_
         f"error: EVAL_ONLY={tmp_path / 'none.ptz'} is not a file; give the path of a run's final_model.int6.ptz")
     raw = folder / "runs/trained/final_model.pt"  # the raw state dict, not the artifact
     line = bad_eval(run_train, tmp_path, val_only, raw)
-    assert line.startswith(f"error: EVAL_ONLY={raw}: not an artifact of this script (artifact {raw} is corrupt")
+    assert line.startswith(f"error: EVAL_ONLY: artifact {raw} is damaged or not an artifact of this script: ")
     cut = tmp_path / "cut.ptz"
     cut.write_bytes(trained_run[2].read_bytes()[:1000])
-    assert "corrupt or truncated" in bad_eval(run_train, tmp_path, val_only, cut)
+    assert bad_eval(run_train, tmp_path, val_only, cut).startswith(f"error: EVAL_ONLY: artifact {cut} is damaged: ")
 
 
 def test_an_artifact_of_another_configuration_is_one_line(trained_run, run_train, val_only, tmp_path):
@@ -105,8 +105,20 @@ def test_an_artifact_of_another_configuration_is_one_line(trained_run, run_train
     assert "MODEL_DIM=64 (here 128)" in line
 
 
-def test_an_older_artifact_of_another_shape_is_one_line(trained_run, run_train, val_only, tmp_path):
-    """Artifacts written before model_settings were stored: a tensor that does not fit is one error line."""
+def payload_of(artifact: Path) -> dict:
+    """The payload in an artifact file, as train_gpt.py stored it."""
+    import io
+
+    import torch
+
+    import train_gpt as tg
+
+    head, _, body = artifact.read_bytes().partition(b"\n")
+    return torch.load(io.BytesIO(tg.CODECS[head.split()[1].decode()][2](body, tg.RAW_LIMIT)), weights_only=True)
+
+
+def old_format(payload: dict, path: Path) -> Path:
+    """The payload written as train_gpt.py wrote artifacts before the header and digest: bare zstd, unshuffled."""
     import io
 
     import torch
@@ -114,13 +126,81 @@ def test_an_older_artifact_of_another_shape_is_one_line(trained_run, run_train, 
 
     import train_gpt as tg
 
-    payload = tg.read_artifact(trained_run[2])
-    del payload["model_settings"]
+    payload = dict(payload, tensors={k: tg.shuffle_bytes(t, back=True) for k, t in payload["tensors"].items()})
+    del payload["shuffled"]
     buf = io.BytesIO()
     torch.save(payload, buf)
-    old = tmp_path / "old.ptz"
-    old.write_bytes(zstandard.ZstdCompressor().compress(buf.getvalue()))
+    path.write_bytes(zstandard.ZstdCompressor(level=22).compress(buf.getvalue()))
+    return path
+
+
+def test_an_old_format_artifact_scores_the_same_with_a_note(trained_run, run_train, val_only, tmp_path):
+    _, log, artifact = trained_run
+    old = old_format(payload_of(artifact), tmp_path / "old.ptz")
+    proc = run_train(cwd=tmp_path, EVAL_ONLY=old, DATA_PATH=val_only, RUN_ID="old")
+    assert final_lines(proc.stdout) == final_lines(log)
+    assert "note: the artifact was written before artifacts carried a digest: damage to it cannot be detected" in (
+        proc.stdout)
+
+
+def test_an_older_artifact_of_another_shape_is_one_line(trained_run, run_train, val_only, tmp_path):
+    """Artifacts written before model_settings were stored: a tensor that does not fit is one error line."""
+    payload = payload_of(trained_run[2])
+    del payload["model_settings"]
+    old = old_format(payload, tmp_path / "old.ptz")
     proc = run_train(cwd=tmp_path, check=False, EVAL_ONLY=old, DATA_PATH=val_only, MODEL_DIM=128)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(
         "error: the artifact does not fit this configuration's model (size mismatch for ")
+
+
+def test_a_damaged_artifact_is_refused_not_scored(trained_run, run_train, val_only, tmp_path):
+    """One byte flipped at 30%: scored 9.62 instead of 3.54 before artifacts carried a digest."""
+    data = bytearray(trained_run[2].read_bytes())
+    data[len(data) * 3 // 10] ^= 0x01
+    damaged = tmp_path / "damaged.ptz"
+    damaged.write_bytes(bytes(data))
+    assert bad_eval(run_train, tmp_path, val_only, damaged) == (
+        f"error: EVAL_ONLY: artifact {damaged} is damaged: its bytes are not those written (the sha256 digest in "
+        "its header does not match); copy it again from the run's folder")
+
+
+def test_a_file_larger_than_any_submission_is_refused(trained_run, run_train, val_only, tmp_path):
+    big = tmp_path / "big.ptz"
+    with big.open("wb") as f:
+        f.truncate(16_000_001)
+    assert bad_eval(run_train, tmp_path, val_only, big) == (
+        f"error: EVAL_ONLY={big} is 16,000,001 bytes, more than any submission can be (16,000,000); it is not an "
+        "artifact of this script")
+
+
+@pytest.mark.parametrize("field", ["dtype", "settings", "tensors", "unstored", "pickle", "bomb"])
+def test_a_well_formed_artifact_with_a_bad_field_is_one_line(trained_run, run_train, val_only, tmp_path, field):
+    import io
+    import struct
+
+    import torch
+    import zstandard
+
+    import train_gpt as tg
+    from test_artifact import BAD_FIELDS
+
+    path = tmp_path / f"{field}.ptz"
+    if field == "bomb":  # an old-format zstd frame that declares 40 GiB
+        frame = zstandard.ZstdCompressor(write_content_size=False).compress(b"x" * 1000)
+        path.write_bytes(frame[:4] + bytes([0xC0]) + frame[5:6] + struct.pack("<Q", 40 * 2**30) + frame[6:])
+        reason = "zstd decompress error: Data corruption detected"
+    else:
+        payload = payload_of(trained_run[2])
+        if field == "pickle":
+            payload["model_settings"] = Path("settings")  # an object weights_only refuses
+            reason = "it holds Python objects besides tensors and tables (refused by torch.load(weights_only=True))"
+        else:
+            change, reason = BAD_FIELDS[field]
+            change(payload)
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        path.write_bytes(tg.compress(buf.getvalue(), "zstd"))
+    line = bad_eval(run_train, tmp_path, val_only, path)
+    assert line.startswith(f"error: EVAL_ONLY: artifact {path} is damaged, truncated or not an artifact of this script: ")
+    assert line.endswith(reason)

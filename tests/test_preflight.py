@@ -73,7 +73,7 @@ def result(activation="relu2", returncode=0, tail=None, **log_kw) -> pf.RunResul
 
 GPU_ENV = {"python": "3.12", "torch": "2.9.1", "cuda_available": True, "nccl_available": True,
            "gpus": [{"name": "NVIDIA H100 80GB HBM3", "capability": "9.0", "memory_mib": 81000}] * 8,
-           "fa3": "available", "zstandard": "0.23.0"}
+           "fa3": "available", "zstandard": "0.23.0", "brotli": "1.2.0"}
 
 
 def runs(**per_act) -> dict:
@@ -165,12 +165,13 @@ def test_missing_flash_attention_3_names_the_piece_and_the_install_command():
 
 
 def test_warnings_that_are_not_no_go():
-    env = {**GPU_ENV, "gpus": GPU_ENV["gpus"][:1], "zstandard": None}
+    env = {**GPU_ENV, "gpus": GPU_ENV["gpus"][:1], "brotli": None}
     ok, final, warns = pf.verdict(env, runs(relu2={"recompiles": None, "warmup_ms": None},
                                             asqu={"recompiles": 0, "spike_step": 5, "spike_ms": 9000.0}), cpu=False)
     assert ok and final == "GO"
     text = "\n".join(warns)
-    assert "1 GPU(s); the record run uses 8" in text and "zstandard" in text
+    assert "1 GPU(s); the record run uses 8" in text and "zstandard" not in text
+    assert "brotli is not installed: EXPORT_COMPRESSOR=auto cannot try it (the artifact may be larger)" in text
     assert "relu2: recompiles after warm-up unknown" in text and "relu2: compile/warm-up time unknown" in text
     assert "asqu: step 5 took 9000 ms" in text  # known recompiles:0, so a slow step is only a warning
     ok, final, warns = pf.verdict({**GPU_ENV, "fa3": None, "fa2": "2.7.4", "fa2_usable": True}, runs(), cpu=False)
@@ -430,7 +431,8 @@ def test_real_cpu_run(mini_data, tmp_path):
         assert f"mlp_activation:{act}" in body and "compile:0" in body  # --set/--activations won, shell ignored
         assert f"mlp_kernel:{kernel}\n" in body and run["mlp_kernel"] == kernel
         assert f"mlp_kernel_choice:{kernel} from the MLP_KERNEL setting" in body
-        assert f"Total submission size int6+zstd: {run['submission_bytes']} bytes" in body
+        total = rf"^Total submission size int6\+(zstd|brotli|lzma): {run['submission_bytes']} bytes$"
+        assert re.search(total, body, re.M)
         assert re.search(rf"final_int6_roundtrip_exact val_loss:\S+ val_bpb:{run['roundtrip_val_bpb']:.8f}", body)
         assert re.search(rf"final_int6_sliding_window_exact val_loss:\S+ val_bpb:{run['sliding_val_bpb']:.8f}", body)
         assert f"late_qat:enabled step:{run['late_qat_step']} " in body and run["late_qat_step"] == 5

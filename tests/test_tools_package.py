@@ -105,12 +105,13 @@ def test_successful_package(workspace, capsys):
 
 def test_non_record_track_accepts_one_long_run(workspace):
     only = write_log(workspace / "solo.txt", seed=5, last_train_time_ms=900000, stopped_early=False,
-                     attention="sdpa", eval_ms=(2000, 9000, 700000))
+                     attention="sdpa", eval_ms=(2000, 9000, 700000), compressor="brotli")
     assert package.main(args_for(workspace, "--track", "non_record_16mb", logs=[str(only)])) == 0
     target = workspace / "records" / "track_non_record_16mb" / "2026-04-02_ASQU_11L"
     assert (target / "train_seed5.log").is_file()
     requirements = (target / "requirements.txt").read_text()
     assert "flash" not in requirements  # the log says attention:sdpa
+    assert "brotli>=1.2" in requirements.splitlines() and "zstandard" not in requirements  # int6+brotli
 
 
 def test_run_folders_from_a_sweep_are_accepted(workspace):

@@ -120,6 +120,14 @@ def test_legacy_log_without_activation_line_zlib_and_no_sliding():
     assert run.steps == 800 and not run.stopped_early
 
 
+@pytest.mark.parametrize("compressor", ["zstd", "zlib", "brotli", "lzma"])
+def test_every_compressor_of_the_size_lines(compressor):
+    """EXPORT_COMPRESSOR=auto keeps the smallest of zstd, brotli and lzma; zlib: older runs without zstandard."""
+    run = runlog.parse_text(f"Serialized model int6+{compressor}: 15000000 bytes\n"
+                            f"Total submission size int6+{compressor}: 15100000 bytes\n")
+    assert (run.compressor, run.serialized_bytes, run.submission_bytes) == (compressor, 15000000, 15100000)
+
+
 def test_exact_lines_win_over_rounded_ones_in_any_order():
     text = "\n".join([
         "final_int6_roundtrip_exact val_loss:1.93592275 val_bpb:1.14656250",

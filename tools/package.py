@@ -239,8 +239,8 @@ def requirements_text(runs: list[RunLog]) -> str:
     else:
         lines.append(f"torch  # PyTorch versions the logs show: {', '.join(versions) or 'none'}")
     lines += ["numpy", "sentencepiece"]
-    if any(r.compressor != "zlib" for r in runs):
-        lines.append("zstandard")
+    readers = {"zstd": "zstandard", "brotli": "brotli>=1.2"}  # the artifact's (lzma, zlib: the standard library)
+    lines += sorted({readers[r.compressor or "zstd"] for r in runs if (r.compressor or "zstd") in readers})
     lines += [package for attention, package in ATTENTION_PACKAGES.items() if attention in {r.attention for r in runs}]
     return "\n".join(lines) + "\n"
 
