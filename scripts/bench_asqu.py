@@ -186,19 +186,12 @@ RECORD_ENV = {  # the record's model (minus data-dependent settings): meant for 
 }
 
 
-class BenchError(Exception):
-    pass
-
-
 def build_trainer(act: str, compiled: bool, warmup: int, data: dict, extra: dict):
     """train_gpt.py's own Trainer for one variant, built and warmed up as a run builds it (every graph compiled)."""
     env = dict(STEP_ENV, **extra, MLP_ACTIVATION=act, COMPILE=str(int(compiled)), WARMUP_STEPS=str(warmup),
                DATA_PATH=data["data_path"], TOKENIZER_PATH=data["tokenizer"], MLP_KERNEL="torch")
-    try:
-        args = tg.Hyperparameters(env)
-        rt = tg.runtime_from_env(args)
-    except tg.ConfigError as exc:
-        raise BenchError(str(exc)) from exc
+    args = tg.Hyperparameters(env)
+    rt = tg.runtime_from_env(args)
     tg.init_distributed(rt, args.dist_timeout_s)
     tg.pick_attention_backend(args.attention, rt.device)
     tg.zeropower_via_newtonschulz5 = ZEROPOWER
@@ -278,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             modes = ["eager", "compiled"] if a.mode == "both" else [a.mode]
             extra, name = (RECORD_ENV, "record-size") if a.default_config else ({}, "MLP-heavy small")
             bench_steps(a.rounds, a.steps, modes, extra, name)
-    except BenchError as exc:
+    except tg.ConfigError as exc:  # a setting train_gpt.py refuses
         print(f"bench_asqu: error: {exc}", file=sys.stderr)
         return 1
     return 0
