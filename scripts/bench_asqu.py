@@ -19,6 +19,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -88,15 +89,11 @@ def interleaved(rounds: int, variants: list, measure) -> dict:
 def device_description(device: str) -> str:
     if device.startswith("cuda"):
         return f"{device} ({torch.cuda.get_device_name(0)})"
-    cpu = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        names = re.findall(r"^model name[^:]*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M)
     except OSError:
-        pass
-    return f"cpu ({cpu})"
+        names = []
+    return f"cpu ({names[0].strip() if names else platform.processor() or platform.machine()})"
 
 
 def header(title: str, rounds: int, device: str) -> str:

@@ -389,8 +389,7 @@ class Campaign:
 
     def cost(self, gpu_hours: float) -> float | None:
         """The money of these GPU-hours; None without PRICE_PER_GPU_HOUR."""
-        price = self.s["PRICE_PER_GPU_HOUR"]
-        return None if price is None else gpu_hours * price
+        return None if self.s["PRICE_PER_GPU_HOUR"] is None else gpu_hours * self.s["PRICE_PER_GPU_HOUR"]
 
     def money(self, gpu_hours: float) -> str:
         cost = self.cost(gpu_hours)
