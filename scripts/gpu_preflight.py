@@ -508,8 +508,7 @@ def verdict(env: dict, results: dict[str, RunResult], cpu: bool, size_limit=SIZE
         if log.warmup_ms is None:
             warns.append(f"{act}: compile/warm-up time unknown (the log has no warmup_done line)")
         if log.submission_bytes is not None and log.submission_bytes > size_limit:
-            (warns if cpu else reasons).append(
-                f"{act}: artifact {log.submission_bytes:,} bytes > {size_limit:,}")
+            (warns if cpu else reasons).append(f"{act}: artifact {log.submission_bytes:,} bytes > {size_limit:,}")
         if log.compressor == "zlib":
             warns.append(f"{act}: artifact compressed with zlib (zstandard missing in the run's Python)")
         for w in log.warnings:
