@@ -5,7 +5,6 @@
   python3 scripts/bench_asqu.py step --mode compiled --rounds 7
   python3 scripts/bench_asqu.py step --default-config        # the record's model (meant for a GPU)
   python3 scripts/bench_asqu.py all
-  python3 scripts/bench_asqu.py step --kernels torch,triton  # also MLP_KERNEL=triton (GPU; CPU only interprets)
 
 Variants are interleaved round by round (order rotated every round), so machine noise hits them alike; the step
 benchmark builds and compiles every variant's model (train_gpt.py's build_trainer and warm_up) in this process
@@ -20,6 +19,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -89,15 +89,11 @@ def interleaved(rounds: int, variants: list, measure) -> dict:
 def device_description(device: str) -> str:
     if device.startswith("cuda"):
         return f"{device} ({torch.cuda.get_device_name(0)})"
-    cpu = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        names = re.findall(r"^model name[^:]*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M)
     except OSError:
-        pass
-    return f"cpu ({cpu})"
+        names = []
+    return f"cpu ({names[0].strip() if names else platform.processor() or platform.machine()})"
 
 
 def header(title: str, rounds: int, device: str) -> str:
@@ -117,16 +113,11 @@ def header(title: str, rounds: int, device: str) -> str:
 
 # ----- the activation alone ---------------------------------------------------------
 
-def naive_asqu(h, beta):
-    """The straightforward formulation (the seed PR's style): where() under plain autograd."""
-    return torch.where(h > 0, h * h, beta.to(h.dtype) * h * h)
-
-
 def activation_fns(slope: float = 0.5, triton: bool = False) -> dict:
     fns = {
         "relu2": lambda h, b: torch.relu(h).square(),
         "leaky2": lambda h, b: F.leaky_relu(h, slope).square(),
-        "asqu_naive": naive_asqu,
+        "asqu_naive": lambda h, b: torch.where(h > 0, h * h, b.to(h.dtype) * h * h),  # the seed PR's style
         "asqu": lambda h, b: tg.AsquFunction.apply(h, b, 1.0),
         "asqu_beta_frozen": lambda h, b: tg.AsquFunction.apply(h, b.detach(), 1.0),
     }
@@ -192,20 +183,13 @@ RECORD_ENV = {  # the record's model (minus data-dependent settings): meant for 
 }
 
 
-class BenchError(Exception):
-    pass
-
-
-def build_trainer(act: str, compiled: bool, warmup: int, data: dict, extra: dict, kernel: str = "torch"):
+def build_trainer(act: str, compiled: bool, warmup: int, data: dict, extra: dict):
     """train_gpt.py's own Trainer for one variant, built and warmed up as a run builds it (every graph compiled)."""
     env = dict(STEP_ENV, **extra, MLP_ACTIVATION=act, COMPILE=str(int(compiled)), WARMUP_STEPS=str(warmup),
-               DATA_PATH=data["data_path"], TOKENIZER_PATH=data["tokenizer"], MLP_KERNEL=kernel)
-    try:
-        args = tg.Hyperparameters(env)
-        rt = tg.runtime_from_env(args)
-    except tg.ConfigError as exc:
-        raise BenchError(str(exc)) from exc
-    tg.init_distributed(rt)
+               DATA_PATH=data["data_path"], TOKENIZER_PATH=data["tokenizer"], MLP_KERNEL="torch")
+    args = tg.Hyperparameters(env)
+    rt = tg.runtime_from_env(args)
+    tg.init_distributed(rt, args.dist_timeout_s)
     tg.pick_attention_backend(args.attention, rt.device)
     tg.zeropower_via_newtonschulz5 = ZEROPOWER
     files = sorted(Path(data["data_path"]).glob("fineweb_train_*.bin"))
@@ -236,15 +220,14 @@ def sample_data() -> dict:
     return {"data_path": str(root / "ds"), "tokenizer": str(root / "tok" / "sample_1024_bpe.model")}
 
 
-def bench_steps(rounds: int, steps: int, modes: list[str], extra: dict, config_name: str,
-                kernels: tuple[str, ...] = ("torch",)) -> None:
+def bench_steps(rounds: int, steps: int, modes: list[str], extra: dict, config_name: str) -> None:
     """Every variant's model lives in this process, compiled before any timing; each round times `steps` steps
-    of every variant in turn (order rotated), so machine noise and clock drift hit them alike."""
+    of every variant in turn (order rotated), so machine noise and clock drift hit them alike. MLP_KERNEL is torch:
+    scripts/gpu_preflight.py measures the kernels against each other."""
     data = sample_data()
-    variants = [(mode, act, kernel) for mode in modes for kernel in kernels for act in ("relu2", "asqu")]
-    trainers = {(mode, act, kernel): build_trainer(act, mode == "compiled", 3 if mode == "compiled" else 1, data,
-                                                   extra, kernel)
-                for mode, act, kernel in variants}
+    variants = [(mode, act) for mode in modes for act in ("relu2", "asqu")]
+    trainers = {(mode, act): build_trainer(act, mode == "compiled", 3 if mode == "compiled" else 1, data, extra)
+                for mode, act in variants}
     graphs = tg.compiled_graphs()
     times = interleaved(rounds, variants, lambda v: time_steps(trainers[v], steps))
     if tg.compiled_graphs() != graphs:  # a graph compiled inside a timed block: its times are not step times
@@ -253,17 +236,12 @@ def bench_steps(rounds: int, steps: int, modes: list[str], extra: dict, config_n
           f"sample data; config {' '.join(f'{k}={v}' for k, v in {**STEP_ENV, **extra}.items())}")
     for mode in modes:
         label = "COMPILE=1" if mode == "compiled" else "eager"
-        for kernel in kernels:
-            relu, asqu = times[(mode, "relu2", kernel)], times[(mode, "asqu", kernel)]
-            ratio = per_round_ratios(asqu, relu)
-            print(f"  {label:9s} MLP_KERNEL={kernel:6s} relu2 {fmt_spread(relu, '{:.2f}')} ms/step   "
-                  f"asqu {fmt_spread(asqu, '{:.2f}')} ms/step")
-            print(f"  {label:9s} MLP_KERNEL={kernel:6s} asqu/relu2 x{fmt_spread(ratio)}: "
-                  f"{goal_verdict(ratio, STEP_GOALS[mode])}")
-        if len(kernels) == 2:
-            for act in ("relu2", "asqu"):
-                ratio = per_round_ratios(times[(mode, act, "triton")], times[(mode, act, "torch")])
-                print(f"  {label:9s} {act} triton/torch x{fmt_spread(ratio)}: {goal_verdict(ratio, 1.0)}")
+        relu, asqu = times[(mode, "relu2")], times[(mode, "asqu")]
+        ratio = per_round_ratios(asqu, relu)
+        print(f"  {label:9s} MLP_KERNEL=torch  relu2 {fmt_spread(relu, '{:.2f}')} ms/step   "
+              f"asqu {fmt_spread(asqu, '{:.2f}')} ms/step")
+        print(f"  {label:9s} MLP_KERNEL=torch  asqu/relu2 x{fmt_spread(ratio)}: "
+              f"{goal_verdict(ratio, STEP_GOALS[mode])}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,8 +253,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens", type=int, default=16384, help="rows of the activation benchmark's input")
     p.add_argument("--hidden", type=int, default=1024, help="columns of the activation benchmark's input")
     p.add_argument("--iters", type=int, default=20, help="calls per round (activation benchmark)")
-    p.add_argument("--kernels", default="torch", choices=["torch", "triton", "torch,triton"],
-                   help="MLP_KERNEL variants of the step benchmark (default torch)")
     p.add_argument("--default-config", action="store_true",
                    help="step benchmark with the record's default model instead of the MLP-heavy small one (GPU)")
     a = p.parse_args(argv)
@@ -291,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.what in ("step", "all"):
             modes = ["eager", "compiled"] if a.mode == "both" else [a.mode]
             extra, name = (RECORD_ENV, "record-size") if a.default_config else ({}, "MLP-heavy small")
-            bench_steps(a.rounds, a.steps, modes, extra, name, tuple(a.kernels.split(",")))
-    except BenchError as exc:
+            bench_steps(a.rounds, a.steps, modes, extra, name)
+    except tg.ConfigError as exc:  # a setting train_gpt.py refuses
         print(f"bench_asqu: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -173,9 +173,6 @@ class Campaign:
         name, _, values = self.s["NARROW_SWEEP"].partition("=")
         return [(f"{name}={v}", self.out / "narrow" / f"{name}_{v}") for v in values.split(",") if v]
 
-    def pending(self, activations: list[str], seeds: list[int], out: Path) -> int:
-        return sum(run.finished_log() is None for run in sweep.plan_runs(activations, seeds, out))
-
     def run(self, command: list[str], capture: bool = False, env: dict | None = None) -> subprocess.CompletedProcess:
         """Print and run command (env: variables added to this process's environment, printed before it)."""
         print(f"+ {shlex.join([f'{k}={v}' for k, v in (env or {}).items()] + command)}", flush=True)
@@ -281,7 +278,7 @@ class Campaign:
     def training(self, number: int) -> tuple[list[tuple[bool, str]], int]:
         failed, ran = [], 0
         for activations, seeds, out, env in self.sweeps(number):
-            todo = self.pending(activations, seeds, out)
+            todo = sum(run.finished_log() is None for run in sweep.plan_runs(activations, seeds, out))
             if todo == 0 and not self.dry:
                 print(f"(every run of this stage is finished in {out}: nothing to run)")
                 continue
@@ -392,8 +389,7 @@ class Campaign:
 
     def cost(self, gpu_hours: float) -> float | None:
         """The money of these GPU-hours; None without PRICE_PER_GPU_HOUR."""
-        price = self.s["PRICE_PER_GPU_HOUR"]
-        return None if price is None else gpu_hours * price
+        return None if self.s["PRICE_PER_GPU_HOUR"] is None else gpu_hours * self.s["PRICE_PER_GPU_HOUR"]
 
     def money(self, gpu_hours: float) -> str:
         cost = self.cost(gpu_hours)

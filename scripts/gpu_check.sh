@@ -1,13 +1,8 @@
 #!/usr/bin/env bash
-# The one prepared GPU check (README.md, "The Triton kernels"): about 10 minutes on one GPU; everything it prints
-# is also written to OUT (default results/gpu-<UTC date>/), one file per part; then commit OUT.
-#
-#   bash scripts/gpu_check.sh [OUT]
-#
-# Parts, each stopped at its time limit (the next one still runs): environment.txt (nvidia-smi and versions),
-# preflight.txt + preflight.json (scripts/gpu_preflight.py's kernel measurement and choice, the renter's: relu2 and
-# asqu under MLP_KERNEL torch and triton, the default model compiled, short runs one after another on this GPU),
-# bench_activation.txt (scripts/bench_asqu.py activation at the record's per-GPU shape, torch vs Triton: what is left).
+# The one prepared GPU check (README.md, "The Triton kernels"): `bash scripts/gpu_check.sh [OUT]`, about 10 minutes
+# on one GPU. Each part (environment, preflight + preflight.json: the kernel choice, bench_activation: torch vs Triton
+# at the record's per-GPU shape) stops at its time limit, the next still runs, and what it prints is also written to
+# OUT/<part>.txt (default OUT results/gpu-<UTC date>/); then commit OUT.
 # Settings: PYTHON (python3), BUDGET_S (600: the whole check's seconds). Without a CUDA GPU: one line, exit 1.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

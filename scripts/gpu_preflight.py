@@ -116,34 +116,30 @@ def expected_attention(env: dict) -> str:
 
 
 def format_environment(env: dict) -> list[str]:
-    lines = [f"  python            {env['python']}"]
+    rows = {"python": env["python"]}
     if env.get("torch") is None:
-        lines.append(f"  torch             NOT IMPORTABLE ({env.get('torch_error')})")
-        return lines
-    lines.append(f"  torch             {env['torch']} (CUDA build: {env.get('torch_cuda_build') or 'none, CPU-only'})")
-    if env["cuda_available"]:
-        gpus = env["gpus"]
-        lines.append(f"  CUDA devices      {len(gpus)} x {', '.join(sorted({g['name'] for g in gpus}))} (capability "
-                     f"{', '.join(sorted({g['capability'] for g in gpus}))}, {min(g['memory_mib'] for g in gpus)} "
-                     f"MiB each); bf16: {'yes' if env.get('bf16_supported') else 'NO'}")
-    else:
-        lines.append("  CUDA devices      none (torch.cuda.is_available() is False)")
-    nccl = "available" if env.get("nccl_available") else "NOT available"
-    if env.get("nccl_version"):
-        nccl += f" (version {env['nccl_version']})"
-    lines.append(f"  NCCL              {nccl}")
-    lines.append("  FlashAttention 3  " + ("flash_attn_interface importable" if env.get("fa3")
-                                          else f"not importable ({env.get('fa3_error', '?')})"))
-    if env.get("fa2"):
-        fa2 = f"flash_attn {env['fa2']}" + ("" if env.get("fa2_usable") else " (too old: train_gpt.py needs >= 2.6)")
-    else:
-        fa2 = f"not importable ({env.get('fa2_error', '?')})"
-    lines.append(f"  FlashAttention 2  {fa2}")
-    lines.append(f"  triton            {env.get('triton') or 'not installed'}")
-    for name in ("zstandard", "brotli"):  # EXPORT_COMPRESSOR=auto keeps the smallest of zstd, brotli, lzma
-        lines.append(f"  {name:<17} {env.get(name) or 'NOT installed (auto cannot try it: a larger artifact?)'}")
-    lines.append(f"  attention (auto)  {expected_attention(env)}")
-    return lines
+        rows["torch"] = f"NOT IMPORTABLE ({env.get('torch_error')})"
+        return [f"  {name:<18}{value}" for name, value in rows.items()]
+    gpus = env["gpus"] if env["cuda_available"] else []
+    fa2 = f"flash_attn {env.get('fa2')}" + ("" if env.get("fa2_usable") else " (too old: train_gpt.py needs >= 2.6)")
+    rows.update({
+        "torch": f"{env['torch']} (CUDA build: {env.get('torch_cuda_build') or 'none, CPU-only'})",
+        "CUDA devices": f"{len(gpus)} x {', '.join(sorted({g['name'] for g in gpus}))} (capability "
+                        f"{', '.join(sorted({g['capability'] for g in gpus}))}, {min(g['memory_mib'] for g in gpus)} "
+                        f"MiB each); bf16: {'yes' if env.get('bf16_supported') else 'NO'}"
+                        if gpus else "none (torch.cuda.is_available() is False)",
+        "NCCL": ("available" if env.get("nccl_available") else "NOT available")
+                + (f" (version {env['nccl_version']})" if env.get("nccl_version") else ""),
+        "FlashAttention 3": "flash_attn_interface importable" if env.get("fa3")
+                            else f"not importable ({env.get('fa3_error', '?')})",
+        "FlashAttention 2": fa2 if env.get("fa2") else f"not importable ({env.get('fa2_error', '?')})",
+        "triton": env.get("triton") or "not installed",
+        # EXPORT_COMPRESSOR=auto keeps the smallest of zstd, brotli, lzma
+        **{name: env.get(name) or "NOT installed (auto cannot try it: a larger artifact?)"
+           for name in ("zstandard", "brotli")},
+        "attention (auto)": expected_attention(env),
+    })
+    return [f"  {name:<18}{value}" for name, value in rows.items()]
 
 
 # ----- 2. What a log says: tools/runlog.py reads it (the only reader of log lines) ----------------------------------
@@ -247,8 +243,7 @@ def run_training(activation: str, workdir: Path, env: dict, timeout_s: float, ec
     """Run train_gpt.py once (1 process) in workdir; stream its console to workdir/console.txt."""
     run_id = env["RUN_ID"]
     workdir.mkdir(parents=True, exist_ok=True)
-    res = RunResult(activation=activation, run_id=run_id, workdir=workdir)
-    res.console_path = workdir / "console.txt"
+    res = RunResult(activation=activation, run_id=run_id, workdir=workdir, console_path=workdir / "console.txt")
     t0 = time.perf_counter()
     with open(res.console_path, "w", encoding="utf-8") as console:
         proc = subprocess.Popen([sys.executable, str(TRAIN_SCRIPT)], cwd=workdir, env=env, stdout=subprocess.PIPE,
@@ -515,8 +510,7 @@ def verdict(env: dict, results: dict[str, RunResult], cpu: bool, size_limit=SIZE
         if log.warmup_ms is None:
             warns.append(f"{act}: compile/warm-up time unknown (the log has no warmup_done line)")
         if log.submission_bytes is not None and log.submission_bytes > size_limit:
-            (warns if cpu else reasons).append(
-                f"{act}: artifact {log.submission_bytes:,} bytes > {size_limit:,}")
+            (warns if cpu else reasons).append(f"{act}: artifact {log.submission_bytes:,} bytes > {size_limit:,}")
         if log.compressor == "zlib":
             warns.append(f"{act}: artifact compressed with zlib (zstandard missing in the run's Python)")
         for w in log.warnings:

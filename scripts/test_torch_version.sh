@@ -74,22 +74,15 @@ echo "venv: $TORCH_INFO"
 if [[ "${1:-}" == "--setup-only" ]]; then exit 0; fi
 
 cd "$REPO"
-if [[ $# -eq 0 ]]; then
-  shopt -s nullglob
-  TESTS=(tests/*qat*.py tests/*compile*.py)  # test_compile.py among them
-  shopt -u nullglob
-elif [[ "$1" == "all" ]]; then
-  shift; TESTS=("$@")  # no file: pytest.ini's testpaths (the whole suite)
-else
-  TESTS=("$@")
-fi
+shopt -s nullglob
+TESTS=("$@")
+[[ $# -eq 0 ]] && TESTS=(tests/*qat*.py tests/*compile*.py)  # test_compile.py among them
+[[ "${1:-}" == "all" ]] && TESTS=("${@:2}")  # no file: pytest.ini's testpaths (the whole suite)
 
 echo "pytest: ${TESTS[*]:-the whole suite} (torch $VERSION)"
-set +e
+rc=0
 # Compiled kernels of another torch version are kept apart from the system's cache.
 "${CLEAN_ENV[@]}" TORCHINDUCTOR_CACHE_DIR="${TORCHINDUCTOR_CACHE_DIR:-$VENV_DIR/inductor-cache}" \
-  nice -n "$NICE" "$VPY" -m pytest -q ${TESTS[@]+"${TESTS[@]}"}
-rc=$?
-set -e
+  nice -n "$NICE" "$VPY" -m pytest -q ${TESTS[@]+"${TESTS[@]}"} || rc=$?
 echo "result: pytest exit $rc with $TORCH_INFO"
 exit $rc
