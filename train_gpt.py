@@ -1465,7 +1465,10 @@ def keep_existing(path: Path, into: Path | None = None) -> Path | None:
     for k in range(INT_LIMIT):
         kept = folder / (f"{path.name}.{k}" if k else path.name)
         with contextlib.suppress(FileExistsError):  # the name is claimed first: a run keeping a file at the same
-            os.close(os.open(kept, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # instant takes the next one
+            if path.is_dir():  # instant takes the next one (a folder is renamed over the empty folder claimed)
+                os.mkdir(kept)
+            else:
+                os.close(os.open(kept, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
             return path.replace(kept)
 
 def write_file(path: Path, data: bytes) -> None:

@@ -102,7 +102,7 @@ def test_cpu_bf16_two_processes_compiled_end_to_end(run_train, tmp_path, act):
     assert re.search(r"^final_int6_sliding_window_exact val_loss:\d+\.\d{8} val_bpb:\d+\.\d{8}$", log, re.M)
     raw = torch.load(tmp_path / "runs/bf/final_model.pt")
     assert raw["tok_emb.weight"].dtype == torch.bfloat16 and raw["blocks.0.mlp.fc.weight"].dtype == torch.float32
-    deq = tg.dequantize_state_dict(tg.read_artifact(tmp_path / "final_model.int6.ptz"))
+    deq = tg.load_artifact((tmp_path / "final_model.int6.ptz").read_bytes(), "final_model.int6.ptz")[0]
     betas = [k for k in raw if k.endswith("asqu.beta")]
     assert bool(betas) == (act == "asqu")
     for k in betas:

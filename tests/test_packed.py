@@ -78,7 +78,7 @@ def test_packed_eval_only_repeats_the_training_run_and_logs_the_source(packaged,
     assert proc.returncode == 0, proc.stderr[-2000:]
     expected = final_lines(trained.path.read_text())
     assert len(expected) == 4 and final_lines(proc.stdout) == expected
-    scored = runlog.parse_log(tmp_path / "logs/scored.txt")
+    scored = runlog.parse_log(next((tmp_path / "logs").glob("scored_eval_only_*.txt")))  # EVAL_ONLY names its own log
     assert scored.source_dump == SOURCE.decode("utf-8")  # the log of the packed file keeps the readable source
 
 

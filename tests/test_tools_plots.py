@@ -248,7 +248,7 @@ def _artifact(state: dict, path: Path) -> None:
     payload, _ = tg.quantize_state_dict(state, [0.999, 1.0], 0.0)
     buf = io.BytesIO()
     torch.save(payload, buf)
-    path.write_bytes(tg.compress(buf.getvalue())[0])
+    path.write_bytes(tg.compress(buf.getvalue(), "zstd"))
 
 
 def test_betas_are_read_exactly_from_state_dicts_artifacts_and_run_folders(tmp_path):

@@ -288,7 +288,7 @@ def _load_state(path: Path) -> dict:
     try:
         if path.suffix == ".ptz":
             tg = runlog.import_trainer()  # the artifact reader: one implementation of the format
-            return tg.dequantize_state_dict(tg.read_artifact(path))
+            return tg.load_artifact(path.read_bytes(), str(path))[0]
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any load failure is one line naming the file
         raise ToolError(f"cannot load state dict {path}: {exc}") from exc
