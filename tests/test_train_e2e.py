@@ -131,7 +131,7 @@ def test_fixed_step_warmdown_warning(run_train, tmp_path):
 
 
 def test_non_finite_loss_stops_with_step_and_keeps_log(run_train, tmp_path):
-    proc = run_train(check=False, MATRIX_LR="1e30", MUON_WD=0, RUN_ID="nan", ITERATIONS=20)
+    proc = run_train(check=False, SCALAR_LR="1e30", ADAM_WD=0, RUN_ID="nan", ITERATIONS=20)
     assert proc.returncode == 1
     assert re.search(r"non-finite train_loss at step \d+", proc.stderr)
     log = (tmp_path / "logs/nan.txt").read_text()
