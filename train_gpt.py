@@ -324,6 +324,24 @@ def print_help() -> None:
 # Everything that differs by device: process group, attention kernel, autocast, bf16 parameter layout (build_model).
 # CPU_BF16=1 gives a CPU the CUDA numerics, so tests rehearse the production path except kernels and NCCL.
 
+@dataclass(frozen=True)
+class AttentionKernel:
+    """Causal attention on (B, T, H, D) q and (B, T, Hkv, D) k, v; returns (B, T, H, D). name: flash_attn_3 or
+    flash_attn_2 (flash: that package's flash_attn_func) or sdpa. Picked once (pick_attention_backend), held by the
+    runtime, which gives it to the model (build_model)."""
+    name: str = "sdpa"
+    flash: Callable | None = None
+
+    def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        if self.name == "flash_attn_3":
+            y = self.flash(q, k, v, causal=True)
+            return y[0] if isinstance(y, tuple) else y  # some FA3 builds return (out, lse)
+        if self.name == "flash_attn_2":
+            return self.flash(q, k, v, causal=True)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=k.size(1) != q.size(1))  # torch >= 2.5
+        return y.transpose(1, 2)
+
 @dataclass
 class Runtime:
     rank: int
@@ -334,6 +352,7 @@ class Runtime:
     bf16: bool  # bf16 autocast and bf16 embedding tables (CUDA, or CPU_BF16=1)
     compile: bool
     local_processes: int = 1  # processes on this machine (LOCAL_WORLD_SIZE): they share its memory
+    attention: AttentionKernel = AttentionKernel()  # pick_attention_backend's
 
     @property
     def master(self) -> bool:
@@ -372,11 +391,11 @@ def runtime_from_env(args: Hyperparameters) -> Runtime:
     device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
     compile_model = device.type == "cuda" if args.compile is None else args.compile
     rt = Runtime(rank, world_size, local_rank, distributed, device, device.type == "cuda" or args.cpu_bf16,
-                 compile_model, max(1, launcher.get("LOCAL_WORLD_SIZE", 1)))
+                 compile_model, max(1, launcher.get("LOCAL_WORLD_SIZE", 1)),
+                 pick_attention_backend(args.attention, device))
     args.mlp_kernel, args.mlp_kernel_from = pick_mlp_kernel(args, device)
-    if args.eval_only:  # no training: the batch shape and the training memory do not matter
+    if args.eval_only:  # no training: the batch shape does not matter
         return rt
-    check_fits(args, rt)
     micro = world_size * rt.grad_accum_steps * args.train_seq_len
     if args.train_batch_tokens % micro:
         example = max(1, round(args.train_batch_tokens / micro)) * micro
@@ -454,43 +473,32 @@ def init_distributed(rt: Runtime, timeout_s: float) -> None:
             raise RunError(f"the {rt.world_size} processes did not meet at {where} within DIST_TIMEOUT_S={timeout_s:g} "
                            f"({str(exc).splitlines()[0]}); launch with torchrun, or start every rank") from None
 
-ATTN_BACKEND, _fa3, _fa2 = "sdpa", None, None  # set by pick_attention_backend()
-
-def pick_attention_backend(choice: str, device: torch.device) -> str | None:
-    """auto: FA3, else FA2 >= 2.6, else SDPA (+ a WARNING) on CUDA; SDPA on CPU. A named one or an error."""
-    global ATTN_BACKEND, _fa3, _fa2
-    cuda, _fa3, _fa2 = device.type == "cuda", None, None
+def pick_attention_backend(choice: str, device: torch.device) -> AttentionKernel:
+    """auto: FA3, else FA2 >= 2.6, else SDPA (attention_warning) on CUDA; SDPA on CPU. A named one or an error."""
+    cuda, fa3, fa2 = device.type == "cuda", None, None
     if choice == "flash_attn_3" or (choice == "auto" and cuda):
         with contextlib.suppress(ImportError):
-            from flash_attn_interface import flash_attn_func as _fa3  # FlashAttention 3 (Hopper)
-    if choice == "flash_attn_2" or (choice == "auto" and cuda and _fa3 is None):
+            from flash_attn_interface import flash_attn_func as fa3  # FlashAttention 3 (Hopper)
+    if choice == "flash_attn_2" or (choice == "auto" and cuda and fa3 is None):
         with contextlib.suppress(ImportError, ValueError, AttributeError):  # FA2 < 2.6 is no torch op: breaks fullgraph
             import flash_attn
             version = tuple(map(int, flash_attn.__version__.split(".")[:2]))
-            _fa2 = flash_attn.flash_attn_func if version >= (2, 6) else None
+            fa2 = flash_attn.flash_attn_func if version >= (2, 6) else None
     if choice == "auto":
-        choice = "flash_attn_3" if _fa3 else "flash_attn_2" if _fa2 else "sdpa"
-    elif choice != "sdpa" and (_fa3 if choice == "flash_attn_3" else _fa2) is None:
+        choice = "flash_attn_3" if fa3 else "flash_attn_2" if fa2 else "sdpa"
+    elif choice != "sdpa" and (fa3 if choice == "flash_attn_3" else fa2) is None:
         package = "flash_attn_interface (FlashAttention 3)" if choice == "flash_attn_3" else "flash_attn >= 2.6"
         raise ConfigError(f"ATTENTION={choice} but {package} cannot be imported; install it or set ATTENTION=auto")
-    ATTN_BACKEND = choice
-    if cuda and choice == "sdpa":
+    return AttentionKernel(choice, {"flash_attn_3": fa3, "flash_attn_2": fa2}.get(choice))
+
+def attention_warning(rt: Runtime) -> str | None:
+    """A GPU left on PyTorch SDPA: slower steps, worth a WARNING."""
+    if rt.device.type == "cuda" and rt.attention.name == "sdpa":
         return ("WARNING: attention runs on PyTorch SDPA (no FlashAttention 3 or 2 >= 2.6 imports): slower steps, "
                 "fewer in the cap. Install FlashAttention 3 as the records do: pip install --no-deps flash_attn_3 "
                 "--find-links https://windreamer.github.io/flash-attention3-wheels/cu128_torch291/ (that folder: CUDA "
                 "12.8 + torch 2.9.1; see the README for others)")
     return None
-
-def attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    """Causal attention on (B, T, H, D) q and (B, T, Hkv, D) k, v; returns (B, T, H, D)."""
-    if ATTN_BACKEND == "flash_attn_3":
-        y = _fa3(q, k, v, causal=True)
-        return y[0] if isinstance(y, tuple) else y  # some FA3 builds return (out, lse)
-    if ATTN_BACKEND == "flash_attn_2":
-        return _fa2(q, k, v, causal=True)
-    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-    y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=k.size(1) != q.size(1))  # PyTorch >= 2.5
-    return y.transpose(1, 2)
 
 def autocast_ctx(rt: Runtime):
     return torch.autocast(device_type=rt.device.type, dtype=torch.bfloat16) if rt.bf16 else contextlib.nullcontext()
@@ -518,10 +526,13 @@ def zeropower_via_newtonschulz5(G: Tensor, steps: int = 5, eps: float = 1e-7) ->
     return X.T if transposed else X
 
 class Muon(torch.optim.Optimizer):
-    """Nesterov momentum, orthogonalised update x sqrt(max(1, rows/cols)), decoupled WD; matrices split by rank."""
+    """Nesterov momentum, orthogonalised update x sqrt(max(1, rows/cols)), decoupled WD; matrices split by rank.
+    orthogonalize: zeropower_via_newtonschulz5 or its torch.compile'd form (build_optimizers)."""
 
-    def __init__(self, params, lr: float, momentum: float, backend_steps: int, weight_decay: float):
+    def __init__(self, params, lr: float, momentum: float, backend_steps: int, weight_decay: float,
+                 orthogonalize=zeropower_via_newtonschulz5):
         super().__init__(params, dict(lr=lr, momentum=momentum, backend_steps=backend_steps, weight_decay=weight_decay))
+        self.orthogonalize = orthogonalize
 
     @torch.no_grad()
     def step(self):
@@ -539,7 +550,7 @@ class Muon(torch.optim.Optimizer):
                     if "momentum_buffer" not in self.state[p]:
                         self.state[p]["momentum_buffer"] = torch.zeros_like(p.grad)
                     buf = self.state[p]["momentum_buffer"].mul_(momentum).add_(p.grad)
-                    g = zeropower_via_newtonschulz5(p.grad.add(buf, alpha=momentum), steps=group["backend_steps"])
+                    g = self.orthogonalize(p.grad.add(buf, alpha=momentum), steps=group["backend_steps"])
                     g *= max(1, g.size(0) / g.size(1)) ** 0.5
                     chunk.copy_(g.reshape(-1))
             if distributed:
@@ -833,20 +844,21 @@ squared_act.register_autograd(_squared_act_grad, setup_context=_squared_act_setu
 class CastedLinear(nn.Linear):
     """fp32 weights cast to the compute dtype. Late QAT fake-quantizes int6=True matrices to the export's grid with
     a straight-through gradient; qat is an argument because torch.compile specializes on it on every version (a
-    class attribute was constant-folded by some versions and recompiled by others)."""
-    scale_floor = 1.0  # QUANT_SCALE_FLOOR, set by main()
+    class attribute was constant-folded by some versions and recompiled by others). scale_floor: QUANT_SCALE_FLOOR,
+    the export's (int6 matrices only)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False, int6: bool = False,
-                 zero_init: bool = False):
+                 zero_init: bool = False, scale_floor: float = 1.0):
         super().__init__(in_features, out_features, bias=bias)
         self.int6 = int6
+        self.scale_floor = scale_floor
         self._zero_init = zero_init
 
     def forward(self, x: Tensor, qat: bool = False) -> Tensor:
         w = self.weight
         if qat and self.int6 and self.training:
             with torch.no_grad():
-                scale = quant_scale(w.float().abs().amax(dim=1), 31, CastedLinear.scale_floor)
+                scale = quant_scale(w.float().abs().amax(dim=1), 31, self.scale_floor)
                 w_q = quantize_rows(w.float(), scale, 31) * scale[:, None].float()
             w = w + (w_q - w).detach()
         return F.linear(x, w.to(x.dtype))
@@ -870,18 +882,20 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return torch.cat((x1 * cos + x2 * sin, x2 * cos - x1 * sin, rest), dim=-1)
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, dim: int, num_heads: int, num_kv_heads: int, qk_gain_init: float, xsa: bool):
+    def __init__(self, dim: int, num_heads: int, num_kv_heads: int, qk_gain_init: float, xsa: bool,
+                 scale_floor: float = 1.0, kernel: AttentionKernel = AttentionKernel()):
         super().__init__()
         self.num_heads = num_heads
         self.num_kv_heads = num_kv_heads
         self.head_dim = dim // num_heads
         kv_dim = num_kv_heads * self.head_dim
-        self.c_q = CastedLinear(dim, dim, int6=True)
-        self.c_k = CastedLinear(dim, kv_dim, int6=True)
-        self.c_v = CastedLinear(dim, kv_dim, int6=True)
-        self.proj = CastedLinear(dim, dim, int6=True, zero_init=True)
+        self.c_q = CastedLinear(dim, dim, int6=True, scale_floor=scale_floor)
+        self.c_k = CastedLinear(dim, kv_dim, int6=True, scale_floor=scale_floor)
+        self.c_v = CastedLinear(dim, kv_dim, int6=True, scale_floor=scale_floor)
+        self.proj = CastedLinear(dim, dim, int6=True, zero_init=True, scale_floor=scale_floor)
         self.q_gain = nn.Parameter(torch.full((num_heads,), qk_gain_init, dtype=torch.float32))
         self.xsa = xsa
+        self.kernel = kernel
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, v_embed: Tensor | None, qat: bool = False) -> Tensor:
         B, T, D = x.shape
@@ -891,7 +905,7 @@ class CausalSelfAttention(nn.Module):
         v = (v if v_embed is None else v + v_embed).reshape(B, T, self.num_kv_heads, self.head_dim)
         q, k = apply_rotary(rms_norm(q), cos, sin), apply_rotary(rms_norm(k), cos, sin)
         q = q * self.q_gain.to(q.dtype)[None, None, :, None]
-        y = attention(q, k, v)
+        y = self.kernel(q, k, v)
         if self.xsa:  # remove each head's component along its own (normalised) value vector
             y = y.reshape(B, T, self.num_kv_heads, -1, self.head_dim)
             vn = F.normalize(v, dim=-1).unsqueeze(-2)
@@ -1035,8 +1049,8 @@ ACTIVATION_ALIASES = {"leaky_relu2": "leaky2"}  # the seed PR's names (the tools
 class MLP(nn.Module):
     def __init__(self, dim: int, hidden: int, args: Hyperparameters):
         super().__init__()
-        self.fc = CastedLinear(dim, hidden, int6=True)
-        self.proj = CastedLinear(hidden, dim, int6=True, zero_init=True)
+        self.fc = CastedLinear(dim, hidden, int6=True, scale_floor=args.quant_scale_floor)
+        self.proj = CastedLinear(hidden, dim, int6=True, zero_init=True, scale_floor=args.quant_scale_floor)
         activation = ACTIVATIONS[args.mlp_activation].from_args(args, hidden)
         activation.triton_kernel = args.mlp_kernel == "triton"  # "auto" is resolved by runtime_from_env
         # Registered under its own name: the record's and the seed PR's state-dict keys (blocks.N.mlp.asqu.beta).
@@ -1051,11 +1065,12 @@ class MLP(nn.Module):
         return self.proj(self.activation(self.fc(x, qat), beta_grad), qat)
 
 class Block(nn.Module):
-    def __init__(self, layer_idx: int, args: Hyperparameters):
+    def __init__(self, layer_idx: int, args: Hyperparameters, attention: AttentionKernel = AttentionKernel()):
         super().__init__()
         dim = args.model_dim
-        self.attn = CausalSelfAttention(dim, args.num_heads, args.num_kv_heads, args.qk_gain_init,
-                                        xsa=layer_idx >= args.num_layers - args.xsa_last_n)
+        xsa = layer_idx >= args.num_layers - args.xsa_last_n
+        self.attn = CausalSelfAttention(dim, args.num_heads, args.num_kv_heads, args.qk_gain_init, xsa,
+                                        args.quant_scale_floor, attention)
         self.mlp = MLP(dim, args.mlp_hidden, args)
         self.attn_scale = nn.Parameter(torch.ones(dim, dtype=torch.float32))
         self.mlp_scale = nn.Parameter(torch.ones(dim, dtype=torch.float32))
@@ -1119,7 +1134,7 @@ class ValueEmbedding(nn.Module):
         return h * self.scale.to(h.dtype)
 
 class GPT(nn.Module):
-    def __init__(self, args: Hyperparameters):
+    def __init__(self, args: Hyperparameters, attention: AttentionKernel = AttentionKernel()):
         super().__init__()
         L, dim = args.num_layers, args.model_dim
         head_dim = dim // args.num_heads
@@ -1131,7 +1146,7 @@ class GPT(nn.Module):
         self.smear = SmearGate(dim)
         self.num_encoder_layers = L // 2
         self.skip_weights = nn.Parameter(torch.ones(min(L // 2, L - L // 2), dim, dtype=torch.float32))
-        self.blocks = nn.ModuleList(Block(i, args) for i in range(L))
+        self.blocks = nn.ModuleList(Block(i, args, attention) for i in range(L))
         self.ve_layers = args.ve_layer_list
         if self.ve_layers:
             self.ve_shared = ValueEmbedding(args.vocab_size, args.ve_dim, args.num_kv_heads * head_dim)
@@ -1186,7 +1201,7 @@ def is_control(name: str) -> bool:
 
 def build_model(args: Hyperparameters, rt: Runtime) -> GPT:
     """bf16: the record's layout, all cast to bf16 (so rounded), then linears and control params back to fp32."""
-    model = GPT(args).to(rt.device)
+    model = GPT(args, rt.attention).to(rt.device)
     if rt.bf16:
         model.bfloat16()
         for m in model.modules():
@@ -1410,7 +1425,16 @@ def read_eval_only_artifact(args: Hyperparameters) -> bytes:
 # and .int6.ptz, hard-linked as the folder's latest. Nothing is overwritten: earlier files are kept as NAME.1,
 # NAME.2, ...
 
-RUN = {"log": None, "step": None, "iterations": 0, "lock": None, "rank": 0}  # for the exit handlers
+@dataclass
+class ExitContext:
+    """What the exit handlers (the end of this file) need to report an error or a signal: this process's rank (who
+    prints), the log once it is open (the error goes there too), the step while the timed loop runs (the
+    "interrupted: SIGINT step:5/20" line), and the RUN_ID lock, held until the process exits."""
+    rank: int = 0
+    log: Logger | None = None
+    step: int | None = None
+    iterations: int = 0
+    lock: object = None
 
 def keep_existing(path: Path, into: Path | None = None) -> Path | None:
     """Move an earlier file aside (into/NAME, or NAME.1, NAME.2, ... there) instead of overwriting it."""
@@ -1536,7 +1560,8 @@ def build_optimizers(model: GPT, args: Hyperparameters, rt: Runtime) -> dict[str
     opts = {
         "embed": torch.optim.AdamW([{"params": groups["embed"], "lr": embed_lr}], weight_decay=args.adam_wd, **adam),
         "muon": Muon(groups["muon"], lr=args.matrix_lr, momentum=args.muon_momentum,
-                     backend_steps=args.muon_backend_steps, weight_decay=args.muon_wd),
+                     backend_steps=args.muon_backend_steps, weight_decay=args.muon_wd, orthogonalize=
+                     torch.compile(zeropower_via_newtonschulz5) if rt.compile else zeropower_via_newtonschulz5),
         "scalar": torch.optim.AdamW([{"params": groups["scalar"], "lr": args.scalar_lr}], weight_decay=args.adam_wd,
                                     **adam),
     }
@@ -1627,7 +1652,7 @@ def warm_up(tr: Trainer, train_files: list[Path], log) -> None:
     sync(rt.device)
     log(f"warmup_done time:{1000.0 * (time.perf_counter() - t0):.0f}ms graphs:{compiled_graphs()}")
 
-def train(tr: Trainer, val: ValData, log) -> dict[str, Tensor] | None:
+def train(tr: Trainer, val: ValData, log, ctx: ExitContext) -> dict[str, Tensor] | None:
     """The timed loop, validation off the clock. Returns the FINAL_WEIGHTS (None: raw, in place)."""
     args, rt, base = tr.args, tr.rt, tr.base
     ema = {k: v.detach().float().clone() for k, v in base.state_dict().items()}
@@ -1637,11 +1662,11 @@ def train(tr: Trainer, val: ValData, log) -> dict[str, Tensor] | None:
     training_time_ms = synced_training_time_ms = 0.0  # synced: the ranks' mean, so all take one LR, QAT switch, stop
     stop_after_step = None
     step = 0
-    RUN["iterations"] = args.iterations
+    ctx.iterations = args.iterations
     sync(rt.device)
     t0 = time.perf_counter()
     while True:
-        RUN["step"] = step
+        ctx.step = step
         last_step = step == args.iterations or (stop_after_step is not None and step >= stop_after_step)
         if last_step or (args.val_loss_every > 0 and step % args.val_loss_every == 0):
             sync(rt.device)
@@ -1805,10 +1830,15 @@ class Inputs:  # what a run reads, every piece checked before anything is writte
     warnings: list[str]  # settings' typos, a slow attention fallback: already on stderr, logged in the header
     artifact: bytes | None = None  # EVAL_ONLY's file (rank 0)
 
-def load_inputs(args: Hyperparameters, rt: Runtime) -> Inputs:
-    warnings = close_variable_warnings(os.environ) if rt.master else []
+def startup_warnings(rt: Runtime) -> list[str]:
+    """Settings' typos and a slow attention fallback: on stderr at once (rank 0), in the log's header later."""
+    warnings = [w for w in (*close_variable_warnings(os.environ), attention_warning(rt)) if w] if rt.master else []
     for line in warnings:
         print(line, file=sys.stderr, flush=True)
+    return warnings
+
+def load_inputs(args: Hyperparameters, rt: Runtime) -> Inputs:
+    warnings = startup_warnings(rt)
     sp = load_tokenizer(args.tokenizer_path, args.vocab_size)
     tables = build_byte_luts(sp, args.vocab_size)
     probes = check_byte_tables(sp, tables, args.tokenizer_path)
@@ -1821,17 +1851,12 @@ def load_inputs(args: Hyperparameters, rt: Runtime) -> Inputs:
     if int(val.nbytes[1:].sum()) == 0:  # BPB divides by the scored targets' bytes
         raise ConfigError(f"DATA_PATH={args.data_path}: the fineweb_val_*.bin tokens spell no text (0 bytes by "
                           "TOKENIZER_PATH's pieces), so BPB is undefined; rebuild or re-download the validation shards")
-    if (warning := pick_attention_backend(args.attention, rt.device)) and rt.master:
-        print(warning, file=sys.stderr, flush=True)
-        warnings.append(warning)
     artifact = read_eval_only_artifact(args) if args.eval_only and rt.master else None
     code = "".join(linecache.getlines(__file__))  # the packed file put its source there
     return Inputs(code, Path(__file__).read_bytes(), train_files, val, probes, warnings, artifact)
 
 def build_trainer(args: Hyperparameters, rt: Runtime, train_files: list[Path]) -> Trainer:
     """The seeded model, compiled (CUDA by default) and DDP-wrapped when distributed, with its optimizers."""
-    global zeropower_via_newtonschulz5
-    CastedLinear.scale_floor = args.quant_scale_floor
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -1841,7 +1866,6 @@ def build_trainer(args: Hyperparameters, rt: Runtime, train_files: list[Path]) -
         # past it.
         limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
         setattr(torch._dynamo.config, limit, 64)
-        zeropower_via_newtonschulz5 = torch.compile(zeropower_via_newtonschulz5)
         compiled = torch.compile(base, dynamic=False, fullgraph=True)
     model = compiled
     if rt.distributed:
@@ -1876,7 +1900,7 @@ def log_header(args: Hyperparameters, rt: Runtime, log, inputs: Inputs) -> None:
     log(f"val_loader:shards pattern={Path(args.data_path, 'fineweb_val_*.bin')} tokens:{inputs.val.tokens.numel() - 1}")
     log(f"model_params:{parameter_count(args)}")
     log(ACTIVATIONS[args.mlp_activation].summary(args))
-    log(f"device:{rt.device} dtype:{'bfloat16' if rt.bf16 else 'float32'} attention:{ATTN_BACKEND} "
+    log(f"device:{rt.device} dtype:{'bfloat16' if rt.bf16 else 'float32'} attention:{rt.attention.name} "
         f"compile:{int(rt.compile)} mlp_kernel:{args.mlp_kernel}")
     log(f"mlp_kernel_choice:{args.mlp_kernel} from {args.mlp_kernel_from}")
     log(f"XSA:last_{args.xsa_last_n} active_layers:{list(range(args.num_layers - args.xsa_last_n, args.num_layers))}")
@@ -1887,8 +1911,6 @@ def log_header(args: Hyperparameters, rt: Runtime, log, inputs: Inputs) -> None:
     log(f"final_weights:{args.final_weights} ema_decay:{args.ema_decay} late_qat_threshold:{args.late_qat_threshold} "
         f"quant_scale_floor:{args.quant_scale_floor}")
     log(f"seed:{args.seed}")
-    if not args.eval_only:
-        log_training_warnings(args, rt, log)
 
 def log_training_warnings(args: Hyperparameters, rt: Runtime, log) -> None:
     """Settings that train worse than the user may think, said before any result."""
@@ -1950,25 +1972,28 @@ def eval_only(args: Hyperparameters, rt: Runtime, inputs: Inputs, log) -> None:
         log(f"eval_only: artifact:{Path(args.eval_only).resolve()} sha256:{digest} bytes:{len(inputs.artifact)}")
     score_artifact(args, rt, inputs.artifact, inputs.val, None, log)
 
-def main() -> None:
-    RUN["rank"] = launcher_values(os.environ).get("RANK", 0)  # first: a bad setting is printed by rank 0 only
+def main(ctx: ExitContext) -> None:
+    ctx.rank = launcher_values(os.environ).get("RANK", 0)  # first: a bad setting is printed by rank 0 only
     args = Hyperparameters()
     rt = runtime_from_env(args)
+    if not args.eval_only:  # no training: the training memory does not matter
+        check_fits(args, rt)
     inputs = load_inputs(args, rt)  # set-up: every input checked before anything is written
     if rt.master:
         check_output_folders(args.run_id)
-    RUN["lock"] = lock_run_id(args.run_id) if rt.master else None  # held until the process exits
-    log = RUN["log"] = Logger(args, rt.master)
+    ctx.lock = lock_run_id(args.run_id) if rt.master else None  # held until the process exits
+    log = ctx.log = Logger(args, rt.master)
     init_distributed(rt, args.dist_timeout_s)
     log_header(args, rt, log, inputs)
     if args.eval_only:
         eval_only(args, rt, inputs, log)
         return
+    log_training_warnings(args, rt, log)
     check_train_shards(args, rt, inputs.train_files, log)
     tr = build_trainer(args, rt, inputs.train_files)
     warm_up(tr, inputs.train_files, log)  # every graph variant compiled, then weights, optimizers, data reset
-    final = train(tr, inputs.val, log)  # the timed loop
-    RUN["step"] = None
+    final = train(tr, inputs.val, log, ctx)  # the timed loop
+    ctx.step = None
     diag_bpb = apply_final_weights(tr, final, inputs.val, log)
     blob = export(args, tr.base, inputs, log) if rt.master else None  # rank 0 writes the files
     score_artifact(args, rt, blob, inputs.val, diag_bpb, log)  # every rank scores the same bytes
@@ -2000,33 +2025,34 @@ if __name__ == "__main__":
         sys.exit(2)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal or ssh session closed
         signal.signal(signum, on_signal)
+    ctx = ExitContext()
     try:
-        main()
+        main(ctx)
         end_distributed()
     except (ConfigError, RunError) as exc:
         end_distributed(exc)
-        rank = RUN["rank"]
+        rank = ctx.rank
         if rank == 0 or isinstance(exc, RunError):
             print(f"error{f' (rank {rank})' if rank else ''}: {exc}", file=sys.stderr, flush=True)
-        if RUN["log"] is not None:
+        if ctx.log is not None:
             with contextlib.suppress(Exception):
-                RUN["log"](f"error: {exc}", console=False)
+                ctx.log(f"error: {exc}", console=False)
         sys.exit(2 if isinstance(exc, ConfigError) else 1)
     except RuntimeError as exc:  # on rank > 0, mostly a collective whose peer stopped: rank 0 prints why
-        if RUN["rank"] == 0 or not (dist.is_available() and dist.is_initialized()):
+        if ctx.rank == 0 or not (dist.is_available() and dist.is_initialized()):
             raise
         end_distributed(exc)
         first = (str(exc).strip().splitlines() or [""])[0]
-        print(f"error (rank {RUN['rank']}): {type(exc).__name__}: {first} (when another rank stopped first, its "
+        print(f"error (rank {ctx.rank}): {type(exc).__name__}: {first} (when another rank stopped first, its "
               "error is rank 0's line)", file=sys.stderr, flush=True)
         sys.exit(1)
     except KeyboardInterrupt as exc:
         end_distributed(exc)
         name = str(exc) or "SIGINT"
-        if RUN["log"] is None:
+        if ctx.log is None:
             print(f"interrupted: {name} (before the log was opened)", file=sys.stderr, flush=True)
         else:
-            where = f" step:{RUN['step']}/{RUN['iterations']}" if RUN["step"] is not None else ""
+            where = f" step:{ctx.step}/{ctx.iterations}" if ctx.step is not None else ""
             with contextlib.suppress(Exception):
-                RUN["log"](f"interrupted: {name}{where}")
+                ctx.log(f"interrupted: {name}{where}")
         sys.exit(128 + getattr(signal, name, signal.SIGINT))

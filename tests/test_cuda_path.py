@@ -144,8 +144,6 @@ def standins(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     for mod in ("flash_attn_interface", "flash_attn"):
         monkeypatch.delitem(sys.modules, mod, raising=False)
-    for name in ("ATTN_BACKEND", "_fa3", "_fa2"):
-        monkeypatch.setattr(tg, name, getattr(tg, name))
     return tmp_path
 
 
@@ -154,9 +152,12 @@ def test_named_flash_attention_backends_compile_and_match_sdpa(standins, backend
     args = tiny_args(MLP_ACTIVATION="asqu")
     model = tiny_model(args)
     ids, tgt = torch.randint(0, 1024, (2, 64)), torch.randint(0, 1024, (2, 64))
-    assert tg.pick_attention_backend("sdpa", CPU) is None and tg.ATTN_BACKEND == "sdpa"
+    assert tg.pick_attention_backend("sdpa", CPU) == tg.AttentionKernel("sdpa", None)
     ref_loss, ref_grads = loss_and_grads(model, model, ids, tgt)
-    assert tg.pick_attention_backend(backend, CPU) is None and tg.ATTN_BACKEND == backend
+    kernel = tg.pick_attention_backend(backend, CPU)
+    assert kernel.name == backend and kernel.flash.__module__.startswith("flash_attn")
+    for block in model.blocks:  # the same weights on the stand-in FlashAttention
+        block.attn.kernel = kernel
     torch._dynamo.reset()
     compiled = torch.compile(model, fullgraph=True, dynamic=False)
     loss, grads = loss_and_grads(model, compiled, ids, tgt)
@@ -167,7 +168,7 @@ def test_named_flash_attention_backends_compile_and_match_sdpa(standins, backend
 
 
 def test_auto_is_sdpa_on_cpu_and_missing_backends_are_errors(standins, monkeypatch):
-    assert tg.pick_attention_backend("auto", CPU) is None and tg.ATTN_BACKEND == "sdpa"
+    assert tg.pick_attention_backend("auto", CPU) == tg.AttentionKernel("sdpa", None)
     (standins / "flash_attn/__init__.py").write_text('__version__ = "2.5.9"\ndef flash_attn_func(*a, **k): pass\n')
     monkeypatch.delitem(sys.modules, "flash_attn", raising=False)
     with pytest.raises(tg.ConfigError, match=r"ATTENTION=flash_attn_2 but flash_attn >= 2\.6 cannot be imported"):
@@ -183,8 +184,12 @@ def test_auto_on_cuda_without_flash_attention_warns(standins, monkeypatch):
     (standins / "flash_attn/__init__.py").unlink()
     for mod in ("flash_attn_interface", "flash_attn"):
         monkeypatch.delitem(sys.modules, mod, raising=False)
-    warning = tg.pick_attention_backend("auto", torch.device("cuda", 0))
-    assert tg.ATTN_BACKEND == "sdpa" and warning.startswith("WARNING: attention runs on PyTorch SDPA")
+    cuda = torch.device("cuda", 0)
+    kernel = tg.pick_attention_backend("auto", cuda)
+    assert kernel == tg.AttentionKernel("sdpa", None)
+    assert tg.attention_warning(tg.Runtime(0, 1, 0, False, CPU, False, False, attention=kernel)) is None
+    warning = tg.attention_warning(tg.Runtime(0, 1, 0, False, cuda, True, True, attention=kernel))
+    assert warning.startswith("WARNING: attention runs on PyTorch SDPA")
     assert "FlashAttention 3" in warning
 
 

@@ -120,13 +120,13 @@ def test_xsa_output_orthogonal_to_own_value(monkeypatch):
     attn = tg.CausalSelfAttention(64, 4, 2, 1.5, xsa=True)
     torch.nn.init.eye_(attn.proj.weight)
     captured = {}
-    orig = tg.attention
+    orig = attn.kernel
 
     def spy(q, k, v):
         captured["v"] = v
         return orig(q, k, v)
 
-    monkeypatch.setattr(tg, "attention", spy)
+    attn.kernel = spy
     cos, sin = tg.rotary_tables(6, 16, 10000.0, torch.device("cpu"))
     y = attn(torch.randn(2, 6, 64), cos, sin, None).reshape(2, 6, 2, 2, 16)
     vn = F.normalize(captured["v"], dim=-1).unsqueeze(-2)
@@ -136,10 +136,9 @@ def test_xsa_output_orthogonal_to_own_value(monkeypatch):
 def test_sdpa_gqa_equals_repeated_heads(monkeypatch):
     """SDPA's enable_gqa (PyTorch >= 2.5, required) matches K/V repeated per query group (PR #1133's crash)."""
     q, k, v = torch.randn(2, 5, 4, 8), torch.randn(2, 5, 2, 8), torch.randn(2, 5, 2, 8)
-    monkeypatch.setattr(tg, "ATTN_BACKEND", "sdpa")
     q_, k_, v_ = (t.transpose(1, 2) for t in (q, k.repeat_interleave(2, 2), v.repeat_interleave(2, 2)))
     expect = F.scaled_dot_product_attention(q_, k_, v_, is_causal=True).transpose(1, 2)
-    torch.testing.assert_close(tg.attention(q, k, v), expect)
+    torch.testing.assert_close(tg.AttentionKernel("sdpa")(q, k, v), expect)
 
 
 def test_optimizer_groups(default_env):
