@@ -732,7 +732,8 @@ def check_byte_tables(sp: spm.SentencePieceProcessor, t: ByteTables, path: str) 
 # One family: f(h) = h^2 for h > 0, coef h^2 for h <= 0, with coef = 0 (relu2), s^2 (leaky2) or beta_c per channel
 # (asqu). The backward reads g and h once and writes dh; for asqu the same pass sums g h^2 [h <= 0] per channel into
 # per-program fp32 partials, which torch's column sum adds up in a fixed order: no atomics, the same bits every run.
-# beta_grad_scale (ASQU_BETA_GRAD_EVERY; 0 = skipped) is a plain argument: no kernel is compiled twice for it.
+# beta_grad_every (beta's gradient factor: ASQU_BETA_GRAD_EVERY, 0 = skipped) is a plain argument: no kernel is
+# compiled twice for it.
 # Registered as custom ops with fake implementations, so torch.compile(fullgraph=True) keeps one graph around them.
 # On CPU they run under TRITON_INTERPRET=1 (slow, for tests: the same program the GPU runs).
 
@@ -790,8 +791,8 @@ if triton is not None:
             tl.store(partial_ptr + tl.program_id(0) * C + c, tl.sum(acc, axis=0), mask=channel_mask)
 
 @torch.library.custom_op("asqu_golf::squared_act", mutates_args=())
-def squared_act(h: Tensor, beta: Tensor | None, neg_coef: float, beta_grad_scale: float) -> Tensor:
-    """f(h) with coef = beta (per channel, when given) or neg_coef; beta_grad_scale is for the backward."""
+def squared_act(h: Tensor, beta: Tensor | None, neg_coef: float, beta_grad_every: float) -> Tensor:
+    """f(h) with coef = beta (per channel, when given) or neg_coef; beta_grad_every: beta's gradient factor."""
     h2 = h.reshape(-1, h.size(-1)).contiguous()
     rows, C = h2.shape
     y = torch.empty_like(h2)
@@ -801,13 +802,13 @@ def squared_act(h: Tensor, beta: Tensor | None, neg_coef: float, beta_grad_scale
     return y.view(h.shape)
 
 @squared_act.register_fake
-def _squared_act_fake(h, beta, neg_coef, beta_grad_scale):
+def _squared_act_fake(h, beta, neg_coef, beta_grad_every):
     return h.new_empty(h.shape)
 
 @torch.library.custom_op("asqu_golf::squared_act_backward", mutates_args=())
 def squared_act_backward(g: Tensor, h: Tensor, beta: Tensor | None, neg_coef: float,
-                         beta_grad_scale: float) -> tuple[Tensor, Tensor]:
-    """(dh, dbeta): dbeta is fp32 of beta's size, times beta_grad_scale; empty when beta is None."""
+                         beta_grad_every: float) -> tuple[Tensor, Tensor]:
+    """(dh, dbeta): dbeta is fp32 of beta's size, times beta_grad_every; empty when beta is None."""
     C = h.size(-1)
     h2, g2 = h.reshape(-1, C).contiguous(), g.reshape(-1, C).contiguous()
     rows = h2.size(0)
@@ -819,20 +820,20 @@ def squared_act_backward(g: Tensor, h: Tensor, beta: Tensor | None, neg_coef: fl
         g2, h2, beta if per_channel else h2, dh, partial, rows, C, neg_coef, per_channel,
         ROWS_PER_PROGRAM=TRITON_ROWS_PER_PROGRAM, BLOCK_M=TRITON_BLOCK_M, BLOCK_N=TRITON_BLOCK_N)
     # The partials' sum: a second small kernel, a fixed order (no atomics). Skipped (scale 0): zeros, for DDP.
-    dbeta = partial.sum(0) * beta_grad_scale if beta_grad_scale else partial.new_zeros(partial.size(1))
+    dbeta = partial.sum(0) * beta_grad_every if beta_grad_every else partial.new_zeros(partial.size(1))
     return dh.view(h.shape), dbeta
 
 @squared_act_backward.register_fake
-def _squared_act_backward_fake(g, h, beta, neg_coef, beta_grad_scale):
+def _squared_act_backward_fake(g, h, beta, neg_coef, beta_grad_every):
     return h.new_empty(h.shape), h.new_empty(h.size(-1) if beta is not None else 0, dtype=torch.float32)
 
 def _squared_act_setup(ctx, inputs, output) -> None:
-    h, beta, ctx.neg_coef, ctx.beta_grad_scale = inputs
+    h, beta, ctx.neg_coef, ctx.beta_grad_every = inputs
     ctx.save_for_backward(h, beta)
 
 def _squared_act_grad(ctx, g: Tensor):
     h, beta = ctx.saved_tensors
-    dh, dbeta = squared_act_backward(g, h, beta, ctx.neg_coef, ctx.beta_grad_scale)
+    dh, dbeta = squared_act_backward(g, h, beta, ctx.neg_coef, ctx.beta_grad_every)
     return dh, dbeta if ctx.needs_input_grad[1] else None, None, None
 
 squared_act.register_autograd(_squared_act_grad, setup_context=_squared_act_setup)
@@ -915,13 +916,13 @@ class CausalSelfAttention(nn.Module):
 class AsquFunction(torch.autograd.Function):
     """f(h) = h^2 for h > 0, beta_c h^2 for h <= 0. Saves only h (as relu2 does); the backward produces
     dh = 2 g p with p = (h > 0 ? h : beta h) and dbeta_c = sum over tokens of g h^2 [h <= 0] together,
-    in the activation dtype with fp32 sums, times beta_grad_scale (0 skips it: ASQU_BETA_GRAD_EVERY)."""
+    in the activation dtype with fp32 sums, times beta_grad_every (ASQU_BETA_GRAD_EVERY; 0 skips it)."""
 
     @staticmethod
-    def forward(ctx, h: Tensor, beta: Tensor, beta_grad_scale: float) -> Tensor:
+    def forward(ctx, h: Tensor, beta: Tensor, beta_grad_every: float) -> Tensor:
         b = beta.to(h.dtype)
         ctx.save_for_backward(h, b)
-        ctx.beta_grad_scale = beta_grad_scale
+        ctx.beta_grad_every = beta_grad_every
         return h * F.prelu(h.reshape(-1, h.size(-1)), b).view_as(h)  # prelu: per-channel slope on dim 1
 
     @staticmethod
@@ -929,7 +930,7 @@ class AsquFunction(torch.autograd.Function):
         h, b = ctx.saved_tensors
         C = h.size(-1)
         h2, g2, rows = h.reshape(-1, C), g.reshape(-1, C), h.numel() // C
-        need_beta = ctx.needs_input_grad[1] and ctx.beta_grad_scale
+        need_beta = ctx.needs_input_grad[1] and ctx.beta_grad_every
         acc = torch.promote_types(h.dtype, torch.float32)  # products in the activation dtype, fp32 sums
         if torch.compiler.is_compiling():
             # A form Inductor fuses well; on CPU, sums over groups of 8 rows first, because its code for
@@ -940,19 +941,19 @@ class AsquFunction(torch.autograd.Function):
                 x = torch.where(neg, gh * h2, 0.0)
                 if h.device.type == "cpu" and rows % 8 == 0:
                     x = x.view(rows // 8, 8, C).sum(1, dtype=acc)
-                dbeta = x.sum(0, dtype=acc) * ctx.beta_grad_scale
+                dbeta = x.sum(0, dtype=acc) * ctx.beta_grad_every
         else:  # eager: the fewest kernels and allocations
             dh = (g2 * F.prelu(h2, b)).mul_(2.0)
             if need_beta:
                 m = h2.clamp(max=0)
-                dbeta = m.mul_(m).mul_(g2).sum(0, dtype=acc) * ctx.beta_grad_scale
+                dbeta = m.mul_(m).mul_(g2).sum(0, dtype=acc) * ctx.beta_grad_every
         if not need_beta:  # skipped: a zero gradient, not None, so DDP's reducer sees beta
             dbeta = torch.zeros(C, dtype=torch.float32, device=h.device) if ctx.needs_input_grad[1] else None
         return dh.view_as(h), dbeta, None
 
 class Activation(nn.Module):
-    """An MLP activation: forward(h, beta_grad) -> f(h). One class per MLP_ACTIVATION choice (the ACTIVATIONS table)
-    declares its settings (logged on the mlp_activation: line), its learned parameters per hidden channel (control
+    """An MLP activation: forward(h, beta_grad_every) -> f(h). One class per MLP_ACTIVATION choice (the ACTIVATIONS
+    table) declares its settings (logged on the mlp_activation: line), its learned parameters per hidden channel (control
     tensors, in an AdamW group of their own named like the activation, with the LR and weight-decay settings in
     `group`), its warnings and its per-layer diagnostics. triton_kernel: MLP_KERNEL=triton."""
     settings: tuple[str, ...] = ()
@@ -980,7 +981,7 @@ class Activation(nn.Module):
 class Relu2(Activation):
     """f(h) = relu(h)^2: the March 22 record's."""
 
-    def forward(self, h: Tensor, beta_grad: bool = True) -> Tensor:
+    def forward(self, h: Tensor, beta_grad_every: int = 1) -> Tensor:
         if self.triton_kernel:
             return squared_act(h, None, 0.0, 0.0)
         return torch.relu(h).square()
@@ -997,28 +998,27 @@ class Leaky2(Activation):
     def from_args(cls, args: Hyperparameters, hidden: int) -> Activation:
         return cls(args.mlp_leaky_slope)
 
-    def forward(self, h: Tensor, beta_grad: bool = True) -> Tensor:
+    def forward(self, h: Tensor, beta_grad_every: int = 1) -> Tensor:
         if self.triton_kernel:
             return squared_act(h, None, self.slope ** 2, 0.0)
         return F.leaky_relu(h, self.slope).square()
 
 class ASQU(Activation):
     """Asymmetric Squared Unit: f(h) = h^2 (h > 0), beta_c h^2 (h <= 0) with a learned beta per hidden channel;
-    beta_grad=False skips beta's gradient (ASQU_BETA_GRAD_EVERY)."""
+    beta_grad_every: the factor of beta's gradient on this micro-step, ASQU_BETA_GRAD_EVERY or 0 (skipped)."""
     settings = ("ASQU_BETA_INIT", "ASQU_LR", "ASQU_WD", "ASQU_SIGMOID_BETA", "ASQU_BETA_GRAD_EVERY")
     per_channel = 1
     group = ("ASQU_LR", "ASQU_WD")
 
-    def __init__(self, hidden: int, beta_init: float, sigmoid_beta: bool, beta_grad_every: int = 1):
+    def __init__(self, hidden: int, beta_init: float, sigmoid_beta: bool):
         super().__init__()
         self.sigmoid_beta = sigmoid_beta
-        self.beta_grad_every = beta_grad_every
         init = math.log(beta_init / (1 - beta_init)) if sigmoid_beta else beta_init
         self.beta = nn.Parameter(torch.full((hidden,), init, dtype=torch.float32))
 
     @classmethod
     def from_args(cls, args: Hyperparameters, hidden: int) -> Activation:
-        return cls(hidden, args.asqu_beta_init, args.asqu_sigmoid_beta, args.asqu_beta_grad_every)
+        return cls(hidden, args.asqu_beta_init, args.asqu_sigmoid_beta)
 
     @classmethod
     def warnings(cls, args: Hyperparameters, grad_accum_steps: int) -> list[str]:
@@ -1036,11 +1036,10 @@ class ASQU(Activation):
     def effective_beta(self) -> Tensor:
         return torch.sigmoid(self.beta) if self.sigmoid_beta else self.beta
 
-    def forward(self, h: Tensor, beta_grad: bool = True) -> Tensor:
-        scale = (float(self.beta_grad_every) if beta_grad else 0.0) if self.training else 1.0
+    def forward(self, h: Tensor, beta_grad_every: int = 1) -> Tensor:
         if self.triton_kernel:
-            return squared_act(h, self.effective_beta(), 0.0, scale)
-        return AsquFunction.apply(h, self.effective_beta(), scale)
+            return squared_act(h, self.effective_beta(), 0.0, float(beta_grad_every))
+        return AsquFunction.apply(h, self.effective_beta(), beta_grad_every)
 
 # MLP_ACTIVATION -> its class. A new activation is one class and one entry here.
 ACTIVATIONS: dict[str, type[Activation]] = {"relu2": Relu2, "leaky2": Leaky2, "asqu": ASQU}
@@ -1061,8 +1060,8 @@ class MLP(nn.Module):
     def activation(self) -> Activation:
         return self._modules[self.activation_name]
 
-    def forward(self, x: Tensor, qat: bool = False, beta_grad: bool = True) -> Tensor:
-        return self.proj(self.activation(self.fc(x, qat), beta_grad), qat)
+    def forward(self, x: Tensor, qat: bool = False, beta_grad_every: int = 1) -> Tensor:
+        return self.proj(self.activation(self.fc(x, qat), beta_grad_every), qat)
 
 class Block(nn.Module):
     def __init__(self, layer_idx: int, args: Hyperparameters, attention: AttentionKernel = AttentionKernel()):
@@ -1078,11 +1077,11 @@ class Block(nn.Module):
         self.norm_scale = 1.0 / math.sqrt(layer_idx + 1) if args.ln_scale else 1.0
 
     def forward(self, x: Tensor, x0: Tensor, cos: Tensor, sin: Tensor, v_embed: Tensor | None, qat: bool = False,
-                beta_grad: bool = True) -> Tensor:
+                beta_grad_every: int = 1) -> Tensor:
         mix = self.resid_mix.to(x.dtype)
         x = mix[0] * x + mix[1] * x0
         x = x + self.attn_scale.to(x.dtype) * self.attn(rms_norm(x) * self.norm_scale, cos, sin, v_embed, qat)
-        return x + self.mlp_scale.to(x.dtype) * self.mlp(rms_norm(x) * self.norm_scale, qat, beta_grad)
+        return x + self.mlp_scale.to(x.dtype) * self.mlp(rms_norm(x) * self.norm_scale, qat, beta_grad_every)
 
 class SmearGate(nn.Module):
     """x = (1 - g) x + g x_prev with a learned per-channel gate g = sigmoid(gate)."""
@@ -1165,8 +1164,9 @@ class GPT(nn.Module):
                     with torch.no_grad():
                         m.weight.mul_(1.0 / math.sqrt(2 * args.num_layers))
 
-    def forward(self, ids: Tensor, targets: Tensor | None = None, qat: bool = False, beta_grad: bool = True) -> Tensor:
-        """Mean cross-entropy with targets, else soft-capped logits (B, T, V); qat, beta_grad: per-step switches."""
+    def forward(self, ids: Tensor, targets: Tensor | None = None, qat: bool = False,
+                beta_grad_every: int = 1) -> Tensor:
+        """Mean cross-entropy with targets, else soft-capped logits (B, T, V); qat, beta_grad_every: per-step."""
         x = self.tok_emb(ids)
         if self.bigram is not None:
             x = x + self.bigram(ids)
@@ -1179,7 +1179,7 @@ class GPT(nn.Module):
             if i >= self.num_encoder_layers and skips:  # U-Net: decoders take encoder outputs, newest first
                 x = x + self.skip_weights[i - self.num_encoder_layers].to(x.dtype) * skips.pop()
             v_embed = ve * self.ve_layer_scales[self.ve_layers.index(i)].to(ve.dtype) if i in self.ve_layers else None
-            x = block(x, x0, cos, sin, v_embed, qat, beta_grad)
+            x = block(x, x0, cos, sin, v_embed, qat, beta_grad_every)
             if i < self.num_encoder_layers:
                 skips.append(x)
         x = rms_norm(x)
@@ -1605,17 +1605,19 @@ class Trainer:
     optimizers: dict[str, torch.optim.Optimizer]
     loader: DistributedTokenLoader
 
-    def step(self, step: int, scale: float, qat: bool) -> Tensor:
-        """One optimizer step over grad_accum_steps micro-batches at LR x scale; returns the local mean loss."""
-        args, accum = self.args, self.rt.grad_accum_steps
+    def step(self, step: int, scale: float, qat: bool, beta_phase: int | None = None) -> Tensor:
+        """One optimizer step over grad_accum_steps micro-batches at LR x scale; returns the local mean loss. Beta's
+        gradient comes on every ASQU_BETA_GRAD_EVERY-th micro-step, counted from step (or beta_phase, the warm-up's)."""
+        args, accum, every = self.args, self.rt.grad_accum_steps, self.args.asqu_beta_grad_every
+        phase = step if beta_phase is None else beta_phase
         total = torch.zeros((), device=self.rt.device)
         for micro in range(accum):
             if self.rt.distributed:
                 self.model.require_backward_grad_sync = micro == accum - 1
-            beta_grad = (step * accum + micro) % args.asqu_beta_grad_every == 0
+            beta_grad_every = every if (phase * accum + micro) % every == 0 else 0
             x, y = self.loader.next_batch(args.train_batch_tokens, args.train_seq_len, accum)
             with autocast_ctx(self.rt):
-                loss = self.model(x, y, qat=qat, beta_grad=beta_grad)
+                loss = self.model(x, y, qat=qat, beta_grad_every=beta_grad_every)
             total += loss.detach()
             (loss / accum).backward()
         frac = min(step / args.muon_momentum_warmup_steps, 1.0) if args.muon_momentum_warmup_steps > 0 else 1.0
@@ -1643,7 +1645,7 @@ def warm_up(tr: Trainer, train_files: list[Path], log) -> None:
         initial_model = copy.deepcopy(tr.base.state_dict())
         initial_opts = {k: copy.deepcopy(opt.state_dict()) for k, opt in tr.optimizers.items()}
         for ws in range(args.warmup_steps):
-            tr.step(ws % beta_phases, 1.0, qat=qat_phases == 2 and ws >= args.warmup_steps // 2)
+            tr.step(ws, 1.0, qat=qat_phases == 2 and ws >= args.warmup_steps // 2, beta_phase=ws % beta_phases)
             log(f"warmup_step:{ws + 1}/{args.warmup_steps}")
         tr.base.load_state_dict(initial_model)
         for k, opt in tr.optimizers.items():
@@ -1652,91 +1654,124 @@ def warm_up(tr: Trainer, train_files: list[Path], log) -> None:
     sync(rt.device)
     log(f"warmup_done time:{1000.0 * (time.perf_counter() - t0):.0f}ms graphs:{compiled_graphs()}")
 
+@dataclass
+class LoopState:
+    """The timed loop's state: the step, the clock (training_ms: on the clock up to t0, the last restart; synced_ms:
+    the ranks' mean, so all take one LR, QAT switch and stop; cap_ms: MAX_WALLCLOCK_SECONDS), late QAT, the EMA
+    and SWA weights, and the graphs compiled inside the loop (the warm-up should have built them all)."""
+    ema: dict[str, Tensor]
+    cap_ms: float | None
+    t0: float = 0.0
+    step: int = 0
+    training_ms: float = 0.0
+    synced_ms: float = 0.0
+    qat: bool = False
+    swa: dict[str, Tensor] | None = None
+    swa_count: int = 0
+    new_graphs: int = 0
+
 def train(tr: Trainer, val: ValData, log, ctx: ExitContext) -> dict[str, Tensor] | None:
     """The timed loop, validation off the clock. Returns the FINAL_WEIGHTS (None: raw, in place)."""
-    args, rt, base = tr.args, tr.rt, tr.base
-    ema = {k: v.detach().float().clone() for k, v in base.state_dict().items()}
-    swa, swa_count, qat = None, 0, False
-    new_graphs = 0  # graphs compiled inside the timed loop (warm-up should have built them all)
-    max_wallclock_ms = 1000.0 * args.max_wallclock_seconds if args.max_wallclock_seconds > 0 else None
-    training_time_ms = synced_training_time_ms = 0.0  # synced: the ranks' mean, so all take one LR, QAT switch, stop
-    stop_after_step = None
-    step = 0
+    args, rt = tr.args, tr.rt
+    s = LoopState({k: v.detach().float().clone() for k, v in tr.base.state_dict().items()},
+                  1000.0 * args.max_wallclock_seconds if args.max_wallclock_seconds > 0 else None)
     ctx.iterations = args.iterations
     sync(rt.device)
-    t0 = time.perf_counter()
-    while True:
-        ctx.step = step
-        last_step = step == args.iterations or (stop_after_step is not None and step >= stop_after_step)
-        if last_step or (args.val_loss_every > 0 and step % args.val_loss_every == 0):
-            sync(rt.device)
-            training_time_ms += 1000.0 * (time.perf_counter() - t0)
-            val_loss, val_bpb = eval_val(args, tr.model, rt, val)
-            log(f"step:{step}/{args.iterations} val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} "
-                f"train_time:{training_time_ms:.0f}ms step_avg:{training_time_ms / max(step, 1):.2f}ms")
-            log_activation_diagnostics(base, log)
-            sync(rt.device)
-            t0 = time.perf_counter()
-        if last_step:
-            if stop_after_step is not None and step < args.iterations:
-                log(f"stopping_early: wallclock_cap train_time:{training_time_ms:.0f}ms step:{step}/{args.iterations}")
-            break
-        scale = lr_scale(args, step, synced_training_time_ms)
-        if args.late_qat_threshold > 0 and scale < args.late_qat_threshold and not qat:
-            qat = True
-            log(f"late_qat:enabled step:{step} scale:{scale:.4f}")
-            elapsed = synced_training_time_ms / max_wallclock_ms if max_wallclock_ms else step / args.iterations
-            if elapsed < 0.2:
-                log(f"WARNING: late QAT switched on {100 * elapsed:.0f}% into training (the warmdown is longer "
-                    "than the run): most of the run trains fake-quantized; lower WARMDOWN_ITERS or LATE_QAT_THRESHOLD")
-        graphs = compiled_graphs()
-        train_loss = tr.step(step, scale, qat)
-        new_graphs += compiled_graphs() - graphs
-        with torch.no_grad():
-            state = base.state_dict()
-            torch._foreach_lerp_(list(ema.values()), [state[k].float() for k in ema], 1.0 - args.ema_decay)
-        step += 1
-        if args.final_weights == "swa" and scale < 0.2 and step % args.swa_every == 0:
-            if swa is None:
-                swa = {k: v.detach().float().clone() for k, v in state.items()}
-                log(f"swa:start step:{step}")
-            else:
-                torch._foreach_add_(list(swa.values()), [state[k].float() for k in swa])
-            swa_count += 1
-        approx_training_time_ms = training_time_ms + 1000.0 * (time.perf_counter() - t0)
-        reached_cap = approx_training_time_ms >= (max_wallclock_ms or math.inf)
-        # One small all-reduce per step: the mean train loss, the stop decision and the clock, across ranks.
-        status = torch.tensor([train_loss.item(), float(reached_cap), approx_training_time_ms], device=rt.device)
-        if rt.distributed:
-            dist.all_reduce(status, op=dist.ReduceOp.SUM)
-        mean_loss = status[0].item() / rt.world_size
-        reached_cap = status[1].item() > 0
-        synced_training_time_ms = status[2].item() / rt.world_size
-        if not math.isfinite(mean_loss):
-            log(f"stopping: non-finite train_loss ({mean_loss}) at step:{step}/{args.iterations}; the log is kept "
-                f"at {log.path if rt.master else 'rank 0'}. Lower the learning rates or check the data.")
-            raise RunError(f"non-finite train_loss at step {step}")
-        if args.train_log_every > 0 and (step <= 10 or step % args.train_log_every == 0 or stop_after_step is not None):
-            log(f"step:{step}/{args.iterations} train_loss:{mean_loss:.4f} "
-                f"train_time:{approx_training_time_ms:.0f}ms step_avg:{approx_training_time_ms / step:.2f}ms")
-        if stop_after_step is None and reached_cap:
-            stop_after_step = step
-    log(f"recompiles_after_warmup:{new_graphs}")
+    s.t0 = time.perf_counter()
+    if args.iterations == 0 or args.val_loss_every > 0:
+        validate(tr, val, log, s)
+    capped = False
+    while s.step < args.iterations and not capped:
+        ctx.step = s.step
+        capped = timed_step(tr, s, log)
+        ctx.step = s.step
+        if capped or s.step == args.iterations or (args.val_loss_every > 0 and s.step % args.val_loss_every == 0):
+            validate(tr, val, log, s)
+    if capped and s.step < args.iterations:
+        log(f"stopping_early: wallclock_cap train_time:{s.training_ms:.0f}ms step:{s.step}/{args.iterations}")
+    log(f"recompiles_after_warmup:{s.new_graphs}")
     if rt.device.type == "cuda":
         log(f"peak memory allocated: {torch.cuda.max_memory_allocated() // 2**20} MiB "
             f"reserved: {torch.cuda.max_memory_reserved() // 2**20} MiB")
-    if step < 3 / (1 - args.ema_decay) and args.final_weights == "ema" and args.iterations >= 3 / (1 - args.ema_decay):
-        log(f"WARNING: {step} steps is short for EMA_DECAY={args.ema_decay}: the EMA weights are still "
-            f"{100 * args.ema_decay ** step:.0f}% the initial ones")
+    if not ema_too_short(args, args.iterations) and (line := ema_too_short(args, s.step)):
+        log(line)  # the cap stopped the run early (a short ITERATIONS was said before training)
+    return final_weights(args, s, log)
+
+def validate(tr: Trainer, val: ValData, log, s: LoopState) -> None:
+    """Off the clock: the validation line at this step and the activation's diagnostics."""
+    sync(tr.rt.device)
+    s.training_ms += 1000.0 * (time.perf_counter() - s.t0)
+    val_loss, val_bpb = eval_val(tr.args, tr.model, tr.rt, val)
+    log(f"step:{s.step}/{tr.args.iterations} val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} "
+        f"train_time:{s.training_ms:.0f}ms step_avg:{s.training_ms / max(s.step, 1):.2f}ms")
+    log_activation_diagnostics(tr.base, log)
+    sync(tr.rt.device)
+    s.t0 = time.perf_counter()
+
+def timed_step(tr: Trainer, s: LoopState, log) -> bool:
+    """One step on the clock: LR scale, late QAT, the step, EMA and SWA, the ranks' status and the train-loss line.
+    Returns whether the wall-clock cap is reached (on any rank)."""
+    args = tr.args
+    scale = lr_scale(args, s.step, s.synced_ms)
+    if args.late_qat_threshold > 0 and scale < args.late_qat_threshold and not s.qat:
+        s.qat = True
+        log(f"late_qat:enabled step:{s.step} scale:{scale:.4f}")
+        elapsed = s.synced_ms / s.cap_ms if s.cap_ms else s.step / args.iterations
+        if elapsed < 0.2:
+            log(f"WARNING: late QAT switched on {100 * elapsed:.0f}% into training (the warmdown is longer "
+                "than the run): most of the run trains fake-quantized; lower WARMDOWN_ITERS or LATE_QAT_THRESHOLD")
+    graphs = compiled_graphs()
+    train_loss = tr.step(s.step, scale, s.qat)
+    s.new_graphs += compiled_graphs() - graphs
+    with torch.no_grad():
+        state = tr.base.state_dict()
+        torch._foreach_lerp_(list(s.ema.values()), [state[k].float() for k in s.ema], 1.0 - args.ema_decay)
+    s.step += 1
+    if args.final_weights == "swa" and scale < 0.2 and s.step % args.swa_every == 0:
+        if s.swa is None:
+            s.swa = {k: v.detach().float().clone() for k, v in state.items()}
+            log(f"swa:start step:{s.step}")
+        else:
+            torch._foreach_add_(list(s.swa.values()), [state[k].float() for k in s.swa])
+        s.swa_count += 1
+    elapsed_ms = s.training_ms + 1000.0 * (time.perf_counter() - s.t0)
+    mean_loss, capped, s.synced_ms = share_status(tr.rt, train_loss, elapsed_ms >= (s.cap_ms or math.inf), elapsed_ms)
+    if not math.isfinite(mean_loss):
+        log(f"stopping: non-finite train_loss ({mean_loss}) at step:{s.step}/{args.iterations}; the log is kept "
+            f"at {log.path if tr.rt.master else 'rank 0'}. Lower the learning rates or check the data.")
+        raise RunError(f"non-finite train_loss at step {s.step}")
+    if args.train_log_every > 0 and (s.step <= 10 or s.step % args.train_log_every == 0):
+        log(f"step:{s.step}/{args.iterations} train_loss:{mean_loss:.4f} "
+            f"train_time:{elapsed_ms:.0f}ms step_avg:{elapsed_ms / s.step:.2f}ms")
+    return capped
+
+def share_status(rt: Runtime, train_loss: Tensor, reached_cap: bool, elapsed_ms: float) -> tuple[float, bool, float]:
+    """One small all-reduce per step: the mean train loss, the stop decision (any rank's) and the mean clock."""
+    status = torch.tensor([train_loss.item(), float(reached_cap), elapsed_ms], device=rt.device)
+    if rt.distributed:
+        dist.all_reduce(status, op=dist.ReduceOp.SUM)
+    return status[0].item() / rt.world_size, status[1].item() > 0, status[2].item() / rt.world_size
+
+def ema_too_short(args: Hyperparameters, steps: int) -> str | None:
+    """The warning for an EMA of too few steps (FINAL_WEIGHTS=ema): still mostly the initial weights."""
+    if args.final_weights != "ema" or steps >= 3 / (1 - args.ema_decay):
+        return None
+    what = f"ITERATIONS={steps}" if steps == args.iterations else f"{steps} steps"
+    fix = "; lower EMA_DECAY or use FINAL_WEIGHTS=raw" if steps == args.iterations else ""
+    return (f"WARNING: {what} is short for EMA_DECAY={args.ema_decay}: the EMA weights are still "
+            f"{100 * args.ema_decay ** steps:.0f}% the initial ones{fix}")
+
+def final_weights(args: Hyperparameters, s: LoopState, log) -> dict[str, Tensor] | None:
+    """FINAL_WEIGHTS: the EMA, the mean of the SWA snapshots, or None (raw: the model's own)."""
     if args.final_weights == "ema":
-        return ema
+        return s.ema
     if args.final_weights == "swa":
-        if swa is None:
+        if s.swa is None:
             raise RunError("FINAL_WEIGHTS=swa but no SWA snapshot was taken (the wall-clock cap ended the run before "
                            "the LR scale fell below 0.2 on a multiple of SWA_EVERY); run longer or use "
                            "FINAL_WEIGHTS=ema")
-        log(f"swa:applying {swa_count} snapshots")
-        return {k: v / swa_count for k, v in swa.items()}
+        log(f"swa:applying {s.swa_count} snapshots")
+        return {k: v / s.swa_count for k, v in s.swa.items()}
     return None
 
 SIZE_LIMIT = 16_000_000
@@ -1923,10 +1958,8 @@ def log_training_warnings(args: Hyperparameters, rt: Runtime, log) -> None:
     if args.max_wallclock_seconds <= 0 and args.warmdown_iters > args.iterations:
         log(f"WARNING: WARMDOWN_ITERS={args.warmdown_iters} > ITERATIONS={args.iterations}: the LR decays from "
             f"step 0 (scale starts at {args.iterations / args.warmdown_iters:.3f})")
-    if args.iterations < 3 / (1 - args.ema_decay) and args.final_weights == "ema":
-        log(f"WARNING: ITERATIONS={args.iterations} is short for EMA_DECAY={args.ema_decay}: the EMA weights are "
-            f"still {100 * args.ema_decay ** args.iterations:.0f}% the initial ones; lower EMA_DECAY or use "
-            "FINAL_WEIGHTS=raw")
+    if line := ema_too_short(args, args.iterations):
+        log(line)
 
 def apply_final_weights(tr: Trainer, final: dict[str, Tensor] | None, val: ValData, log) -> float:
     """Load the weights FINAL_WEIGHTS chose (None: the raw weights stay) and log their diagnostic score."""
