@@ -326,9 +326,8 @@ def print_help() -> None:
 
 @dataclass(frozen=True)
 class AttentionKernel:
-    """Causal attention on (B, T, H, D) q and (B, T, Hkv, D) k, v; returns (B, T, H, D). name: flash_attn_3 or
-    flash_attn_2 (flash: that package's flash_attn_func) or sdpa. Picked once (pick_attention_backend), held by the
-    runtime, which gives it to the model (build_model)."""
+    """Causal attention, (B, T, H, D) q and (B, T, Hkv, D) k, v -> (B, T, H, D): flash_attn_3, flash_attn_2 (flash: its
+    flash_attn_func) or sdpa. Picked once (pick_attention_backend), held by the runtime, given to the model."""
     name: str = "sdpa"
     flash: Callable | None = None
 
@@ -729,11 +728,10 @@ def check_byte_tables(sp: spm.SentencePieceProcessor, t: ByteTables, path: str) 
 # -----------------------------
 # TRITON KERNELS: THE MLP ACTIVATION (MLP_KERNEL=triton)
 # -----------------------------
-# One family: f(h) = h^2 for h > 0, coef h^2 for h <= 0, with coef = 0 (relu2), s^2 (leaky2) or beta_c per channel
-# (asqu). The backward reads g and h once and writes dh; for asqu the same pass sums g h^2 [h <= 0] per channel into
-# per-program fp32 partials, which torch's column sum adds up in a fixed order: no atomics, the same bits every run.
-# beta_grad_every (beta's gradient factor: ASQU_BETA_GRAD_EVERY, 0 = skipped) is a plain argument: no kernel is
-# compiled twice for it.
+# The activations' one family (Activation's docstring). The backward reads g and h once and writes dh; for asqu the
+# same pass sums g h^2 [h <= 0] per channel into per-program fp32 partials, which torch's column sum adds up in a
+# fixed order: no atomics, the same bits every run. beta_grad_every (ASQU_BETA_GRAD_EVERY or 0: beta's gradient
+# factor) is a plain argument: no kernel is compiled twice for it.
 # Registered as custom ops with fake implementations, so torch.compile(fullgraph=True) keeps one graph around them.
 # On CPU they run under TRITON_INTERPRET=1 (slow, for tests: the same program the GPU runs).
 
@@ -914,7 +912,7 @@ class CausalSelfAttention(nn.Module):
         return self.proj(y.reshape(B, T, D), qat)
 
 class AsquFunction(torch.autograd.Function):
-    """f(h) = h^2 for h > 0, beta_c h^2 for h <= 0. Saves only h (as relu2 does); the backward produces
+    """ASQU's f (Activation's docstring). Saves only h (as relu2 does); the backward produces
     dh = 2 g p with p = (h > 0 ? h : beta h) and dbeta_c = sum over tokens of g h^2 [h <= 0] together,
     in the activation dtype with fp32 sums, times beta_grad_every (ASQU_BETA_GRAD_EVERY; 0 skips it)."""
 
@@ -952,10 +950,12 @@ class AsquFunction(torch.autograd.Function):
         return dh.view_as(h), dbeta, None
 
 class Activation(nn.Module):
-    """An MLP activation: forward(h, beta_grad_every) -> f(h). One class per MLP_ACTIVATION choice (the ACTIVATIONS
-    table) declares its settings (logged on the mlp_activation: line), its learned parameters per hidden channel (control
-    tensors, in an AdamW group of their own named like the activation, with the LR and weight-decay settings in
-    `group`), its warnings and its per-layer diagnostics. triton_kernel: MLP_KERNEL=triton."""
+    """An MLP activation: forward(h, beta_grad_every) -> f(h), all of one family: f(h) = h^2 for h > 0, coef h^2 for
+    h <= 0, with coef = 0 (relu2), s^2 (leaky2, s = MLP_LEAKY_SLOPE) or a learned beta_c per hidden channel (asqu).
+    One class per MLP_ACTIVATION choice (the ACTIVATIONS table) declares its settings (logged on the mlp_activation:
+    line), its learned parameters per hidden channel (control tensors, in an AdamW group of their own named like the
+    activation, with the LR and weight-decay settings in `group`), its warnings and its per-layer diagnostics.
+    triton_kernel: MLP_KERNEL=triton."""
     settings: tuple[str, ...] = ()
     per_channel = 0
     group: tuple[str, str] | None = None
@@ -979,7 +979,7 @@ class Activation(nn.Module):
         return None
 
 class Relu2(Activation):
-    """f(h) = relu(h)^2: the March 22 record's."""
+    """coef = 0, i.e. relu(h)^2: the March 22 record's."""
 
     def forward(self, h: Tensor, beta_grad_every: int = 1) -> Tensor:
         if self.triton_kernel:
@@ -987,7 +987,7 @@ class Relu2(Activation):
         return torch.relu(h).square()
 
 class Leaky2(Activation):
-    """f(h) = leaky_relu(h, s)^2, s = MLP_LEAKY_SLOPE: the records after March 22 (s = 0.5)."""
+    """coef = s^2, i.e. leaky_relu(h, s)^2: the records after March 22 (s = 0.5)."""
     settings = ("MLP_LEAKY_SLOPE",)
 
     def __init__(self, slope: float):
@@ -1004,7 +1004,7 @@ class Leaky2(Activation):
         return F.leaky_relu(h, self.slope).square()
 
 class ASQU(Activation):
-    """Asymmetric Squared Unit: f(h) = h^2 (h > 0), beta_c h^2 (h <= 0) with a learned beta per hidden channel;
+    """Asymmetric Squared Unit: coef = beta_c, learned per hidden channel (Activation's docstring);
     beta_grad_every: the factor of beta's gradient on this micro-step, ASQU_BETA_GRAD_EVERY or 0 (skipped)."""
     settings = ("ASQU_BETA_INIT", "ASQU_LR", "ASQU_WD", "ASQU_SIGMOID_BETA", "ASQU_BETA_GRAD_EVERY")
     per_channel = 1
@@ -1427,14 +1427,17 @@ def read_eval_only_artifact(args: Hyperparameters) -> bytes:
 
 @dataclass
 class ExitContext:
-    """What the exit handlers (the end of this file) need to report an error or a signal: this process's rank (who
-    prints), the log once it is open (the error goes there too), the step while the timed loop runs (the
-    "interrupted: SIGINT step:5/20" line), and the RUN_ID lock, held until the process exits."""
+    """For the exit handlers (end of this file), to report an error or a signal: the rank (who prints), the log once
+    open, the step while the timed loop runs ("interrupted: SIGINT step:5/20"), the RUN_ID lock (held to the end)."""
     rank: int = 0
     log: Logger | None = None
     step: int | None = None
     iterations: int = 0
     lock: object = None
+
+def cannot_write(path: Path | str, exc: OSError, fix: str, kind: type[Exception] = RunError) -> Exception:
+    """The one error line for a path that cannot be written: the path, the system's reason, what to do."""
+    return kind(f"cannot write {path}: {exc.strerror or exc}; {fix}")
 
 def keep_existing(path: Path, into: Path | None = None) -> Path | None:
     """Move an earlier file aside (into/NAME, or NAME.1, NAME.2, ... there) instead of overwriting it."""
@@ -1457,8 +1460,7 @@ def write_file(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise RunError(f"cannot write {path}: {exc.strerror or exc}; free disk space or use a writable "
-                       "folder") from None
+        raise cannot_write(path, exc, "free disk space or use a writable folder") from None
 
 def publish_latest(path: Path, log) -> None:
     """./NAME as a hard link to runs/<RUN_ID>/NAME (a copy where links fail); a lone earlier ./NAME: runs/earlier/."""
@@ -1473,7 +1475,7 @@ def publish_latest(path: Path, log) -> None:
         os.replace(tmp, latest)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise RunError(f"cannot write {latest}: {exc.strerror or exc}; this run's file is kept at {path}") from None
+        raise cannot_write(latest, exc, f"this run's file is kept at {path}") from None
 
 def check_output_folders(run_id: str) -> None:
     """The folders a run writes into are folders (or absent): checked before anything is written."""
@@ -1493,7 +1495,7 @@ def lock_run_id(run_id: str):
     except BlockingIOError:  # another process holds it
         raise ConfigError(f"RUN_ID={run_id} belongs to a run still going in this folder; set another RUN_ID") from None
     except OSError as exc:
-        raise ConfigError(f"cannot write {run_dir}: {exc.strerror or exc}; run from a writable folder") from None
+        raise cannot_write(run_dir, exc, "run from a writable folder", ConfigError) from None
     return handle
 
 class Logger:
@@ -1516,7 +1518,7 @@ class Logger:
                     self.kept.append(f"kept earlier {target} as {kept}")
                 self.files.append(open(target, "a", encoding="utf-8"))
         except OSError as exc:
-            raise ConfigError(f"cannot write {target}: {exc.strerror or exc}; run from a writable folder") from None
+            raise cannot_write(target, exc, "run from a writable folder", ConfigError) from None
         self.path = paths[0]
         print(f"logs: {self.path}", flush=True)
 
@@ -1529,7 +1531,7 @@ class Logger:
                 f.flush()
         except OSError as exc:
             self.files = []
-            raise RunError(f"cannot write the log {self.path}: {exc.strerror or exc}; free disk space") from None
+            raise cannot_write(f"the log {self.path}", exc, "free disk space") from None
 
 # -----------------------------
 # TRAINING
@@ -1656,9 +1658,8 @@ def warm_up(tr: Trainer, train_files: list[Path], log) -> None:
 
 @dataclass
 class LoopState:
-    """The timed loop's state: the step, the clock (training_ms: on the clock up to t0, the last restart; synced_ms:
-    the ranks' mean, so all take one LR, QAT switch and stop; cap_ms: MAX_WALLCLOCK_SECONDS), late QAT, the EMA
-    and SWA weights, and the graphs compiled inside the loop (the warm-up should have built them all)."""
+    """The timed loop's state: the clock (training_ms: up to t0, its last restart; synced_ms: the ranks' mean, so all
+    take one LR, QAT switch and stop), late QAT, EMA and SWA weights, graphs compiled in the loop (warm-up: none)."""
     ema: dict[str, Tensor]
     cap_ms: float | None
     t0: float = 0.0
