@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -178,3 +180,26 @@ def test_lr_schedule_fixed_and_wallclock(default_env):
     # 100 ms/step: warmdown covers the last 350 s
     assert tg.lr_scale(args, 2000, 200_000) == 1.0
     assert tg.lr_scale(args, 4250, 425_000) == pytest.approx(175 / 350)
+
+
+def test_muon_orthogonalizes_with_its_own_function():
+    """Muon calls the Newton-Schulz it was given (build_optimizers: the compiled one under COMPILE=1); nothing
+    rebinds the module's function."""
+    p = torch.nn.Parameter(torch.randn(8, 4))
+    p.grad = torch.randn(8, 4)
+    calls = []
+
+    def orthogonalize(G, steps):
+        calls.append(steps)
+        return tg.zeropower_via_newtonschulz5(G, steps)
+
+    tg.Muon([p], lr=0.1, momentum=0.9, backend_steps=3, weight_decay=0.0, orthogonalize=orthogonalize).step()
+    assert calls == [3]
+    args = tg.Hyperparameters({"NUM_LAYERS": "2", "MODEL_DIM": "64", "ROPE_DIMS": "8", "XSA_LAST_N": "1"})
+    assert tg.build_optimizers(tg.GPT(args), args, RT)["muon"].orthogonalize is tg.zeropower_via_newtonschulz5
+
+
+def test_no_global_statement_in_the_trainer():
+    """State lives in objects (Muon, CastedLinear, the runtime's AttentionKernel, ExitContext), not module globals."""
+    source = Path(tg.__file__).read_text()
+    assert not re.findall(r"^\s*global ", source, re.M)
