@@ -359,7 +359,7 @@ class Runtime:
 
     @property
     def grad_accum_steps(self) -> int:
-        return max(1, 8 // self.world_size)  # the same global batch for 1, 2, 8 or 16 processes
+        return max(1, 8 // self.world_size)  # one batch size across all ranks for 1, 2, 8 or 16 processes
 
 def launcher_values(environ: Mapping[str, str]) -> dict[str, int]:
     """torchrun's RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE; without RANK and WORLD_SIZE: one process."""
@@ -1898,8 +1898,7 @@ def build_trainer(args: Hyperparameters, rt: Runtime, train_files: list[Path]) -
     torch.manual_seed(args.seed)
     base = compiled = build_model(args, rt)
     if rt.compile:
-        # One cache for every GPT.forward variant (QAT, beta-grad, eval, partial batch, scorer); fullgraph fails
-        # past it.
+        # One cache for every GPT.forward variant (QAT, beta-grad, eval, partial batch, scorer): fullgraph fails past it
         limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
         setattr(torch._dynamo.config, limit, 64)
         compiled = torch.compile(base, dynamic=False, fullgraph=True)
