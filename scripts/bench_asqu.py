@@ -202,7 +202,7 @@ def build_trainer(act: str, compiled: bool, warmup: int, data: dict, extra: dict
         tg.check_fits(args, rt)
     except tg.ConfigError as exc:
         raise BenchError(str(exc)) from exc
-    tg.init_distributed(rt)
+    tg.init_distributed(rt, args.dist_timeout_s)
     files = sorted(Path(data["data_path"]).glob("fineweb_train_*.bin"))
     tr = tg.build_trainer(args, rt, files)
     tg.warm_up(tr, files, lambda line: None)
