@@ -336,6 +336,23 @@ def print_help() -> None:
 # Everything that differs by device: process group, attention kernel, autocast, bf16 parameter layout (build_model).
 # CPU_BF16=1 gives a CPU the CUDA numerics, so tests rehearse the production path except kernels and NCCL.
 
+@dataclass(frozen=True)
+class AttentionKernel:
+    """Causal attention, (B, T, H, D) q and (B, T, Hkv, D) k, v -> (B, T, H, D): flash_attn_3, flash_attn_2 (flash: its
+    flash_attn_func) or sdpa. Picked once (pick_attention_backend), held by the runtime, given to the model."""
+    name: str = "sdpa"
+    flash: Callable | None = None
+
+    def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        if self.name == "flash_attn_3":
+            y = self.flash(q, k, v, causal=True)
+            return y[0] if isinstance(y, tuple) else y  # some FA3 builds return (out, lse)
+        if self.name == "flash_attn_2":
+            return self.flash(q, k, v, causal=True)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=k.size(1) != q.size(1))  # torch >= 2.5
+        return y.transpose(1, 2)
+
 @dataclass
 class Runtime:
     rank: int
@@ -346,6 +363,7 @@ class Runtime:
     bf16: bool  # bf16 autocast and bf16 embedding tables (CUDA, or CPU_BF16=1)
     compile: bool
     local_processes: int = 1  # processes on this machine (LOCAL_WORLD_SIZE): they share its memory
+    attention: AttentionKernel = AttentionKernel()  # pick_attention_backend's
 
     @property
     def master(self) -> bool:
@@ -353,7 +371,7 @@ class Runtime:
 
     @property
     def grad_accum_steps(self) -> int:
-        return max(1, 8 // self.world_size)  # the same global batch for 1, 2, 8 or 16 processes
+        return max(1, 8 // self.world_size)  # one batch size across all ranks for 1, 2, 8 or 16 processes
 
 def launcher_values(environ: Mapping[str, str]) -> dict[str, int]:
     """torchrun's RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE; without RANK and WORLD_SIZE: one process."""
@@ -384,11 +402,11 @@ def runtime_from_env(args: Hyperparameters) -> Runtime:
     device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
     compile_model = device.type == "cuda" if args.compile is None else args.compile
     rt = Runtime(rank, world_size, local_rank, distributed, device, device.type == "cuda" or args.cpu_bf16,
-                 compile_model, max(1, launcher.get("LOCAL_WORLD_SIZE", 1)))
+                 compile_model, max(1, launcher.get("LOCAL_WORLD_SIZE", 1)),
+                 pick_attention_backend(args.attention, device))
     args.mlp_kernel, args.mlp_kernel_from = pick_mlp_kernel(args, device)
-    if args.eval_only:  # no training: the batch shape and the training memory do not matter
+    if args.eval_only:  # no training: the batch shape does not matter
         return rt
-    check_fits(args, rt)
     micro = world_size * rt.grad_accum_steps * args.train_seq_len
     if args.train_batch_tokens % micro:
         example = max(1, round(args.train_batch_tokens / micro)) * micro
@@ -466,43 +484,32 @@ def init_distributed(rt: Runtime, timeout_s: float) -> None:
             raise RunError(f"the {rt.world_size} processes did not meet at {where} within DIST_TIMEOUT_S={timeout_s:g} "
                            f"({str(exc).splitlines()[0]}); launch with torchrun, or start every rank") from None
 
-ATTN_BACKEND, _fa3, _fa2 = "sdpa", None, None  # set by pick_attention_backend()
-
-def pick_attention_backend(choice: str, device: torch.device) -> str | None:
-    """auto: FA3, else FA2 >= 2.6, else SDPA (+ a WARNING) on CUDA; SDPA on CPU. A named one or an error."""
-    global ATTN_BACKEND, _fa3, _fa2
-    cuda, _fa3, _fa2 = device.type == "cuda", None, None
+def pick_attention_backend(choice: str, device: torch.device) -> AttentionKernel:
+    """auto: FA3, else FA2 >= 2.6, else SDPA (attention_warning) on CUDA; SDPA on CPU. A named one or an error."""
+    cuda, fa3, fa2 = device.type == "cuda", None, None
     if choice == "flash_attn_3" or (choice == "auto" and cuda):
         with contextlib.suppress(ImportError):
-            from flash_attn_interface import flash_attn_func as _fa3  # FlashAttention 3 (Hopper)
-    if choice == "flash_attn_2" or (choice == "auto" and cuda and _fa3 is None):
+            from flash_attn_interface import flash_attn_func as fa3  # FlashAttention 3 (Hopper)
+    if choice == "flash_attn_2" or (choice == "auto" and cuda and fa3 is None):
         with contextlib.suppress(ImportError, ValueError, AttributeError):  # FA2 < 2.6 is no torch op: breaks fullgraph
             import flash_attn
             version = tuple(map(int, flash_attn.__version__.split(".")[:2]))
-            _fa2 = flash_attn.flash_attn_func if version >= (2, 6) else None
+            fa2 = flash_attn.flash_attn_func if version >= (2, 6) else None
     if choice == "auto":
-        choice = "flash_attn_3" if _fa3 else "flash_attn_2" if _fa2 else "sdpa"
-    elif choice != "sdpa" and (_fa3 if choice == "flash_attn_3" else _fa2) is None:
+        choice = "flash_attn_3" if fa3 else "flash_attn_2" if fa2 else "sdpa"
+    elif choice != "sdpa" and (fa3 if choice == "flash_attn_3" else fa2) is None:
         package = "flash_attn_interface (FlashAttention 3)" if choice == "flash_attn_3" else "flash_attn >= 2.6"
         raise ConfigError(f"ATTENTION={choice} but {package} cannot be imported; install it or set ATTENTION=auto")
-    ATTN_BACKEND = choice
-    if cuda and choice == "sdpa":
+    return AttentionKernel(choice, {"flash_attn_3": fa3, "flash_attn_2": fa2}.get(choice))
+
+def attention_warning(rt: Runtime) -> str | None:
+    """A GPU left on PyTorch SDPA: slower steps, worth a WARNING."""
+    if rt.device.type == "cuda" and rt.attention.name == "sdpa":
         return ("WARNING: attention runs on PyTorch SDPA (no FlashAttention 3 or 2 >= 2.6 imports): slower steps, "
                 "fewer in the cap. Install FlashAttention 3 as the records do: pip install --no-deps flash_attn_3 "
                 "--find-links https://windreamer.github.io/flash-attention3-wheels/cu128_torch291/ (that folder: CUDA "
                 "12.8 + torch 2.9.1; see the README for others)")
     return None
-
-def attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    """Causal attention on (B, T, H, D) q and (B, T, Hkv, D) k, v; returns (B, T, H, D)."""
-    if ATTN_BACKEND == "flash_attn_3":
-        y = _fa3(q, k, v, causal=True)
-        return y[0] if isinstance(y, tuple) else y  # some FA3 builds return (out, lse)
-    if ATTN_BACKEND == "flash_attn_2":
-        return _fa2(q, k, v, causal=True)
-    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-    y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=k.size(1) != q.size(1))  # PyTorch >= 2.5
-    return y.transpose(1, 2)
 
 def autocast_ctx(rt: Runtime):
     return torch.autocast(device_type=rt.device.type, dtype=torch.bfloat16) if rt.bf16 else contextlib.nullcontext()
@@ -530,10 +537,13 @@ def zeropower_via_newtonschulz5(G: Tensor, steps: int = 5, eps: float = 1e-7) ->
     return X.T if transposed else X
 
 class Muon(torch.optim.Optimizer):
-    """Nesterov momentum, orthogonalised update x sqrt(max(1, rows/cols)), decoupled WD; matrices split by rank."""
+    """Nesterov momentum, orthogonalised update x sqrt(max(1, rows/cols)), decoupled WD; matrices split by rank.
+    orthogonalize: zeropower_via_newtonschulz5 or its torch.compile'd form (build_optimizers)."""
 
-    def __init__(self, params, lr: float, momentum: float, backend_steps: int, weight_decay: float):
+    def __init__(self, params, lr: float, momentum: float, backend_steps: int, weight_decay: float,
+                 orthogonalize=zeropower_via_newtonschulz5):
         super().__init__(params, dict(lr=lr, momentum=momentum, backend_steps=backend_steps, weight_decay=weight_decay))
+        self.orthogonalize = orthogonalize
 
     @torch.no_grad()
     def step(self):
@@ -551,7 +561,7 @@ class Muon(torch.optim.Optimizer):
                     if "momentum_buffer" not in self.state[p]:
                         self.state[p]["momentum_buffer"] = torch.zeros_like(p.grad)
                     buf = self.state[p]["momentum_buffer"].mul_(momentum).add_(p.grad)
-                    g = zeropower_via_newtonschulz5(p.grad.add(buf, alpha=momentum), steps=group["backend_steps"])
+                    g = self.orthogonalize(p.grad.add(buf, alpha=momentum), steps=group["backend_steps"])
                     g *= max(1, g.size(0) / g.size(1)) ** 0.5
                     chunk.copy_(g.reshape(-1))
             if distributed:
@@ -730,10 +740,10 @@ def check_byte_tables(sp: spm.SentencePieceProcessor, t: ByteTables, path: str) 
 # -----------------------------
 # TRITON KERNELS: THE MLP ACTIVATION (MLP_KERNEL=triton)
 # -----------------------------
-# One family: f(h) = h^2 for h > 0, coef h^2 for h <= 0, with coef = 0 (relu2), s^2 (leaky2) or beta_c per channel
-# (asqu). The backward reads g and h once and writes dh; for asqu the same pass sums g h^2 [h <= 0] per channel into
-# per-program fp32 partials, which torch's column sum adds up in a fixed order: no atomics, the same bits every run.
-# beta_grad_scale (ASQU_BETA_GRAD_EVERY; 0 = skipped) is a plain argument: no kernel is compiled twice for it.
+# The activations' one family (Activation's docstring). The backward reads g and h once and writes dh; for asqu the
+# same pass sums g h^2 [h <= 0] per channel into per-program fp32 partials, which torch's column sum adds up in a
+# fixed order: no atomics, the same bits every run. beta_grad_every (ASQU_BETA_GRAD_EVERY or 0: beta's gradient
+# factor) is a plain argument: no kernel is compiled twice for it.
 # Registered as custom ops with fake implementations, so torch.compile(fullgraph=True) keeps one graph around them.
 # On CPU they run under TRITON_INTERPRET=1 (slow, for tests: the same program the GPU runs).
 
@@ -791,8 +801,8 @@ if triton is not None:
             tl.store(partial_ptr + tl.program_id(0) * C + c, tl.sum(acc, axis=0), mask=channel_mask)
 
 @torch.library.custom_op("asqu_golf::squared_act", mutates_args=())
-def squared_act(h: Tensor, beta: Tensor | None, neg_coef: float, beta_grad_scale: float) -> Tensor:
-    """f(h) with coef = beta (per channel, when given) or neg_coef; beta_grad_scale is for the backward."""
+def squared_act(h: Tensor, beta: Tensor | None, neg_coef: float, beta_grad_every: float) -> Tensor:
+    """f(h) with coef = beta (per channel, when given) or neg_coef; beta_grad_every: beta's gradient factor."""
     h2 = h.reshape(-1, h.size(-1)).contiguous()
     rows, C = h2.shape
     y = torch.empty_like(h2)
@@ -802,13 +812,13 @@ def squared_act(h: Tensor, beta: Tensor | None, neg_coef: float, beta_grad_scale
     return y.view(h.shape)
 
 @squared_act.register_fake
-def _squared_act_fake(h, beta, neg_coef, beta_grad_scale):
+def _squared_act_fake(h, beta, neg_coef, beta_grad_every):
     return h.new_empty(h.shape)
 
 @torch.library.custom_op("asqu_golf::squared_act_backward", mutates_args=())
 def squared_act_backward(g: Tensor, h: Tensor, beta: Tensor | None, neg_coef: float,
-                         beta_grad_scale: float) -> tuple[Tensor, Tensor]:
-    """(dh, dbeta): dbeta is fp32 of beta's size, times beta_grad_scale; empty when beta is None."""
+                         beta_grad_every: float) -> tuple[Tensor, Tensor]:
+    """(dh, dbeta): dbeta is fp32 of beta's size, times beta_grad_every; empty when beta is None."""
     C = h.size(-1)
     h2, g2 = h.reshape(-1, C).contiguous(), g.reshape(-1, C).contiguous()
     rows = h2.size(0)
@@ -820,20 +830,20 @@ def squared_act_backward(g: Tensor, h: Tensor, beta: Tensor | None, neg_coef: fl
         g2, h2, beta if per_channel else h2, dh, partial, rows, C, neg_coef, per_channel,
         ROWS_PER_PROGRAM=TRITON_ROWS_PER_PROGRAM, BLOCK_M=TRITON_BLOCK_M, BLOCK_N=TRITON_BLOCK_N)
     # The partials' sum: a second small kernel, a fixed order (no atomics). Skipped (scale 0): zeros, for DDP.
-    dbeta = partial.sum(0) * beta_grad_scale if beta_grad_scale else partial.new_zeros(partial.size(1))
+    dbeta = partial.sum(0) * beta_grad_every if beta_grad_every else partial.new_zeros(partial.size(1))
     return dh.view(h.shape), dbeta
 
 @squared_act_backward.register_fake
-def _squared_act_backward_fake(g, h, beta, neg_coef, beta_grad_scale):
+def _squared_act_backward_fake(g, h, beta, neg_coef, beta_grad_every):
     return h.new_empty(h.shape), h.new_empty(h.size(-1) if beta is not None else 0, dtype=torch.float32)
 
 def _squared_act_setup(ctx, inputs, output) -> None:
-    h, beta, ctx.neg_coef, ctx.beta_grad_scale = inputs
+    h, beta, ctx.neg_coef, ctx.beta_grad_every = inputs
     ctx.save_for_backward(h, beta)
 
 def _squared_act_grad(ctx, g: Tensor):
     h, beta = ctx.saved_tensors
-    dh, dbeta = squared_act_backward(g, h, beta, ctx.neg_coef, ctx.beta_grad_scale)
+    dh, dbeta = squared_act_backward(g, h, beta, ctx.neg_coef, ctx.beta_grad_every)
     return dh, dbeta if ctx.needs_input_grad[1] else None, None, None
 
 squared_act.register_autograd(_squared_act_grad, setup_context=_squared_act_setup)
@@ -845,20 +855,21 @@ squared_act.register_autograd(_squared_act_grad, setup_context=_squared_act_setu
 class CastedLinear(nn.Linear):
     """fp32 weights cast to the compute dtype. Late QAT fake-quantizes int6=True matrices to the export's grid with
     a straight-through gradient; qat is an argument because torch.compile specializes on it on every version (a
-    class attribute was constant-folded by some versions and recompiled by others)."""
-    scale_floor = 1.0  # QUANT_SCALE_FLOOR, set by main()
+    class attribute was constant-folded by some versions and recompiled by others). scale_floor: QUANT_SCALE_FLOOR,
+    the export's (int6 matrices only)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False, int6: bool = False,
-                 zero_init: bool = False):
+                 zero_init: bool = False, scale_floor: float = 1.0):
         super().__init__(in_features, out_features, bias=bias)
         self.int6 = int6
+        self.scale_floor = scale_floor
         self._zero_init = zero_init
 
     def forward(self, x: Tensor, qat: bool = False) -> Tensor:
         w = self.weight
         if qat and self.int6 and self.training:
             with torch.no_grad():
-                scale = quant_scale(w.float().abs().amax(dim=1), 31, CastedLinear.scale_floor)
+                scale = quant_scale(w.float().abs().amax(dim=1), 31, self.scale_floor)
                 w_q = quantize_rows(w.float(), scale, 31) * scale[:, None].float()
             w = w + (w_q - w).detach()
         return F.linear(x, w.to(x.dtype))
@@ -882,18 +893,20 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return torch.cat((x1 * cos + x2 * sin, x2 * cos - x1 * sin, rest), dim=-1)
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, dim: int, num_heads: int, num_kv_heads: int, qk_gain_init: float, xsa: bool):
+    def __init__(self, dim: int, num_heads: int, num_kv_heads: int, qk_gain_init: float, xsa: bool,
+                 scale_floor: float = 1.0, kernel: AttentionKernel = AttentionKernel()):
         super().__init__()
         self.num_heads = num_heads
         self.num_kv_heads = num_kv_heads
         self.head_dim = dim // num_heads
         kv_dim = num_kv_heads * self.head_dim
-        self.c_q = CastedLinear(dim, dim, int6=True)
-        self.c_k = CastedLinear(dim, kv_dim, int6=True)
-        self.c_v = CastedLinear(dim, kv_dim, int6=True)
-        self.proj = CastedLinear(dim, dim, int6=True, zero_init=True)
+        self.c_q = CastedLinear(dim, dim, int6=True, scale_floor=scale_floor)
+        self.c_k = CastedLinear(dim, kv_dim, int6=True, scale_floor=scale_floor)
+        self.c_v = CastedLinear(dim, kv_dim, int6=True, scale_floor=scale_floor)
+        self.proj = CastedLinear(dim, dim, int6=True, zero_init=True, scale_floor=scale_floor)
         self.q_gain = nn.Parameter(torch.full((num_heads,), qk_gain_init, dtype=torch.float32))
         self.xsa = xsa
+        self.kernel = kernel
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, v_embed: Tensor | None, qat: bool = False) -> Tensor:
         B, T, D = x.shape
@@ -903,7 +916,7 @@ class CausalSelfAttention(nn.Module):
         v = (v if v_embed is None else v + v_embed).reshape(B, T, self.num_kv_heads, self.head_dim)
         q, k = apply_rotary(rms_norm(q), cos, sin), apply_rotary(rms_norm(k), cos, sin)
         q = q * self.q_gain.to(q.dtype)[None, None, :, None]
-        y = attention(q, k, v)
+        y = self.kernel(q, k, v)
         if self.xsa:  # remove each head's component along its own (normalised) value vector
             y = y.reshape(B, T, self.num_kv_heads, -1, self.head_dim)
             vn = F.normalize(v, dim=-1).unsqueeze(-2)
@@ -911,15 +924,15 @@ class CausalSelfAttention(nn.Module):
         return self.proj(y.reshape(B, T, D), qat)
 
 class AsquFunction(torch.autograd.Function):
-    """f(h) = h^2 for h > 0, beta_c h^2 for h <= 0. Saves only h (as relu2 does); the backward produces
+    """ASQU's f (Activation's docstring). Saves only h (as relu2 does); the backward produces
     dh = 2 g p with p = (h > 0 ? h : beta h) and dbeta_c = sum over tokens of g h^2 [h <= 0] together,
-    in the activation dtype with fp32 sums, times beta_grad_scale (0 skips it: ASQU_BETA_GRAD_EVERY)."""
+    in the activation dtype with fp32 sums, times beta_grad_every (ASQU_BETA_GRAD_EVERY; 0 skips it)."""
 
     @staticmethod
-    def forward(ctx, h: Tensor, beta: Tensor, beta_grad_scale: float) -> Tensor:
+    def forward(ctx, h: Tensor, beta: Tensor, beta_grad_every: float) -> Tensor:
         b = beta.to(h.dtype)
         ctx.save_for_backward(h, b)
-        ctx.beta_grad_scale = beta_grad_scale
+        ctx.beta_grad_every = beta_grad_every
         return h * F.prelu(h.reshape(-1, h.size(-1)), b).view_as(h)  # prelu: per-channel slope on dim 1
 
     @staticmethod
@@ -927,7 +940,7 @@ class AsquFunction(torch.autograd.Function):
         h, b = ctx.saved_tensors
         C = h.size(-1)
         h2, g2, rows = h.reshape(-1, C), g.reshape(-1, C), h.numel() // C
-        need_beta = ctx.needs_input_grad[1] and ctx.beta_grad_scale
+        need_beta = ctx.needs_input_grad[1] and ctx.beta_grad_every
         acc = torch.promote_types(h.dtype, torch.float32)  # products in the activation dtype, fp32 sums
         if torch.compiler.is_compiling():
             # A form Inductor fuses well; on CPU, sums over groups of 8 rows first, because its code for
@@ -938,21 +951,23 @@ class AsquFunction(torch.autograd.Function):
                 x = torch.where(neg, gh * h2, 0.0)
                 if h.device.type == "cpu" and rows % 8 == 0:
                     x = x.view(rows // 8, 8, C).sum(1, dtype=acc)
-                dbeta = x.sum(0, dtype=acc) * ctx.beta_grad_scale
+                dbeta = x.sum(0, dtype=acc) * ctx.beta_grad_every
         else:  # eager: the fewest kernels and allocations
             dh = (g2 * F.prelu(h2, b)).mul_(2.0)
             if need_beta:
                 m = h2.clamp(max=0)
-                dbeta = m.mul_(m).mul_(g2).sum(0, dtype=acc) * ctx.beta_grad_scale
+                dbeta = m.mul_(m).mul_(g2).sum(0, dtype=acc) * ctx.beta_grad_every
         if not need_beta:  # skipped: a zero gradient, not None, so DDP's reducer sees beta
             dbeta = torch.zeros(C, dtype=torch.float32, device=h.device) if ctx.needs_input_grad[1] else None
         return dh.view_as(h), dbeta, None
 
 class Activation(nn.Module):
-    """An MLP activation: forward(h, beta_grad) -> f(h). One class per MLP_ACTIVATION choice (the ACTIVATIONS table)
-    declares its settings (logged on the mlp_activation: line), its learned parameters per hidden channel (control
-    tensors, in an AdamW group of their own named like the activation, with the LR and weight-decay settings in
-    `group`), its warnings and its per-layer diagnostics. triton_kernel: MLP_KERNEL=triton."""
+    """An MLP activation: forward(h, beta_grad_every) -> f(h), all of one family: f(h) = h^2 for h > 0, coef h^2 for
+    h <= 0, with coef = 0 (relu2), s^2 (leaky2, s = MLP_LEAKY_SLOPE) or a learned beta_c per hidden channel (asqu).
+    One class per MLP_ACTIVATION choice (the ACTIVATIONS table) declares its settings (logged on the mlp_activation:
+    line), its learned parameters per hidden channel (control tensors, in an AdamW group of their own named like the
+    activation, with the LR and weight-decay settings in `group`), its warnings and its per-layer diagnostics.
+    triton_kernel: MLP_KERNEL=triton."""
     settings: tuple[str, ...] = ()
     per_channel = 0
     group: tuple[str, str] | None = None
@@ -976,15 +991,15 @@ class Activation(nn.Module):
         return None
 
 class Relu2(Activation):
-    """f(h) = relu(h)^2: the March 22 record's."""
+    """coef = 0, i.e. relu(h)^2: the March 22 record's."""
 
-    def forward(self, h: Tensor, beta_grad: bool = True) -> Tensor:
+    def forward(self, h: Tensor, beta_grad_every: int = 1) -> Tensor:
         if self.triton_kernel:
             return squared_act(h, None, 0.0, 0.0)
         return torch.relu(h).square()
 
 class Leaky2(Activation):
-    """f(h) = leaky_relu(h, s)^2, s = MLP_LEAKY_SLOPE: the records after March 22 (s = 0.5)."""
+    """coef = s^2, i.e. leaky_relu(h, s)^2: the records after March 22 (s = 0.5)."""
     settings = ("MLP_LEAKY_SLOPE",)
 
     def __init__(self, slope: float):
@@ -995,28 +1010,27 @@ class Leaky2(Activation):
     def from_args(cls, args: Hyperparameters, hidden: int) -> Activation:
         return cls(args.mlp_leaky_slope)
 
-    def forward(self, h: Tensor, beta_grad: bool = True) -> Tensor:
+    def forward(self, h: Tensor, beta_grad_every: int = 1) -> Tensor:
         if self.triton_kernel:
             return squared_act(h, None, self.slope ** 2, 0.0)
         return F.leaky_relu(h, self.slope).square()
 
 class ASQU(Activation):
-    """Asymmetric Squared Unit: f(h) = h^2 (h > 0), beta_c h^2 (h <= 0) with a learned beta per hidden channel;
-    beta_grad=False skips beta's gradient (ASQU_BETA_GRAD_EVERY)."""
+    """Asymmetric Squared Unit: coef = beta_c, learned per hidden channel (Activation's docstring);
+    beta_grad_every: the factor of beta's gradient on this micro-step, ASQU_BETA_GRAD_EVERY or 0 (skipped)."""
     settings = ("ASQU_BETA_INIT", "ASQU_LR", "ASQU_WD", "ASQU_SIGMOID_BETA", "ASQU_BETA_GRAD_EVERY")
     per_channel = 1
     group = ("ASQU_LR", "ASQU_WD")
 
-    def __init__(self, hidden: int, beta_init: float, sigmoid_beta: bool, beta_grad_every: int = 1):
+    def __init__(self, hidden: int, beta_init: float, sigmoid_beta: bool):
         super().__init__()
         self.sigmoid_beta = sigmoid_beta
-        self.beta_grad_every = beta_grad_every
         init = math.log(beta_init / (1 - beta_init)) if sigmoid_beta else beta_init
         self.beta = nn.Parameter(torch.full((hidden,), init, dtype=torch.float32))
 
     @classmethod
     def from_args(cls, args: Hyperparameters, hidden: int) -> Activation:
-        return cls(hidden, args.asqu_beta_init, args.asqu_sigmoid_beta, args.asqu_beta_grad_every)
+        return cls(hidden, args.asqu_beta_init, args.asqu_sigmoid_beta)
 
     @classmethod
     def warnings(cls, args: Hyperparameters, grad_accum_steps: int) -> list[str]:
@@ -1034,11 +1048,10 @@ class ASQU(Activation):
     def effective_beta(self) -> Tensor:
         return torch.sigmoid(self.beta) if self.sigmoid_beta else self.beta
 
-    def forward(self, h: Tensor, beta_grad: bool = True) -> Tensor:
-        scale = (float(self.beta_grad_every) if beta_grad else 0.0) if self.training else 1.0
+    def forward(self, h: Tensor, beta_grad_every: int = 1) -> Tensor:
         if self.triton_kernel:
-            return squared_act(h, self.effective_beta(), 0.0, scale)
-        return AsquFunction.apply(h, self.effective_beta(), scale)
+            return squared_act(h, self.effective_beta(), 0.0, float(beta_grad_every))
+        return AsquFunction.apply(h, self.effective_beta(), beta_grad_every)
 
 # MLP_ACTIVATION -> its class. A new activation is one class and one entry here.
 ACTIVATIONS: dict[str, type[Activation]] = {"relu2": Relu2, "leaky2": Leaky2, "asqu": ASQU}
@@ -1047,8 +1060,8 @@ ACTIVATION_ALIASES = {"leaky_relu2": "leaky2"}  # the seed PR's names (the tools
 class MLP(nn.Module):
     def __init__(self, dim: int, hidden: int, args: Hyperparameters):
         super().__init__()
-        self.fc = CastedLinear(dim, hidden, int6=True)
-        self.proj = CastedLinear(hidden, dim, int6=True, zero_init=True)
+        self.fc = CastedLinear(dim, hidden, int6=True, scale_floor=args.quant_scale_floor)
+        self.proj = CastedLinear(hidden, dim, int6=True, zero_init=True, scale_floor=args.quant_scale_floor)
         activation = ACTIVATIONS[args.mlp_activation].from_args(args, hidden)
         activation.triton_kernel = args.mlp_kernel == "triton"  # "auto" is resolved by runtime_from_env
         # Registered under its own name: the record's and the seed PR's state-dict keys (blocks.N.mlp.asqu.beta).
@@ -1059,15 +1072,16 @@ class MLP(nn.Module):
     def activation(self) -> Activation:
         return self._modules[self.activation_name]
 
-    def forward(self, x: Tensor, qat: bool = False, beta_grad: bool = True) -> Tensor:
-        return self.proj(self.activation(self.fc(x, qat), beta_grad), qat)
+    def forward(self, x: Tensor, qat: bool = False, beta_grad_every: int = 1) -> Tensor:
+        return self.proj(self.activation(self.fc(x, qat), beta_grad_every), qat)
 
 class Block(nn.Module):
-    def __init__(self, layer_idx: int, args: Hyperparameters):
+    def __init__(self, layer_idx: int, args: Hyperparameters, attention: AttentionKernel = AttentionKernel()):
         super().__init__()
         dim = args.model_dim
-        self.attn = CausalSelfAttention(dim, args.num_heads, args.num_kv_heads, args.qk_gain_init,
-                                        xsa=layer_idx >= args.num_layers - args.xsa_last_n)
+        xsa = layer_idx >= args.num_layers - args.xsa_last_n
+        self.attn = CausalSelfAttention(dim, args.num_heads, args.num_kv_heads, args.qk_gain_init, xsa,
+                                        args.quant_scale_floor, attention)
         self.mlp = MLP(dim, args.mlp_hidden, args)
         self.attn_scale = nn.Parameter(torch.ones(dim, dtype=torch.float32))
         self.mlp_scale = nn.Parameter(torch.ones(dim, dtype=torch.float32))
@@ -1075,11 +1089,11 @@ class Block(nn.Module):
         self.norm_scale = 1.0 / math.sqrt(layer_idx + 1) if args.ln_scale else 1.0
 
     def forward(self, x: Tensor, x0: Tensor, cos: Tensor, sin: Tensor, v_embed: Tensor | None, qat: bool = False,
-                beta_grad: bool = True) -> Tensor:
+                beta_grad_every: int = 1) -> Tensor:
         mix = self.resid_mix.to(x.dtype)
         x = mix[0] * x + mix[1] * x0
         x = x + self.attn_scale.to(x.dtype) * self.attn(rms_norm(x) * self.norm_scale, cos, sin, v_embed, qat)
-        return x + self.mlp_scale.to(x.dtype) * self.mlp(rms_norm(x) * self.norm_scale, qat, beta_grad)
+        return x + self.mlp_scale.to(x.dtype) * self.mlp(rms_norm(x) * self.norm_scale, qat, beta_grad_every)
 
 class SmearGate(nn.Module):
     """x = (1 - g) x + g x_prev with a learned per-channel gate g = sigmoid(gate)."""
@@ -1131,7 +1145,7 @@ class ValueEmbedding(nn.Module):
         return h * self.scale.to(h.dtype)
 
 class GPT(nn.Module):
-    def __init__(self, args: Hyperparameters):
+    def __init__(self, args: Hyperparameters, attention: AttentionKernel = AttentionKernel()):
         super().__init__()
         L, dim = args.num_layers, args.model_dim
         head_dim = dim // args.num_heads
@@ -1143,7 +1157,7 @@ class GPT(nn.Module):
         self.smear = SmearGate(dim)
         self.num_encoder_layers = L // 2
         self.skip_weights = nn.Parameter(torch.ones(min(L // 2, L - L // 2), dim, dtype=torch.float32))
-        self.blocks = nn.ModuleList(Block(i, args) for i in range(L))
+        self.blocks = nn.ModuleList(Block(i, args, attention) for i in range(L))
         self.ve_layers = args.ve_layer_list
         if self.ve_layers:
             self.ve_shared = ValueEmbedding(args.vocab_size, args.ve_dim, args.num_kv_heads * head_dim)
@@ -1162,8 +1176,9 @@ class GPT(nn.Module):
                     with torch.no_grad():
                         m.weight.mul_(1.0 / math.sqrt(2 * args.num_layers))
 
-    def forward(self, ids: Tensor, targets: Tensor | None = None, qat: bool = False, beta_grad: bool = True) -> Tensor:
-        """Mean cross-entropy with targets, else soft-capped logits (B, T, V); qat, beta_grad: per-step switches."""
+    def forward(self, ids: Tensor, targets: Tensor | None = None, qat: bool = False,
+                beta_grad_every: int = 1) -> Tensor:
+        """Mean cross-entropy with targets, else soft-capped logits (B, T, V); qat, beta_grad_every: per-step."""
         x = self.tok_emb(ids)
         if self.bigram is not None:
             x = x + self.bigram(ids)
@@ -1176,7 +1191,7 @@ class GPT(nn.Module):
             if i >= self.num_encoder_layers and skips:  # U-Net: decoders take encoder outputs, newest first
                 x = x + self.skip_weights[i - self.num_encoder_layers].to(x.dtype) * skips.pop()
             v_embed = ve * self.ve_layer_scales[self.ve_layers.index(i)].to(ve.dtype) if i in self.ve_layers else None
-            x = block(x, x0, cos, sin, v_embed, qat, beta_grad)
+            x = block(x, x0, cos, sin, v_embed, qat, beta_grad_every)
             if i < self.num_encoder_layers:
                 skips.append(x)
         x = rms_norm(x)
@@ -1198,7 +1213,7 @@ def is_control(name: str) -> bool:
 
 def build_model(args: Hyperparameters, rt: Runtime) -> GPT:
     """bf16: the record's layout, all cast to bf16 (so rounded), then linears and control params back to fp32."""
-    model = GPT(args).to(rt.device)
+    model = GPT(args, rt.attention).to(rt.device)
     if rt.bf16:
         model.bfloat16()
         for m in model.modules():
@@ -1454,7 +1469,19 @@ def read_eval_only_artifact(args: Hyperparameters) -> bytes:
 # and .int6.ptz, hard-linked as the folder's latest. Nothing is overwritten: earlier files are kept as NAME.1,
 # NAME.2, ...
 
-RUN = {"log": None, "step": None, "iterations": 0, "lock": None, "rank": 0}  # for the exit handlers
+@dataclass
+class ExitContext:
+    """For the exit handlers (end of this file), to report an error or a signal: the rank (who prints), the log once
+    open, the step while the timed loop runs ("interrupted: SIGINT step:5/20"), the RUN_ID lock (held to the end)."""
+    rank: int = 0
+    log: Logger | None = None
+    step: int | None = None
+    iterations: int = 0
+    lock: object = None
+
+def cannot_write(path: Path | str, exc: OSError, fix: str, kind: type[Exception] = RunError) -> Exception:
+    """The one error line for a path that cannot be written: the path, the system's reason, what to do."""
+    return kind(f"cannot write {path}: {exc.strerror or exc}; {fix}")
 
 def keep_existing(path: Path, into: Path | None = None) -> Path | None:
     """Move an earlier file aside (into/NAME, or NAME.1, NAME.2, ... there) instead of overwriting it."""
@@ -1480,8 +1507,7 @@ def write_file(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise RunError(f"cannot write {path}: {exc.strerror or exc}; free disk space or use a writable "
-                       "folder") from None
+        raise cannot_write(path, exc, "free disk space or use a writable folder") from None
 
 def publish_latest(path: Path, log) -> None:
     """./NAME as a hard link to runs/<RUN_ID>/NAME (a copy where links fail); a lone earlier ./NAME: runs/earlier/."""
@@ -1496,7 +1522,7 @@ def publish_latest(path: Path, log) -> None:
         os.replace(tmp, latest)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise RunError(f"cannot write {latest}: {exc.strerror or exc}; this run's file is kept at {path}") from None
+        raise cannot_write(latest, exc, f"this run's file is kept at {path}") from None
 
 def check_output_folders(run_id: str) -> None:
     """The folders a run writes into are folders (or absent): checked before anything is written."""
@@ -1516,7 +1542,7 @@ def lock_run_id(run_id: str):
     except BlockingIOError:  # another process holds it
         raise ConfigError(f"RUN_ID={run_id} belongs to a run still going in this folder; set another RUN_ID") from None
     except OSError as exc:
-        raise ConfigError(f"cannot write {run_dir}: {exc.strerror or exc}; run from a writable folder") from None
+        raise cannot_write(run_dir, exc, "run from a writable folder", ConfigError) from None
     return handle
 
 class Logger:
@@ -1539,7 +1565,7 @@ class Logger:
                     self.kept.append(f"kept earlier {target} as {kept}")
                 self.files.append(open(target, "a", encoding="utf-8"))
         except OSError as exc:
-            raise ConfigError(f"cannot write {target}: {exc.strerror or exc}; run from a writable folder") from None
+            raise cannot_write(target, exc, "run from a writable folder", ConfigError) from None
         self.path = paths[0]
         print(f"logs: {self.path}", flush=True)
 
@@ -1552,7 +1578,7 @@ class Logger:
                 f.flush()
         except OSError as exc:
             self.files = []
-            raise RunError(f"cannot write the log {self.path}: {exc.strerror or exc}; free disk space") from None
+            raise cannot_write(f"the log {self.path}", exc, "free disk space") from None
 
 # -----------------------------
 # TRAINING
@@ -1583,7 +1609,8 @@ def build_optimizers(model: GPT, args: Hyperparameters, rt: Runtime) -> dict[str
     opts = {
         "embed": torch.optim.AdamW([{"params": groups["embed"], "lr": embed_lr}], weight_decay=args.adam_wd, **adam),
         "muon": Muon(groups["muon"], lr=args.matrix_lr, momentum=args.muon_momentum,
-                     backend_steps=args.muon_backend_steps, weight_decay=args.muon_wd),
+                     backend_steps=args.muon_backend_steps, weight_decay=args.muon_wd, orthogonalize=
+                     torch.compile(zeropower_via_newtonschulz5) if rt.compile else zeropower_via_newtonschulz5),
         "scalar": torch.optim.AdamW([{"params": groups["scalar"], "lr": args.scalar_lr}], weight_decay=args.adam_wd,
                                     **adam),
     }
@@ -1627,17 +1654,19 @@ class Trainer:
     optimizers: dict[str, torch.optim.Optimizer]
     loader: DistributedTokenLoader
 
-    def step(self, step: int, scale: float, qat: bool) -> Tensor:
-        """One optimizer step over grad_accum_steps micro-batches at LR x scale; returns the local mean loss."""
-        args, accum = self.args, self.rt.grad_accum_steps
+    def step(self, step: int, scale: float, qat: bool, beta_phase: int | None = None) -> Tensor:
+        """One optimizer step over grad_accum_steps micro-batches at LR x scale; returns the local mean loss. Beta's
+        gradient comes on every ASQU_BETA_GRAD_EVERY-th micro-step, counted from step (or beta_phase, the warm-up's)."""
+        args, accum, every = self.args, self.rt.grad_accum_steps, self.args.asqu_beta_grad_every
+        phase = step if beta_phase is None else beta_phase
         total = torch.zeros((), device=self.rt.device)
         for micro in range(accum):
             if self.rt.distributed:
                 self.model.require_backward_grad_sync = micro == accum - 1
-            beta_grad = (step * accum + micro) % args.asqu_beta_grad_every == 0
+            beta_grad_every = every if (phase * accum + micro) % every == 0 else 0
             x, y = self.loader.next_batch(args.train_batch_tokens, args.train_seq_len, accum)
             with autocast_ctx(self.rt):
-                loss = self.model(x, y, qat=qat, beta_grad=beta_grad)
+                loss = self.model(x, y, qat=qat, beta_grad_every=beta_grad_every)
             total += loss.detach()
             (loss / accum).backward()
         frac = min(step / args.muon_momentum_warmup_steps, 1.0) if args.muon_momentum_warmup_steps > 0 else 1.0
@@ -1665,7 +1694,7 @@ def warm_up(tr: Trainer, train_files: list[Path], log) -> None:
         initial_model = copy.deepcopy(tr.base.state_dict())
         initial_opts = {k: copy.deepcopy(opt.state_dict()) for k, opt in tr.optimizers.items()}
         for ws in range(args.warmup_steps):
-            tr.step(ws % beta_phases, 1.0, qat=qat_phases == 2 and ws >= args.warmup_steps // 2)
+            tr.step(ws, 1.0, qat=qat_phases == 2 and ws >= args.warmup_steps // 2, beta_phase=ws % beta_phases)
             log(f"warmup_step:{ws + 1}/{args.warmup_steps}")
         tr.base.load_state_dict(initial_model)
         for k, opt in tr.optimizers.items():
@@ -1674,91 +1703,123 @@ def warm_up(tr: Trainer, train_files: list[Path], log) -> None:
     sync(rt.device)
     log(f"warmup_done time:{1000.0 * (time.perf_counter() - t0):.0f}ms graphs:{compiled_graphs()}")
 
-def train(tr: Trainer, val: ValData, log) -> dict[str, Tensor] | None:
+@dataclass
+class LoopState:
+    """The timed loop's state: the clock (training_ms: up to t0, its last restart; synced_ms: the ranks' mean, so all
+    take one LR, QAT switch and stop), late QAT, EMA and SWA weights, graphs compiled in the loop (warm-up: none)."""
+    ema: dict[str, Tensor]
+    cap_ms: float | None
+    t0: float = 0.0
+    step: int = 0
+    training_ms: float = 0.0
+    synced_ms: float = 0.0
+    qat: bool = False
+    swa: dict[str, Tensor] | None = None
+    swa_count: int = 0
+    new_graphs: int = 0
+
+def train(tr: Trainer, val: ValData, log, ctx: ExitContext) -> dict[str, Tensor] | None:
     """The timed loop, validation off the clock. Returns the FINAL_WEIGHTS (None: raw, in place)."""
-    args, rt, base = tr.args, tr.rt, tr.base
-    ema = {k: v.detach().float().clone() for k, v in base.state_dict().items()}
-    swa, swa_count, qat = None, 0, False
-    new_graphs = 0  # graphs compiled inside the timed loop (warm-up should have built them all)
-    max_wallclock_ms = 1000.0 * args.max_wallclock_seconds if args.max_wallclock_seconds > 0 else None
-    training_time_ms = synced_training_time_ms = 0.0  # synced: the ranks' mean, so all take one LR, QAT switch, stop
-    stop_after_step = None
-    step = 0
-    RUN["iterations"] = args.iterations
+    args, rt = tr.args, tr.rt
+    s = LoopState({k: v.detach().float().clone() for k, v in tr.base.state_dict().items()},
+                  1000.0 * args.max_wallclock_seconds if args.max_wallclock_seconds > 0 else None)
+    ctx.iterations = args.iterations
     sync(rt.device)
-    t0 = time.perf_counter()
-    while True:
-        RUN["step"] = step
-        last_step = step == args.iterations or (stop_after_step is not None and step >= stop_after_step)
-        if last_step or (args.val_loss_every > 0 and step % args.val_loss_every == 0):
-            sync(rt.device)
-            training_time_ms += 1000.0 * (time.perf_counter() - t0)
-            val_loss, val_bpb = eval_val(args, tr.model, rt, val)
-            log(f"step:{step}/{args.iterations} val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} "
-                f"train_time:{training_time_ms:.0f}ms step_avg:{training_time_ms / max(step, 1):.2f}ms")
-            log_activation_diagnostics(base, log)
-            sync(rt.device)
-            t0 = time.perf_counter()
-        if last_step:
-            if stop_after_step is not None and step < args.iterations:
-                log(f"stopping_early: wallclock_cap train_time:{training_time_ms:.0f}ms step:{step}/{args.iterations}")
-            break
-        scale = lr_scale(args, step, synced_training_time_ms)
-        if args.late_qat_threshold > 0 and scale < args.late_qat_threshold and not qat:
-            qat = True
-            log(f"late_qat:enabled step:{step} scale:{scale:.4f}")
-            elapsed = synced_training_time_ms / max_wallclock_ms if max_wallclock_ms else step / args.iterations
-            if elapsed < 0.2:
-                log(f"WARNING: late QAT switched on {100 * elapsed:.0f}% into training (the warmdown is longer "
-                    "than the run): most of the run trains fake-quantized; lower WARMDOWN_ITERS or LATE_QAT_THRESHOLD")
-        graphs = compiled_graphs()
-        train_loss = tr.step(step, scale, qat)
-        new_graphs += compiled_graphs() - graphs
-        with torch.no_grad():
-            state = base.state_dict()
-            torch._foreach_lerp_(list(ema.values()), [state[k].float() for k in ema], 1.0 - args.ema_decay)
-        step += 1
-        if args.final_weights == "swa" and scale < 0.2 and step % args.swa_every == 0:
-            if swa is None:
-                swa = {k: v.detach().float().clone() for k, v in state.items()}
-                log(f"swa:start step:{step}")
-            else:
-                torch._foreach_add_(list(swa.values()), [state[k].float() for k in swa])
-            swa_count += 1
-        approx_training_time_ms = training_time_ms + 1000.0 * (time.perf_counter() - t0)
-        reached_cap = approx_training_time_ms >= (max_wallclock_ms or math.inf)
-        # One small all-reduce per step: the mean train loss, the stop decision and the clock, across ranks.
-        status = torch.tensor([train_loss.item(), float(reached_cap), approx_training_time_ms], device=rt.device)
-        if rt.distributed:
-            dist.all_reduce(status, op=dist.ReduceOp.SUM)
-        mean_loss = status[0].item() / rt.world_size
-        reached_cap = status[1].item() > 0
-        synced_training_time_ms = status[2].item() / rt.world_size
-        if not math.isfinite(mean_loss):
-            log(f"stopping: non-finite train_loss ({mean_loss}) at step:{step}/{args.iterations}; the log is kept "
-                f"at {log.path if rt.master else 'rank 0'}. Lower the learning rates or check the data.")
-            raise RunError(f"non-finite train_loss at step {step}")
-        if args.train_log_every > 0 and (step <= 10 or step % args.train_log_every == 0 or stop_after_step is not None):
-            log(f"step:{step}/{args.iterations} train_loss:{mean_loss:.4f} "
-                f"train_time:{approx_training_time_ms:.0f}ms step_avg:{approx_training_time_ms / step:.2f}ms")
-        if stop_after_step is None and reached_cap:
-            stop_after_step = step
-    log(f"recompiles_after_warmup:{new_graphs}")
+    s.t0 = time.perf_counter()
+    if args.iterations == 0 or args.val_loss_every > 0:
+        validate(tr, val, log, s)
+    capped = False
+    while s.step < args.iterations and not capped:
+        ctx.step = s.step
+        capped = timed_step(tr, s, log)
+        ctx.step = s.step
+        if capped or s.step == args.iterations or (args.val_loss_every > 0 and s.step % args.val_loss_every == 0):
+            validate(tr, val, log, s)
+    if capped and s.step < args.iterations:
+        log(f"stopping_early: wallclock_cap train_time:{s.training_ms:.0f}ms step:{s.step}/{args.iterations}")
+    log(f"recompiles_after_warmup:{s.new_graphs}")
     if rt.device.type == "cuda":
         log(f"peak memory allocated: {torch.cuda.max_memory_allocated() // 2**20} MiB "
             f"reserved: {torch.cuda.max_memory_reserved() // 2**20} MiB")
-    if step < 3 / (1 - args.ema_decay) and args.final_weights == "ema" and args.iterations >= 3 / (1 - args.ema_decay):
-        log(f"WARNING: {step} steps is short for EMA_DECAY={args.ema_decay}: the EMA weights are still "
-            f"{100 * args.ema_decay ** step:.0f}% the initial ones")
+    if not ema_too_short(args, args.iterations) and (line := ema_too_short(args, s.step)):
+        log(line)  # the cap stopped the run early (a short ITERATIONS was said before training)
+    return final_weights(args, s, log)
+
+def validate(tr: Trainer, val: ValData, log, s: LoopState) -> None:
+    """Off the clock: the validation line at this step and the activation's diagnostics."""
+    sync(tr.rt.device)
+    s.training_ms += 1000.0 * (time.perf_counter() - s.t0)
+    val_loss, val_bpb = eval_val(tr.args, tr.model, tr.rt, val)
+    log(f"step:{s.step}/{tr.args.iterations} val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} "
+        f"train_time:{s.training_ms:.0f}ms step_avg:{s.training_ms / max(s.step, 1):.2f}ms")
+    log_activation_diagnostics(tr.base, log)
+    sync(tr.rt.device)
+    s.t0 = time.perf_counter()
+
+def timed_step(tr: Trainer, s: LoopState, log) -> bool:
+    """One step on the clock: LR scale, late QAT, the step, EMA and SWA, the ranks' status and the train-loss line.
+    Returns whether the wall-clock cap is reached (on any rank)."""
+    args = tr.args
+    scale = lr_scale(args, s.step, s.synced_ms)
+    if args.late_qat_threshold > 0 and scale < args.late_qat_threshold and not s.qat:
+        s.qat = True
+        log(f"late_qat:enabled step:{s.step} scale:{scale:.4f}")
+        elapsed = s.synced_ms / s.cap_ms if s.cap_ms else s.step / args.iterations
+        if elapsed < 0.2:
+            log(f"WARNING: late QAT switched on {100 * elapsed:.0f}% into training (the warmdown is longer "
+                "than the run): most of the run trains fake-quantized; lower WARMDOWN_ITERS or LATE_QAT_THRESHOLD")
+    graphs = compiled_graphs()
+    train_loss = tr.step(s.step, scale, s.qat)
+    s.new_graphs += compiled_graphs() - graphs
+    with torch.no_grad():
+        state = tr.base.state_dict()
+        torch._foreach_lerp_(list(s.ema.values()), [state[k].float() for k in s.ema], 1.0 - args.ema_decay)
+    s.step += 1
+    if args.final_weights == "swa" and scale < 0.2 and s.step % args.swa_every == 0:
+        if s.swa is None:
+            s.swa = {k: v.detach().float().clone() for k, v in state.items()}
+            log(f"swa:start step:{s.step}")
+        else:
+            torch._foreach_add_(list(s.swa.values()), [state[k].float() for k in s.swa])
+        s.swa_count += 1
+    elapsed_ms = s.training_ms + 1000.0 * (time.perf_counter() - s.t0)
+    mean_loss, capped, s.synced_ms = share_status(tr.rt, train_loss, elapsed_ms >= (s.cap_ms or math.inf), elapsed_ms)
+    if not math.isfinite(mean_loss):
+        log(f"stopping: non-finite train_loss ({mean_loss}) at step:{s.step}/{args.iterations}; the log is kept "
+            f"at {log.path if tr.rt.master else 'rank 0'}. Lower the learning rates or check the data.")
+        raise RunError(f"non-finite train_loss at step {s.step}")
+    if args.train_log_every > 0 and (s.step <= 10 or s.step % args.train_log_every == 0):
+        log(f"step:{s.step}/{args.iterations} train_loss:{mean_loss:.4f} "
+            f"train_time:{elapsed_ms:.0f}ms step_avg:{elapsed_ms / s.step:.2f}ms")
+    return capped
+
+def share_status(rt: Runtime, train_loss: Tensor, reached_cap: bool, elapsed_ms: float) -> tuple[float, bool, float]:
+    """One small all-reduce per step: the mean train loss, the stop decision (any rank's) and the mean clock."""
+    status = torch.tensor([train_loss.item(), float(reached_cap), elapsed_ms], device=rt.device)
+    if rt.distributed:
+        dist.all_reduce(status, op=dist.ReduceOp.SUM)
+    return status[0].item() / rt.world_size, status[1].item() > 0, status[2].item() / rt.world_size
+
+def ema_too_short(args: Hyperparameters, steps: int) -> str | None:
+    """The warning for an EMA of too few steps (FINAL_WEIGHTS=ema): still mostly the initial weights."""
+    if args.final_weights != "ema" or steps >= 3 / (1 - args.ema_decay):
+        return None
+    what = f"ITERATIONS={steps}" if steps == args.iterations else f"{steps} steps"
+    fix = "; lower EMA_DECAY or use FINAL_WEIGHTS=raw" if steps == args.iterations else ""
+    return (f"WARNING: {what} is short for EMA_DECAY={args.ema_decay}: the EMA weights are still "
+            f"{100 * args.ema_decay ** steps:.0f}% the initial ones{fix}")
+
+def final_weights(args: Hyperparameters, s: LoopState, log) -> dict[str, Tensor] | None:
+    """FINAL_WEIGHTS: the EMA, the mean of the SWA snapshots, or None (raw: the model's own)."""
     if args.final_weights == "ema":
-        return ema
+        return s.ema
     if args.final_weights == "swa":
-        if swa is None:
+        if s.swa is None:
             raise RunError("FINAL_WEIGHTS=swa but no SWA snapshot was taken (the wall-clock cap ended the run before "
                            "the LR scale fell below 0.2 on a multiple of SWA_EVERY); run longer or use "
                            "FINAL_WEIGHTS=ema")
-        log(f"swa:applying {swa_count} snapshots")
-        return {k: v / swa_count for k, v in swa.items()}
+        log(f"swa:applying {s.swa_count} snapshots")
+        return {k: v / s.swa_count for k, v in s.swa.items()}
     return None
 
 def packed_source(code: str) -> bytes:
@@ -1857,10 +1918,15 @@ class Inputs:  # what a run reads, every piece checked before anything is writte
     warnings: list[str]  # settings' typos, a slow attention fallback: already on stderr, logged in the header
     artifact: bytes | None = None  # EVAL_ONLY's file (rank 0)
 
-def load_inputs(args: Hyperparameters, rt: Runtime) -> Inputs:
-    warnings = close_variable_warnings(os.environ) if rt.master else []
+def startup_warnings(rt: Runtime) -> list[str]:
+    """Settings' typos and a slow attention fallback: on stderr at once (rank 0), in the log's header later."""
+    warnings = [w for w in (*close_variable_warnings(os.environ), attention_warning(rt)) if w] if rt.master else []
     for line in warnings:
         print(line, file=sys.stderr, flush=True)
+    return warnings
+
+def load_inputs(args: Hyperparameters, rt: Runtime) -> Inputs:
+    warnings = startup_warnings(rt)
     sp = load_tokenizer(args.tokenizer_path, args.vocab_size)
     tables = build_byte_luts(sp, args.vocab_size)
     probes = check_byte_tables(sp, tables, args.tokenizer_path)
@@ -1873,27 +1939,20 @@ def load_inputs(args: Hyperparameters, rt: Runtime) -> Inputs:
     if int(val.nbytes[1:].sum()) == 0:  # BPB divides by the scored targets' bytes
         raise ConfigError(f"DATA_PATH={args.data_path}: the fineweb_val_*.bin tokens spell no text (0 bytes by "
                           "TOKENIZER_PATH's pieces), so BPB is undefined; rebuild or re-download the validation shards")
-    if (warning := pick_attention_backend(args.attention, rt.device)) and rt.master:
-        print(warning, file=sys.stderr, flush=True)
-        warnings.append(warning)
     artifact = read_eval_only_artifact(args) if args.eval_only and rt.master else None
     code = "".join(linecache.getlines(__file__))  # the packed file put its source there
     return Inputs(code, Path(__file__).read_bytes(), train_files, val, probes, warnings, artifact)
 
 def build_trainer(args: Hyperparameters, rt: Runtime, train_files: list[Path]) -> Trainer:
     """The seeded model, compiled (CUDA by default) and DDP-wrapped when distributed, with its optimizers."""
-    global zeropower_via_newtonschulz5
-    CastedLinear.scale_floor = args.quant_scale_floor
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     base = compiled = build_model(args, rt)
     if rt.compile:
-        # One cache for every GPT.forward variant (QAT, beta-grad, eval, partial batch, scorer); fullgraph fails
-        # past it.
+        # One cache for every GPT.forward variant (QAT, beta-grad, eval, partial batch, scorer): fullgraph fails past it
         limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
         setattr(torch._dynamo.config, limit, 64)
-        zeropower_via_newtonschulz5 = torch.compile(zeropower_via_newtonschulz5)
         compiled = torch.compile(base, dynamic=False, fullgraph=True)
     model = compiled
     if rt.distributed:
@@ -1928,7 +1987,7 @@ def log_header(args: Hyperparameters, rt: Runtime, log, inputs: Inputs) -> None:
     log(f"val_loader:shards pattern={Path(args.data_path, 'fineweb_val_*.bin')} tokens:{inputs.val.tokens.numel() - 1}")
     log(f"model_params:{parameter_count(args)}")
     log(ACTIVATIONS[args.mlp_activation].summary(args))
-    log(f"device:{rt.device} dtype:{'bfloat16' if rt.bf16 else 'float32'} attention:{ATTN_BACKEND} "
+    log(f"device:{rt.device} dtype:{'bfloat16' if rt.bf16 else 'float32'} attention:{rt.attention.name} "
         f"compile:{int(rt.compile)} mlp_kernel:{args.mlp_kernel}")
     log(f"mlp_kernel_choice:{args.mlp_kernel} from {args.mlp_kernel_from}")
     log(f"XSA:last_{args.xsa_last_n} active_layers:{list(range(args.num_layers - args.xsa_last_n, args.num_layers))}")
@@ -1939,8 +1998,6 @@ def log_header(args: Hyperparameters, rt: Runtime, log, inputs: Inputs) -> None:
     log(f"final_weights:{args.final_weights} ema_decay:{args.ema_decay} late_qat_threshold:{args.late_qat_threshold} "
         f"quant_scale_floor:{args.quant_scale_floor}")
     log(f"seed:{args.seed}")
-    if not args.eval_only:
-        log_training_warnings(args, rt, log)
 
 def log_training_warnings(args: Hyperparameters, rt: Runtime, log) -> None:
     """Settings that train worse than the user may think, said before any result."""
@@ -1953,10 +2010,8 @@ def log_training_warnings(args: Hyperparameters, rt: Runtime, log) -> None:
     if args.max_wallclock_seconds <= 0 and args.warmdown_iters > args.iterations:
         log(f"WARNING: WARMDOWN_ITERS={args.warmdown_iters} > ITERATIONS={args.iterations}: the LR decays from "
             f"step 0 (scale starts at {args.iterations / args.warmdown_iters:.3f})")
-    if args.iterations < 3 / (1 - args.ema_decay) and args.final_weights == "ema":
-        log(f"WARNING: ITERATIONS={args.iterations} is short for EMA_DECAY={args.ema_decay}: the EMA weights are "
-            f"still {100 * args.ema_decay ** args.iterations:.0f}% the initial ones; lower EMA_DECAY or use "
-            "FINAL_WEIGHTS=raw")
+    if line := ema_too_short(args, args.iterations):
+        log(line)
 
 def apply_final_weights(tr: Trainer, final: dict[str, Tensor] | None, val: ValData, log) -> float:
     """Load the weights FINAL_WEIGHTS chose (None: the raw weights stay) and log their diagnostic score."""
@@ -2004,25 +2059,28 @@ def eval_only(args: Hyperparameters, rt: Runtime, inputs: Inputs, log) -> None:
             log("note: the artifact was written before artifacts carried a digest: damage to it cannot be detected")
     score_artifact(args, rt, inputs.artifact, inputs.val, None, log)
 
-def main() -> None:
-    RUN["rank"] = launcher_values(os.environ).get("RANK", 0)  # first: a bad setting is printed by rank 0 only
+def main(ctx: ExitContext) -> None:
+    ctx.rank = launcher_values(os.environ).get("RANK", 0)  # first: a bad setting is printed by rank 0 only
     args = Hyperparameters()
     rt = runtime_from_env(args)
+    if not args.eval_only:  # no training: the training memory does not matter
+        check_fits(args, rt)
     inputs = load_inputs(args, rt)  # set-up: every input checked before anything is written
     if rt.master:
         check_output_folders(args.run_id)
-    RUN["lock"] = lock_run_id(args.run_id) if rt.master else None  # held until the process exits
-    log = RUN["log"] = Logger(args, rt.master)
+    ctx.lock = lock_run_id(args.run_id) if rt.master else None  # held until the process exits
+    log = ctx.log = Logger(args, rt.master)
     init_distributed(rt, args.dist_timeout_s)
     log_header(args, rt, log, inputs)
     if args.eval_only:
         eval_only(args, rt, inputs, log)
         return
+    log_training_warnings(args, rt, log)
     check_train_shards(args, rt, inputs.train_files, log)
     tr = build_trainer(args, rt, inputs.train_files)
     warm_up(tr, inputs.train_files, log)  # every graph variant compiled, then weights, optimizers, data reset
-    final = train(tr, inputs.val, log)  # the timed loop
-    RUN["step"] = None
+    final = train(tr, inputs.val, log, ctx)  # the timed loop
+    ctx.step = None
     diag_bpb = apply_final_weights(tr, final, inputs.val, log)
     blob = export(args, tr.base, inputs, log) if rt.master else None  # rank 0 writes the files
     score_artifact(args, rt, blob, inputs.val, diag_bpb, log)  # every rank scores the same bytes
@@ -2054,33 +2112,34 @@ if __name__ == "__main__":
         sys.exit(2)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal or ssh session closed
         signal.signal(signum, on_signal)
+    ctx = ExitContext()
     try:
-        main()
+        main(ctx)
         end_distributed()
     except (ConfigError, RunError) as exc:
         end_distributed(exc)
-        rank = RUN["rank"]
+        rank = ctx.rank
         if rank == 0 or isinstance(exc, RunError):
             print(f"error{f' (rank {rank})' if rank else ''}: {exc}", file=sys.stderr, flush=True)
-        if RUN["log"] is not None:
+        if ctx.log is not None:
             with contextlib.suppress(Exception):
-                RUN["log"](f"error: {exc}", console=False)
+                ctx.log(f"error: {exc}", console=False)
         sys.exit(2 if isinstance(exc, ConfigError) else 1)
     except RuntimeError as exc:  # on rank > 0, mostly a collective whose peer stopped: rank 0 prints why
-        if RUN["rank"] == 0 or not (dist.is_available() and dist.is_initialized()):
+        if ctx.rank == 0 or not (dist.is_available() and dist.is_initialized()):
             raise
         end_distributed(exc)
         first = (str(exc).strip().splitlines() or [""])[0]
-        print(f"error (rank {RUN['rank']}): {type(exc).__name__}: {first} (when another rank stopped first, its "
+        print(f"error (rank {ctx.rank}): {type(exc).__name__}: {first} (when another rank stopped first, its "
               "error is rank 0's line)", file=sys.stderr, flush=True)
         sys.exit(1)
     except KeyboardInterrupt as exc:
         end_distributed(exc)
         name = str(exc) or "SIGINT"
-        if RUN["log"] is None:
+        if ctx.log is None:
             print(f"interrupted: {name} (before the log was opened)", file=sys.stderr, flush=True)
         else:
-            where = f" step:{RUN['step']}/{RUN['iterations']}" if RUN["step"] is not None else ""
+            where = f" step:{ctx.step}/{ctx.iterations}" if ctx.step is not None else ""
             with contextlib.suppress(Exception):
-                RUN["log"](f"interrupted: {name}{where}")
+                ctx.log(f"interrupted: {name}{where}")
         sys.exit(128 + getattr(signal, name, signal.SIGINT))

@@ -34,10 +34,6 @@ sys.path.insert(0, str(REPO))
 import train_gpt as tg  # noqa: E402
 from configs import named_config  # noqa: E402
 
-# train_gpt.build_trainer replaces this global by its compiled form; the step benchmark builds several
-# trainers in one process, so it puts the original back before each (compiling it once, not wrapped again).
-ZEROPOWER = tg.zeropower_via_newtonschulz5
-
 DEFAULT_ROUNDS = 5
 STEP_GOALS = {"eager": 1.25, "compiled": 1.03}  # whole-step asqu / relu2
 ACTIVATION_GOAL = 1.05  # the activation alone, asqu / relu2, both on the Triton kernels
@@ -189,9 +185,8 @@ def build_trainer(act: str, compiled: bool, warmup: int, data: dict, extra: dict
                DATA_PATH=data["data_path"], TOKENIZER_PATH=data["tokenizer"], MLP_KERNEL="torch")
     args = tg.Hyperparameters(env)
     rt = tg.runtime_from_env(args)
+    tg.check_fits(args, rt)
     tg.init_distributed(rt, args.dist_timeout_s)
-    tg.pick_attention_backend(args.attention, rt.device)
-    tg.zeropower_via_newtonschulz5 = ZEROPOWER
     files = sorted(Path(data["data_path"]).glob("fineweb_train_*.bin"))
     tr = tg.build_trainer(args, rt, files)
     tg.warm_up(tr, files, lambda line: None)

@@ -155,8 +155,8 @@ def test_beta_grad_every_k_micro_steps(monkeypatch, k):
         per_batch.append({n: p.grad.clone() for n, p in mlp.named_parameters()})
     mlp.zero_grad()
     for i, x in enumerate(batches):
-        mlp(x, beta_grad=i % k == 0).square().sum().backward()  # the training loop's rule
-    plain = [b["asqu.beta"] / k for b in per_batch]  # beta_grad=True always carries the factor k
+        mlp(x, beta_grad_every=k if i % k == 0 else 0).square().sum().backward()  # the training loop's rule
+    plain = [b["asqu.beta"] for b in per_batch]  # beta_grad_every=1 (the default): the plain gradient
     expect_beta = k * sum(plain[i] for i in range(0, 4, k))
     torch.testing.assert_close(mlp.asqu.beta.grad, expect_beta)
     for name in ("fc.weight", "proj.weight"):
@@ -190,7 +190,7 @@ class Cubic2(tg.Activation):
     def diagnostics(self) -> str:
         return f"gamma_mean:{torch.tanh(self.gamma).mean().item():.4f}"
 
-    def forward(self, h, beta_grad=True):
+    def forward(self, h, beta_grad_every=1):
         return torch.where(h > 0, h * h, torch.tanh(self.gamma) * h * h)
 
 

@@ -193,10 +193,10 @@ def test_a_model_that_cannot_fit_is_refused_with_the_estimate(monkeypatch):
     with pytest.raises(tg.ConfigError, match=r"^the model cannot fit: 236,315,416,324 parameters \(NUM_LAYERS=100000, "
                                              r"MODEL_DIM=512, MLP_MULT=3.0, VOCAB_SIZE=1024\) .* need at least "
                                              r"[\d,.]+ GiB, this machine \(per process\) has [\d,.]+ GiB"):
-        tg.runtime_from_env(args)
+        tg.check_fits(args, tg.runtime_from_env(args))
     small = tg.Hyperparameters({"NUM_LAYERS": "2", "MODEL_DIM": "64", "TRAIN_BATCH_TOKENS": "16384", "ROPE_DIMS": "8",
                                 "TRAIN_SEQ_LEN": "128", "XSA_LAST_N": "1"})
-    assert tg.runtime_from_env(small).device.type in ("cpu", "cuda")
+    tg.check_fits(small, tg.runtime_from_env(small))
 
 
 def test_logs_or_runs_as_a_file_is_one_line(run_train, tmp_path):

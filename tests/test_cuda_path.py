@@ -47,15 +47,15 @@ def test_compiled_qat_and_beta_grad_switches_match_eager_without_recompiles():
     ids, tgt = torch.randint(0, 1024, (2, 64)), torch.randint(0, 1024, (2, 64))
     torch._dynamo.reset()
     compiled = torch.compile(model, fullgraph=True, dynamic=False)
-    variants = [(q, b) for q in (False, True) for b in (True, False)]
-    for qat, beta_grad in variants:  # the warm-up: every variant the timed loop uses, once
-        loss_and_grads(model, compiled, ids, tgt, qat=qat, beta_grad=beta_grad)
+    variants = [(q, b) for q in (False, True) for b in (2, 0)]
+    for qat, every in variants:  # the warm-up: every variant the timed loop uses, once
+        loss_and_grads(model, compiled, ids, tgt, qat=qat, beta_grad_every=every)
     graphs = tg.compiled_graphs()
     assert graphs >= 1
     losses = {}
-    for qat, beta_grad in variants + variants[::-1]:  # switching back and forth: no new graph
-        c_loss, c_grads = loss_and_grads(model, compiled, ids, tgt, qat=qat, beta_grad=beta_grad)
-        e_loss, e_grads = loss_and_grads(model, model, ids, tgt, qat=qat, beta_grad=beta_grad)
+    for qat, every in variants + variants[::-1]:  # switching back and forth: no new graph
+        c_loss, c_grads = loss_and_grads(model, compiled, ids, tgt, qat=qat, beta_grad_every=every)
+        e_loss, e_grads = loss_and_grads(model, model, ids, tgt, qat=qat, beta_grad_every=every)
         torch.testing.assert_close(c_loss, e_loss, rtol=1e-5, atol=1e-5)
         for n in e_grads:
             if qat:  # a fake-quantized weight near a rounding boundary may round the other way: compare by norm
@@ -63,7 +63,7 @@ def test_compiled_qat_and_beta_grad_switches_match_eager_without_recompiles():
             else:
                 torch.testing.assert_close(c_grads[n], e_grads[n], rtol=1e-3, atol=1e-6, msg=n)
         beta = c_grads["blocks.0.mlp.asqu.beta"]
-        assert (beta.abs().sum() > 0) == beta_grad  # skipped micro-steps give a zero beta gradient
+        assert (beta.abs().sum() > 0) == (every > 0)  # skipped micro-steps give a zero beta gradient
         losses[qat] = c_loss.item()
     assert tg.compiled_graphs() == graphs
     assert abs(losses[True] - losses[False]) > 1e-4  # QAT really runs in the compiled graph (tolerance above: 1e-5)
@@ -144,8 +144,6 @@ def standins(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     for mod in ("flash_attn_interface", "flash_attn"):
         monkeypatch.delitem(sys.modules, mod, raising=False)
-    for name in ("ATTN_BACKEND", "_fa3", "_fa2"):
-        monkeypatch.setattr(tg, name, getattr(tg, name))
     return tmp_path
 
 
@@ -154,9 +152,12 @@ def test_named_flash_attention_backends_compile_and_match_sdpa(standins, backend
     args = tiny_args(MLP_ACTIVATION="asqu")
     model = tiny_model(args)
     ids, tgt = torch.randint(0, 1024, (2, 64)), torch.randint(0, 1024, (2, 64))
-    assert tg.pick_attention_backend("sdpa", CPU) is None and tg.ATTN_BACKEND == "sdpa"
+    assert tg.pick_attention_backend("sdpa", CPU) == tg.AttentionKernel("sdpa", None)
     ref_loss, ref_grads = loss_and_grads(model, model, ids, tgt)
-    assert tg.pick_attention_backend(backend, CPU) is None and tg.ATTN_BACKEND == backend
+    kernel = tg.pick_attention_backend(backend, CPU)
+    assert kernel.name == backend and kernel.flash.__module__.startswith("flash_attn")
+    for block in model.blocks:  # the same weights on the stand-in FlashAttention
+        block.attn.kernel = kernel
     torch._dynamo.reset()
     compiled = torch.compile(model, fullgraph=True, dynamic=False)
     loss, grads = loss_and_grads(model, compiled, ids, tgt)
@@ -167,7 +168,7 @@ def test_named_flash_attention_backends_compile_and_match_sdpa(standins, backend
 
 
 def test_auto_is_sdpa_on_cpu_and_missing_backends_are_errors(standins, monkeypatch):
-    assert tg.pick_attention_backend("auto", CPU) is None and tg.ATTN_BACKEND == "sdpa"
+    assert tg.pick_attention_backend("auto", CPU) == tg.AttentionKernel("sdpa", None)
     (standins / "flash_attn/__init__.py").write_text('__version__ = "2.5.9"\ndef flash_attn_func(*a, **k): pass\n')
     monkeypatch.delitem(sys.modules, "flash_attn", raising=False)
     with pytest.raises(tg.ConfigError, match=r"ATTENTION=flash_attn_2 but flash_attn >= 2\.6 cannot be imported"):
@@ -183,8 +184,12 @@ def test_auto_on_cuda_without_flash_attention_warns(standins, monkeypatch):
     (standins / "flash_attn/__init__.py").unlink()
     for mod in ("flash_attn_interface", "flash_attn"):
         monkeypatch.delitem(sys.modules, mod, raising=False)
-    warning = tg.pick_attention_backend("auto", torch.device("cuda", 0))
-    assert tg.ATTN_BACKEND == "sdpa" and warning.startswith("WARNING: attention runs on PyTorch SDPA")
+    cuda = torch.device("cuda", 0)
+    kernel = tg.pick_attention_backend("auto", cuda)
+    assert kernel == tg.AttentionKernel("sdpa", None)
+    assert tg.attention_warning(tg.Runtime(0, 1, 0, False, CPU, False, False, attention=kernel)) is None
+    warning = tg.attention_warning(tg.Runtime(0, 1, 0, False, cuda, True, True, attention=kernel))
+    assert warning.startswith("WARNING: attention runs on PyTorch SDPA")
     assert "FlashAttention 3" in warning
 
 

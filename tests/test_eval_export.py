@@ -166,7 +166,7 @@ def test_zero_rows_quantize_to_zero():
         assert torch.count_nonzero(q) == 0 and torch.all(s > 0)
 
 
-def test_scale_floor_is_the_records_clamp_and_qat_uses_it(monkeypatch):
+def test_scale_floor_is_the_records_clamp_and_qat_uses_it():
     """QUANT_SCALE_FLOOR=1 (default): rows with clip < 1 get the record's scale 1/31; larger rows clip/31."""
     w = torch.randn(6, 256) * 0.05
     w[3] *= 60  # this row's max is well above 1
@@ -176,16 +176,18 @@ def test_scale_floor_is_the_records_clamp_and_qat_uses_it(monkeypatch):
     assert s[3] == (w[3].abs().max() / 31).half()
     assert int(q[small].abs().max()) < 31  # small rows use only part of the code range
     # late QAT fake-quantizes to that same grid
-    lin = tg.CastedLinear(256, 6, bias=False)
+    lin = tg.CastedLinear(256, 6, bias=False, scale_floor=1.0)
     lin.int6 = True
     with torch.no_grad():
         lin.weight.copy_(w)
-    monkeypatch.setattr(tg.CastedLinear, "scale_floor", 1.0)
     x = torch.eye(256)
     torch.testing.assert_close(lin(x, qat=True).T, q.float() * s.float()[:, None])
     torch.testing.assert_close(lin(x, qat=False).T, w)  # off: the fp32 weights as they are
     lin.eval()
     torch.testing.assert_close(lin(x, qat=True).T, w)  # never in eval mode
+    with torch.device("meta"):  # the model takes the floor from its settings, for every int6 matrix
+        model = tg.GPT(tg.Hyperparameters({"QUANT_SCALE_FLOOR": "0.5"}))
+    assert {m.scale_floor for m in model.modules() if isinstance(m, tg.CastedLinear) and m.int6} == {0.5}
 
 
 def test_roundtrip_keeps_control_tensors_bit_exact_and_output_close(tiny, tmp_path):

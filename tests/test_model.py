@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -120,13 +122,13 @@ def test_xsa_output_orthogonal_to_own_value(monkeypatch):
     attn = tg.CausalSelfAttention(64, 4, 2, 1.5, xsa=True)
     torch.nn.init.eye_(attn.proj.weight)
     captured = {}
-    orig = tg.attention
+    orig = attn.kernel
 
     def spy(q, k, v):
         captured["v"] = v
         return orig(q, k, v)
 
-    monkeypatch.setattr(tg, "attention", spy)
+    attn.kernel = spy
     cos, sin = tg.rotary_tables(6, 16, 10000.0, torch.device("cpu"))
     y = attn(torch.randn(2, 6, 64), cos, sin, None).reshape(2, 6, 2, 2, 16)
     vn = F.normalize(captured["v"], dim=-1).unsqueeze(-2)
@@ -136,10 +138,9 @@ def test_xsa_output_orthogonal_to_own_value(monkeypatch):
 def test_sdpa_gqa_equals_repeated_heads(monkeypatch):
     """SDPA's enable_gqa (PyTorch >= 2.5, required) matches K/V repeated per query group (PR #1133's crash)."""
     q, k, v = torch.randn(2, 5, 4, 8), torch.randn(2, 5, 2, 8), torch.randn(2, 5, 2, 8)
-    monkeypatch.setattr(tg, "ATTN_BACKEND", "sdpa")
     q_, k_, v_ = (t.transpose(1, 2) for t in (q, k.repeat_interleave(2, 2), v.repeat_interleave(2, 2)))
     expect = F.scaled_dot_product_attention(q_, k_, v_, is_causal=True).transpose(1, 2)
-    torch.testing.assert_close(tg.attention(q, k, v), expect)
+    torch.testing.assert_close(tg.AttentionKernel("sdpa")(q, k, v), expect)
 
 
 def test_optimizer_groups(default_env):
@@ -179,3 +180,26 @@ def test_lr_schedule_fixed_and_wallclock(default_env):
     # 100 ms/step: warmdown covers the last 350 s
     assert tg.lr_scale(args, 2000, 200_000) == 1.0
     assert tg.lr_scale(args, 4250, 425_000) == pytest.approx(175 / 350)
+
+
+def test_muon_orthogonalizes_with_its_own_function():
+    """Muon calls the Newton-Schulz it was given (build_optimizers: the compiled one under COMPILE=1); nothing
+    rebinds the module's function."""
+    p = torch.nn.Parameter(torch.randn(8, 4))
+    p.grad = torch.randn(8, 4)
+    calls = []
+
+    def orthogonalize(G, steps):
+        calls.append(steps)
+        return tg.zeropower_via_newtonschulz5(G, steps)
+
+    tg.Muon([p], lr=0.1, momentum=0.9, backend_steps=3, weight_decay=0.0, orthogonalize=orthogonalize).step()
+    assert calls == [3]
+    args = tg.Hyperparameters({"NUM_LAYERS": "2", "MODEL_DIM": "64", "ROPE_DIMS": "8", "XSA_LAST_N": "1"})
+    assert tg.build_optimizers(tg.GPT(args), args, RT)["muon"].orthogonalize is tg.zeropower_via_newtonschulz5
+
+
+def test_no_global_statement_in_the_trainer():
+    """State lives in objects (Muon, CastedLinear, the runtime's AttentionKernel, ExitContext), not module globals."""
+    source = Path(tg.__file__).read_text()
+    assert not re.findall(r"^\s*global ", source, re.M)
