@@ -46,7 +46,7 @@ for name in ('triton', 'flash_attn_interface', 'flash_attn', 'zstandard', 'sente
     except Exception as exc:
         print(name, 'not importable:', exc)
 EOF"
-part preflight 480 "$PY" scripts/gpu_preflight.py --activations relu2,asqu --steps 20 --warmup 6 --eval-stride 0 \
+part preflight 530 "$PY" scripts/gpu_preflight.py --activations relu2,asqu --steps 20 --warmup 6 --eval-stride 0 \
     --json "$OUT/preflight.json"
-part bench_activation 120 "$PY" scripts/bench_asqu.py activation --tokens 98304 --hidden 1536 --rounds 5
+part bench_activation 60 "$PY" scripts/bench_asqu.py activation --tokens 98304 --hidden 1536 --rounds 5
 echo "gpu_check: done in $((SECONDS - START)) s; files in $OUT"
