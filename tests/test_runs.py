@@ -190,6 +190,7 @@ def test_header_survives_a_missing_nvidia_smi(tmp_path, monkeypatch):
     lines = []
     rt = tg.Runtime(0, 1, 0, False, torch.device("cuda", 0), True, True)
     args = tg.Hyperparameters(TINY_ENV)
+    args.mlp_kernel, args.mlp_kernel_from = tg.pick_mlp_kernel(args, torch.device("cpu"))  # as runtime_from_env does
 
     def log(msg, console=True):
         lines.append(msg)
